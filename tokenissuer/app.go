@@ -1,0 +1,258 @@
+// Package tokenissuer is the Caddy glue of the issuer: the `token_issuer`
+// app (configuration, keys, state, maintenance) and the
+// `http.handlers.token_issuer` handler that serves its endpoints.
+package tokenissuer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded" // default storage
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Defaults.
+const (
+	DefaultKeyRotationInterval = 90 * 24 * time.Hour
+	DefaultMaintenanceInterval = time.Minute
+	minKeyRotationInterval     = time.Hour
+)
+
+// App is the `token_issuer` app: an org authorization server at
+// BaseURL and any number of custom authorization servers at
+// BaseURL/oauth2/{id}, Okta-compatible in paths, token shape and errors.
+// The `token_issuer` HTTP handler serves their endpoints.
+type App struct {
+	// BaseURL is the org authorization server's issuer identifier and
+	// the root of every endpoint, e.g. `https://id.example.com`. Tokens
+	// carry it in `iss`, so it must be the URL clients use. Required.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// Org configures the org authorization server.
+	Org *OrgConfig `json:"org,omitempty"`
+
+	// AuthorizationServers are the custom authorization servers by id;
+	// each is served at `{base_url}/oauth2/{id}`. Ids are 1-64 letters,
+	// digits, `-` or `_`; `v1` and `org` are reserved.
+	AuthorizationServers map[string]*authserver.ServerConfig `json:"authorization_servers,omitempty"`
+
+	// Clients are the OAuth clients known to every authorization server;
+	// policies decide what each may get where. Secrets may use
+	// placeholders such as `{env.NAME}` and `{file.path}`.
+	Clients []*clientauth.Client `json:"clients,omitempty"`
+
+	// StorageRaw holds signing keys and revocations. Default:
+	// `{"module": "embedded"}`, a bbolt file in Caddy's data directory.
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=token_issuer.storage inline_key=module"`
+
+	// KeyEncryptionSecret encrypts private signing keys at rest; at least
+	// 32 bytes, normally `{env.NAME}`. Every instance sharing a store
+	// needs the same one. Default: a random secret generated into
+	// `token_issuer/seal.key` (mode 0600) in Caddy's data directory, with
+	// a warning at start.
+	KeyEncryptionSecret string `json:"key_encryption_secret,omitempty"`
+
+	// KeyRotationInterval is how long a key signs before it is rotated
+	// automatically; at least 1h. Default: 90 days.
+	KeyRotationInterval caddy.Duration `json:"key_rotation_interval,omitempty"`
+
+	// MaintenanceInterval is how often due rotations are performed and
+	// expired revocations purged. Default: 1m.
+	MaintenanceInterval caddy.Duration `json:"maintenance_interval,omitempty"`
+
+	issuer  *authserver.Issuer
+	storage store.Opener
+	secret  []byte
+	ctx     caddy.Context
+	cancel  context.CancelFunc
+	log     *zap.Logger
+}
+
+// OrgConfig configures the org authorization server.
+type OrgConfig struct {
+	// SigningAlg signs its tokens: `RS256` (default), `ES256` or `EdDSA`.
+	SigningAlg string `json:"signing_alg,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "token_issuer",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision resolves placeholders and compiles the configuration. It
+// opens nothing: that happens in Start.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx, a.log = ctx, ctx.Logger()
+	repl := caddy.NewReplacer()
+	resolve := func(what, s string) (string, error) {
+		v, err := repl.ReplaceOrErr(s, true, true)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", what, err)
+		}
+		return v, nil
+	}
+	var err error
+	if a.BaseURL, err = resolve("base_url", a.BaseURL); err != nil {
+		return err
+	}
+	for _, c := range a.Clients {
+		if c.Secret != "" {
+			if c.Secret, err = resolve("client "+c.ID+" client_secret", c.Secret); err != nil {
+				return err
+			}
+			if c.Secret == "" {
+				return fmt.Errorf("client %q: client_secret resolved to an empty value", c.ID)
+			}
+		}
+	}
+	if a.KeyEncryptionSecret != "" {
+		s, err := resolve("key_encryption_secret", a.KeyEncryptionSecret)
+		if err != nil {
+			return err
+		}
+		if len(s) < keys.MinSecretLen {
+			return fmt.Errorf("key_encryption_secret must be at least %d bytes", keys.MinSecretLen)
+		}
+		a.secret = []byte(s)
+	}
+	if a.KeyRotationInterval == 0 {
+		a.KeyRotationInterval = caddy.Duration(DefaultKeyRotationInterval)
+	}
+	if time.Duration(a.KeyRotationInterval) < minKeyRotationInterval {
+		return fmt.Errorf("key_rotation_interval must be at least %s", minKeyRotationInterval)
+	}
+	if a.MaintenanceInterval <= 0 {
+		a.MaintenanceInterval = caddy.Duration(DefaultMaintenanceInterval)
+	}
+	orgAlg := ""
+	if a.Org != nil {
+		orgAlg = a.Org.SigningAlg
+	}
+	a.issuer, err = authserver.New(authserver.Options{
+		BaseURL:       a.BaseURL,
+		OrgSigningAlg: orgAlg,
+		Servers:       a.AuthorizationServers,
+		Clients:       a.Clients,
+		Logger:        a.log,
+	})
+	if err != nil {
+		return err
+	}
+	if a.StorageRaw == nil {
+		a.StorageRaw = json.RawMessage(`{"module":"embedded"}`)
+	}
+	mod, err := ctx.LoadModule(a, "StorageRaw")
+	if err != nil {
+		return fmt.Errorf("loading storage: %w", err)
+	}
+	st, ok := mod.(store.Opener)
+	if !ok {
+		return fmt.Errorf("storage module %T does not open a store", mod)
+	}
+	a.storage = st
+	if strings.HasPrefix(a.BaseURL, "http://") {
+		a.log.Warn("base_url is plain HTTP: tokens and client secrets cross the network in the clear; use it only on localhost", zap.String("base_url", a.BaseURL))
+	}
+	return nil
+}
+
+// Start opens the store, loads or creates signing keys and starts the
+// maintenance loop.
+func (a *App) Start() error {
+	st, err := a.storage.OpenStore(a.ctx)
+	if err != nil {
+		return err
+	}
+	secret := a.secret
+	if secret == nil {
+		if secret, err = a.generatedSecret(); err != nil {
+			return err
+		}
+	}
+	sealer, err := keys.NewSealer(secret)
+	if err != nil {
+		return err
+	}
+	mctx, cancel := context.WithCancel(a.ctx)
+	a.cancel = cancel
+	if err := a.issuer.Start(mctx, st, sealer, jwk.NewCache(mctx)); err != nil {
+		cancel()
+		return err
+	}
+	go a.issuer.Maintain(mctx, time.Duration(a.MaintenanceInterval), time.Duration(a.KeyRotationInterval))
+	return nil
+}
+
+// generatedSecret reads or creates the key-encryption secret file.
+func (a *App) generatedSecret() ([]byte, error) {
+	path := filepath.Join(caddy.AppDataDir(), "token_issuer", "seal.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		b = []byte(hex.EncodeToString(raw))
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("creating %s: %w", path, err)
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Close(); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	a.log.Warn("no key_encryption_secret configured: signing keys are sealed with a generated secret stored beside them; set key_encryption_secret (e.g. {env.APIACCESS_KEY_SECRET}) in production and share it between instances",
+		zap.String("secret_file", path))
+	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// Stop ends the maintenance loop.
+func (a *App) Stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	return nil
+}
+
+// Issuer returns the protocol core (for the handler and admin API).
+func (a *App) Issuer() *authserver.Issuer { return a.issuer }
+
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)

@@ -1,0 +1,83 @@
+package authserver
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+)
+
+// inactive is the whole answer for any token that is not active: RFC
+// 7662 section 2.2 forbids saying why.
+var inactive = map[string]bool{"active": false}
+
+// serveIntrospect is the introspection endpoint (RFC 7662). Any client
+// registered with the issuer may introspect, as resource servers must.
+func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Server) {
+	d := decision{server: s}
+	fail := func(e *oauth.Error) {
+		i.logFailure(EventIntrospect, d, e)
+		oauth.WriteError(w, e)
+	}
+	form, e := oauth.ParseForm(w, r)
+	if e != nil {
+		fail(e)
+		return
+	}
+	client, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("introspect"))
+	if e != nil {
+		d.clientID = claimed
+		fail(e)
+		return
+	}
+	d.clientID = client.ID
+	tok, ok := form["token"]
+	if !ok || tok == "" {
+		fail(oauth.ErrInvalidRequest.WithDescription("The 'token' parameter is required."))
+		return
+	}
+	// token_type_hint is only a hint (RFC 7662 section 2.1): every token
+	// is looked up as an access token, the only kind this server issues.
+	t, err := i.verifyAccessToken(s, tok)
+	if err != nil {
+		oauth.WriteJSON(w, http.StatusOK, inactive)
+		return
+	}
+	rev, err := i.revoked(r.Context(), t.JwtID())
+	if err != nil {
+		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		return
+	}
+	if rev {
+		oauth.WriteJSON(w, http.StatusOK, inactive)
+		return
+	}
+	priv := t.PrivateClaims()
+	resp := map[string]any{
+		"active":     true,
+		"token_type": "Bearer",
+		"client_id":  priv["cid"],
+		"sub":        t.Subject(),
+		"username":   t.Subject(),
+		"iss":        t.Issuer(),
+		"aud":        strings.Join(t.Audience(), " "),
+		"exp":        t.Expiration().Unix(),
+		"iat":        t.IssuedAt().Unix(),
+		"jti":        t.JwtID(),
+	}
+	if scp, ok := priv["scp"].([]any); ok {
+		parts := make([]string, 0, len(scp))
+		for _, v := range scp {
+			if s, ok := v.(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		resp["scope"] = strings.Join(parts, " ")
+	}
+	if uid, ok := priv["uid"]; ok {
+		resp["uid"] = uid
+	}
+	d.jti = t.JwtID()
+	i.logSuccess(EventIntrospect, d)
+	oauth.WriteJSON(w, http.StatusOK, resp)
+}

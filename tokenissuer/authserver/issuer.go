@@ -1,0 +1,304 @@
+package authserver
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+// Grant types.
+const GrantClientCredentials = "client_credentials"
+
+// OrgID names the org authorization server in logs and the admin API.
+const OrgID = "org"
+
+// Options configure an Issuer.
+type Options struct {
+	// BaseURL is the org authorization server's issuer, e.g.
+	// https://id.example.com; custom servers live under /oauth2/{id}.
+	BaseURL string
+	// OrgSigningAlg signs the org server's tokens; default RS256.
+	OrgSigningAlg string
+	// Servers are the custom authorization servers by id.
+	Servers map[string]*ServerConfig
+	// Clients registered with the issuer.
+	Clients []*clientauth.Client
+	// Logger receives one event per decision.
+	Logger *zap.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Issuer serves the org authorization server and every custom one.
+type Issuer struct {
+	base    string
+	org     *Server
+	servers map[string]*Server
+	clients []*clientauth.Client
+	log     *zap.Logger
+	now     func() time.Time
+
+	startMu sync.Mutex
+	started atomic.Bool
+	store   store.Store
+	auth    *clientauth.Authenticator
+}
+
+// Server is one authorization server.
+type Server struct {
+	ID       string
+	Org      bool
+	Issuer   string
+	Audience string
+	// prefix is the endpoint path prefix: /oauth2/v1 or /oauth2/{id}/v1.
+	prefix     string
+	endpoints  string // absolute URL of prefix
+	alg        jwa.SignatureAlgorithm
+	grantTypes []string
+	scopes     map[string]*Scope
+	scopeOrder []*Scope
+	defaults   []string
+	policies   *policy.Set
+	claims     *claims.Set
+	retention  time.Duration
+	keys       *keys.Manager
+	metadata   map[string][]byte
+}
+
+// New validates options and compiles the servers. It does no I/O: the
+// store is attached by Start.
+func New(o Options) (*Issuer, error) {
+	u, err := url.Parse(o.BaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("base_url %q must be an absolute http(s) URL without query or fragment", o.BaseURL)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients}
+	ids := map[string]bool{}
+	for _, c := range o.Clients {
+		if err := c.Prepare(); err != nil {
+			return nil, err
+		}
+		if ids[c.ID] {
+			return nil, fmt.Errorf("client %q: defined twice", c.ID)
+		}
+		ids[c.ID] = true
+	}
+	org, err := i.compile(OrgID, true, &ServerConfig{SigningAlg: o.OrgSigningAlg})
+	if err != nil {
+		return nil, err
+	}
+	i.org = org
+	for id, cfg := range o.Servers {
+		if err := ValidID(id); err != nil {
+			return nil, err
+		}
+		s, err := i.compile(id, false, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("authorization server %q: %w", id, err)
+		}
+		for _, p := range s.policies.Policies() {
+			for _, c := range p.Clients {
+				if c != policy.Any && !ids[c] {
+					return nil, fmt.Errorf("authorization server %q: policy %q: unknown client %q", id, p.Name, c)
+				}
+			}
+		}
+		i.servers[id] = s
+	}
+	return i, nil
+}
+
+func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error) {
+	s := &Server{ID: id, Org: org, scopes: map[string]*Scope{}}
+	if org {
+		s.Issuer, s.Audience, s.prefix = i.base, i.base, "/oauth2/v1"
+		if len(cfg.Scopes)+len(cfg.Claims)+len(cfg.Policies) > 0 {
+			return nil, fmt.Errorf("the org authorization server has no custom scopes, claims or policies")
+		}
+	} else {
+		s.Issuer, s.prefix = i.base+"/oauth2/"+id, "/oauth2/"+id+"/v1"
+		s.Audience = cfg.Audience
+		if s.Audience == "" {
+			s.Audience = "api://" + id
+		}
+		s.grantTypes = []string{GrantClientCredentials}
+	}
+	var err error
+	if s.alg, err = keys.ParseAlg(cfg.SigningAlg); err != nil {
+		return nil, err
+	}
+	for _, sc := range cfg.Scopes {
+		if err := sc.validate(); err != nil {
+			return nil, err
+		}
+		if s.scopes[sc.Name] != nil {
+			return nil, fmt.Errorf("scope %q: defined twice", sc.Name)
+		}
+		s.scopes[sc.Name] = sc
+		s.scopeOrder = append(s.scopeOrder, sc)
+		if sc.Default {
+			s.defaults = append(s.defaults, sc.Name)
+		}
+	}
+	known := map[string]bool{}
+	for n := range s.scopes {
+		known[n] = true
+	}
+	if s.policies, err = policy.NewSet(cfg.Policies, known, s.grantTypes); err != nil {
+		return nil, err
+	}
+	if s.claims, err = claims.Compile(cfg.Claims, func(n string) bool { return known[n] }); err != nil {
+		return nil, err
+	}
+	s.endpoints = i.base + s.prefix
+	// A retired key stays published while tokens it signed may live.
+	s.retention = policy.DefaultAccessTokenLifetime
+	for _, p := range s.policies.Policies() {
+		for _, r := range p.Rules {
+			s.retention = max(s.retention, r.Lifetime())
+		}
+	}
+	s.retention += 5 * time.Minute
+	s.metadata = s.buildMetadata()
+	return s, nil
+}
+
+// Servers returns every authorization server, org first.
+func (i *Issuer) Servers() []*Server {
+	out := []*Server{i.org}
+	ids := make([]string, 0, len(i.servers))
+	for id := range i.servers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		out = append(out, i.servers[id])
+	}
+	return out
+}
+
+// Server returns a server by id; OrgID names the org server.
+func (i *Issuer) Server(id string) (*Server, bool) {
+	if id == OrgID {
+		return i.org, true
+	}
+	s, ok := i.servers[id]
+	return s, ok
+}
+
+// ServerByIssuer returns the server whose issuer identifier is iss.
+func (i *Issuer) ServerByIssuer(iss string) (*Server, bool) {
+	if iss == i.org.Issuer {
+		return i.org, true
+	}
+	if id, ok := strings.CutPrefix(iss, i.base+"/oauth2/"); ok {
+		s, ok := i.servers[id]
+		return s, ok
+	}
+	return nil, false
+}
+
+// Start attaches the store, creates or loads every server's keys and
+// makes the endpoints live. It is idempotent.
+func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer, cache *jwk.Cache) error {
+	i.startMu.Lock()
+	defer i.startMu.Unlock()
+	if i.started.Load() {
+		return nil
+	}
+	i.store = st
+	i.auth = clientauth.New(i.clients, st, cache, i.now)
+	for _, s := range i.Servers() {
+		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
+		what, err := s.keys.Ensure(ctx)
+		if err != nil {
+			return fmt.Errorf("authorization server %q: %w", s.ID, err)
+		}
+		if what != "" {
+			i.logKeyRotation(s, what, "")
+		}
+	}
+	i.started.Store(true)
+	return nil
+}
+
+// Keys returns the key manager of a server (nil before Start).
+func (s *Server) Keys() *keys.Manager { return s.keys }
+
+// Maintain rotates keys that are due and purges expired marks, every
+// tick, until ctx ends. Panics are recovered and logged: maintenance
+// must never take the server down.
+func (i *Issuer) Maintain(ctx context.Context, tick, rotateEvery time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			i.maintainOnce(ctx, rotateEvery)
+		}
+	}
+}
+
+func (i *Issuer) maintainOnce(ctx context.Context, rotateEvery time.Duration) {
+	defer func() {
+		if r := recover(); r != nil {
+			i.log.Error("token issuer maintenance panicked", zap.Any("panic", r))
+		}
+	}()
+	if !i.started.Load() {
+		return
+	}
+	for _, s := range i.Servers() {
+		rotated, err := s.keys.RotateIfDue(ctx, rotateEvery)
+		if err != nil {
+			i.log.Error("key maintenance failed", zap.String("authorization_server", s.ID), zap.Error(err))
+			continue
+		}
+		if rotated {
+			i.logKeyRotation(s, "scheduled", "")
+		}
+	}
+	if err := i.store.Purge(ctx, i.now()); err != nil {
+		i.log.Error("purging expired marks failed", zap.Error(err))
+	}
+}
+
+// RotateKeys rotates a server's keys now (admin API).
+func (i *Issuer) RotateKeys(ctx context.Context, id string) (string, error) {
+	s, ok := i.Server(id)
+	if !ok {
+		return "", fmt.Errorf("unknown authorization server %q", id)
+	}
+	if !i.started.Load() {
+		return "", fmt.Errorf("issuer not started")
+	}
+	kid, err := s.keys.Rotate(ctx)
+	if err != nil {
+		return "", err
+	}
+	i.logKeyRotation(s, "manual", kid)
+	return kid, nil
+}

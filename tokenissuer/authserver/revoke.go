@@ -1,0 +1,52 @@
+package authserver
+
+import (
+	"net/http"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+)
+
+// serveRevoke is the revocation endpoint (RFC 7009). Unknown, invalid
+// and expired tokens are answered 200 (section 2.2); a token issued to
+// another client is refused (section 2.1).
+func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) {
+	d := decision{server: s}
+	fail := func(e *oauth.Error) {
+		i.logFailure(EventRevoke, d, e)
+		oauth.WriteError(w, e)
+	}
+	form, e := oauth.ParseForm(w, r)
+	if e != nil {
+		fail(e)
+		return
+	}
+	client, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("revoke"))
+	if e != nil {
+		d.clientID = claimed
+		fail(e)
+		return
+	}
+	d.clientID = client.ID
+	tok, ok := form["token"]
+	if !ok || tok == "" {
+		fail(oauth.ErrInvalidRequest.WithDescription("The 'token' parameter is required."))
+		return
+	}
+	t, err := i.verifyAccessToken(s, tok)
+	if err != nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	d.jti = t.JwtID()
+	if cid, _ := t.PrivateClaims()["cid"].(string); cid != client.ID {
+		fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
+		return
+	}
+	if err := i.revoke(r.Context(), t.JwtID(), t.Expiration()); err != nil {
+		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		return
+	}
+	i.logSuccess(EventRevoke, d)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}

@@ -1,0 +1,71 @@
+package authserver
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+)
+
+// accessClaims is the access-token claim set (DESIGN.md "Tokens"), in
+// Okta's shape. Custom claims are appended by signAccessToken.
+type accessClaims struct {
+	Ver      int      `json:"ver"`
+	JTI      string   `json:"jti"`
+	Iss      string   `json:"iss"`
+	Aud      string   `json:"aud"`
+	Iat      int64    `json:"iat"`
+	Exp      int64    `json:"exp"`
+	Cid      string   `json:"cid"`
+	UID      string   `json:"uid,omitempty"`
+	Scp      []string `json:"scp"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	Sub      string   `json:"sub"`
+}
+
+// AccessTokenType is the JWT `typ` of access tokens (RFC 9068 section
+// 2.1), so a resource server can tell them from ID tokens.
+const AccessTokenType = "at+jwt"
+
+// newJTI returns an Okta-style token id: "AT." and 128 random bits.
+func newJTI() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "AT." + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// signAccessToken completes and signs the claim set with the server's
+// active key.
+func (i *Issuer) signAccessToken(s *Server, c accessClaims, lifetime time.Duration, custom map[string]any) (string, string, *oauth.Error) {
+	now := i.now()
+	c.Ver, c.JTI, c.Iss, c.Aud = 1, newJTI(), s.Issuer, s.Audience
+	c.Iat, c.Exp = now.Unix(), now.Add(lifetime).Unix()
+	if c.Scp == nil {
+		c.Scp = []string{}
+	}
+	payload, err := json.Marshal(c)
+	if err == nil && len(custom) > 0 {
+		var extra []byte
+		if extra, err = json.Marshal(custom); err == nil {
+			payload = append(append(payload[:len(payload)-1], ','), extra[1:]...)
+		}
+	}
+	if err != nil {
+		return "", "", oauth.ErrServer.WithReason("encoding claims: " + err.Error())
+	}
+	set := s.keys.Current()
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, set.Active.KeyID())
+	_ = h.Set(jws.TypeKey, AccessTokenType)
+	tok, err := jws.Sign(payload, jws.WithKey(set.ActiveAlg, set.ActiveRaw, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		i.log.Error("signing failed", zap.String("authorization_server", s.ID), zap.Error(err))
+		return "", "", oauth.ErrServer.WithReason("signing failed")
+	}
+	return string(tok), c.JTI, nil
+}

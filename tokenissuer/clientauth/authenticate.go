@@ -1,0 +1,320 @@
+package clientauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+// AssertionType is the client_assertion_type of RFC 7523 section 2.2.
+const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// MaxAssertionLifetime bounds exp - now of a client assertion, which
+// also bounds how long its jti must be remembered.
+const MaxAssertionLifetime = time.Hour
+
+// Skew tolerated on assertion time claims.
+const Skew = 30 * time.Second
+
+// assertionAlgs are the signature algorithms accepted on client
+// assertions: asymmetric only, never "none" or HMAC.
+var assertionAlgs = []jwa.SignatureAlgorithm{
+	jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512,
+	jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA,
+}
+
+// ErrMultipleCredentials is Okta's answer to credentials in two places.
+var ErrMultipleCredentials = oauth.ErrInvalidRequest.WithDescription(
+	"Cannot supply multiple client credentials. Use one of the following: credentials in the Authorization header, credentials in the post body, or a client_assertion in the post body.")
+
+// Authenticator checks client credentials. It is safe for concurrent use.
+type Authenticator struct {
+	clients map[string]*Client
+	store   store.Store
+	keys    *jwk.Cache
+	now     func() time.Time
+
+	// Verified bcrypt secrets, keyed by client: HMAC-SHA256 under a
+	// per-process key, so a known-good secret costs one HMAC instead of
+	// a bcrypt, and the digest is useless outside this process.
+	mac      []byte
+	verified sync.Map // client id -> []byte
+	// Plain secrets as SHA-256 digests: constant-time compare of equal
+	// lengths, whatever the presented length.
+	plain map[string][]byte
+
+	registerMu  sync.Mutex
+	refreshedMu sync.Mutex
+	refreshed   map[string]time.Time
+}
+
+// refreshInterval is the least time between two unknown-kid refetches
+// of one jwks_uri, so forged kids cannot make us hammer a client.
+const refreshInterval = time.Minute
+
+func (a *Authenticator) mayRefresh(u string) bool {
+	a.refreshedMu.Lock()
+	defer a.refreshedMu.Unlock()
+	if t, ok := a.refreshed[u]; ok && a.now().Sub(t) < refreshInterval {
+		return false
+	}
+	a.refreshed[u] = a.now()
+	return true
+}
+
+// New returns an Authenticator for clients (already Prepared). cache
+// fetches jwks_uri key sets; it may be nil when no client has one.
+func New(clients []*Client, st store.Store, cache *jwk.Cache, now func() time.Time) *Authenticator {
+	if now == nil {
+		now = time.Now
+	}
+	a := &Authenticator{clients: map[string]*Client{}, store: st, keys: cache, now: now, plain: map[string][]byte{}, refreshed: map[string]time.Time{}}
+	a.mac = make([]byte, 32)
+	_, _ = rand.Read(a.mac)
+	for _, c := range clients {
+		a.clients[c.ID] = c
+		if c.Secret != "" {
+			d := sha256.Sum256([]byte(c.Secret))
+			a.plain[c.ID] = d[:]
+		}
+	}
+	return a
+}
+
+// Client returns a configured client by id.
+func (a *Authenticator) Client(id string) (*Client, bool) {
+	c, ok := a.clients[id]
+	return c, ok
+}
+
+// Audiences are the acceptable `aud` values of a client assertion: the
+// URL of the endpoint being called, the token endpoint and the issuer
+// (RFC 7523 section 3, OpenID Connect Core section 9).
+type Audiences []string
+
+// Authenticate identifies and authenticates the client of a request.
+// Exactly one credential form must be present. On failure it still
+// returns the client id the request claimed (possibly empty), for logs.
+func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences) (*Client, string, *oauth.Error) {
+	c, e := a.authenticate(ctx, r, form, aud)
+	if e != nil {
+		return nil, claimedID(r, form), e
+	}
+	return c, c.ID, nil
+}
+
+// claimedID is the client id a request names, unauthenticated.
+func claimedID(r *http.Request, form map[string]string) string {
+	if id, _, ok := r.BasicAuth(); ok {
+		if v, err := url.QueryUnescape(id); err == nil {
+			return v
+		}
+	}
+	if id := form["client_id"]; id != "" {
+		return id
+	}
+	if raw := form["client_assertion"]; raw != "" && len(raw) < 16<<10 {
+		if t, err := jwt.ParseInsecure([]byte(raw)); err == nil {
+			return t.Subject()
+		}
+	}
+	return ""
+}
+
+func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences) (*Client, *oauth.Error) {
+	_, hasHeader := r.Header["Authorization"]
+	_, hasSecret := form["client_secret"]
+	_, hasAssertion := form["client_assertion"]
+	_, hasAssertionType := form["client_assertion_type"]
+	n := 0
+	for _, b := range []bool{hasHeader, hasSecret, hasAssertion || hasAssertionType} {
+		if b {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return nil, ErrMultipleCredentials
+	case hasHeader:
+		return a.basic(r, form)
+	case hasSecret:
+		return a.secret(form["client_id"], form["client_secret"], SecretPost)
+	case hasAssertion || hasAssertionType:
+		return a.assertion(ctx, form, aud)
+	}
+	return nil, oauth.ErrInvalidClient.WithReason("no client credentials")
+}
+
+func (a *Authenticator) basic(r *http.Request, form map[string]string) (*Client, *oauth.Error) {
+	if len(r.Header.Values("Authorization")) != 1 {
+		return nil, oauth.ErrInvalidRequest.WithDescription("The Authorization header was included more than once.")
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		return nil, oauth.ErrInvalidClient.WithReason("malformed Authorization header")
+	}
+	// RFC 6749 section 2.3.1: both parts are form-encoded before Basic.
+	var err1, err2 error
+	id, err1 = url.QueryUnescape(id)
+	secret, err2 = url.QueryUnescape(secret)
+	if err1 != nil || err2 != nil {
+		return nil, oauth.ErrInvalidClient.WithReason("malformed Authorization header")
+	}
+	if fid, ok := form["client_id"]; ok && fid != id {
+		return nil, oauth.ErrInvalidClient.WithReason("client_id in body differs from Authorization header")
+	}
+	return a.secret(id, secret, SecretBasic)
+}
+
+func (a *Authenticator) secret(id, secret, method string) (*Client, *oauth.Error) {
+	c, ok := a.clients[id]
+	if !ok {
+		return nil, oauth.ErrInvalidClient.WithReason("unknown client")
+	}
+	if c.AuthMethod != method {
+		return nil, oauth.ErrInvalidClient.WithReason("client must authenticate with " + c.AuthMethod)
+	}
+	if want, ok := a.plain[id]; ok {
+		got := sha256.Sum256([]byte(secret))
+		if subtle.ConstantTimeCompare(got[:], want) != 1 {
+			return nil, oauth.ErrInvalidClient.WithReason("wrong client secret")
+		}
+		return c, nil
+	}
+	m := hmac.New(sha256.New, a.mac)
+	m.Write([]byte(id))
+	m.Write([]byte{0})
+	m.Write([]byte(secret))
+	d := m.Sum(nil)
+	if v, ok := a.verified.Load(id); ok && subtle.ConstantTimeCompare(v.([]byte), d) == 1 {
+		return c, nil
+	}
+	if bcrypt.CompareHashAndPassword([]byte(c.SecretHash), []byte(secret)) != nil {
+		return nil, oauth.ErrInvalidClient.WithReason("wrong client secret")
+	}
+	a.verified.Store(id, d)
+	return c, nil
+}
+
+func (a *Authenticator) assertion(ctx context.Context, form map[string]string, aud Audiences) (*Client, *oauth.Error) {
+	if form["client_assertion_type"] != AssertionType {
+		return nil, oauth.ErrInvalidClient.WithDescription("The client_assertion_type is invalid.").WithReason("bad client_assertion_type")
+	}
+	raw := form["client_assertion"]
+	bad := func(reason string) (*Client, *oauth.Error) {
+		return nil, oauth.ErrInvalidClient.WithDescription("The client_assertion token is invalid.").WithReason(reason)
+	}
+	if raw == "" || strings.Count(raw, ".") != 2 {
+		return bad("client_assertion is not a compact JWS")
+	}
+	msg, err := jws.Parse([]byte(raw))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return bad("client_assertion is not a compact JWS")
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if !slices.Contains(assertionAlgs, hdr.Algorithm()) {
+		return bad("client_assertion alg not allowed")
+	}
+	unverified, err := jwt.Parse(msg.Payload(), jwt.WithVerify(false), jwt.WithValidate(false))
+	if err != nil {
+		return bad("client_assertion payload is not a JWT claim set")
+	}
+	id := unverified.Subject()
+	if fid, ok := form["client_id"]; ok && fid != id {
+		return bad("client_id differs from assertion sub")
+	}
+	c, ok := a.clients[id]
+	if !ok {
+		return nil, oauth.ErrInvalidClient.WithReason("unknown client")
+	}
+	if c.AuthMethod != PrivateKeyJWT {
+		return nil, oauth.ErrInvalidClient.WithReason("client must authenticate with " + c.AuthMethod)
+	}
+	set, err := a.clientKeys(ctx, c, hdr.KeyID())
+	if err != nil {
+		return bad("client keys unavailable: " + err.Error())
+	}
+	tok, err := jwt.Parse([]byte(raw),
+		jwt.WithKeySet(set, jws.WithRequireKid(false), jws.WithInferAlgorithmFromKey(true)),
+		jwt.WithValidate(true),
+		jwt.WithClock(jwt.ClockFunc(a.now)),
+		jwt.WithAcceptableSkew(Skew),
+		jwt.WithIssuer(id), jwt.WithSubject(id),
+		jwt.WithRequiredClaim("exp"), jwt.WithRequiredClaim("jti"),
+	)
+	if err != nil {
+		return bad("client_assertion rejected: " + err.Error())
+	}
+	if !slices.ContainsFunc(tok.Audience(), func(s string) bool { return slices.Contains(aud, s) }) {
+		return bad("client_assertion aud is not this authorization server")
+	}
+	if tok.Expiration().After(a.now().Add(MaxAssertionLifetime)) {
+		return bad("client_assertion exp too far in the future")
+	}
+	// RFC 7523 section 3 item 7: a jti may be used once.
+	fresh, err := a.store.Mark(ctx, store.NSAssertion, id+":"+tok.JwtID(), tok.Expiration().Add(Skew))
+	if err != nil {
+		return nil, oauth.ErrServer.WithReason("store: " + err.Error())
+	}
+	if !fresh {
+		return bad("client_assertion jti replayed")
+	}
+	return c, nil
+}
+
+// clientKeys returns the client's key set, fetching jwks_uri lazily and
+// refreshing it (rate-limited by the cache) when kid is not in it.
+func (a *Authenticator) clientKeys(ctx context.Context, c *Client, kid string) (jwk.Set, error) {
+	if c.keys != nil {
+		return c.keys, nil
+	}
+	if a.keys == nil {
+		return nil, errNoCache
+	}
+	a.registerMu.Lock()
+	if !a.keys.IsRegistered(c.JWKSURI) {
+		if err := a.keys.Register(c.JWKSURI, jwk.WithMinRefreshInterval(time.Minute)); err != nil {
+			a.registerMu.Unlock()
+			return nil, err
+		}
+	}
+	a.registerMu.Unlock()
+	set, err := a.keys.Get(ctx, c.JWKSURI)
+	if err != nil {
+		return nil, err
+	}
+	if kid != "" {
+		if _, ok := set.LookupKeyID(kid); !ok && a.mayRefresh(c.JWKSURI) {
+			if fresh, err := a.keys.Refresh(ctx, c.JWKSURI); err == nil {
+				set = fresh
+			}
+		}
+	}
+	if err := onlyPublic(set); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+type constErr string
+
+func (e constErr) Error() string { return string(e) }
+
+const errNoCache = constErr("no key cache")

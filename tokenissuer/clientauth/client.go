@@ -1,0 +1,141 @@
+// Package clientauth authenticates OAuth clients at the token,
+// introspection and revocation endpoints (RFC 6749 section 2.3,
+// RFC 7523 section 3 private_key_jwt).
+package clientauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Client authentication methods (RFC 7591 section 2 names).
+const (
+	SecretBasic   = "client_secret_basic"
+	SecretPost    = "client_secret_post"
+	PrivateKeyJWT = "private_key_jwt"
+	None          = "none"
+)
+
+// Client is an OAuth client registered in configuration.
+type Client struct {
+	// ID is the client_id. Required, unique.
+	ID string `json:"client_id"`
+	// Name is shown in logs and available to claim expressions as
+	// `client.name`. Default: the ID.
+	Name string `json:"name,omitempty"`
+	// Secret in plaintext, normally a placeholder such as
+	// `{env.BILLING_SECRET}` that is resolved at load. Use Secret or
+	// SecretHash, not both; neither for private_key_jwt.
+	Secret string `json:"client_secret,omitempty"`
+	// SecretHash is a bcrypt hash of the secret (`caddy hash-password`
+	// prints one).
+	SecretHash string `json:"client_secret_hash,omitempty"`
+	// AuthMethod is how the client authenticates at the token endpoint:
+	// `client_secret_basic` (default), `client_secret_post` or
+	// `private_key_jwt`. Other methods are refused.
+	AuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// GrantTypes the client may use. Default: `["client_credentials"]`.
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// JWKS holds the client's public keys inline (a JWK Set) for
+	// private_key_jwt.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// JWKSURI is where the client publishes its public keys for
+	// private_key_jwt. Fetched on first use and cached, never at load.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+
+	keys jwk.Set
+}
+
+// Prepare applies defaults and validates the client.
+func (c *Client) Prepare() error {
+	if c.ID == "" {
+		return fmt.Errorf("client: client_id is required")
+	}
+	if strings.ContainsAny(c.ID, ":\x00") {
+		return fmt.Errorf("client %q: client_id may not contain ':' or NUL", c.ID)
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = SecretBasic
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{"client_credentials"}
+	}
+	switch c.AuthMethod {
+	case SecretBasic, SecretPost:
+		if (c.Secret == "") == (c.SecretHash == "") {
+			return fmt.Errorf("client %q: exactly one of client_secret and client_secret_hash is required for %s", c.ID, c.AuthMethod)
+		}
+		if c.SecretHash != "" {
+			if _, err := bcrypt.Cost([]byte(c.SecretHash)); err != nil {
+				return fmt.Errorf("client %q: client_secret_hash is not a bcrypt hash", c.ID)
+			}
+		}
+		if len(c.JWKS) > 0 || c.JWKSURI != "" {
+			return fmt.Errorf("client %q: jwks and jwks_uri only apply to private_key_jwt", c.ID)
+		}
+	case PrivateKeyJWT:
+		if c.Secret != "" || c.SecretHash != "" {
+			return fmt.Errorf("client %q: a private_key_jwt client has no secret", c.ID)
+		}
+		if (len(c.JWKS) == 0) == (c.JWKSURI == "") {
+			return fmt.Errorf("client %q: exactly one of jwks and jwks_uri is required for private_key_jwt", c.ID)
+		}
+		if len(c.JWKS) > 0 {
+			set, err := jwk.Parse(c.JWKS)
+			if err != nil {
+				return fmt.Errorf("client %q: jwks: %w", c.ID, err)
+			}
+			if err := onlyPublic(set); err != nil {
+				return fmt.Errorf("client %q: jwks: %w", c.ID, err)
+			}
+			c.keys = set
+		}
+		if c.JWKSURI != "" {
+			u, err := url.Parse(c.JWKSURI)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("client %q: jwks_uri must be an absolute http(s) URL", c.ID)
+			}
+		}
+	default:
+		return fmt.Errorf("client %q: unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post or private_key_jwt)", c.ID, c.AuthMethod)
+	}
+	for _, g := range c.GrantTypes {
+		if g == "" {
+			return fmt.Errorf("client %q: empty grant type", c.ID)
+		}
+	}
+	return nil
+}
+
+// AllowsGrant reports whether the client may use grant type g.
+func (c *Client) AllowsGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
+
+// onlyPublic refuses symmetric and private keys: a client's key set must
+// never let an HMAC secret or a private key in (RFC 7523 section 3).
+func onlyPublic(set jwk.Set) error {
+	if set.Len() == 0 {
+		return fmt.Errorf("no keys")
+	}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		switch k.KeyType() {
+		case "RSA", "EC", "OKP":
+		default:
+			return fmt.Errorf("key type %q is not allowed", k.KeyType())
+		}
+		switch k.(type) {
+		case jwk.RSAPrivateKey, jwk.ECDSAPrivateKey, jwk.OKPPrivateKey:
+			return fmt.Errorf("private key material is not allowed")
+		}
+	}
+	return nil
+}

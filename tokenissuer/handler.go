@@ -1,0 +1,59 @@
+package tokenissuer
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves the endpoints of the `token_issuer` app: discovery
+// (`/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server`,
+// and their `/oauth2/{id}/...` forms), `keys`, `token`, `introspect`
+// and `revoke` under `/oauth2/v1/` (org) and `/oauth2/{id}/v1/` (custom),
+// relative to the path of `base_url`. Other requests go to the next
+// handler; an unknown authorization server id is a 404.
+type Handler struct {
+	issuer *authserver.Issuer
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.token_issuer",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision finds the `token_issuer` app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	app, err := ctx.App("token_issuer")
+	if err != nil {
+		return fmt.Errorf("token_issuer handler needs the token_issuer app: %w", err)
+	}
+	h.issuer = app.(*App).Issuer()
+	if h.issuer == nil {
+		return fmt.Errorf("token_issuer app is not configured (set base_url in the token_issuer global option)")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.issuer.ServeHTTP(w, r) {
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

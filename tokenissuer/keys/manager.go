@@ -1,0 +1,260 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+// Set is an immutable snapshot of one authorization server's keys.
+type Set struct {
+	// Active signs new tokens.
+	Active jwk.Key
+	// ActiveRaw is Active as a crypto.Signer, converted once rather than
+	// on every signature.
+	ActiveRaw any
+	// ActiveAlg is Active's algorithm.
+	ActiveAlg jwa.SignatureAlgorithm
+	// Public holds every published key (ACTIVE, NEXT, unretired EXPIRED)
+	// without private parts; tokens are verified against it.
+	Public jwk.Set
+	// JWKS is Public rendered once for the keys endpoint.
+	JWKS []byte
+	// Records are the store records behind this set (no key material in
+	// the clear), for the admin API.
+	Records []store.KeyRecord
+}
+
+// Manager owns one authorization server's keys. Its methods are safe
+// for concurrent use; Current is lock-free for the signing hot path.
+type Manager struct {
+	as        string
+	alg       jwa.SignatureAlgorithm
+	store     store.Store
+	sealer    *Sealer
+	retention time.Duration
+	now       func() time.Time
+
+	cur atomic.Pointer[Set]
+}
+
+// NewManager returns a manager for authorization server as. retention is
+// how long a key stays published after it stops signing; it must cover
+// the longest access-token lifetime plus clock skew.
+func NewManager(as string, alg jwa.SignatureAlgorithm, st store.Store, s *Sealer, retention time.Duration, now func() time.Time) *Manager {
+	if now == nil {
+		now = time.Now
+	}
+	return &Manager{as: as, alg: alg, store: st, sealer: s, retention: retention, now: now}
+}
+
+// Current returns the loaded key set, or nil before Load.
+func (m *Manager) Current() *Set { return m.cur.Load() }
+
+// Ensure makes sure an ACTIVE and a NEXT key of the configured algorithm
+// exist, creating them on first start (or rotating when the configured
+// algorithm changed), then loads the set. It reports what it did: "",
+// "created" or "rotated".
+func (m *Manager) Ensure(ctx context.Context) (string, error) {
+	ok := func(recs []store.KeyRecord) bool {
+		act, next := find(recs, store.KeyActive), find(recs, store.KeyNext)
+		return act != nil && act.Alg == string(m.alg) && next != nil && next.Alg == string(m.alg)
+	}
+	recs, err := m.store.Keys(ctx, m.as)
+	if err != nil {
+		return "", err
+	}
+	if ok(recs) {
+		return "", m.Load(ctx)
+	}
+	what := "rotated"
+	if find(recs, store.KeyActive) == nil {
+		what = "created"
+	}
+	changed, err := m.update(ctx, func(recs []store.KeyRecord) bool { return !ok(recs) })
+	if err != nil {
+		return "", err
+	}
+	if !changed {
+		what = ""
+	}
+	return what, m.Load(ctx)
+}
+
+// Rotate retires the ACTIVE key (it stays published as EXPIRED for the
+// retention period), promotes NEXT when it has the configured algorithm,
+// and creates a new NEXT. It returns the new active kid.
+func (m *Manager) Rotate(ctx context.Context) (string, error) {
+	if _, err := m.update(ctx, nil); err != nil {
+		return "", err
+	}
+	if err := m.Load(ctx); err != nil {
+		return "", err
+	}
+	return m.Current().Active.KeyID(), nil
+}
+
+// RotateIfDue rotates when the ACTIVE key has signed for at least
+// interval. The check runs again inside the store's atomic update so
+// several processes sharing a store rotate once.
+func (m *Manager) RotateIfDue(ctx context.Context, interval time.Duration) (bool, error) {
+	due := func(recs []store.KeyRecord) bool {
+		a := find(recs, store.KeyActive)
+		return a != nil && !m.now().Before(a.Activated.Add(interval))
+	}
+	recs, err := m.store.Keys(ctx, m.as)
+	if err != nil {
+		return false, err
+	}
+	if !due(recs) {
+		return false, m.Load(ctx)
+	}
+	changed, err := m.update(ctx, due)
+	if err != nil {
+		return false, err
+	}
+	return changed, m.Load(ctx)
+}
+
+// update rotates the stored records when cond (nil: always) holds for
+// them inside the store's transaction. Keys are generated before it:
+// generation is slow and must not run inside the transaction.
+func (m *Manager) update(ctx context.Context, cond func([]store.KeyRecord) bool) (bool, error) {
+	var fresh [2]store.KeyRecord
+	for i := range fresh {
+		r, err := m.newRecord()
+		if err != nil {
+			return false, err
+		}
+		fresh[i] = r
+	}
+	err := m.store.UpdateKeys(ctx, m.as, func(recs []store.KeyRecord) ([]store.KeyRecord, error) {
+		if cond != nil && !cond(recs) {
+			return nil, errNoChange
+		}
+		return m.rotated(recs, fresh), nil
+	})
+	if errors.Is(err, errNoChange) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+var errNoChange = errors.New("no change")
+
+// rotated computes the records after one rotation. fresh[0] becomes the
+// active key when NEXT is missing or of another algorithm; fresh[1] the
+// new NEXT. Retired keys past their RetireAt are dropped.
+func (m *Manager) rotated(recs []store.KeyRecord, fresh [2]store.KeyRecord) []store.KeyRecord {
+	now := m.now()
+	out := make([]store.KeyRecord, 0, len(recs)+2)
+	var promote *store.KeyRecord
+	for _, r := range recs {
+		switch r.State {
+		case store.KeyActive:
+			r.State, r.Expired, r.RetireAt = store.KeyExpired, now, now.Add(m.retention)
+		case store.KeyNext:
+			if r.Alg == string(m.alg) {
+				promote = &r
+				continue
+			}
+			// A NEXT of an old algorithm never signed: drop it.
+			continue
+		case store.KeyExpired:
+			if !r.RetireAt.After(now) {
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	act := fresh[0]
+	if promote != nil {
+		act = *promote
+	}
+	act.State, act.Activated = store.KeyActive, now
+	next := fresh[1]
+	next.State = store.KeyNext
+	// Active first, then next, then expired: the JWKS order.
+	return append([]store.KeyRecord{act, next}, out...)
+}
+
+func (m *Manager) newRecord() (store.KeyRecord, error) {
+	k, err := generate(m.alg)
+	if err != nil {
+		return store.KeyRecord{}, err
+	}
+	b, err := json.Marshal(k)
+	if err != nil {
+		return store.KeyRecord{}, err
+	}
+	sealed, err := m.sealer.Seal(k.KeyID(), b)
+	if err != nil {
+		return store.KeyRecord{}, err
+	}
+	return store.KeyRecord{KID: k.KeyID(), Alg: string(m.alg), Created: m.now(), Sealed: sealed}, nil
+}
+
+// Load reads the records from the store and publishes a new snapshot.
+// It also drops retired keys from what is published, so a key leaves
+// the JWKS on time even when no rotation happens.
+func (m *Manager) Load(ctx context.Context) error {
+	recs, err := m.store.Keys(ctx, m.as)
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	set := &Set{Public: jwk.NewSet()}
+	for _, r := range recs {
+		if r.State == store.KeyExpired && !r.RetireAt.After(now) {
+			continue
+		}
+		pt, err := m.sealer.Open(r.KID, r.Sealed)
+		if err != nil {
+			return fmt.Errorf("authorization server %q key %s: %w", m.as, r.KID, err)
+		}
+		priv, err := jwk.ParseKey(pt)
+		if err != nil {
+			return fmt.Errorf("authorization server %q key %s: %w", m.as, r.KID, err)
+		}
+		pub, err := priv.PublicKey()
+		if err != nil {
+			return err
+		}
+		if err := set.Public.AddKey(pub); err != nil {
+			return err
+		}
+		if r.State == store.KeyActive {
+			set.Active, set.ActiveAlg = priv, jwa.SignatureAlgorithm(r.Alg)
+			if err := priv.Raw(&set.ActiveRaw); err != nil {
+				return err
+			}
+		}
+		r.Sealed = nil
+		set.Records = append(set.Records, r)
+	}
+	if set.Active == nil {
+		return fmt.Errorf("authorization server %q has no active signing key", m.as)
+	}
+	if set.JWKS, err = json.Marshal(set.Public); err != nil {
+		return err
+	}
+	m.cur.Store(set)
+	return nil
+}
+
+func find(recs []store.KeyRecord, st store.KeyState) *store.KeyRecord {
+	for i := range recs {
+		if recs[i].State == st {
+			return &recs[i]
+		}
+	}
+	return nil
+}

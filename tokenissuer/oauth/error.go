@@ -1,0 +1,91 @@
+// Package oauth holds the wire forms shared by the issuer's endpoints:
+// RFC 6749 section 5.2 errors and strict form parsing.
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Error is an OAuth 2.0 error response (RFC 6749 section 5.2). Values
+// are templates: copy them with WithDescription before changing.
+type Error struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	// Status is the HTTP status to answer with.
+	Status int `json:"-"`
+	// Reason is what the log records; never sent to the client.
+	Reason string `json:"-"`
+}
+
+func (e *Error) Error() string {
+	if e.Description == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Description
+}
+
+// WithDescription returns a copy with another description.
+func (e *Error) WithDescription(d string) *Error {
+	c := *e
+	c.Description = d
+	return &c
+}
+
+// WithReason returns a copy carrying a log-only reason.
+func (e *Error) WithReason(r string) *Error {
+	c := *e
+	c.Reason = r
+	return &c
+}
+
+// Error templates. Descriptions follow Okta's wording where Okta has one,
+// so clients written against Okta see the same text.
+var (
+	ErrInvalidRequest = &Error{Code: "invalid_request", Status: http.StatusBadRequest,
+		Description: "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed."}
+	ErrInvalidClient = &Error{Code: "invalid_client", Status: http.StatusUnauthorized,
+		Description: "Client authentication failed. Either the client or the client credentials are invalid."}
+	ErrUnauthorizedClient = &Error{Code: "unauthorized_client", Status: http.StatusBadRequest,
+		Description: "The client is not authorized to use the provided grant type. Configured grant types: [%s]."}
+	ErrUnsupportedGrantType = &Error{Code: "unsupported_grant_type", Status: http.StatusBadRequest,
+		Description: "The authorization grant type is not supported by the authorization server."}
+	ErrInvalidScope = &Error{Code: "invalid_scope", Status: http.StatusBadRequest,
+		Description: "One or more scopes are not configured for the authorization server resource."}
+	ErrAccessDenied = &Error{Code: "access_denied", Status: http.StatusBadRequest,
+		Description: "Policy evaluation failed for this request, please check the policy configurations."}
+	ErrUnsupportedTokenType = &Error{Code: "unsupported_token_type", Status: http.StatusBadRequest,
+		Description: "The authorization server does not support the revocation of the presented token type."}
+	ErrServer = &Error{Code: "server_error", Status: http.StatusInternalServerError,
+		Description: "The authorization server encountered an unexpected condition that prevented it from fulfilling the request."}
+	ErrMethodNotAllowed = &Error{Code: "invalid_request", Status: http.StatusMethodNotAllowed,
+		Description: "The endpoint only accepts POST requests."}
+	ErrTooLarge = &Error{Code: "invalid_request", Status: http.StatusRequestEntityTooLarge,
+		Description: "The request body is too large."}
+	ErrNotFound = &Error{Code: "not_found", Status: http.StatusNotFound,
+		Description: "Not found: resource not found."}
+)
+
+// WriteError answers with err in RFC 6749 JSON form. Client
+// authentication failures carry a challenge (RFC 6749 section 5.2).
+func WriteError(w http.ResponseWriter, err *Error) {
+	h := w.Header()
+	if err.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="token_issuer"`)
+	}
+	if err.Status == http.StatusMethodNotAllowed {
+		h.Set("Allow", http.MethodPost)
+	}
+	WriteJSON(w, err.Status, err)
+}
+
+// WriteJSON answers with v as JSON. Every issuer answer is uncacheable:
+// tokens and token metadata must not be stored (RFC 6749 section 5.1).
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,221 @@
+// Package policy evaluates an authorization server's access policies
+// and rules (DESIGN.md "Scopes, claims, policies, rules").
+package policy
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Any, alone in a list, matches every client or every scope.
+const Any = "*"
+
+// Lifetime bounds of access tokens (Okta: 5 minutes to 1 day).
+const (
+	MinAccessTokenLifetime     = 5 * time.Minute
+	MaxAccessTokenLifetime     = 24 * time.Hour
+	DefaultAccessTokenLifetime = time.Hour
+)
+
+// Policy selects which clients its rules apply to.
+type Policy struct {
+	// Name identifies the policy in logs and token previews. Required.
+	Name string `json:"name"`
+	// Description is free text for people.
+	Description string `json:"description,omitempty"`
+	// Priority orders evaluation: lower numbers first. Policies with
+	// equal priority keep their order in the configuration.
+	Priority int `json:"priority,omitempty"`
+	// Clients are the client IDs this policy covers; `["*"]` covers all
+	// clients. Required: an empty list is a configuration error.
+	Clients []string `json:"clients"`
+	// Rules are evaluated in priority order; the first whose conditions
+	// all match decides. A policy without rules grants nothing.
+	Rules []*Rule `json:"rules,omitempty"`
+}
+
+// Rule grants scopes under conditions, with token lifetimes.
+type Rule struct {
+	// Name identifies the rule in logs and token previews. Required.
+	Name string `json:"name"`
+	// Priority orders evaluation within the policy: lower first.
+	Priority int `json:"priority,omitempty"`
+	// GrantTypes this rule applies to, e.g. `client_credentials`.
+	// Required.
+	GrantTypes []string `json:"grant_types"`
+	// Scopes the rule allows; `["*"]` allows any scope of the
+	// authorization server. The rule matches only when every requested
+	// scope is allowed. Required.
+	Scopes []string `json:"scopes"`
+	// AccessTokenLifetime of tokens issued under this rule, between 5m
+	// and 24h. Default: 1h.
+	AccessTokenLifetime Duration `json:"access_token_lifetime,omitempty"`
+}
+
+// Duration is a time.Duration that reads "1h30m" or nanoseconds in JSON,
+// like caddy.Duration, without importing Caddy into the core.
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string or an integer of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration must be a string like \"1h\" or integer nanoseconds")
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// Lifetime returns the rule's access-token lifetime with its default.
+func (r *Rule) Lifetime() time.Duration {
+	if r.AccessTokenLifetime == 0 {
+		return DefaultAccessTokenLifetime
+	}
+	return time.Duration(r.AccessTokenLifetime)
+}
+
+// Request is what a rule is matched against.
+type Request struct {
+	ClientID  string
+	GrantType string
+	Scopes    []string
+}
+
+// Match is the decision: which policy and rule apply.
+type Match struct {
+	Policy *Policy
+	Rule   *Rule
+}
+
+// Set is an authorization server's policies, sorted for evaluation.
+type Set struct {
+	policies []*Policy
+}
+
+// NewSet validates policies against the server's scopes and grant types
+// and sorts them and their rules by priority (stable).
+func NewSet(policies []*Policy, scopes map[string]bool, grantTypes []string) (*Set, error) {
+	seen := map[string]bool{}
+	for _, p := range policies {
+		if p.Name == "" {
+			return nil, fmt.Errorf("policy: name is required")
+		}
+		if seen[p.Name] {
+			return nil, fmt.Errorf("policy %q: defined twice", p.Name)
+		}
+		seen[p.Name] = true
+		if err := checkList("clients", p.Clients); err != nil {
+			return nil, fmt.Errorf("policy %q: %w", p.Name, err)
+		}
+		rules := map[string]bool{}
+		for _, r := range p.Rules {
+			if err := r.validate(scopes, grantTypes); err != nil {
+				return nil, fmt.Errorf("policy %q: %w", p.Name, err)
+			}
+			if rules[r.Name] {
+				return nil, fmt.Errorf("policy %q: rule %q defined twice", p.Name, r.Name)
+			}
+			rules[r.Name] = true
+		}
+		slices.SortStableFunc(p.Rules, func(a, b *Rule) int { return cmp.Compare(a.Priority, b.Priority) })
+	}
+	sorted := slices.Clone(policies)
+	slices.SortStableFunc(sorted, func(a, b *Policy) int { return cmp.Compare(a.Priority, b.Priority) })
+	return &Set{policies: sorted}, nil
+}
+
+func (r *Rule) validate(scopes map[string]bool, grantTypes []string) error {
+	if r.Name == "" {
+		return fmt.Errorf("rule: name is required")
+	}
+	if len(r.GrantTypes) == 0 {
+		return fmt.Errorf("rule %q: grant_types is required", r.Name)
+	}
+	for _, g := range r.GrantTypes {
+		if !slices.Contains(grantTypes, g) {
+			return fmt.Errorf("rule %q: grant type %q is not supported (supported: %v); the rule could never match", r.Name, g, grantTypes)
+		}
+	}
+	if err := checkList("scopes", r.Scopes); err != nil {
+		return fmt.Errorf("rule %q: %w", r.Name, err)
+	}
+	for _, s := range r.Scopes {
+		if s != Any && !scopes[s] {
+			return fmt.Errorf("rule %q: unknown scope %q", r.Name, s)
+		}
+	}
+	if lt := r.Lifetime(); lt < MinAccessTokenLifetime || lt > MaxAccessTokenLifetime {
+		return fmt.Errorf("rule %q: access_token_lifetime %s is outside %s..%s", r.Name, lt, MinAccessTokenLifetime, MaxAccessTokenLifetime)
+	}
+	return nil
+}
+
+// checkList requires a non-empty list in which "*" appears only alone.
+func checkList(field string, l []string) error {
+	if len(l) == 0 {
+		return fmt.Errorf("%s is required (use \"*\" for all)", field)
+	}
+	if slices.Contains(l, Any) && len(l) > 1 {
+		return fmt.Errorf("%s: \"*\" must stand alone", field)
+	}
+	for _, v := range l {
+		if v == "" {
+			return fmt.Errorf("%s: empty value", field)
+		}
+	}
+	return nil
+}
+
+// Policies returns the policies in evaluation order.
+func (s *Set) Policies() []*Policy { return s.policies }
+
+// Evaluate returns the first policy (by priority) covering the client,
+// and in it the first rule whose conditions all match. Like Okta, only
+// the first matching policy is consulted. ok is false when nothing
+// matched; reason says why, for the log.
+func (s *Set) Evaluate(req Request) (m Match, ok bool, reason string) {
+	for _, p := range s.policies {
+		if !covers(p.Clients, req.ClientID) {
+			continue
+		}
+		for _, r := range p.Rules {
+			if !slices.Contains(r.GrantTypes, req.GrantType) {
+				continue
+			}
+			if !allows(r.Scopes, req.Scopes) {
+				continue
+			}
+			return Match{Policy: p, Rule: r}, true, ""
+		}
+		return Match{Policy: p}, false, fmt.Sprintf("no rule of policy %q matched", p.Name)
+	}
+	return Match{}, false, "no policy covers the client"
+}
+
+func covers(list []string, v string) bool {
+	return (len(list) == 1 && list[0] == Any) || slices.Contains(list, v)
+}
+
+func allows(ruleScopes, requested []string) bool {
+	if len(ruleScopes) == 1 && ruleScopes[0] == Any {
+		return true
+	}
+	for _, s := range requested {
+		if !slices.Contains(ruleScopes, s) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,145 @@
+// Package embedded is the default store: one bbolt file in Caddy's data
+// directory, nothing to set up. One process at a time may open a file.
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+var (
+	bucketKeys  = []byte("keys")
+	bucketMarks = []byte("marks")
+)
+
+// DB is a bbolt-backed store.Store.
+type DB struct {
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the store file at path. The file and
+// its directory are private to the owner: they hold sealed signing keys.
+func Open(path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating store directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeys, bucketMarks} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising store %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the file.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Keys implements store.Store.
+func (d *DB) Keys(_ context.Context, as string) ([]store.KeyRecord, error) {
+	var out []store.KeyRecord
+	err := d.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = readKeys(tx, as)
+		return err
+	})
+	return out, err
+}
+
+// UpdateKeys implements store.Store; bbolt serialises writers, so the
+// read-modify-write is atomic.
+func (d *DB) UpdateKeys(_ context.Context, as string, fn func([]store.KeyRecord) ([]store.KeyRecord, error)) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		cur, err := readKeys(tx, as)
+		if err != nil {
+			return err
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketKeys).Put([]byte(as), b)
+	})
+}
+
+func readKeys(tx *bolt.Tx, as string) ([]store.KeyRecord, error) {
+	v := tx.Bucket(bucketKeys).Get([]byte(as))
+	if v == nil {
+		return nil, nil
+	}
+	var recs []store.KeyRecord
+	if err := json.Unmarshal(v, &recs); err != nil {
+		return nil, fmt.Errorf("decoding keys of %q: %w", as, err)
+	}
+	return recs, nil
+}
+
+func markKey(ns, key string) []byte { return []byte(ns + "\x00" + key) }
+
+// Mark implements store.Store.
+func (d *DB) Mark(_ context.Context, ns, key string, until time.Time) (bool, error) {
+	fresh := false
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMarks)
+		k := markKey(ns, key)
+		if v := b.Get(k); len(v) == 8 && time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(time.Now()) {
+			return nil
+		}
+		fresh = true
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], uint64(until.UnixNano()))
+		return b.Put(k, v[:])
+	})
+	return fresh, err
+}
+
+// Marked implements store.Store.
+func (d *DB) Marked(_ context.Context, ns, key string) (bool, error) {
+	found := false
+	err := d.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMarks).Get(markKey(ns, key))
+		found = len(v) == 8 && time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(time.Now())
+		return nil
+	})
+	return found, err
+}
+
+// Purge implements store.Store.
+func (d *DB) Purge(_ context.Context, now time.Time) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMarks).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+var _ store.Store = (*DB)(nil)

@@ -1,0 +1,83 @@
+// Package store defines the issuer's persistent state: signing keys and
+// expiring marks (revoked token ids, used assertion ids). Implementations
+// live in sub-packages; storetest holds the suite every one must pass.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// KeyState is the lifecycle state of a signing key (DESIGN.md "Keys").
+type KeyState string
+
+const (
+	// KeyActive signs new tokens. Exactly one per authorization server.
+	KeyActive KeyState = "ACTIVE"
+	// KeyNext is published ahead of use so caches know it before it signs.
+	KeyNext KeyState = "NEXT"
+	// KeyExpired no longer signs but stays published until RetireAt.
+	KeyExpired KeyState = "EXPIRED"
+)
+
+// KeyRecord is one signing key as persisted. The private key is opaque
+// ciphertext: stores never see key material in the clear.
+type KeyRecord struct {
+	KID       string    `json:"kid"`
+	Alg       string    `json:"alg"`
+	State     KeyState  `json:"state"`
+	Created   time.Time `json:"created"`
+	Activated time.Time `json:"activated,omitzero"`
+	Expired   time.Time `json:"expired,omitzero"`
+	// RetireAt is when an EXPIRED key leaves the published set: after
+	// every token it signed has expired.
+	RetireAt time.Time `json:"retire_at,omitzero"`
+	// Sealed is the private JWK, encrypted (JWE) with the issuer's key
+	// encryption key.
+	Sealed []byte `json:"sealed"`
+}
+
+// Store is the issuer's state. Implementations must be safe for
+// concurrent use by several goroutines and, for shared stores, by
+// several processes.
+type Store interface {
+	// Keys returns the key records of one authorization server.
+	Keys(ctx context.Context, as string) ([]KeyRecord, error)
+
+	// UpdateKeys atomically replaces the key records of an authorization
+	// server with what fn returns given the current ones. When fn returns
+	// an error nothing changes and that error is returned. fn may run more
+	// than once and must not have side effects.
+	UpdateKeys(ctx context.Context, as string, fn func([]KeyRecord) ([]KeyRecord, error)) error
+
+	// Mark records key in namespace until the given time and reports
+	// whether it was new. A mark that already exists and has not expired
+	// is left unchanged and yields false: this is the atomic "use once"
+	// primitive (RFC 7523 jti replay) and the revocation list.
+	Mark(ctx context.Context, namespace, key string, until time.Time) (bool, error)
+
+	// Marked reports whether an unexpired mark exists.
+	Marked(ctx context.Context, namespace, key string) (bool, error)
+
+	// Purge deletes marks that expired before now.
+	Purge(ctx context.Context, now time.Time) error
+}
+
+// ErrClosed is returned by a store used after it was closed.
+var ErrClosed = errors.New("store: closed")
+
+// Mark namespaces used by the issuer.
+const (
+	// NSRevoked holds revoked access-token ids (jti) until their exp.
+	NSRevoked = "revoked"
+	// NSAssertion holds client-assertion ids (client + jti) until their exp.
+	NSAssertion = "assertion"
+)
+
+// Opener is implemented by storage guest modules
+// (`token_issuer.storage.*`). Provision must not open anything (it also
+// runs for `caddy validate`); OpenStore is called when the app starts.
+type Opener interface {
+	OpenStore(ctx context.Context) (Store, error)
+}
