@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,10 +175,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("storage module %T does not open a store", mod)
 	}
 	a.storage = st
-	if strings.HasPrefix(a.BaseURL, "http://") {
-		a.log.Warn("base_url is plain HTTP: tokens and client secrets cross the network in the clear; use it only on localhost", zap.String("base_url", a.BaseURL))
+	if u, _ := url.Parse(a.BaseURL); u != nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		a.log.Warn("base_url is plain HTTP: tokens and client secrets cross the network in the clear; use https", zap.String("base_url", a.BaseURL))
 	}
 	return nil
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Start opens the store, loads or creates signing keys and starts the
