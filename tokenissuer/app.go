@@ -146,7 +146,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if time.Duration(a.KeyRotationInterval) < minKeyRotationInterval {
 		return fmt.Errorf("key_rotation_interval must be at least %s", minKeyRotationInterval)
 	}
-	if a.MaintenanceInterval <= 0 {
+	switch {
+	case a.MaintenanceInterval < 0:
+		return fmt.Errorf("maintenance_interval must be positive")
+	case a.MaintenanceInterval == 0:
 		a.MaintenanceInterval = caddy.Duration(DefaultMaintenanceInterval)
 	}
 	orgAlg := ""

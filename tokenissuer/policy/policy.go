@@ -6,7 +6,10 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -55,14 +58,29 @@ type Rule struct {
 	AccessTokenLifetime Duration `json:"access_token_lifetime,omitempty"`
 }
 
-// Duration is a time.Duration that reads "1h30m" or nanoseconds in JSON,
-// like caddy.Duration, without importing Caddy into the core.
+// Duration is a time.Duration that reads "1h30m", "1d" or nanoseconds in
+// JSON, like caddy.Duration, without importing Caddy into the core.
 type Duration time.Duration
 
-// UnmarshalJSON accepts a Go duration string or an integer of nanoseconds.
+// days matches the day units Go's ParseDuration lacks.
+var days = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)
+
+// UnmarshalJSON accepts a duration string (Go units plus "d" for 24h) or
+// an integer of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
+		var bad error
+		s = days.ReplaceAllStringFunc(s, func(m string) string {
+			f, err := strconv.ParseFloat(strings.TrimSuffix(m, "d"), 64)
+			if err != nil {
+				bad = err
+			}
+			return strconv.FormatFloat(f*24, 'f', -1, 64) + "h"
+		})
+		if bad != nil {
+			return bad
+		}
 		v, err := time.ParseDuration(s)
 		if err != nil {
 			return err
