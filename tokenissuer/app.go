@@ -270,3 +270,29 @@ var (
 	_ caddy.App         = (*App)(nil)
 	_ caddy.Provisioner = (*App)(nil)
 )
+
+// PublicKeys gives the gateway (`require_token`) in-process access to
+// the published keys of the authorization server whose issuer is iss:
+// current returns the live set (nil before Start), so a rotation is
+// seen at once. org reports the org authorization server, whose access
+// tokens no API may accept.
+func (a *App) PublicKeys(iss string) (current func() jwk.Set, org bool, ok bool) {
+	if a.issuer == nil {
+		return nil, false, false
+	}
+	s, found := a.issuer.ServerByIssuer(iss)
+	if !found {
+		return nil, false, false
+	}
+	issuer := a.issuer
+	return func() jwk.Set {
+		// Started is an atomic load ordered after Start set the keys.
+		if !issuer.Started() {
+			return nil
+		}
+		if set := s.Keys().Current(); set != nil {
+			return set.Public
+		}
+		return nil
+	}, s.Org, true
+}

@@ -243,6 +243,10 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer,
 	return nil
 }
 
+// Started reports whether Start completed; afterwards every server's
+// Keys is set.
+func (i *Issuer) Started() bool { return i.started.Load() }
+
 // Keys returns the key manager of a server (nil before Start).
 func (s *Server) Keys() *keys.Manager { return s.keys }
 
