@@ -7,7 +7,8 @@ import (
 	// Caddy's standard modules.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	// caddy-apiaccess: the issuer.
+	// caddy-apiaccess: the gateway and the issuer.
+	_ "github.com/apiaccess/caddy-apiaccess/caddymodule"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer"
 )
 

@@ -1,0 +1,106 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
+)
+
+// normalize folds the spellings proxies treat alike: case, and `_` for
+// `-` (some servers map X_User_Id to X-User-Id).
+func normalize(h string) string {
+	return strings.ReplaceAll(strings.ToLower(h), "_", "-")
+}
+
+// stripForwarded removes every client-sent header that could pose as a
+// forwarded claim, before anything else runs.
+func stripForwarded(h http.Header, fwd []*ForwardClaim) {
+	if len(fwd) == 0 {
+		return
+	}
+	for name := range h {
+		n := normalize(name)
+		for _, f := range fwd {
+			if normalize(f.Header) == n {
+				delete(h, name)
+				break
+			}
+		}
+	}
+}
+
+// forwardClaims sets the configured headers from the token's claims.
+// A string with characters a header cannot carry is refused rather
+// than altered.
+func forwardClaims(h http.Header, fwd []*ForwardClaim, claims map[string]any) *validator.Failure {
+	for _, f := range fwd {
+		v, ok := claims[f.Claim]
+		if !ok {
+			continue
+		}
+		s, ok := claimString(v)
+		if !ok {
+			return &validator.Failure{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "claim_not_forwardable"}
+		}
+		h.Set(f.Header, s)
+	}
+	return nil
+}
+
+// claimString renders a claim: strings as-is, anything else as compact
+// JSON. ok is false when the result cannot be a header value.
+func claimString(v any) (string, bool) {
+	s, isStr := v.(string)
+	if !isStr {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return "", false
+		}
+		s = string(b)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// publish makes the accepted token visible to later handlers through
+// placeholders; claims are rendered only when asked for.
+func publish(repl *caddy.Replacer, res *validator.Result) {
+	repl.Set("http.auth.user.id", res.Subject)
+	repl.Set("http.auth.token.issuer", res.Issuer.URL)
+	repl.Set("http.auth.token.client_id", clientID(res.Claims))
+	repl.Set("http.auth.token.scopes", strings.Join(res.Scopes, " "))
+	claims := res.Claims
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, "http.auth.token.claims.")
+		if !ok {
+			return nil, false
+		}
+		v, ok := claims[name]
+		if !ok {
+			return nil, false
+		}
+		s, _ := claimString(v)
+		return s, true
+	})
+}

@@ -1,0 +1,404 @@
+// Package caddymodule is the gateway half of caddy-apiaccess: the
+// `http.handlers.require_token` handler, which lets a request through to
+// the next handler (typically `reverse_proxy`) only with a valid access
+// token from a configured issuer, carrying the scopes and claims the
+// route needs. The Caddy-free checks live in validator/ and keyset/.
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
+)
+
+func init() {
+	caddy.RegisterModule(RequireToken{})
+}
+
+// RequireToken validates an access token on every request and passes
+// the request on only when the token is acceptable for the route.
+//
+// Answers (RFC 6750 section 3): no or invalid token: 401 with
+// `WWW-Authenticate: Bearer realm="...", error="invalid_token"` (no
+// error without a token); missing scope or failed claim condition: 403
+// with `error="insufficient_scope"` and the route's `scope`; issuer keys
+// unreachable and never fetched: 503. Only the challenge header is
+// set; `handle_errors` decides the body.
+//
+// Placeholders:
+//
+// | Placeholder | Value |
+// |---|---|
+// | `{http.auth.user.id}` | the token's `sub` |
+// | `{http.auth.token.issuer}` | the token's `iss` |
+// | `{http.auth.token.client_id}` | the token's `cid` (or `client_id`) |
+// | `{http.auth.token.scopes}` | granted scopes, space-separated |
+// | `{http.auth.token.claims.NAME}` | claim NAME (strings as-is, other values as JSON) |
+// | `{http.auth.token.error}` | on rejection: the reason (e.g. `expired`, `insufficient_scope`) |
+type RequireToken struct {
+	// Issuers whose tokens are accepted. Required. A token's `iss` must
+	// equal one of their URLs exactly.
+	Issuers []*IssuerConfig `json:"issuers,omitempty"`
+
+	// Audience is accepted for issuers that set none of their own; the
+	// token's `aud` must contain one of the values.
+	Audience []string `json:"audience,omitempty"`
+
+	// Scopes the token must all carry (`scp` array or `scope` string,
+	// compared as exact set members).
+	Scopes []string `json:"scopes,omitempty"`
+
+	// AnyScope: the token must carry at least one of these.
+	AnyScope []string `json:"any_scope,omitempty"`
+
+	// Claims are conditions on top-level claims; all must hold.
+	Claims []*ClaimConfig `json:"claims,omitempty"`
+
+	// Expression is a CEL condition over `claims` and `request`
+	// (`method`, `host`, `path`, `headers` with lower-case names), e.g.
+	// `"finance" in claims.groups`. It must be true.
+	Expression string `json:"expression,omitempty"`
+
+	// TokenCookie, when set, also accepts the token from this cookie.
+	TokenCookie string `json:"token_cookie,omitempty"`
+
+	// TokenQuery, when set, also accepts the token from this query
+	// parameter (RFC 6750 section 2.3 discourages it; URLs get logged).
+	TokenQuery string `json:"token_query,omitempty"`
+
+	// ClockSkew tolerated on `exp`, `nbf` and `iat`. Default: 30s.
+	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+
+	// Algorithms allowed for issuers that set none of their own.
+	// Default: RS256, ES256, EdDSA. Only asymmetric algorithms exist.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// MaxTokenSize in bytes; longer tokens are rejected unparsed.
+	// Default: 8192.
+	MaxTokenSize int `json:"max_token_size,omitempty"`
+
+	// ForwardClaims copy claims into request headers for the upstream.
+	// Any client-sent header of the same name, in any spelling (case,
+	// `-` or `_`), is removed first.
+	ForwardClaims []*ForwardClaim `json:"forward_claims,omitempty"`
+
+	// CacheSize bounds the cache of verified tokens (keyed by a hash of
+	// the token; an entry never outlives the token's exp). Default:
+	// 10000; -1 disables the cache.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// Realm in the challenge. Default: the route's host.
+	Realm string `json:"realm,omitempty"`
+
+	// Introspection, when set, validates tokens by asking the issuer
+	// (RFC 7662) instead of checking them locally: for opaque tokens,
+	// or routes that must see a revocation at once. Needs exactly one
+	// issuer.
+	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
+
+	v       *validator.Validator
+	log     *zap.Logger
+	metrics *metrics
+	cleanup []func()
+}
+
+// IssuerConfig is one accepted issuer.
+type IssuerConfig struct {
+	// URL is the issuer identifier, e.g.
+	// `https://id.example.com/oauth2/default`. Required.
+	URL string `json:"url"`
+
+	// Audience: the token's `aud` must contain one of these. Default:
+	// the handler's `audience`. One of the two is required.
+	Audience []string `json:"audience,omitempty"`
+
+	// Algorithms allowed for this issuer. Default: the handler's.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// JWKSURI overrides discovery of the key set (`jwks_uri` in the
+	// issuer's metadata).
+	JWKSURI string `json:"jwks_uri,omitempty"`
+
+	// KeyRefresh is the background refresh period of fetched keys.
+	// Default: 15m.
+	KeyRefresh caddy.Duration `json:"key_refresh,omitempty"`
+
+	// MinRefresh is the least time between two fetches caused by an
+	// unknown `kid` or a failure. Default: 1m.
+	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
+}
+
+// ClaimConfig is one claim condition.
+type ClaimConfig struct {
+	// Name of a top-level claim.
+	Name string `json:"name"`
+	// Value the claim must equal; for an array claim, one element must.
+	// Numbers compare by value, booleans as `true`/`false`.
+	Value string `json:"value,omitempty"`
+	// Regexp the whole claim value must match (it is anchored); for an
+	// array claim, one element must. Use Value or Regexp.
+	Regexp string `json:"regexp,omitempty"`
+}
+
+// ForwardClaim copies a claim into a request header.
+type ForwardClaim struct {
+	// Claim name (top level).
+	Claim string `json:"claim"`
+	// Header to set. Strings are sent as-is; arrays, numbers, booleans
+	// and objects as compact JSON (`["a","b"]`), so values containing
+	// commas stay unambiguous. An absent claim leaves the header absent.
+	Header string `json:"header"`
+}
+
+// IntrospectionConfig configures RFC 7662 validation.
+type IntrospectionConfig struct {
+	// Endpoint of the issuer's introspection; default
+	// `{issuer}/v1/introspect` (Okta's path).
+	Endpoint string `json:"endpoint,omitempty"`
+	// ClientID we authenticate with (client_secret_basic). Required.
+	ClientID string `json:"client_id"`
+	// ClientSecret, normally `{env.NAME}`. Required.
+	ClientSecret string `json:"client_secret"`
+	// Cache reuses an answer this long (never past the token's exp).
+	// Default: 0, every request asks.
+	Cache caddy.Duration `json:"cache,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (RequireToken) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.require_token",
+		New: func() caddy.Module { return new(RequireToken) },
+	}
+}
+
+// Provision builds the validator. It makes no network call: keys are
+// fetched on first use.
+func (rt *RequireToken) Provision(ctx caddy.Context) error {
+	rt.log = ctx.Logger()
+	var err error
+	if rt.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	defAlgs := rt.Algorithms
+	if len(defAlgs) == 0 {
+		for _, a := range validator.DefaultAlgorithms {
+			defAlgs = append(defAlgs, a.String())
+		}
+	}
+	cfg := validator.Config{
+		Skew:         time.Duration(rt.ClockSkew),
+		MaxTokenSize: rt.MaxTokenSize,
+		Scopes:       rt.Scopes,
+		AnyScope:     rt.AnyScope,
+		CacheSize:    rt.CacheSize,
+	}
+	if rt.ClockSkew == 0 {
+		cfg.Skew = validator.DefaultSkew
+	}
+	if rt.ClockSkew < 0 {
+		return fmt.Errorf("clock_skew must not be negative")
+	}
+	switch {
+	case rt.CacheSize == 0:
+		cfg.CacheSize = validator.DefaultCacheSize
+	case rt.CacheSize < 0:
+		cfg.CacheSize = 0
+	}
+	if rt.MaxTokenSize < 0 {
+		return fmt.Errorf("max_token_size must not be negative")
+	}
+	repl := caddy.NewReplacer()
+	keys := newKeySources(ctx, rt.log)
+	rt.cleanup = append(rt.cleanup, keys.release)
+	for _, ic := range rt.Issuers {
+		is := &validator.Issuer{URL: strings.TrimSpace(ic.URL), Audiences: ic.Audience}
+		if is.URL == "" {
+			return fmt.Errorf("issuer: url is required")
+		}
+		if len(is.Audiences) == 0 {
+			is.Audiences = rt.Audience
+		}
+		algs := ic.Algorithms
+		if len(algs) == 0 {
+			algs = defAlgs
+		}
+		for _, a := range algs {
+			is.Algorithms = append(is.Algorithms, jwa.SignatureAlgorithm(a))
+		}
+		if rt.Introspection == nil {
+			if is.Keys, err = keys.source(ic); err != nil {
+				return err
+			}
+		}
+		cfg.Issuers = append(cfg.Issuers, is)
+	}
+	for _, c := range rt.Claims {
+		if c.Name == "" {
+			return fmt.Errorf("claim: name is required")
+		}
+		if c.Regexp != "" {
+			if c.Value != "" {
+				return fmt.Errorf("claim %s: use value or regexp, not both", c.Name)
+			}
+			cc, err := validator.NewClaimRegexp(c.Name, c.Regexp)
+			if err != nil {
+				return err
+			}
+			cfg.Claims = append(cfg.Claims, cc)
+			continue
+		}
+		cfg.Claims = append(cfg.Claims, validator.ClaimCondition{Name: c.Name, Value: c.Value})
+	}
+	if rt.Expression != "" {
+		if cfg.Expression, err = validator.CompileExpression(rt.Expression); err != nil {
+			return err
+		}
+	}
+	if in := rt.Introspection; in != nil {
+		if len(rt.Issuers) != 1 {
+			return fmt.Errorf("introspection needs exactly one issuer")
+		}
+		secret, err := repl.ReplaceOrErr(in.ClientSecret, true, true)
+		if err != nil {
+			return fmt.Errorf("introspection client_secret: %w", err)
+		}
+		if in.ClientID == "" || secret == "" {
+			return fmt.Errorf("introspection: client_id and client_secret are required")
+		}
+		ep := in.Endpoint
+		if ep == "" {
+			ep = strings.TrimRight(cfg.Issuers[0].URL, "/") + "/v1/introspect"
+		}
+		cfg.Introspection = &validator.Introspector{Endpoint: ep, ClientID: in.ClientID, ClientSecret: secret,
+			CacheTTL: time.Duration(in.Cache), Client: &http.Client{Timeout: 10 * time.Second}}
+	}
+	for _, f := range rt.ForwardClaims {
+		if f.Claim == "" || f.Header == "" {
+			return fmt.Errorf("forward_claim: claim and header are required")
+		}
+		if !validHeaderName(f.Header) {
+			return fmt.Errorf("forward_claim %s: invalid header name %q", f.Claim, f.Header)
+		}
+	}
+	if err := validator.Check(cfg); err != nil {
+		return err
+	}
+	rt.v = validator.New(cfg)
+	return nil
+}
+
+// Validate warns about risky settings.
+func (rt *RequireToken) Validate() error {
+	if rt.TokenQuery != "" {
+		rt.log.Warn("tokens accepted in the query string end up in access logs and browser history (RFC 6750 section 2.3)", zap.String("token_query", rt.TokenQuery))
+	}
+	for _, ic := range rt.Issuers {
+		if strings.HasPrefix(ic.URL, "http://") && !strings.HasPrefix(ic.URL, "http://localhost") && !strings.HasPrefix(ic.URL, "http://127.") {
+			rt.log.Warn("issuer uses plain HTTP: its keys can be swapped in transit", zap.String("issuer", ic.URL))
+		}
+	}
+	return nil
+}
+
+// Cleanup releases shared key caches.
+func (rt *RequireToken) Cleanup() error {
+	for _, f := range rt.cleanup {
+		f()
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// Identity headers from the client never reach the upstream.
+	stripForwarded(r.Header, rt.ForwardClaims)
+	tok, f := rt.extract(r)
+	var res *validator.Result
+	if f == nil {
+		res, f = rt.v.Validate(r.Context(), tok, r)
+	}
+	if f == nil {
+		f = forwardClaims(r.Header, rt.ForwardClaims, res.Claims)
+	}
+	if f != nil {
+		return rt.reject(w, r, repl, f)
+	}
+	rt.metrics.observe("accepted", "")
+	if repl != nil {
+		publish(repl, res)
+	}
+	if c := rt.log.Check(zap.DebugLevel, "token accepted"); c != nil {
+		c.Write(zap.String("issuer", res.Issuer.URL), zap.String("subject", res.Subject), zap.String("client_id", clientID(res.Claims)), zap.String("path", r.URL.Path))
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// reject answers per RFC 6750 section 3 and records the decision.
+func (rt *RequireToken) reject(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, f *validator.Failure) error {
+	rt.metrics.observe("rejected", f.Reason)
+	if repl != nil {
+		repl.Set("http.auth.token.error", f.Reason)
+	}
+	fields := []zap.Field{zap.String("reason", f.Reason), zap.Int("status", f.Status), zap.String("host", r.Host), zap.String("path", r.URL.Path), zap.String("remote_ip", remoteIP(r))}
+	if f.Issuer != "" {
+		fields = append(fields, zap.String("issuer", f.Issuer))
+	}
+	if f.Subject != "" || f.ClientID != "" {
+		fields = append(fields, zap.String("subject", f.Subject), zap.String("client_id", f.ClientID))
+	}
+	if c := rt.log.Check(zap.InfoLevel, "token rejected"); c != nil {
+		c.Write(fields...)
+	}
+	realm := rt.Realm
+	if realm == "" {
+		realm = r.Host
+	}
+	challenge := "Bearer realm=" + strconv.Quote(realm)
+	if f.Code != "" {
+		challenge += `, error="` + f.Code + `"`
+	}
+	if f.Scope != "" {
+		challenge += ", scope=" + strconv.Quote(f.Scope)
+	}
+	switch f.Status {
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "5")
+	default:
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	return caddyhttp.Error(f.Status, f)
+}
+
+func remoteIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+func clientID(claims map[string]any) string {
+	if c, ok := claims["cid"].(string); ok {
+		return c
+	}
+	c, _ := claims["client_id"].(string)
+	return c
+}
+
+var (
+	_ caddy.Provisioner           = (*RequireToken)(nil)
+	_ caddy.Validator             = (*RequireToken)(nil)
+	_ caddy.CleanerUpper          = (*RequireToken)(nil)
+	_ caddyhttp.MiddlewareHandler = (*RequireToken)(nil)
+)

@@ -1,0 +1,69 @@
+package validator
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+)
+
+// ClaimCondition requires a top-level claim to equal a value, or to
+// match a regular expression. For an array claim, one element must.
+type ClaimCondition struct {
+	Name string
+	// Value to compare with: strings compare exactly, numbers by value
+	// ("5" matches 5 and 5.0), booleans as "true"/"false".
+	Value string
+	// Regexp, when set, replaces Value; it must match the whole value.
+	Regexp *regexp.Regexp
+}
+
+// NewClaimRegexp compiles pattern anchored at both ends, so "billing"
+// never matches "not-billing" by accident.
+func NewClaimRegexp(name, pattern string) (ClaimCondition, error) {
+	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+	if err != nil {
+		return ClaimCondition{}, fmt.Errorf("claim %s: %w", name, err)
+	}
+	return ClaimCondition{Name: name, Regexp: re}, nil
+}
+
+func (c *ClaimCondition) holds(claims map[string]any) bool {
+	v, ok := claims[c.Name]
+	if !ok {
+		return false
+	}
+	if arr, ok := v.([]any); ok {
+		for _, x := range arr {
+			if c.matches(x) {
+				return true
+			}
+		}
+		return false
+	}
+	return c.matches(v)
+}
+
+func (c *ClaimCondition) matches(v any) bool {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case bool:
+		s = strconv.FormatBool(x)
+	case json.Number:
+		if c.Regexp != nil {
+			s = x.String()
+			break
+		}
+		a, err1 := strconv.ParseFloat(x.String(), 64)
+		b, err2 := strconv.ParseFloat(c.Value, 64)
+		return err1 == nil && err2 == nil && a == b
+	default:
+		return false
+	}
+	if c.Regexp != nil {
+		return c.Regexp.MatchString(s)
+	}
+	return s == c.Value
+}

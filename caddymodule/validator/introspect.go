@@ -1,0 +1,94 @@
+package validator
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Introspector asks the issuer whether a token is active (RFC 7662),
+// for opaque tokens or routes that must see a revocation at once.
+type Introspector struct {
+	// Endpoint is the issuer's introspection endpoint.
+	Endpoint string
+	// ClientID and ClientSecret authenticate us (client_secret_basic).
+	ClientID, ClientSecret string
+	// CacheTTL bounds how long an answer is reused; 0 asks every time.
+	CacheTTL time.Duration
+	Client   *http.Client
+}
+
+// introspect replaces local verification for a route in introspection
+// mode. The answer must be active, of the configured issuer (when it
+// names one), for an accepted audience, and unexpired.
+func (v *Validator) introspect(ctx context.Context, tok string, now time.Time) (*verified, *Failure) {
+	in := v.cfg.Introspection
+	issuer := v.cfg.Issuers[0]
+	if len(tok) > v.cfg.MaxTokenSize {
+		return nil, invalid(ReasonTooLarge)
+	}
+	form := url.Values{"token": {tok}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.Endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, &Failure{Status: http.StatusServiceUnavailable, Reason: ReasonKeysUnavailable, Issuer: issuer.URL}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(url.QueryEscape(in.ClientID), url.QueryEscape(in.ClientSecret))
+	c := in.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return nil, &Failure{Status: http.StatusServiceUnavailable, Reason: ReasonKeysUnavailable, Issuer: issuer.URL}
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil || res.StatusCode != http.StatusOK {
+		return nil, &Failure{Status: http.StatusServiceUnavailable, Reason: ReasonKeysUnavailable, Issuer: issuer.URL}
+	}
+	claims, err := decodeObject(body)
+	if err != nil {
+		return nil, &Failure{Status: http.StatusServiceUnavailable, Reason: ReasonKeysUnavailable, Issuer: issuer.URL}
+	}
+	if claims["active"] != true {
+		return nil, v.fail(ReasonInactive, issuer)
+	}
+	if iss, ok := claims["iss"]; ok && iss != issuer.URL {
+		return nil, v.fail(ReasonWrongIssuer, issuer)
+	}
+	aud := claims["aud"]
+	if s, ok := aud.(string); ok && strings.Contains(s, " ") {
+		// Some servers join several audiences with spaces.
+		parts := []any{}
+		for _, p := range strings.Fields(s) {
+			parts = append(parts, p)
+		}
+		aud = parts
+	}
+	if !audienceMatches(aud, issuer.Audiences) {
+		return nil, v.fail(ReasonWrongAudience, issuer)
+	}
+	exp, ok := numericDate(claims["exp"])
+	if !ok {
+		return nil, v.fail(ReasonMissingClaim, issuer)
+	}
+	if !now.Before(exp.Add(v.skew())) {
+		return nil, v.fail(ReasonExpired, issuer)
+	}
+	delete(claims, "active")
+	var scopes []string
+	if s, ok := claims["scope"].(string); ok {
+		scopes = strings.Fields(s)
+	}
+	sub, _ := claims["sub"].(string)
+	until := now.Add(in.CacheTTL)
+	if exp.Before(until) {
+		until = exp
+	}
+	return &verified{issuer: issuer, claims: claims, scopes: scopes, sub: sub, exp: until}, nil
+}
