@@ -67,7 +67,7 @@ type Config struct {
 	// Introspection, when set, replaces local verification: every token
 	// is sent to the (single) issuer's introspection endpoint.
 	Introspection *Introspector
-	Now       func() time.Time
+	Now           func() time.Time
 }
 
 // Validator checks tokens for one route. Safe for concurrent use.
@@ -117,26 +117,26 @@ func (f *Failure) Error() string { return f.Reason }
 
 // Reasons.
 const (
-	ReasonNoToken          = "no_token"
-	ReasonMalformed        = "malformed"
-	ReasonTooLarge         = "token_too_large"
-	ReasonAlgNotAllowed    = "alg_not_allowed"
-	ReasonHeaderNotAllowed = "header_not_allowed"
-	ReasonNoKID            = "missing_kid"
-	ReasonUnknownKID       = "unknown_kid"
-	ReasonBadSignature     = "bad_signature"
-	ReasonWrongIssuer      = "wrong_issuer"
-	ReasonWrongAudience    = "wrong_audience"
-	ReasonExpired          = "expired"
-	ReasonNotYetValid      = "not_yet_valid"
-	ReasonIssuedInFuture   = "issued_in_future"
-	ReasonMissingClaim     = "missing_claim"
+	ReasonNoToken           = "no_token"
+	ReasonMalformed         = "malformed"
+	ReasonTooLarge          = "token_too_large"
+	ReasonAlgNotAllowed     = "alg_not_allowed"
+	ReasonHeaderNotAllowed  = "header_not_allowed"
+	ReasonNoKID             = "missing_kid"
+	ReasonUnknownKID        = "unknown_kid"
+	ReasonBadSignature      = "bad_signature"
+	ReasonWrongIssuer       = "wrong_issuer"
+	ReasonWrongAudience     = "wrong_audience"
+	ReasonExpired           = "expired"
+	ReasonNotYetValid       = "not_yet_valid"
+	ReasonIssuedInFuture    = "issued_in_future"
+	ReasonMissingClaim      = "missing_claim"
 	ReasonInsufficientScope = "insufficient_scope"
-	ReasonClaimMismatch    = "claim_mismatch"
-	ReasonExpressionFalse  = "expression_false"
-	ReasonKeysUnavailable  = "keys_unavailable"
-	ReasonMultipleTokens   = "multiple_tokens"
-	ReasonInactive         = "inactive"
+	ReasonClaimMismatch     = "claim_mismatch"
+	ReasonExpressionFalse   = "expression_false"
+	ReasonKeysUnavailable   = "keys_unavailable"
+	ReasonMultipleTokens    = "multiple_tokens"
+	ReasonInactive          = "inactive"
 )
 
 func invalid(reason string) *Failure {
