@@ -1,0 +1,260 @@
+package claims
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var known = map[string]bool{"read": true, "write": true, "admin": true}
+
+func isKnown(s string) bool { return known[s] }
+
+func compile(t *testing.T, cs ...*Claim) *Set {
+	t.Helper()
+	s, err := Compile(cs, isKnown)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	return s
+}
+
+var input = Input{
+	ClientID:   "reporting",
+	ClientName: "Reporting service",
+	Scopes:     []string{"read", "write"},
+	ServerID:   "default",
+	Issuer:     "https://id.example.com/oauth2/default",
+}
+
+func eval(t *testing.T, s *Set, in Input) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	if err := s.Evaluate(in, out); err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	return out
+}
+
+func TestCompileErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		claims []*Claim
+		want   string
+	}{
+		{"no name", []*Claim{{Value: `"x"`}}, "name is required"},
+		{"reserved sub", []*Claim{{Name: "sub", Value: `"x"`}}, `"sub": the name is reserved`},
+		{"reserved scp", []*Claim{{Name: "scp", Value: `["x"]`}}, `"scp": the name is reserved`},
+		{"reserved iss", []*Claim{{Name: "iss", Value: `"x"`}}, `"iss": the name is reserved`},
+		{"duplicate", []*Claim{{Name: "team", Value: `"a"`}, {Name: "team", Value: `"b"`}}, `"team": defined twice`},
+		{"syntax", []*Claim{{Name: "team", Value: `client.id ==`}}, `claim "team"`},
+		{"unbalanced", []*Claim{{Name: "team", Value: `("a"`}}, `claim "team"`},
+		{"type error", []*Claim{{Name: "team", Value: `scopes + 1`}}, `claim "team"`},
+		{"type error in comparison", []*Claim{{Name: "n", Value: `scopes.size() > "a"`}}, `claim "n"`},
+		{"undeclared variable", []*Claim{{Name: "team", Value: `user.login`}}, `claim "team"`},
+		{"empty expression", []*Claim{{Name: "team", Value: ``}}, `claim "team"`},
+		{"unknown scope in condition", []*Claim{{Name: "team", Value: `"a"`, Scopes: []string{"read", "delete"}}}, `unknown scope "delete"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Compile(tc.claims, isKnown)
+			if err == nil {
+				t.Fatalf("Compile succeeded (%v), want an error containing %q", s, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCompileRefusesEveryReservedName(t *testing.T) {
+	for _, n := range []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "ver", "cid", "uid", "scp", "auth_time", "scope", "client_id"} {
+		if _, err := Compile([]*Claim{{Name: n, Value: `"x"`}}, isKnown); err == nil {
+			t.Errorf("claim named %q compiled; it would overwrite a token claim", n)
+		}
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	var nilSet *Set
+	if !nilSet.Empty() {
+		t.Error("nil set not Empty")
+	}
+	if err := nilSet.Evaluate(input, map[string]any{}); err != nil {
+		t.Errorf("Evaluate on nil set: %v", err)
+	}
+	if !compile(t).Empty() {
+		t.Error("set of no claims not Empty")
+	}
+	if compile(t, &Claim{Name: "a", Value: `1`}).Empty() {
+		t.Error("set of one claim is Empty")
+	}
+}
+
+func TestEvaluateValueTypes(t *testing.T) {
+	s := compile(t,
+		&Claim{Name: "str", Value: `client.id == "reporting" ? "internal" : "partner"`},
+		&Claim{Name: "name", Value: `client.name`},
+		&Claim{Name: "srv", Value: `server.id + " " + server.issuer`},
+		&Claim{Name: "int", Value: `40 + 2`},
+		&Claim{Name: "neg", Value: `-7`},
+		&Claim{Name: "dbl", Value: `1.5`},
+		&Claim{Name: "uint", Value: `3u`},
+		&Claim{Name: "bool", Value: `"write" in scopes`},
+		&Claim{Name: "falsy", Value: `"admin" in scopes`},
+		&Claim{Name: "list", Value: `["a", 1, true]`},
+		&Claim{Name: "scopes_copy", Value: `scopes`},
+		&Claim{Name: "count", Value: `size(scopes)`},
+		&Claim{Name: "mapped", Value: `scopes.map(s, "api:" + s)`},
+		&Claim{Name: "map", Value: `{"team": "bi", "level": 2, "tags": ["x"], "nested": {"ok": true}}`},
+		&Claim{Name: "empty_list", Value: `[]`},
+		&Claim{Name: "empty_string", Value: `""`},
+	)
+	got := eval(t, s, input)
+	want := map[string]any{
+		"str":          "internal",
+		"name":         "Reporting service",
+		"srv":          "default https://id.example.com/oauth2/default",
+		"int":          float64(42),
+		"neg":          float64(-7),
+		"dbl":          1.5,
+		"uint":         float64(3),
+		"bool":         true,
+		"falsy":        false,
+		"list":         []any{"a", float64(1), true},
+		"scopes_copy":  []any{"read", "write"},
+		"count":        float64(2),
+		"mapped":       []any{"api:read", "api:write"},
+		"map":          map[string]any{"team": "bi", "level": float64(2), "tags": []any{"x"}, "nested": map[string]any{"ok": true}},
+		"empty_list":   []any{},
+		"empty_string": "",
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			t.Errorf("claim %s missing", k)
+		} else if !reflect.DeepEqual(g, w) {
+			t.Errorf("claim %s = %#v, want %#v", k, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d claims, want %d: %v", len(got), len(want), got)
+	}
+
+	other := input
+	other.ClientID = "acme"
+	if got := eval(t, s, other)["str"]; got != "partner" {
+		t.Errorf("str for another client = %v, want partner", got)
+	}
+}
+
+func TestEvaluateKeepsOtherClaims(t *testing.T) {
+	s := compile(t, &Claim{Name: "team", Value: `"bi"`})
+	out := map[string]any{"sub": "reporting", "scp": []string{"read"}}
+	if err := s.Evaluate(input, out); err != nil {
+		t.Fatal(err)
+	}
+	if out["sub"] != "reporting" || out["team"] != "bi" || len(out) != 3 {
+		t.Fatalf("out = %v", out)
+	}
+}
+
+func TestNullOmitsClaim(t *testing.T) {
+	s := compile(t,
+		&Claim{Name: "always_null", Value: `null`},
+		&Claim{Name: "maybe", Value: `client.id == "reporting" ? client.name : null`},
+		&Claim{Name: "maybe_literal", Value: `"write" in scopes ? dyn("w") : null`},
+	)
+	got := eval(t, s, input)
+	if _, ok := got["always_null"]; ok {
+		t.Errorf("null claim present: %v", got)
+	}
+	if got["maybe"] != "Reporting service" || got["maybe_literal"] != "w" {
+		t.Errorf("maybe = %v, maybe_literal = %v; want the values", got["maybe"], got["maybe_literal"])
+	}
+	other := input
+	other.ClientID, other.Scopes = "acme", []string{"read"}
+	if got := eval(t, s, other); len(got) != 0 {
+		t.Errorf("claims evaluating to null were included: %v", got)
+	}
+}
+
+func TestScopeCondition(t *testing.T) {
+	s := compile(t,
+		&Claim{Name: "admin_only", Value: `"x"`, Scopes: []string{"admin"}},
+		&Claim{Name: "read_or_admin", Value: `"y"`, Scopes: []string{"admin", "read"}},
+		&Claim{Name: "always", Value: `"z"`},
+	)
+	got := eval(t, s, input) // read, write
+	if _, ok := got["admin_only"]; ok {
+		t.Error("claim conditioned on admin included without admin granted")
+	}
+	if got["read_or_admin"] != "y" {
+		t.Error("claim conditioned on admin or read missing with read granted")
+	}
+	if got["always"] != "z" {
+		t.Error("unconditional claim missing")
+	}
+	in := input
+	in.Scopes = []string{"admin"}
+	got = eval(t, s, in)
+	if got["admin_only"] != "x" || got["read_or_admin"] != "y" {
+		t.Errorf("with admin granted: %v", got)
+	}
+	in.Scopes = nil
+	got = eval(t, s, in)
+	if len(got) != 1 || got["always"] != "z" {
+		t.Errorf("with no scopes granted: %v", got)
+	}
+}
+
+func TestConditionSkipsEvaluation(t *testing.T) {
+	// A claim whose condition is not met is not evaluated at all, so a
+	// failing expression behind it cannot break issuance.
+	s := compile(t, &Claim{Name: "x", Value: `client.missing_key`, Scopes: []string{"admin"}})
+	if got := eval(t, s, input); len(got) != 0 {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestRuntimeErrorNamesClaim(t *testing.T) {
+	s := compile(t,
+		&Claim{Name: "fine", Value: `"ok"`},
+		&Claim{Name: "broken", Value: `client.missing_key`},
+	)
+	err := s.Evaluate(input, map[string]any{})
+	if err == nil {
+		t.Fatal("Evaluate of client.missing_key succeeded")
+	}
+	if !strings.Contains(err.Error(), `"broken"`) {
+		t.Fatalf("error %q does not name the claim", err)
+	}
+
+	s = compile(t, &Claim{Name: "div", Value: `10 / (size(scopes) - 2)`})
+	if err := s.Evaluate(input, map[string]any{}); err == nil || !strings.Contains(err.Error(), `"div"`) {
+		t.Fatalf("division by zero: err = %v", err)
+	}
+}
+
+func TestNonJSONValueIsAnError(t *testing.T) {
+	for _, v := range []string{`type(1)`, `{1: 2}`} {
+		s := compile(t, &Claim{Name: "t", Value: v})
+		out := map[string]any{}
+		err := s.Evaluate(input, out)
+		if err == nil || !strings.Contains(err.Error(), `"t"`) {
+			t.Fatalf("%s as claim value: err = %v, want an error naming the claim", v, err)
+		}
+		if _, ok := out["t"]; ok {
+			t.Fatalf("%s: failed claim was still set", v)
+		}
+	}
+}
+
+func TestCostLimit(t *testing.T) {
+	// A runaway expression is stopped rather than stalling issuance.
+	s := compile(t, &Claim{Name: "big", Value: `[1,2,3,4,5,6,7,8,9,10].map(a, [1,2,3,4,5,6,7,8,9,10].map(b, [1,2,3,4,5,6,7,8,9,10].map(c, [1,2,3,4,5,6,7,8,9,10].map(d, [1,2,3,4,5,6,7,8,9,10].map(e, a+b+c+d+e)))))`})
+	err := s.Evaluate(input, map[string]any{})
+	if err == nil || !strings.Contains(err.Error(), `"big"`) || !strings.Contains(err.Error(), "cost") {
+		t.Fatalf("expression of ~100k operations: err = %v, want a cost-limit error naming the claim", err)
+	}
+}

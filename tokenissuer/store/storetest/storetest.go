@@ -1,0 +1,395 @@
+// Package storetest is the conformance suite every store.Store
+// implementation must pass (DESIGN.md "State and storage": one suite runs
+// against every store). It relies only on the store.Store contract, so
+// it runs unchanged against the embedded bbolt store and shared stores
+// such as PostgreSQL.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+// Run runs the suite. open must return a fresh, empty store for each
+// call; it is called once per subtest and should register its own
+// cleanup with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"KeysEmptyForUnknownServer", testKeysEmpty},
+		{"UpdateKeysRoundTrip", testUpdateKeysRoundTrip},
+		{"UpdateKeysSeesCurrentRecords", testUpdateKeysSeesCurrent},
+		{"UpdateKeysErrorLeavesStateUnchanged", testUpdateKeysError},
+		{"UpdateKeysServersIndependent", testUpdateKeysServersIndependent},
+		{"UpdateKeysConcurrentIsAtomic", testUpdateKeysConcurrent},
+		{"MarkOnceWhileUnexpired", testMarkOnce},
+		{"MarkAgainAfterExpiry", testMarkAfterExpiry},
+		{"Marked", testMarked},
+		{"MarkNamespacesIndependent", testMarkNamespaces},
+		{"Purge", testPurge},
+		{"MarkConcurrentExactlyOneWins", testMarkConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+// ts is a timestamp every store can represent exactly: whole seconds,
+// UTC (shared stores may keep only microseconds).
+func ts(sec int64) time.Time { return time.Unix(1_700_000_000+sec, 0).UTC() }
+
+func rec(kid string, state store.KeyState) store.KeyRecord {
+	return store.KeyRecord{
+		KID:     kid,
+		Alg:     "RS256",
+		State:   state,
+		Created: ts(0),
+		Sealed:  []byte("sealed-" + kid),
+	}
+}
+
+func keys(t *testing.T, s store.Store, as string) []store.KeyRecord {
+	t.Helper()
+	recs, err := s.Keys(context.Background(), as)
+	if err != nil {
+		t.Fatalf("Keys(%q): %v", as, err)
+	}
+	return recs
+}
+
+func kids(recs []store.KeyRecord) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.KID
+	}
+	return out
+}
+
+func put(t *testing.T, s store.Store, as string, recs ...store.KeyRecord) {
+	t.Helper()
+	err := s.UpdateKeys(context.Background(), as, func([]store.KeyRecord) ([]store.KeyRecord, error) {
+		return slices.Clone(recs), nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateKeys(%q): %v", as, err)
+	}
+}
+
+func mark(t *testing.T, s store.Store, ns, key string, until time.Time) bool {
+	t.Helper()
+	fresh, err := s.Mark(context.Background(), ns, key, until)
+	if err != nil {
+		t.Fatalf("Mark(%q, %q): %v", ns, key, err)
+	}
+	return fresh
+}
+
+func marked(t *testing.T, s store.Store, ns, key string) bool {
+	t.Helper()
+	ok, err := s.Marked(context.Background(), ns, key)
+	if err != nil {
+		t.Fatalf("Marked(%q, %q): %v", ns, key, err)
+	}
+	return ok
+}
+
+func sameRecord(a, b store.KeyRecord) bool {
+	return a.KID == b.KID && a.Alg == b.Alg && a.State == b.State &&
+		a.Created.Equal(b.Created) && a.Activated.Equal(b.Activated) &&
+		a.Expired.Equal(b.Expired) && a.RetireAt.Equal(b.RetireAt) &&
+		bytes.Equal(a.Sealed, b.Sealed)
+}
+
+func testKeysEmpty(t *testing.T, s store.Store) {
+	if recs := keys(t, s, "never-seen"); len(recs) != 0 {
+		t.Fatalf("Keys of an unknown authorization server = %v, want none", kids(recs))
+	}
+}
+
+func testUpdateKeysRoundTrip(t *testing.T, s store.Store) {
+	want := []store.KeyRecord{
+		{KID: "k-active", Alg: "ES256", State: store.KeyActive, Created: ts(1), Activated: ts(2),
+			Sealed: []byte{0, 1, 2, 0xff, 'x'}},
+		{KID: "k-next", Alg: "ES256", State: store.KeyNext, Created: ts(3), Sealed: []byte("eyJhbGciOiJkaXIifQ..a.b.c")},
+		{KID: "k-old", Alg: "RS256", State: store.KeyExpired, Created: ts(-100), Activated: ts(-90),
+			Expired: ts(2), RetireAt: ts(3600), Sealed: []byte("old")},
+	}
+	put(t, s, "default", want...)
+	got := keys(t, s, "default")
+	if len(got) != len(want) {
+		t.Fatalf("Keys returned %d records %v, want %d", len(got), kids(got), len(want))
+	}
+	for i := range want {
+		if !sameRecord(got[i], want[i]) {
+			t.Errorf("record %d:\n got  %+v\n want %+v", i, got[i], want[i])
+		}
+	}
+	// Zero times stay zero (a NEXT key has never been activated).
+	if !got[1].Activated.IsZero() || !got[1].Expired.IsZero() || !got[1].RetireAt.IsZero() {
+		t.Errorf("zero times of the NEXT record came back non-zero: %+v", got[1])
+	}
+
+	// A second update replaces, not appends.
+	put(t, s, "default", want[0])
+	if got := keys(t, s, "default"); len(got) != 1 || got[0].KID != "k-active" {
+		t.Fatalf("after replacing with one record Keys = %v, want [k-active]", kids(got))
+	}
+	// Replacing with nothing empties the server.
+	put(t, s, "default")
+	if got := keys(t, s, "default"); len(got) != 0 {
+		t.Fatalf("after replacing with no records Keys = %v, want none", kids(got))
+	}
+}
+
+func testUpdateKeysSeesCurrent(t *testing.T, s store.Store) {
+	put(t, s, "default", rec("a", store.KeyActive), rec("b", store.KeyNext))
+	var seen []string
+	err := s.UpdateKeys(context.Background(), "default", func(cur []store.KeyRecord) ([]store.KeyRecord, error) {
+		seen = kids(cur)
+		return append(cur, rec("c", store.KeyExpired)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seen, []string{"a", "b"}) {
+		t.Errorf("fn was given %v, want the current records [a b]", seen)
+	}
+	if got := kids(keys(t, s, "default")); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("Keys = %v, want [a b c]", got)
+	}
+}
+
+func testUpdateKeysError(t *testing.T, s store.Store) {
+	put(t, s, "default", rec("a", store.KeyActive))
+	boom := errors.New("boom")
+	err := s.UpdateKeys(context.Background(), "default", func(cur []store.KeyRecord) ([]store.KeyRecord, error) {
+		return []store.KeyRecord{rec("x", store.KeyActive)}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("UpdateKeys returned %v, want the error of fn", err)
+	}
+	if got := kids(keys(t, s, "default")); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after a failed update Keys = %v, want unchanged [a]", got)
+	}
+
+	// Also for a server that had no records yet.
+	err = s.UpdateKeys(context.Background(), "fresh", func([]store.KeyRecord) ([]store.KeyRecord, error) {
+		return []store.KeyRecord{rec("x", store.KeyActive)}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("UpdateKeys returned %v, want the error of fn", err)
+	}
+	if got := keys(t, s, "fresh"); len(got) != 0 {
+		t.Fatalf("after a failed first update Keys = %v, want none", kids(got))
+	}
+}
+
+func testUpdateKeysServersIndependent(t *testing.T, s store.Store) {
+	put(t, s, "a", rec("ka", store.KeyActive))
+	put(t, s, "b", rec("kb1", store.KeyActive), rec("kb2", store.KeyNext))
+	if got := kids(keys(t, s, "a")); !slices.Equal(got, []string{"ka"}) {
+		t.Errorf("Keys(a) = %v, want [ka]", got)
+	}
+	if got := kids(keys(t, s, "b")); !slices.Equal(got, []string{"kb1", "kb2"}) {
+		t.Errorf("Keys(b) = %v, want [kb1 kb2]", got)
+	}
+	// Nothing leaks into a server that was never written.
+	if got := keys(t, s, "c"); len(got) != 0 {
+		t.Errorf("Keys(c) = %v, want none", kids(got))
+	}
+}
+
+func testUpdateKeysConcurrent(t *testing.T, s store.Store) {
+	const n = 32
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			kid := fmt.Sprintf("k%02d", i)
+			errs <- s.UpdateKeys(context.Background(), "default", func(cur []store.KeyRecord) ([]store.KeyRecord, error) {
+				return append(slices.Clone(cur), rec(kid, store.KeyExpired)), nil
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent UpdateKeys: %v", err)
+		}
+	}
+	got := kids(keys(t, s, "default"))
+	slices.Sort(got)
+	if len(got) != n {
+		t.Fatalf("after %d concurrent appends Keys has %d records: %v (lost updates)", n, len(got), got)
+	}
+	for i := range n {
+		if want := fmt.Sprintf("k%02d", i); got[i] != want {
+			t.Fatalf("records after concurrent appends = %v, missing or duplicated %s", got, want)
+		}
+	}
+}
+
+func testMarkOnce(t *testing.T, s store.Store) {
+	until := time.Now().Add(time.Hour)
+	if !mark(t, s, store.NSAssertion, "c1:jti-1", until) {
+		t.Fatal("first Mark = false, want true")
+	}
+	if mark(t, s, store.NSAssertion, "c1:jti-1", until) {
+		t.Fatal("second Mark of an unexpired key = true, want false (replay)")
+	}
+	// A repeat with a later expiry is still a repeat.
+	if mark(t, s, store.NSAssertion, "c1:jti-1", until.Add(time.Hour)) {
+		t.Fatal("Mark with a later until = true, want false")
+	}
+	if !mark(t, s, store.NSAssertion, "c1:jti-2", until) {
+		t.Fatal("Mark of another key = false, want true")
+	}
+}
+
+func testMarkAfterExpiry(t *testing.T, s store.Store) {
+	past := time.Now().Add(-time.Second)
+	if !mark(t, s, store.NSAssertion, "k", past) {
+		t.Fatal("first Mark = false, want true")
+	}
+	// Its mark has already expired: the key is usable again.
+	if !mark(t, s, store.NSAssertion, "k", past) {
+		t.Fatal("Mark of an expired key = false, want true")
+	}
+	// Re-marked until the future: now it is a repeat.
+	if !mark(t, s, store.NSAssertion, "k", time.Now().Add(time.Hour)) {
+		t.Fatal("Mark over an expired mark = false, want true")
+	}
+	if mark(t, s, store.NSAssertion, "k", time.Now().Add(time.Hour)) {
+		t.Fatal("Mark after re-marking into the future = true, want false")
+	}
+	if !marked(t, s, store.NSAssertion, "k") {
+		t.Fatal("Marked after re-marking into the future = false, want true")
+	}
+}
+
+func testMarked(t *testing.T, s store.Store) {
+	if marked(t, s, store.NSRevoked, "jti-live") {
+		t.Fatal("Marked of a key never marked = true")
+	}
+	mark(t, s, store.NSRevoked, "jti-live", time.Now().Add(time.Hour))
+	if !marked(t, s, store.NSRevoked, "jti-live") {
+		t.Fatal("Marked of a live mark = false, want true")
+	}
+	mark(t, s, store.NSRevoked, "jti-dead", time.Now().Add(-time.Second))
+	if marked(t, s, store.NSRevoked, "jti-dead") {
+		t.Fatal("Marked of an expired mark = true, want false")
+	}
+	// Keys are exact: no prefix or case folding.
+	for _, k := range []string{"jti-liv", "jti-live2", "JTI-LIVE", ""} {
+		if marked(t, s, store.NSRevoked, k) {
+			t.Errorf("Marked(%q) = true; only %q was marked", k, "jti-live")
+		}
+	}
+}
+
+func testMarkNamespaces(t *testing.T, s store.Store) {
+	until := time.Now().Add(time.Hour)
+	if !mark(t, s, store.NSRevoked, "same", until) {
+		t.Fatal("Mark in revoked = false")
+	}
+	if marked(t, s, store.NSAssertion, "same") {
+		t.Fatal("a mark in revoked is visible in assertion")
+	}
+	if !mark(t, s, store.NSAssertion, "same", until) {
+		t.Fatal("Mark of the same key in another namespace = false, want true")
+	}
+	// Namespace and key must not be confusable by concatenation.
+	if !mark(t, s, "ab", "c", until) {
+		t.Fatal("Mark(ab, c) = false")
+	}
+	if !mark(t, s, "a", "bc", until) {
+		t.Fatal("Mark(a, bc) = false after Mark(ab, c): namespace and key run together")
+	}
+}
+
+func testPurge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	mark(t, s, store.NSRevoked, "expired", now.Add(-time.Minute))
+	mark(t, s, store.NSRevoked, "soon", now.Add(time.Hour))
+	mark(t, s, store.NSAssertion, "soon", now.Add(time.Hour))
+	mark(t, s, store.NSRevoked, "later", now.Add(3*time.Hour))
+
+	if err := s.Purge(ctx, now); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	for _, k := range []string{"soon", "later"} {
+		if !marked(t, s, store.NSRevoked, k) {
+			t.Errorf("Purge(now) removed live mark %q", k)
+		}
+	}
+	if mark(t, s, store.NSRevoked, "soon", now.Add(time.Hour)) {
+		t.Error("after Purge(now) a live mark can be taken again")
+	}
+
+	// Purge deletes marks that expired before the given time: purging
+	// as of two hours from now drops the marks ending in one hour (in
+	// every namespace) and keeps the one ending in three.
+	if err := s.Purge(ctx, now.Add(2*time.Hour)); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	if marked(t, s, store.NSRevoked, "soon") || marked(t, s, store.NSAssertion, "soon") {
+		t.Error("Purge(now+2h) kept marks that expire at now+1h")
+	}
+	if !marked(t, s, store.NSRevoked, "later") {
+		t.Error("Purge(now+2h) removed a mark that expires at now+3h")
+	}
+	if !mark(t, s, store.NSRevoked, "soon", now.Add(time.Hour)) {
+		t.Error("Mark after its mark was purged = false, want true")
+	}
+	// Purging an empty or already purged store is fine.
+	if err := s.Purge(ctx, now); err != nil {
+		t.Fatalf("second Purge: %v", err)
+	}
+}
+
+func testMarkConcurrent(t *testing.T, s store.Store) {
+	const n = 32
+	until := time.Now().Add(time.Hour)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	var firstErr error
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			fresh, err := s.Mark(context.Background(), store.NSAssertion, "client:jti", until)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if fresh {
+				wins++
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("concurrent Mark: %v", firstErr)
+	}
+	if wins != 1 {
+		t.Fatalf("%d concurrent Marks of one key: %d reported new, want exactly 1", n, wins)
+	}
+}
