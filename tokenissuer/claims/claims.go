@@ -19,8 +19,9 @@ type Claim struct {
 	Name string `json:"name"`
 	// Value is a CEL expression. Variables: `client.id`, `client.name`,
 	// `scopes` (the granted scopes, a list of strings) and `server.id`,
-	// `server.issuer`. A result of `null` leaves the claim out. Example:
-	// `client.id == "reporting" ? "internal" : "partner"`.
+	// `server.issuer`. A result of `null` leaves the claim out; CEL's
+	// type checker needs `dyn` for that in a conditional:
+	// `client.id == "reporting" ? dyn("internal") : null`.
 	Value string `json:"value"`
 	// Scopes, when set, include the claim only when at least one of them
 	// is granted. Default: always included.

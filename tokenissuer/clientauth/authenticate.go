@@ -30,6 +30,9 @@ const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 // also bounds how long its jti must be remembered.
 const MaxAssertionLifetime = time.Hour
 
+// maxJTILen bounds an assertion's jti, which is stored until it expires.
+const maxJTILen = 256
+
 // Skew tolerated on assertion time claims.
 const Skew = 30 * time.Second
 
@@ -265,6 +268,9 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	if !slices.ContainsFunc(tok.Audience(), func(s string) bool { return slices.Contains(aud, s) }) {
 		return bad("client_assertion aud is not this authorization server")
 	}
+	if len(tok.JwtID()) > maxJTILen {
+		return bad("client_assertion jti too long")
+	}
 	if tok.Expiration().After(a.now().Add(MaxAssertionLifetime)) {
 		return bad("client_assertion exp too far in the future")
 	}
@@ -298,7 +304,15 @@ func (a *Authenticator) clientKeys(ctx context.Context, c *Client, kid string) (
 	a.registerMu.Unlock()
 	set, err := a.keys.Get(ctx, c.JWKSURI)
 	if err != nil {
-		return nil, err
+		// The cache treats a failed first fetch as fetched; without a
+		// forced refetch the client would stay locked out until the
+		// cache's own schedule. Rate-limited like unknown kids.
+		if !a.mayRefresh(c.JWKSURI) {
+			return nil, err
+		}
+		if set, err = a.keys.Refresh(ctx, c.JWKSURI); err != nil {
+			return nil, err
+		}
 	}
 	if kid != "" {
 		if _, ok := set.LookupKeyID(kid); !ok && a.mayRefresh(c.JWKSURI) {

@@ -913,3 +913,49 @@ func TestPrivateKeyJWTBuiltWithJWT(t *testing.T) {
 		wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
 	}
 }
+
+// TestJWKSURIRecoversFromFailedFirstFetch: a client whose key server was
+// down at its first use is not locked out once the server is back (a
+// refetch is forced, rate-limited like unknown kids).
+func TestJWKSURIRecoversFromFailedFirstFetch(t *testing.T) {
+	key := ecKey(t, "k1")
+	good := publicJWKS(t, key)
+	var fail atomic.Bool
+	fail.Store(true)
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if fail.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, good)
+	}))
+	t.Cleanup(srv.Close)
+	clk := newClock()
+	client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: srv.URL + "/jwks.json"}
+	a := New(prepared(t, client), openStore(t), jwk.NewCache(t.Context()), clk.Now)
+	auth := func() (*Client, string, *oauth.Error) {
+		return a.Authenticate(context.Background(), post(), assertionForm(sign(t, claimsFor("remote", clk.Now()), jwa.ES256, key, "k1")), aud)
+	}
+	c, _, e := auth()
+	if c != nil || e == nil {
+		t.Fatal("authenticated while the key server was down")
+	}
+	fail.Store(false)
+	clk.Advance(2 * time.Minute)
+	c, id, e := auth()
+	wantOK(t, c, id, e, "remote")
+	if n := requests.Load(); n > 3 {
+		t.Fatalf("%d requests to the key server, want at most 3", n)
+	}
+}
+
+// TestAssertionJTILength: an over-long jti is refused as invalid_client,
+// not stored.
+func TestAssertionJTILength(t *testing.T) {
+	f := newJWTFixture(t)
+	_, _, e := f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { m["jti"] = strings.Repeat("j", 300) })))
+	wantErr(t, nil, e, "invalid_client", 401)
+}

@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -54,6 +56,14 @@ func Open(path string) (*DB, error) {
 // Close closes the file.
 func (d *DB) Close() error { return d.db.Close() }
 
+// closed maps bbolt's error for a closed file to store.ErrClosed.
+func closed(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return store.ErrClosed
+	}
+	return err
+}
+
 // Keys implements store.Store.
 func (d *DB) Keys(_ context.Context, as string) ([]store.KeyRecord, error) {
 	var out []store.KeyRecord
@@ -62,13 +72,13 @@ func (d *DB) Keys(_ context.Context, as string) ([]store.KeyRecord, error) {
 		out, err = readKeys(tx, as)
 		return err
 	})
-	return out, err
+	return out, closed(err)
 }
 
 // UpdateKeys implements store.Store; bbolt serialises writers, so the
 // read-modify-write is atomic.
 func (d *DB) UpdateKeys(_ context.Context, as string, fn func([]store.KeyRecord) ([]store.KeyRecord, error)) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return closed(d.db.Update(func(tx *bolt.Tx) error {
 		cur, err := readKeys(tx, as)
 		if err != nil {
 			return err
@@ -82,7 +92,7 @@ func (d *DB) UpdateKeys(_ context.Context, as string, fn func([]store.KeyRecord)
 			return err
 		}
 		return tx.Bucket(bucketKeys).Put([]byte(as), b)
-	})
+	}))
 }
 
 func readKeys(tx *bolt.Tx, as string) ([]store.KeyRecord, error) {
@@ -113,7 +123,7 @@ func (d *DB) Mark(_ context.Context, ns, key string, until time.Time) (bool, err
 		binary.BigEndian.PutUint64(v[:], uint64(until.UnixNano()))
 		return b.Put(k, v[:])
 	})
-	return fresh, err
+	return fresh, closed(err)
 }
 
 // Marked implements store.Store.
@@ -124,12 +134,12 @@ func (d *DB) Marked(_ context.Context, ns, key string) (bool, error) {
 		found = len(v) == 8 && time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(time.Now())
 		return nil
 	})
-	return found, err
+	return found, closed(err)
 }
 
 // Purge implements store.Store.
 func (d *DB) Purge(_ context.Context, now time.Time) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
+	return closed(d.db.Update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketMarks).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(now) {
@@ -139,7 +149,7 @@ func (d *DB) Purge(_ context.Context, now time.Time) error {
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 var _ store.Store = (*DB)(nil)

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -82,5 +83,19 @@ func TestFileIsPrivate(t *testing.T) {
 	}
 	if m := di.Mode().Perm(); m != 0o700 {
 		t.Errorf("created store directory mode = %o, want 700", m)
+	}
+}
+
+// TestClosedReportsErrClosed: a store used after Close says so with
+// store.ErrClosed, as the interface documents.
+func TestClosedReportsErrClosed(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "c.db"))
+	db.Close()
+	ctx := context.Background()
+	if _, err := db.Keys(ctx, "a"); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Keys after Close: %v", err)
+	}
+	if _, err := db.Mark(ctx, "ns", "k", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Mark after Close: %v", err)
 	}
 }
