@@ -1,0 +1,581 @@
+package caddymodule_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"golang.org/x/oauth2/clientcredentials"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/apiaccess/caddy-apiaccess/caddymodule"
+	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer"
+)
+
+const (
+	gw        = "http://localhost:9080"
+	adminURL  = "http://localhost:2999"
+	clientID  = "orders-job"
+	clientSec = "orders-job-secret-0123456789"
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gateway-it")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_DATA_HOME", dir)
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// backend is the API behind the gateway: it answers with the request
+// headers it received, so tests see exactly what the upstream sees.
+func backend(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(r.Header)
+	}))
+	t.Cleanup(s.Close)
+	return s, &hits
+}
+
+// issuerApp is a token_issuer app with two custom servers.
+func issuerApp(base, dbPath string) map[string]any {
+	rule := func(scopes ...string) []map[string]any {
+		return []map[string]any{{"name": "All", "clients": []string{"*"}, "rules": []map[string]any{
+			{"name": "Any", "grant_types": []string{"client_credentials"}, "scopes": scopes, "access_token_lifetime": "5m"}}}}
+	}
+	return map[string]any{
+		"base_url":              base,
+		"key_encryption_secret": "gateway-test-seal-secret-0123456789",
+		"storage":               map[string]any{"module": "embedded", "path": dbPath},
+		"clients":               []map[string]any{{"client_id": clientID, "client_secret": clientSec}},
+		"authorization_servers": map[string]any{
+			"default": map[string]any{
+				"scopes":   []map[string]any{{"name": "orders:read", "default": true}, {"name": "orders:write"}, {"name": "ops"}},
+				"claims":   []map[string]any{{"name": "department", "value": `"billing"`}, {"name": "groups", "value": `["finance", "staff, senior"]`}},
+				"policies": rule("*"),
+			},
+			"other": map[string]any{
+				"scopes":   []map[string]any{{"name": "orders:read", "default": true}},
+				"policies": rule("*"),
+			},
+		},
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func token(t *testing.T, base, as string, scopes ...string) string {
+	t.Helper()
+	cc := clientcredentials.Config{ClientID: clientID, ClientSecret: clientSec, TokenURL: base + "/oauth2/" + as + "/v1/token", Scopes: scopes}
+	tok, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+func call(t *testing.T, path, tok string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, gw+path, nil)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+// TestGatewayWithIssuerInProcess: issuer and gateway in one Caddy; the
+// gateway reads keys in process. Covers scopes, claims, CEL, header
+// stripping and forwarding, placeholders and handle_errors.
+func TestGatewayWithIssuerInProcess(t *testing.T) {
+	be, hits := backend(t)
+	issuer := gw + "/oauth2/default"
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": []map[string]any{
+						{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"},
+							"scopes": []string{"orders:read"}, "any_scope": []string{"orders:write", "ops"},
+							"claims":     []map[string]any{{"name": "department", "value": "billing"}, {"name": "groups", "regexp": "fin.*"}},
+							"expression": `request.method == "GET" && "finance" in claims.groups`,
+							"forward_claims": []map[string]any{
+								{"claim": "sub", "header": "X-User-Id"}, {"claim": "scp", "header": "X-Scopes"}, {"claim": "groups", "header": "X-Groups"},
+							}},
+						{"handler": "headers", "request": map[string]any{"set": map[string]any{
+							"X-Placeholder-User": []string{"{http.auth.user.id}"}, "X-Placeholder-Dept": []string{"{http.auth.token.claims.department}"}}}},
+						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
+					}},
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+				"errors": map[string]any{"routes": []map[string]any{{"handle": []map[string]any{
+					{"handler": "static_response", "body": "denied: {http.auth.token.error}"}}}}},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+
+	good := token(t, gw, "default", "orders:read", "orders:write")
+	res, body := call(t, "/orders/1", good, "X-User-Id", "admin", "X_User_Id", "admin", "x-groups", "root")
+	if res.StatusCode != 200 {
+		t.Fatalf("valid token: %d %s", res.StatusCode, body)
+	}
+	var seen map[string][]string
+	if err := json.Unmarshal([]byte(body), &seen); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen["X-User-Id"]; len(got) != 1 || got[0] != clientID {
+		t.Errorf("upstream X-User-Id = %v, want only %q (client copies must be stripped)", got, clientID)
+	}
+	for name := range seen {
+		if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), "x-user-id") && name != "X-User-Id" {
+			t.Errorf("a client-sent spelling %q reached the upstream", name)
+		}
+	}
+	if got := seen["X-Groups"]; len(got) != 1 || got[0] != `["finance","staff, senior"]` {
+		t.Errorf("X-Groups = %v, want the array as JSON", got)
+	}
+	if got := seen["X-Scopes"]; len(got) != 1 || got[0] != `["orders:read","orders:write"]` {
+		t.Errorf("X-Scopes = %v", got)
+	}
+	if seen["X-Placeholder-User"][0] != clientID || seen["X-Placeholder-Dept"][0] != "billing" {
+		t.Errorf("placeholders: user %v dept %v", seen["X-Placeholder-User"], seen["X-Placeholder-Dept"])
+	}
+	if _, ok := seen["Authorization"]; !ok {
+		t.Error("the Authorization header should still reach the upstream (it may call on with it)")
+	}
+
+	before := hits.Load()
+	cases := []struct {
+		name, tok, reason string
+		status            int
+		challenge         string
+	}{
+		{"no token", "", "no_token", 401, `Bearer realm="localhost:9080"`},
+		{"garbage", "abc.def.ghi", "malformed", 401, `error="invalid_token"`},
+		{"missing required scope", token(t, gw, "default", "orders:write"), "insufficient_scope", 403, `error="insufficient_scope", scope="orders:read orders:write ops"`},
+		{"missing any_scope", token(t, gw, "default", "orders:read"), "insufficient_scope", 403, `error="insufficient_scope"`},
+		{"token of another custom server", token(t, gw, "other"), "wrong_issuer", 401, `error="invalid_token"`},
+	}
+	for _, c := range cases {
+		res, body := call(t, "/orders/1", c.tok)
+		if res.StatusCode != c.status || !strings.Contains(res.Header.Get("WWW-Authenticate"), c.challenge) {
+			t.Errorf("%s: %d %q, want %d and a challenge containing %q", c.name, res.StatusCode, res.Header.Get("WWW-Authenticate"), c.status, c.challenge)
+		}
+		if body != "denied: "+c.reason {
+			t.Errorf("%s: handle_errors saw %q, want reason %q", c.name, body, c.reason)
+		}
+		if strings.Contains(body, "orders:") || strings.Contains(res.Header.Get("WWW-Authenticate"), clientID) {
+			t.Errorf("%s: the answer leaks token content", c.name)
+		}
+	}
+	// The expression sees the request: POST fails it.
+	req, _ := http.NewRequest(http.MethodPost, gw+"/orders/1", nil)
+	req.Header.Set("Authorization", "Bearer "+good)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 403 {
+		t.Fatalf("POST against a GET-only expression: %v %v", res.StatusCode, err)
+	}
+	if hits.Load() != before {
+		t.Fatalf("%d rejected requests reached the upstream", hits.Load()-before)
+	}
+
+	// Metrics count the decisions by reason.
+	mres, err := http.Get(adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	for _, want := range []string{`caddy_require_token_decisions_total{outcome="accepted",reason=""}`, `reason="wrong_issuer"`, `reason="expression_false"`} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestRotationUnderLoad: the issuer rotates its keys three times while
+// clients keep calling the API with old and new tokens; no request
+// fails, and tokens signed with each new key are accepted at once.
+func TestRotationUnderLoad(t *testing.T) {
+	be, _ := backend(t)
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": []map[string]any{
+						{"handler": "require_token", "issuers": []map[string]any{{"url": gw + "/oauth2/default", "audience": []string{"api://default"}}}},
+						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
+					}},
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+
+	var (
+		mu     sync.Mutex
+		tokens = []string{token(t, gw, "default")}
+		failed atomic.Int64
+		done   atomic.Int64
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+	)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 10 * time.Second}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				tok := tokens[(i+w)%len(tokens)]
+				mu.Unlock()
+				req, _ := http.NewRequest(http.MethodGet, gw+"/orders/1", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				res, err := client.Do(req)
+				if err != nil || res.StatusCode != 200 {
+					failed.Add(1)
+				}
+				if res != nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	for range 3 {
+		time.Sleep(200 * time.Millisecond)
+		res, err := http.Post(adminURL+"/token_issuer/default/keys/rotate", "application/json", nil)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("rotate: %v %v", err, res.StatusCode)
+		}
+		res.Body.Close()
+		tok := token(t, gw, "default") // signed by the new key
+		mu.Lock()
+		tokens = append(tokens, tok)
+		mu.Unlock()
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if done.Load() < 50 {
+		t.Fatalf("only %d requests ran", done.Load())
+	}
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during rotation", failed.Load(), done.Load())
+	}
+}
+
+// buildCaddy builds this repository's cmd/caddy once per test binary.
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+func caddyBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "caddy-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "caddy")
+		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/apiaccess/caddy-apiaccess/cmd/caddy").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// remoteIssuer is a second Caddy process serving only the issuer.
+type remoteIssuer struct {
+	t       *testing.T
+	bin     string
+	cfgPath string
+	dataDir string
+	cmd     *exec.Cmd
+}
+
+const remoteBase = "http://localhost:9181"
+
+func newRemoteIssuer(t *testing.T) *remoteIssuer {
+	dir := t.TempDir()
+	r := &remoteIssuer{t: t, bin: caddyBinary(t), cfgPath: filepath.Join(dir, "caddy.json"), dataDir: dir}
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2998"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(remoteBase, filepath.Join(dir, "issuer.db")),
+			"http": map[string]any{"servers": map[string]any{"issuer": map[string]any{
+				"listen": []string{":9181"},
+				"routes": []map[string]any{{"handle": []map[string]any{{"handler": "token_issuer"}}}},
+			}}},
+		},
+	}
+	if err := os.WriteFile(r.cfgPath, []byte(mustJSON(t, cfg)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *remoteIssuer) start() {
+	r.t.Helper()
+	r.cmd = exec.Command(r.bin, "run", "--config", r.cfgPath)
+	r.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+r.dataDir, "XDG_CONFIG_HOME="+r.dataDir)
+	r.cmd.Stdout, r.cmd.Stderr = io.Discard, io.Discard
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	waitFor(r.t, "the remote issuer", func() bool {
+		res, err := http.Get(remoteBase + "/oauth2/default/.well-known/openid-configuration")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+}
+
+func (r *remoteIssuer) stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_, _ = r.cmd.Process.Wait()
+	r.cmd = nil
+	waitFor(r.t, "the remote issuer to stop", func() bool {
+		_, err := http.Get(remoteBase + "/oauth2/v1/keys")
+		return err != nil
+	})
+}
+
+// TestGatewayWithRemoteIssuer: the issuer runs in another Caddy; the
+// gateway discovers its JWKS over HTTP, keeps validating with cached
+// keys while the issuer is down, and follows key rotations.
+func TestGatewayWithRemoteIssuer(t *testing.T) {
+	remote := newRemoteIssuer(t)
+	be, _ := backend(t)
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+			"listen": []string{":9080"},
+			"routes": []map[string]any{{"handle": []map[string]any{
+				{"handler": "require_token", "issuers": []map[string]any{{"url": remoteBase + "/oauth2/default", "audience": []string{"api://default"}, "min_refresh": "1s"}},
+					"scopes": []string{"orders:read"}},
+				{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
+			}}},
+		}}}},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+
+	t1 := token(t, remoteBase, "default")
+	if res, body := call(t, "/orders", t1); res.StatusCode != 200 {
+		t.Fatalf("remote token: %d %s", res.StatusCode, body)
+	}
+	t2 := token(t, remoteBase, "default") // not yet seen by the gateway
+	remote.stop()
+	for _, tok := range []string{t1, t2} {
+		if res, _ := call(t, "/orders", tok); res.StatusCode != 200 {
+			t.Fatalf("issuer down: a token signed with a known key got %d", res.StatusCode)
+		}
+	}
+	remote.start() // same store: same keys
+	if res, _ := call(t, "/orders", token(t, remoteBase, "default")); res.StatusCode != 200 {
+		t.Fatalf("after the issuer came back: %d", res.StatusCode)
+	}
+
+	rotate := func() {
+		res, err := http.Post("http://localhost:2998/token_issuer/default/keys/rotate", "application/json", nil)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("rotate: %v", err)
+		}
+		res.Body.Close()
+	}
+	// The first rotation activates the NEXT key the gateway already has.
+	rotate()
+	if res, _ := call(t, "/orders", token(t, remoteBase, "default")); res.StatusCode != 200 {
+		t.Fatalf("token of the promoted NEXT key: %d", res.StatusCode)
+	}
+	// Two rotations: a key the gateway has never seen; it refetches
+	// (after min_refresh) and accepts it.
+	rotate()
+	rotate()
+	tok := token(t, remoteBase, "default")
+	time.Sleep(1100 * time.Millisecond) // min_refresh since the last fetch
+	if res, _ := call(t, "/orders", tok); res.StatusCode != 200 {
+		t.Fatalf("token of a newly published key: %d", res.StatusCode)
+	}
+}
+
+// TestUnknownKidFlood: random kids in forged tokens cost a bounded
+// number of JWKS fetches, counted at the issuer's JWKS server; the
+// server going down later does not break tokens with known keys.
+func TestUnknownKidFlood(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := jwk.FromRaw(priv.Public())
+	_ = pub.Set(jwk.KeyIDKey, "real")
+	_ = pub.Set(jwk.AlgorithmKey, jwa.ES256)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	jwks := mustJSON(t, set)
+	var fetches atomic.Int64
+	var down atomic.Bool
+	var iss string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, iss, iss+"/keys")
+		case "/keys":
+			fetches.Add(1)
+			fmt.Fprint(w, jwks)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	iss = srv.URL
+	sign := func(kid string) string {
+		tok := jwt.New()
+		_ = tok.Set(jwt.IssuerKey, iss)
+		_ = tok.Set(jwt.AudienceKey, "api://flood")
+		_ = tok.Set(jwt.ExpirationKey, time.Now().Add(time.Hour))
+		_ = tok.Set(jwt.SubjectKey, "svc")
+		k, _ := jwk.FromRaw(priv)
+		_ = k.Set(jwk.KeyIDKey, kid)
+		b, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+			"listen": []string{":9080"},
+			"routes": []map[string]any{{"handle": []map[string]any{
+				{"handler": "require_token", "issuers": []map[string]any{{"url": iss, "audience": []string{"api://flood"}}}},
+				{"handler": "static_response", "body": "ok"},
+			}}},
+		}}}},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	if fetches.Load() != 0 {
+		t.Fatal("keys fetched at load; they must be fetched on first use")
+	}
+	if res, body := call(t, "/x", sign("real")); res.StatusCode != 200 {
+		t.Fatalf("valid token: %d %s", res.StatusCode, body)
+	}
+	var wg sync.WaitGroup
+	var accepted atomic.Int64
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				req, _ := http.NewRequest(http.MethodGet, gw+"/x", nil)
+				req.Header.Set("Authorization", "Bearer "+sign(fmt.Sprintf("forged-%d-%d", w, i)))
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					continue
+				}
+				if res.StatusCode == 200 {
+					accepted.Add(1)
+				}
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if accepted.Load() != 0 {
+		t.Fatalf("%d tokens with unknown kids were accepted", accepted.Load())
+	}
+	// One fetch on first use, at most one more for the whole flood
+	// (min_refresh defaults to a minute).
+	if n := fetches.Load(); n > 2 {
+		t.Fatalf("320 unknown kids caused %d JWKS fetches", n)
+	}
+	down.Store(true)
+	if res, _ := call(t, "/x", sign("real")); res.StatusCode != 200 {
+		t.Fatalf("JWKS server down: a token with a known kid got %d", res.StatusCode)
+	}
+}
+
+// waitFor polls f until it is true or the deadline passes.
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
