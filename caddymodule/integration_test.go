@@ -562,6 +562,16 @@ func TestUnknownKidFlood(t *testing.T) {
 	if n := fetches.Load(); n > 2 {
 		t.Fatalf("320 unknown kids caused %d JWKS fetches", n)
 	}
+	// A config reload keeps the fetched keys: no new fetch.
+	before := fetches.Load()
+	cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)["srv0"].(map[string]any)["routes"].([]map[string]any)[0]["handle"].([]map[string]any)[1]["body"] = "reloaded"
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	if res, body := call(t, "/x", sign("real")); res.StatusCode != 200 || body != "reloaded" {
+		t.Fatalf("after reload: %d %q", res.StatusCode, body)
+	}
+	if fetches.Load() != before {
+		t.Fatalf("a config reload refetched the JWKS (%d -> %d fetches)", before, fetches.Load())
+	}
 	down.Store(true)
 	if res, _ := call(t, "/x", sign("real")); res.StatusCode != 200 {
 		t.Fatalf("JWKS server down: a token with a known kid got %d", res.StatusCode)
@@ -578,4 +588,88 @@ func waitFor(t *testing.T, what string, f func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestTokenSources: where a token may come from, and how ambiguous
+// requests are refused (RFC 6750 section 2).
+func TestTokenSources(t *testing.T) {
+	route := func(path string, extra map[string]any) map[string]any {
+		h := map[string]any{"handler": "require_token", "issuers": []map[string]any{{"url": gw + "/oauth2/default"}}, "audience": []string{"api://default"}}
+		for k, v := range extra {
+			h[k] = v
+		}
+		return map[string]any{"match": []map[string]any{{"path": []string{path}}}, "handle": []map[string]any{h, {"handler": "static_response", "body": "ok"}}}
+	}
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					route("/header", nil),
+					route("/flexible", map[string]any{"token_cookie": "at", "token_query": "access_token"}),
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	tok := token(t, gw, "default")
+	cases := []struct {
+		name   string
+		path   string
+		mod    func(*http.Request)
+		status int
+		errStr string
+	}{
+		{"Bearer header", "/header", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, 200, ""},
+		// RFC 7235 section 2.1: the scheme is case-insensitive.
+		{"lower-case bearer", "/header", func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }, 200, ""},
+		{"two Authorization headers", "/header", func(r *http.Request) {
+			r.Header.Add("Authorization", "Bearer "+tok)
+			r.Header.Add("Authorization", "Bearer "+tok)
+		}, 400, `error="invalid_request"`},
+		{"Basic instead of Bearer", "/header", func(r *http.Request) { r.SetBasicAuth("a", "b") }, 401, `Bearer realm=`},
+		{"two spaces", "/header", func(r *http.Request) { r.Header.Set("Authorization", "Bearer  "+tok) }, 401, `error="invalid_token"`},
+		{"token in query not allowed", "/header?access_token=" + tok, nil, 401, `Bearer realm=`},
+		{"token in cookie not allowed", "/header", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "at", Value: tok}) }, 401, `Bearer realm=`},
+		{"query when allowed", "/flexible?access_token=" + tok, nil, 200, ""},
+		{"cookie when allowed", "/flexible", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "at", Value: tok}) }, 200, ""},
+		{"header and query", "/flexible?access_token=" + tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, 400, `error="invalid_request"`},
+		{"query twice", "/flexible?access_token=" + tok + "&access_token=" + tok, nil, 400, `error="invalid_request"`},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(http.MethodGet, gw+c.path, nil)
+		if c.mod != nil {
+			c.mod(req)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.status || !strings.Contains(res.Header.Get("WWW-Authenticate"), c.errStr) {
+			t.Errorf("%s: %d %q, want %d with %q", c.name, res.StatusCode, res.Header.Get("WWW-Authenticate"), c.status, c.errStr)
+		}
+	}
+}
+
+// TestOrgIssuerRefused: the org authorization server's access tokens
+// are only for its own userinfo; naming it as a gateway issuer is a
+// configuration error, not a silent acceptance.
+func TestOrgIssuerRefused(t *testing.T) {
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{{"handle": []map[string]any{
+					{"handler": "require_token", "issuers": []map[string]any{{"url": gw}}, "audience": []string{gw}},
+				}}},
+			}}},
+		},
+	}
+	caddytest.AssertLoadError(t, mustJSON(t, cfg), "json", "org authorization server")
 }
