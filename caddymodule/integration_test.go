@@ -673,3 +673,57 @@ func TestOrgIssuerRefused(t *testing.T) {
 	}
 	caddytest.AssertLoadError(t, mustJSON(t, cfg), "json", "org authorization server")
 }
+
+// TestIntrospectionSeesRevocation: a route in introspection mode
+// refuses a token the moment it is revoked; a locally validating route
+// keeps accepting it until it expires (the documented trade-off).
+func TestIntrospectionSeesRevocation(t *testing.T) {
+	issuer := gw + "/oauth2/default"
+	mk := func(path string, extra map[string]any) map[string]any {
+		h := map[string]any{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"}, "scopes": []string{"orders:read"}}
+		for k, v := range extra {
+			h[k] = v
+		}
+		return map[string]any{"match": []map[string]any{{"path": []string{path}}}, "handle": []map[string]any{h, {"handler": "static_response", "body": "ok {http.auth.user.id}"}}}
+	}
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					mk("/strict", map[string]any{"introspection": map[string]any{"client_id": clientID, "client_secret": clientSec}}),
+					mk("/local", nil),
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	tok := token(t, gw, "default")
+	for _, p := range []string{"/strict", "/local"} {
+		if res, body := call(t, p, tok); res.StatusCode != 200 || body != "ok "+clientID {
+			t.Fatalf("%s before revocation: %d %q", p, res.StatusCode, body)
+		}
+	}
+	form := strings.NewReader("token=" + tok)
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/v1/revoke", form)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, clientSec)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("revoke: %v", err)
+	}
+	res.Body.Close()
+	if res, _ := call(t, "/strict", tok); res.StatusCode != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), "invalid_token") {
+		t.Fatalf("introspection route after revocation: %d", res.StatusCode)
+	}
+	if res, _ := call(t, "/local", tok); res.StatusCode != 200 {
+		t.Fatalf("local route after revocation: %d (expected to accept until exp)", res.StatusCode)
+	}
+	// Scopes are enforced from the introspection answer too.
+	if res, _ := call(t, "/strict", token(t, gw, "default", "orders:write")); res.StatusCode != 403 {
+		t.Fatalf("introspection route, missing scope: %d", res.StatusCode)
+	}
+}
