@@ -16,7 +16,7 @@ func init() {
 
 // parseCaddyfile sets up the `require_token` handler. Syntax:
 //
-//	require_token [<matcher>] [<issuer_url>] {
+//	require_token [<matcher>] [<issuer_url> [<audience...>]] {
 //		issuer <url> [<audience...>] {
 //			audience <audience...>
 //			algorithms <alg...>
@@ -45,8 +45,8 @@ func init() {
 //		}
 //	}
 //
-// The issuer URL given as an argument is the first issuer; `issuer`
-// adds more and repeats, and its block is optional. An issuer's
+// The issuer URL given as an argument (with its audiences) is the first
+// issuer; `issuer` adds more and repeats, and its block is optional. An issuer's
 // audiences go either after its URL or in its block, not both. `scopes`
 // and `any_scope` append when repeated; `claim`, `claim_regexp` and
 // `forward_claim` repeat; every other subdirective may be given once per
@@ -65,10 +65,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 		if err := urls.add(h.Dispenser, "issuer", h.Val()); err != nil {
 			return nil, err
 		}
-		rt.Issuers = append(rt.Issuers, &IssuerConfig{URL: h.Val()})
-		if h.NextArg() {
-			return nil, h.ArgErr()
-		}
+		rt.Issuers = append(rt.Issuers, &IssuerConfig{URL: h.Val(), Audience: h.RemainingArgs()})
 	}
 	once, headers := onceSet{}, onceSet{}
 	for h.NextBlock(0) {

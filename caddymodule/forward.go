@@ -16,6 +16,15 @@ func normalize(h string) string {
 	return strings.ReplaceAll(strings.ToLower(h), "_", "-")
 }
 
+// reservedHeaders may not be filled from claims: stripping them first
+// would drop the token itself (Authorization, Cookie) or break the
+// request's framing for the upstream.
+var reservedHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true, "host": true,
+	"content-length": true, "content-type": true, "transfer-encoding": true,
+	"connection": true, "upgrade": true, "te": true, "trailer": true, "keep-alive": true,
+}
+
 // stripForwarded removes every client-sent header that could pose as a
 // forwarded claim, before anything else runs.
 func stripForwarded(h http.Header, fwd []*ForwardClaim) {

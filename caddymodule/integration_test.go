@@ -727,3 +727,28 @@ func TestIntrospectionSeesRevocation(t *testing.T) {
 		t.Fatalf("introspection route, missing scope: %d", res.StatusCode)
 	}
 }
+
+// TestForwardClaimConfigErrors: a claim may not be forwarded into a
+// header that carries the token or frames the request, nor two claims
+// into one header.
+func TestForwardClaimConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		fwd  []map[string]any
+		want string
+	}{
+		{[]map[string]any{{"claim": "sub", "header": "Authorization"}}, "cannot be set from a claim"},
+		{[]map[string]any{{"claim": "sub", "header": "cookie"}}, "cannot be set from a claim"},
+		{[]map[string]any{{"claim": "sub", "header": "X-User"}, {"claim": "cid", "header": "x_user"}}, "already set by another forward_claim"},
+	} {
+		cfg := map[string]any{
+			"admin": map[string]any{"listen": "localhost:2999"},
+			"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{{"handle": []map[string]any{
+					{"handler": "require_token", "issuers": []map[string]any{{"url": "https://id.example.com/oauth2/default"}}, "audience": []string{"api://default"}, "forward_claims": c.fwd},
+				}}},
+			}}}},
+		}
+		caddytest.AssertLoadError(t, mustJSON(t, cfg), "json", c.want)
+	}
+}

@@ -282,6 +282,7 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 		cfg.Introspection = &validator.Introspector{Endpoint: ep, ClientID: in.ClientID, ClientSecret: secret,
 			CacheTTL: time.Duration(in.Cache), Client: &http.Client{Timeout: 10 * time.Second}}
 	}
+	fwd := map[string]bool{}
 	for _, f := range rt.ForwardClaims {
 		if f.Claim == "" || f.Header == "" {
 			return fmt.Errorf("forward_claim: claim and header are required")
@@ -289,6 +290,14 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 		if !validHeaderName(f.Header) {
 			return fmt.Errorf("forward_claim %s: invalid header name %q", f.Claim, f.Header)
 		}
+		n := normalize(f.Header)
+		if reservedHeaders[n] {
+			return fmt.Errorf("forward_claim %s: header %s carries the token or the request framing and cannot be set from a claim", f.Claim, f.Header)
+		}
+		if fwd[n] {
+			return fmt.Errorf("forward_claim %s: header %s is already set by another forward_claim", f.Claim, f.Header)
+		}
+		fwd[n] = true
 	}
 	if err := validator.Check(cfg); err != nil {
 		return err
