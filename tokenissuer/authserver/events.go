@@ -28,8 +28,10 @@ type decision struct {
 	jti       string
 }
 
-func (d decision) fields() []zap.Field {
-	f := []zap.Field{zap.String("authorization_server", d.server.ID), zap.String("issuer", d.server.Issuer)}
+// fields are the event's own fields; the server's are pre-encoded in
+// its logger (Server.log).
+func (d decision) fields(extra int) []zap.Field {
+	f := make([]zap.Field, 0, 7+extra)
 	if d.clientID != "" {
 		f = append(f, zap.String("client_id", d.clientID))
 	}
@@ -52,18 +54,18 @@ func (d decision) fields() []zap.Field {
 }
 
 func (i *Issuer) logSuccess(event string, d decision) {
-	if c := i.log.Check(zap.InfoLevel, event); c != nil {
-		c.Write(append(d.fields(), zap.String("outcome", "SUCCESS"))...)
+	if c := d.server.log.Check(zap.InfoLevel, event); c != nil {
+		c.Write(append(d.fields(1), zap.String("outcome", "SUCCESS"))...)
 	}
 }
 
 func (i *Issuer) logFailure(event string, d decision, e *oauth.Error) {
-	if c := i.log.Check(zap.InfoLevel, event); c != nil {
+	if c := d.server.log.Check(zap.InfoLevel, event); c != nil {
 		reason := e.Reason
 		if reason == "" {
 			reason = e.Description
 		}
-		c.Write(append(d.fields(), zap.String("outcome", "FAILURE"), zap.String("error", e.Code), zap.String("reason", reason))...)
+		c.Write(append(d.fields(3), zap.String("outcome", "FAILURE"), zap.String("error", e.Code), zap.String("reason", reason))...)
 	}
 }
 
@@ -71,6 +73,5 @@ func (i *Issuer) logKeyRotation(s *Server, why, kid string) {
 	if kid == "" && s.keys != nil && s.keys.Current() != nil {
 		kid = s.keys.Current().Active.KeyID()
 	}
-	i.log.Info(EventKeyRollover, zap.String("authorization_server", s.ID), zap.String("issuer", s.Issuer),
-		zap.String("reason", why), zap.String("active_kid", kid), zap.String("outcome", "SUCCESS"))
+	s.log.Info(EventKeyRollover, zap.String("reason", why), zap.String("active_kid", kid), zap.String("outcome", "SUCCESS"))
 }

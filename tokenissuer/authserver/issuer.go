@@ -78,6 +78,8 @@ type Server struct {
 	retention  time.Duration
 	keys       *keys.Manager
 	metadata   map[string][]byte
+	// log carries the server's fields, encoded once.
+	log *zap.Logger
 }
 
 // New validates options and compiles the servers. It does no I/O: the
@@ -172,6 +174,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 		return nil, err
 	}
 	s.endpoints = i.base + s.prefix
+	s.log = i.log.With(zap.String("authorization_server", s.ID), zap.String("issuer", s.Issuer))
 	// A retired key stays published while tokens it signed may live.
 	s.retention = policy.DefaultAccessTokenLifetime
 	for _, p := range s.policies.Policies() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
@@ -236,5 +237,52 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestTokensVerifyForEveryAlgorithm: tokens signed through the issuer's
+// compact-serialization path verify with jwx against the served JWKS,
+// for every supported algorithm, and carry the expected header.
+func TestTokensVerifyForEveryAlgorithm(t *testing.T) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			iss, err := New(Options{
+				BaseURL: "https://id.example.com",
+				Servers: map[string]*ServerConfig{"a": {SigningAlg: alg, Scopes: []*Scope{{Name: "s", Default: true}},
+					Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "r", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"*"}}}}}}},
+				Clients: []*clientauth.Client{{ID: "svc", Secret: "x"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := embedded.Open(filepath.Join(t.TempDir(), "db"))
+			defer st.Close()
+			sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
+			if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/oauth2/a/v1/token", strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth("svc", "x")
+			rec := httptest.NewRecorder()
+			iss.ServeHTTP(rec, req)
+			var resp map[string]any
+			_ = json.Unmarshal(rec.Body.Bytes(), &resp)
+			tok, _ := resp["access_token"].(string)
+			rec = httptest.NewRecorder()
+			iss.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/oauth2/a/v1/keys", nil))
+			set, err := jwk.Parse(rec.Body.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := jws.Verify([]byte(tok), jws.WithKeySet(set)); err != nil {
+				t.Fatalf("token does not verify: %v", err)
+			}
+			msg, _ := jws.Parse([]byte(tok))
+			h := msg.Signatures()[0].ProtectedHeaders()
+			if string(h.Algorithm()) != alg || h.Type() != "at+jwt" || h.KeyID() != iss.servers["a"].keys.Current().Active.KeyID() {
+				t.Fatalf("header: %v %v %v", h.Algorithm(), h.Type(), h.KeyID())
+			}
+		})
 	}
 }

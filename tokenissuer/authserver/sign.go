@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jws"
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 )
 
@@ -30,7 +30,7 @@ type accessClaims struct {
 
 // AccessTokenType is the JWT `typ` of access tokens (RFC 9068 section
 // 2.1), so a resource server can tell them from ID tokens.
-const AccessTokenType = "at+jwt"
+const AccessTokenType = keys.TokenType
 
 // newJTI returns an Okta-style token id: "AT." and 128 random bits.
 func newJTI() string {
@@ -58,14 +58,20 @@ func (i *Issuer) signAccessToken(s *Server, c accessClaims, lifetime time.Durati
 	if err != nil {
 		return "", "", oauth.ErrServer.WithReason("encoding claims: " + err.Error())
 	}
+	// Compact serialization (RFC 7515 section 7.1) around jwx's signer,
+	// with the header encoded once per key.
 	set := s.keys.Current()
-	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, set.Active.KeyID())
-	_ = h.Set(jws.TypeKey, AccessTokenType)
-	tok, err := jws.Sign(payload, jws.WithKey(set.ActiveAlg, set.ActiveRaw, jws.WithProtectedHeaders(h)))
+	p64 := base64.RawURLEncoding.EncodedLen(len(payload))
+	buf := make([]byte, 0, len(set.Header)+2+p64+base64.RawURLEncoding.EncodedLen(512))
+	buf = append(buf, set.Header...)
+	buf = append(buf, '.')
+	buf = base64.RawURLEncoding.AppendEncode(buf, payload)
+	sig, err := set.Signer.Sign(buf, set.SignKey)
 	if err != nil {
 		i.log.Error("signing failed", zap.String("authorization_server", s.ID), zap.Error(err))
 		return "", "", oauth.ErrServer.WithReason("signing failed")
 	}
+	buf = append(buf, '.')
+	tok := base64.RawURLEncoding.AppendEncode(buf, sig)
 	return string(tok), c.JTI, nil
 }

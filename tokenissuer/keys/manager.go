@@ -2,6 +2,10 @@ package keys
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -21,6 +26,14 @@ type Set struct {
 	// ActiveRaw is Active as a crypto.Signer, converted once rather than
 	// on every signature.
 	ActiveRaw any
+	// Signer signs with ActiveRaw (jwx's JWS signer for ActiveAlg);
+	// SignKey is what it is given: ActiveRaw, wrapped for ECDSA so the
+	// same key value (and Go's per-key precomputation) is reused.
+	Signer  jws.Signer
+	SignKey any
+	// Header is the base64url protected header of tokens signed by
+	// Active: {"alg","kid","typ"}, encoded once (RFC 7515 section 7.1).
+	Header string
 	// ActiveAlg is Active's algorithm.
 	ActiveAlg jwa.SignatureAlgorithm
 	// Public holds every published key (ACTIVE, NEXT, unretired EXPIRED)
@@ -236,6 +249,9 @@ func (m *Manager) Load(ctx context.Context) error {
 			if err := priv.Raw(&set.ActiveRaw); err != nil {
 				return err
 			}
+			if err := set.prepareSigning(r.KID); err != nil {
+				return err
+			}
 		}
 		r.Sealed = nil
 		set.Records = append(set.Records, r)
@@ -247,6 +263,38 @@ func (m *Manager) Load(ctx context.Context) error {
 		return err
 	}
 	m.cur.Store(set)
+	return nil
+}
+
+// TokenType is the JWT `typ` of access tokens (RFC 9068 section 2.1).
+const TokenType = "at+jwt"
+
+// signerOnly hides the concrete key type so jwx signs through the
+// crypto.Signer interface with this very key, instead of copying an
+// *ecdsa.PrivateKey on every call (which defeats Go's per-key cache).
+type signerOnly struct{ crypto.Signer }
+
+func (set *Set) prepareSigning(kid string) error {
+	var err error
+	if set.Signer, err = jws.NewSigner(set.ActiveAlg); err != nil {
+		return err
+	}
+	set.SignKey = set.ActiveRaw
+	switch k := set.ActiveRaw.(type) {
+	case *rsa.PrivateKey:
+		k.Precompute()
+	case *ecdsa.PrivateKey:
+		set.SignKey = signerOnly{k}
+	}
+	h, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{string(set.ActiveAlg), kid, TokenType})
+	if err != nil {
+		return err
+	}
+	set.Header = base64.RawURLEncoding.EncodeToString(h)
 	return nil
 }
 

@@ -86,6 +86,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, status = []byte(`{"error":"server_error"}`), http.StatusInternalServerError
+	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
