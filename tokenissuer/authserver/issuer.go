@@ -46,12 +46,13 @@ type Options struct {
 
 // Issuer serves the org authorization server and every custom one.
 type Issuer struct {
-	base    string
-	org     *Server
-	servers map[string]*Server
-	clients []*clientauth.Client
-	log     *zap.Logger
-	now     func() time.Time
+	base     string
+	basePath string // path of base ("" for a host root)
+	org      *Server
+	servers  map[string]*Server
+	clients  []*clientauth.Client
+	log      *zap.Logger
+	now      func() time.Time
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -95,7 +96,7 @@ func New(o Options) (*Issuer, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients}
+	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients}
 	ids := map[string]bool{}
 	for _, c := range o.Clients {
 		if err := c.Prepare(); err != nil {

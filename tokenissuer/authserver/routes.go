@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -12,17 +11,11 @@ import (
 var errUnavailable = &oauth.Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
 	Description: "The authorization server is starting. Try again shortly."}
 
-// basePath is the path of the base URL ("" for a host root).
-func (i *Issuer) basePath() string {
-	u, _ := url.Parse(i.base)
-	return u.Path
-}
-
 // ServeHTTP serves every issuer endpoint (Okta's paths, DESIGN.md
 // "Authorization servers"). It reports false for paths that are not
 // the issuer's, so a caller can pass them on.
 func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
-	bp := i.basePath()
+	bp := i.basePath
 	p := r.URL.Path
 	// RFC 8414 section 3.1: the well-known segment goes between host and
 	// the issuer's path.
