@@ -19,21 +19,8 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 		i.logFailure(EventIntrospect, d, e)
 		oauth.WriteError(w, e)
 	}
-	form, e := oauth.ParseForm(w, r)
-	if e != nil {
-		fail(e)
-		return
-	}
-	client, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("introspect"))
-	if e != nil {
-		d.clientID = claimed
-		fail(e)
-		return
-	}
-	d.clientID = client.ID
-	tok, ok := form["token"]
-	if !ok || tok == "" {
-		fail(oauth.ErrInvalidRequest.WithDescription("The 'token' parameter is required."))
+	tok, ok := i.tokenParam(w, r, s, "introspect", &d, fail)
+	if !ok {
 		return
 	}
 	// token_type_hint is only a hint (RFC 7662 section 2.1): every token

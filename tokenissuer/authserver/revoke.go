@@ -15,21 +15,8 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 		i.logFailure(EventRevoke, d, e)
 		oauth.WriteError(w, e)
 	}
-	form, e := oauth.ParseForm(w, r)
-	if e != nil {
-		fail(e)
-		return
-	}
-	client, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("revoke"))
-	if e != nil {
-		d.clientID = claimed
-		fail(e)
-		return
-	}
-	d.clientID = client.ID
-	tok, ok := form["token"]
-	if !ok || tok == "" {
-		fail(oauth.ErrInvalidRequest.WithDescription("The 'token' parameter is required."))
+	tok, ok := i.tokenParam(w, r, s, "revoke", &d, fail)
+	if !ok {
 		return
 	}
 	t, err := i.verifyAccessToken(s, tok)
@@ -38,7 +25,7 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 		return
 	}
 	d.jti = t.JwtID()
-	if cid, _ := t.PrivateClaims()["cid"].(string); cid != client.ID {
+	if cid, _ := t.PrivateClaims()["cid"].(string); cid != d.clientID {
 		fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
 		return
 	}
