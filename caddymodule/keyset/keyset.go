@@ -102,6 +102,10 @@ func convert(jk jwk.Key) (*Key, error) {
 			return nil, fmt.Errorf("unsupported curve")
 		}
 	case ed25519.PublicKey:
+		// ed25519.Verify panics on a key of another length.
+		if len(pk) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("Ed25519 key of %d bytes", len(pk))
+		}
 		implied = []jwa.SignatureAlgorithm{jwa.EdDSA}
 	default:
 		return nil, fmt.Errorf("unsupported key type %T", raw)

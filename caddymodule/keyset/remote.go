@@ -62,8 +62,13 @@ func (r *Remote) Key(ctx context.Context, kid string) (*Key, error) {
 		}
 	}
 	if !r.refresh(ctx, kid) {
-		if r.keys.Load() == nil {
+		// A concurrent fetch may have stored new keys since the first look.
+		m := r.keys.Load()
+		if m == nil {
 			return nil, ErrUnavailable
+		}
+		if k, ok := (*m)[kid]; ok {
+			return k, nil
 		}
 		return nil, ErrUnknownKID
 	}
@@ -181,7 +186,8 @@ func (r *Remote) fetch(ctx context.Context) error {
 		}
 		return fmt.Errorf("fetching JWKS of %s: status %d", r.Issuer, status)
 	}
-	set, err := jwk.Parse(body)
+	// One key of a type we do not know must not hide the others.
+	set, err := jwk.Parse(body, jwk.WithIgnoreParseError(true))
 	if err != nil {
 		return fmt.Errorf("JWKS of %s: %w", r.Issuer, err)
 	}

@@ -618,9 +618,6 @@ func TestRemoteSkipsUnsupportedKeys(t *testing.T) {
 	}
 	for _, c := range extra {
 		t.Run(c.name, func(t *testing.T) {
-			if c.bug != "" {
-				t.Skip("BUG: " + c.bug)
-			}
 			body := []byte(`{"keys":[` + c.key + `,` + string(valid[len(`{"keys":[`):]))
 			s := newIssuerServer(t, body, false)
 			r, log := newRemote(s, newFakeClock(), time.Hour)

@@ -3,6 +3,7 @@ package validator
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"regexp"
 	"strconv"
 )
@@ -21,6 +22,11 @@ type ClaimCondition struct {
 // NewClaimRegexp compiles pattern anchored at both ends, so "billing"
 // never matches "not-billing" by accident.
 func NewClaimRegexp(name, pattern string) (ClaimCondition, error) {
+	// Compiled alone first, so a pattern like `)|(.*` cannot close the
+	// anchoring group and match everything.
+	if _, err := regexp.Compile(pattern); err != nil {
+		return ClaimCondition{}, fmt.Errorf("claim %s: %w", name, err)
+	}
 	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
 	if err != nil {
 		return ClaimCondition{}, fmt.Errorf("claim %s: %w", name, err)
@@ -56,9 +62,11 @@ func (c *ClaimCondition) matches(v any) bool {
 			s = x.String()
 			break
 		}
-		a, err1 := strconv.ParseFloat(x.String(), 64)
-		b, err2 := strconv.ParseFloat(c.Value, 64)
-		return err1 == nil && err2 == nil && a == b
+		// Exact rational comparison: large integer ids (tenants,
+		// snowflakes) must not collide through float64 rounding.
+		a, ok1 := new(big.Rat).SetString(x.String())
+		b, ok2 := new(big.Rat).SetString(c.Value)
+		return ok1 && ok2 && a.Cmp(b) == 0
 	default:
 		return false
 	}

@@ -76,9 +76,6 @@ func TestClaimConditions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.bug != "" {
-				t.Skip("BUG: " + c.bug)
-			}
 			cfg := baseConfig(newClock())
 			cfg.Claims = []validator.ClaimCondition{c.cond(t)}
 			res, f := validate(t, validator.New(cfg), good(t, c.claims), nil)
@@ -113,7 +110,6 @@ func TestNewClaimRegexpError(t *testing.T) {
 // TestClaimRegexpCannotEscapeAnchors: a pattern that is not a valid
 // regexp by itself must not be able to close the anchoring group early.
 func TestClaimRegexpCannotEscapeAnchors(t *testing.T) {
-	t.Skip("BUG: NewClaimRegexp wraps the pattern textually; `)|(.*` compiles to ^(?:)|(.*)$ and matches every value")
 	if c, err := validator.NewClaimRegexp("dept", ")|(.*"); err == nil {
 		cfg := baseConfig(newClock())
 		cfg.Claims = []validator.ClaimCondition{c}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -198,6 +199,13 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 	}
 	// Compact serialization only (RFC 7515 section 7.1): three
 	// base64url parts, no JSON serialization, no detached payload.
+	// Only the base64url alphabet and the two dots: the decoder would
+	// skip CR and LF, making one token valid under many spellings.
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return nil, invalid(ReasonMalformed)
+		}
+	}
 	h64, rest, ok1 := strings.Cut(tok, ".")
 	p64, s64, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || h64 == "" || p64 == "" || s64 == "" || strings.Contains(s64, ".") {
@@ -273,9 +281,13 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 		return nil, v.fail(ReasonBadSignature, issuer)
 	}
 	// Time claims (RFC 7519 section 4.1.4-4.1.6), with skew.
-	exp, ok := numericDate(claims["exp"])
-	if !ok {
+	rawExp, present := claims["exp"]
+	if !present {
 		return nil, v.fail(ReasonMissingClaim, issuer)
+	}
+	exp, ok := numericDate(rawExp)
+	if !ok {
+		return nil, v.fail(ReasonMalformed, issuer)
 	}
 	if !now.Before(exp.Add(v.skew())) {
 		return nil, v.fail(ReasonExpired, issuer)
@@ -334,14 +346,22 @@ func numericDate(v any) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	if i, err := n.Int64(); err == nil {
+		if i < 0 || i > maxNumericDate {
+			return time.Time{}, false
+		}
 		return time.Unix(i, 0), true
 	}
 	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || f < 0 || f > 1e11 {
+	if err != nil || f < 0 || f > maxNumericDate {
 		return time.Time{}, false
 	}
-	return time.Unix(0, int64(f*1e9)), true
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
+
+// maxNumericDate (9999-12-31T23:59:59Z) keeps time arithmetic far from
+// overflow; a later date is malformed, not "far away".
+const maxNumericDate = 253402300799
 
 // audienceMatches: aud is a string or an array of strings (RFC 7519
 // section 4.1.3); one of them must be accepted.
@@ -359,9 +379,9 @@ func audienceMatches(aud any, accepted []string) bool {
 	return false
 }
 
-// tokenScopes reads Okta's `scp` (array of strings) or RFC 9068's
-// `scope` (space-separated string). Both at once is ambiguous and
-// refused; so is a scope of any other type.
+// tokenScopes reads Okta's `scp` (array of strings; a space-separated
+// string is accepted too) or RFC 9068's `scope` (space-separated
+// string). Both at once is ambiguous and refused; so is any other type.
 func tokenScopes(claims map[string]any) ([]string, bool) {
 	scp, hasScp := claims["scp"]
 	scope, hasScope := claims["scope"]
@@ -369,6 +389,10 @@ func tokenScopes(claims map[string]any) ([]string, bool) {
 	case hasScp && hasScope:
 		return nil, false
 	case hasScp:
+		if str, ok := scp.(string); ok {
+			// Some issuers (Azure AD) write scp as a space-separated string.
+			return strings.Fields(str), true
+		}
 		arr, ok := scp.([]any)
 		if !ok {
 			return nil, false

@@ -322,19 +322,19 @@ func forgedCases() []forged {
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": t0.Add(-29 * time.Second).Unix()}) }},
 		{name: "expired long ago", status: 401, reason: validator.ReasonExpired,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": 1}) }},
-		{name: "exp negative", status: 401, reason: validator.ReasonExpired,
+		{name: "exp negative", status: 401, reason: validator.ReasonMalformed,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": -1}) }},
 		{name: "exp fractional: accepted",
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": float64(t0.Unix()) + 60.5}) }},
 		{name: "exp missing", status: 401, reason: validator.ReasonMissingClaim,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": nil}) }},
-		{name: "exp as a string", status: 401, reason: validator.ReasonMissingClaim,
+		{name: "exp as a string", status: 401, reason: validator.ReasonMalformed,
 			tok: func(t *testing.T, k *testKeys) string {
 				return good(t, m{"exp": fmt.Sprint(t0.Add(time.Hour).Unix())})
 			}},
-		{name: "exp as a bool", status: 401, reason: validator.ReasonMissingClaim,
+		{name: "exp as a bool", status: 401, reason: validator.ReasonMalformed,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": true}) }},
-		{name: "exp overflowing float64", status: 401, reason: validator.ReasonMissingClaim,
+		{name: "exp overflowing float64", status: 401, reason: validator.ReasonMalformed,
 			tok: func(t *testing.T, k *testKeys) string {
 				return signRaw(t, jwa.RS256, k.rsa1, rs256Header("rsa1"), appendMember(mustJSON(stdClaims(m{"exp": nil})), `"exp":1e400`))
 			}},
@@ -344,7 +344,7 @@ func forgedCases() []forged {
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"nbf": t0.Add(30 * time.Second).Unix()}) }},
 		{name: "nbf as a string", status: 401, reason: validator.ReasonMalformed,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"nbf": "0"}) }},
-		{name: "nbf at the end of int64 (never valid)", status: 401, reason: validator.ReasonNotYetValid,
+		{name: "nbf at the end of int64 (never valid)", status: 401, reason: validator.ReasonMalformed,
 			bug: "numericDate: an integer NumericDate near MaxInt64 overflows time.Unix and an nbf/iat that far in the future passes as past",
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"nbf": int64(math.MaxInt64)}) }},
 		{name: "nbf fractional in the year 2286", status: 401, reason: validator.ReasonNotYetValid,
@@ -357,7 +357,7 @@ func forgedCases() []forged {
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": int64(9999999999)}) }},
 		{name: "iat in the future", status: 401, reason: validator.ReasonIssuedInFuture,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"iat": t0.Add(5 * time.Minute).Unix()}) }},
-		{name: "iat at the end of int64", status: 401, reason: validator.ReasonIssuedInFuture,
+		{name: "iat at the end of int64", status: 401, reason: validator.ReasonMalformed,
 			bug: "numericDate: an integer NumericDate near MaxInt64 overflows time.Unix and an nbf/iat that far in the future passes as past",
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"iat": int64(math.MaxInt64)}) }},
 		{name: "iat as an object", status: 401, reason: validator.ReasonMalformed,
@@ -414,8 +414,8 @@ func forgedCases() []forged {
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"scope": "read"}) }},
 		{name: "scp containing a non-string", status: 401, reason: validator.ReasonMalformed,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"scp": []any{"read", 1}}) }},
-		{name: "scp as a string", status: 401, reason: validator.ReasonMalformed,
-			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"scp": "read"}) }},
+		{name: "scp as a space-separated string (Azure AD style): accepted",
+			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"scp": "write read"}) }},
 		{name: "scope as an array", status: 401, reason: validator.ReasonMalformed,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"scp": nil, "scope": []string{"read"}}) }},
 
@@ -592,9 +592,6 @@ func TestForgedAndMalformedTokens(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.bug != "" {
-				t.Skip("BUG: " + c.bug)
-			}
 			clk := newClock()
 			cfg := baseConfig(clk)
 			if c.cfg != nil {
@@ -783,7 +780,6 @@ func TestCancelledContextDoesNotPanic(t *testing.T) {
 // TestMalformedPublishedEd25519Key: a published Ed25519 key of the
 // wrong length must not let a token crash the validator.
 func TestMalformedPublishedEd25519Key(t *testing.T) {
-	t.Skip("BUG: keyset.Index accepts an Ed25519 JWK whose x is not 32 bytes; ed25519.Verify then panics on any EdDSA token naming it")
 	set, err := jwk.Parse([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"short","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHUR"}]}`))
 	if err != nil {
 		t.Fatal(err)
