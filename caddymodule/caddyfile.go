@@ -7,6 +7,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
 )
 
 func init() {
@@ -90,10 +92,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 		case "claim_regexp":
 			c := new(ClaimConfig)
 			if err = twoArgs(h.Dispenser, &c.Name, &c.Regexp); err == nil {
+				// Checked here too, so the error carries the line.
+				if _, rerr := validator.NewClaimRegexp(c.Name, c.Regexp); rerr != nil {
+					err = h.Errf("claim_regexp: %v", rerr)
+				}
 				rt.Claims = append(rt.Claims, c)
 			}
 		case "expression":
-			err = expressionArg(h.Dispenser, once, &rt.Expression)
+			if err = expressionArg(h.Dispenser, once, &rt.Expression); err == nil {
+				if _, cerr := validator.CompileExpression(rt.Expression); cerr != nil {
+					err = h.Errf("%v", cerr)
+				}
+			}
 		case "token_cookie":
 			err = singleArg(h.Dispenser, once, &rt.TokenCookie)
 		case "token_query":
@@ -134,6 +144,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 		if err != nil {
 			return nil, err
 		}
+	}
+	if len(rt.Issuers) == 0 {
+		return nil, h.Errf("require_token: at least one issuer is required (an issuer URL after the directive, or issuer <url>)")
 	}
 	return rt, nil
 }

@@ -316,6 +316,31 @@ func TestCaddyfileDirectiveErrors(t *testing.T) {
 		want       []string
 	}{
 		{
+			name: "no issuer",
+			site: "require_token {\naudience api://default\n}",
+			want: []string{"at least one issuer is required", "Caddyfile:4"},
+		},
+		{
+			name: "bad regexp",
+			site: "require_token https://a.example.com api://a {\nclaim_regexp team `[a-z`\n}",
+			want: []string{"claim team: error parsing regexp", "Caddyfile:3"},
+		},
+		{
+			name: "regexp escaping its anchors",
+			site: "require_token https://a.example.com api://a {\nclaim_regexp team `)|(.*`\n}",
+			want: []string{"claim team: error parsing regexp", "Caddyfile:3"},
+		},
+		{
+			name: "bad expression",
+			site: "require_token https://a.example.com api://a {\nexpression `\"finance\" in claims.groups &&`\n}",
+			want: []string{"expression:", "Caddyfile:3"},
+		},
+		{
+			name: "expression not boolean",
+			site: "require_token https://a.example.com api://a {\nexpression `\"finance\"`\n}",
+			want: []string{"expression must be boolean", "Caddyfile:3"},
+		},
+		{
 			name: "inline issuer repeated",
 			site: "require_token https://a.example.com {\nissuer https://a.example.com api://a\n}",
 			want: []string{`issuer "https://a.example.com" given twice`, "Caddyfile:3"},
@@ -344,11 +369,6 @@ func TestCaddyfileLoadErrors(t *testing.T) {
 	t.Setenv("EMPTY_SECRET", "")
 	for _, tc := range []struct{ name, handler, want string }{
 		{
-			name:    "no issuer",
-			handler: "require_token {\n\t\taudience api://default\n\t}",
-			want:    "at least one issuer is required",
-		},
-		{
 			name:    "missing audience",
 			handler: "require_token https://id.example.com/oauth2/default",
 			want:    "issuer https://id.example.com/oauth2/default: an audience is required",
@@ -357,21 +377,6 @@ func TestCaddyfileLoadErrors(t *testing.T) {
 			name:    "missing audience of second issuer",
 			handler: "require_token {\n\t\tissuer https://id.example.com/oauth2/default api://default\n\t\tissuer https://id.example.com/oauth2/partners\n\t}",
 			want:    "issuer https://id.example.com/oauth2/partners: an audience is required",
-		},
-		{
-			name:    "bad regexp",
-			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\tclaim_regexp team `[a-z`\n\t}",
-			want:    "claim team: error parsing regexp",
-		},
-		{
-			name:    "bad expression",
-			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\texpression `\"finance\" in claims.groups &&`\n\t}",
-			want:    "expression:",
-		},
-		{
-			name:    "expression not boolean",
-			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\texpression `\"finance\"`\n\t}",
-			want:    "expression must be boolean",
 		},
 		{
 			name:    "HS256",
