@@ -29,8 +29,11 @@ import (
 )
 
 const (
-	base       = "http://localhost:9080"
-	adminURL   = "http://localhost:2999"
+	// Ports of their own: go test runs packages in parallel, and the
+	// gateway's tests run another in-process Caddy on 2999/9080.
+	base       = "http://localhost:9380"
+	adminURL   = "http://localhost:2899"
+	adminPort  = 2899
 	basicID    = "reporting"
 	basicSec   = "reporting-secret-0123456789"
 	postID     = "billing-sync"
@@ -74,7 +77,7 @@ func newEnv(t *testing.T) *env {
 	dir := t.TempDir()
 	e := &env{t: t, jwtKey: k, dbPath: filepath.Join(dir, "issuer.db"), logPath: filepath.Join(dir, "caddy.log")}
 	e.config = e.render(nil)
-	e.tester = caddytest.NewTester(t)
+	e.tester = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 	e.tester.InitServer(e.config, "json")
 	return e
 }
@@ -104,7 +107,7 @@ func (e *env) render(extraScopes []string) string {
 		scopes = append(scopes, map[string]any{"name": s})
 	}
 	cfg := map[string]any{
-		"admin": map[string]any{"listen": "localhost:2999"},
+		"admin": map[string]any{"listen": "localhost:2899"},
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{
 			"writer": map[string]any{"output": "file", "filename": e.logPath},
 			"level":  "DEBUG",
@@ -145,7 +148,7 @@ func (e *env) render(extraScopes []string) string {
 				},
 			},
 			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":9080"},
+				"listen": []string{":9380"},
 				"routes": []map[string]any{{"handle": []map[string]any{
 					{"handler": "token_issuer"},
 					{"handler": "static_response", "status_code": 418, "body": "next handler"},

@@ -132,7 +132,7 @@ func TestRestartAndReloadKeepState(t *testing.T) {
 		t.Fatalf("reload changed keys: %v -> %v", keysBefore, got)
 	}
 	// Stop the issuer entirely (the store file is closed), then start.
-	e.tester.InitServer(`{"admin":{"listen":"localhost:2999"}}`, "json")
+	e.tester.InitServer(`{"admin":{"listen":"localhost:2899"}}`, "json")
 	e.tester.InitServer(e.config, "json")
 	if got := kids(fetchKeys(t, "default")); !slices.Equal(got, keysBefore) {
 		t.Fatalf("restart changed keys: %v -> %v", keysBefore, got)
