@@ -1,0 +1,67 @@
+// Package filesource is the default directory source: a JSON file of
+// users (schema: directory.FileData), as the Caddy guest module
+// `token_issuer.directory.file`. It is read when the config loads, so
+// `caddy reload` picks up changes.
+package filesource
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+)
+
+func init() {
+	caddy.RegisterModule(Module{})
+}
+
+// Module reads users from a file.
+type Module struct {
+	// Path of the JSON users file. Required; placeholders are expanded.
+	Path string `json:"path,omitempty"`
+
+	dir *directory.File
+}
+
+// CaddyModule returns the Caddy module information.
+func (Module) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "token_issuer.directory.file",
+		New: func() caddy.Module { return new(Module) },
+	}
+}
+
+// Provision reads and validates the file (a local read, not a network
+// call). A bad file fails the config load with the reason.
+func (m *Module) Provision(ctx caddy.Context) error {
+	p, err := caddy.NewReplacer().ReplaceOrErr(m.Path, true, true)
+	if err != nil {
+		return fmt.Errorf("directory path: %w", err)
+	}
+	if p == "" {
+		return fmt.Errorf("directory: path is required")
+	}
+	if m.dir, err = directory.LoadFile(p); err != nil {
+		return err
+	}
+	ctx.Logger().Info("directory loaded", zap.String("path", p), zap.Int("users", m.dir.Len()))
+	return nil
+}
+
+// UserByLogin implements directory.Directory.
+func (m *Module) UserByLogin(ctx context.Context, login string) (*directory.User, error) {
+	return m.dir.UserByLogin(ctx, login)
+}
+
+// UserByID implements directory.Directory.
+func (m *Module) UserByID(ctx context.Context, id string) (*directory.User, error) {
+	return m.dir.UserByID(ctx, id)
+}
+
+var (
+	_ caddy.Provisioner   = (*Module)(nil)
+	_ directory.Directory = (*Module)(nil)
+)
