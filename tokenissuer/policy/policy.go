@@ -56,6 +56,90 @@ type Rule struct {
 	// AccessTokenLifetime of tokens issued under this rule, between 5m
 	// and 24h. Default: 1h.
 	AccessTokenLifetime Duration `json:"access_token_lifetime,omitempty"`
+	// People limits the rule to some users in flows with a user. Default:
+	// everyone. A rule that names users or groups never matches a
+	// request without a user (client_credentials).
+	People *People `json:"people,omitempty"`
+	// RefreshTokenLifetime bounds a refresh token family from its first
+	// issue; 0 means unlimited (bounded by the idle window). Default: 90d.
+	RefreshTokenLifetime Duration `json:"refresh_token_lifetime,omitempty"`
+	// RefreshTokenIdle is how long a refresh token stays usable unused.
+	// Default: 7d. Must not exceed the lifetime.
+	RefreshTokenIdle Duration `json:"refresh_token_idle,omitempty"`
+}
+
+// People selects users by id or login, and by group.
+type People struct {
+	// Users included, by id or login.
+	Users []string `json:"users,omitempty"`
+	// Groups whose members are included.
+	Groups []string `json:"groups,omitempty"`
+	// ExcludeUsers and ExcludeGroups win over the inclusions.
+	ExcludeUsers  []string `json:"exclude_users,omitempty"`
+	ExcludeGroups []string `json:"exclude_groups,omitempty"`
+}
+
+// everyone reports whether p includes every user (only exclusions set).
+func (p *People) everyone() bool { return p == nil || (len(p.Users) == 0 && len(p.Groups) == 0) }
+
+// includes reports whether the user u matches.
+func (p *People) includes(u *User) bool {
+	if p == nil {
+		return true
+	}
+	for _, x := range p.ExcludeUsers {
+		if x == u.ID || strings.EqualFold(x, u.Login) {
+			return false
+		}
+	}
+	for _, g := range p.ExcludeGroups {
+		if slices.Contains(u.Groups, g) {
+			return false
+		}
+	}
+	if p.everyone() {
+		return true
+	}
+	for _, x := range p.Users {
+		if x == u.ID || strings.EqualFold(x, u.Login) {
+			return true
+		}
+	}
+	for _, g := range p.Groups {
+		if slices.Contains(u.Groups, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// User is what rules know of a user.
+type User struct {
+	ID, Login string
+	Groups    []string
+}
+
+// Refresh-token defaults and bounds.
+const (
+	DefaultRefreshLifetime = 90 * 24 * time.Hour
+	DefaultRefreshIdle     = 7 * 24 * time.Hour
+	MinRefreshIdle         = 10 * time.Minute
+)
+
+// RefreshLifetime and RefreshIdle return the rule's values with defaults.
+func (r *Rule) RefreshLifetime() time.Duration {
+	if r.RefreshTokenLifetime == 0 {
+		return DefaultRefreshLifetime
+	}
+	return time.Duration(r.RefreshTokenLifetime)
+}
+
+// RefreshIdle returns the idle window with its default.
+func (r *Rule) RefreshIdle() time.Duration {
+	if r.RefreshTokenIdle == 0 {
+		return min(DefaultRefreshIdle, r.RefreshLifetime())
+	}
+	return time.Duration(r.RefreshTokenIdle)
 }
 
 // Duration is a time.Duration that reads "1h30m", "1d" or nanoseconds in
@@ -109,6 +193,8 @@ type Request struct {
 	ClientID  string
 	GrantType string
 	Scopes    []string
+	// User is nil in flows without one (client_credentials).
+	User *User
 }
 
 // Match is the decision: which policy and rule apply.
@@ -177,6 +263,12 @@ func (r *Rule) validate(scopes map[string]bool, grantTypes []string) error {
 	if lt := r.Lifetime(); lt < MinAccessTokenLifetime || lt > MaxAccessTokenLifetime {
 		return fmt.Errorf("rule %q: access_token_lifetime %s is outside %s..%s", r.Name, lt, MinAccessTokenLifetime, MaxAccessTokenLifetime)
 	}
+	if r.RefreshTokenLifetime < 0 || r.RefreshTokenIdle < 0 {
+		return fmt.Errorf("rule %q: refresh token durations must be positive", r.Name)
+	}
+	if idle := r.RefreshIdle(); idle < MinRefreshIdle || idle > r.RefreshLifetime() {
+		return fmt.Errorf("rule %q: refresh_token_idle %s must be between %s and the refresh_token_lifetime %s", r.Name, idle, MinRefreshIdle, r.RefreshLifetime())
+	}
 	return nil
 }
 
@@ -213,6 +305,12 @@ func (s *Set) Evaluate(req Request) (m Match, ok bool, reason string) {
 				continue
 			}
 			if !allows(r.Scopes, req.Scopes) {
+				continue
+			}
+			if req.User == nil && !r.People.everyone() {
+				continue
+			}
+			if req.User != nil && !r.People.includes(req.User) {
 				continue
 			}
 			return Match{Policy: p, Rule: r}, true, ""
