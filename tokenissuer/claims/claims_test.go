@@ -1,6 +1,7 @@
 package claims
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -51,7 +52,7 @@ func TestCompileErrors(t *testing.T) {
 		{"unbalanced", []*Claim{{Name: "team", Value: `("a"`}}, `claim "team"`},
 		{"type error", []*Claim{{Name: "team", Value: `scopes + 1`}}, `claim "team"`},
 		{"type error in comparison", []*Claim{{Name: "n", Value: `scopes.size() > "a"`}}, `claim "n"`},
-		{"undeclared variable", []*Claim{{Name: "team", Value: `user.login`}}, `claim "team"`},
+		{"undeclared variable", []*Claim{{Name: "team", Value: `account.login`}}, `claim "team"`},
 		{"empty expression", []*Claim{{Name: "team", Value: ``}}, `claim "team"`},
 		{"unknown scope in condition", []*Claim{{Name: "team", Value: `"a"`, Scopes: []string{"read", "delete"}}}, `unknown scope "delete"`},
 	}
@@ -220,7 +221,7 @@ func TestConditionSkipsEvaluation(t *testing.T) {
 func TestRuntimeErrorNamesClaim(t *testing.T) {
 	s := compile(t,
 		&Claim{Name: "fine", Value: `"ok"`},
-		&Claim{Name: "broken", Value: `client.missing_key`},
+		&Claim{Name: "broken", Value: `client.missing_key`}, // a typo, not a missing user attribute
 	)
 	err := s.Evaluate(input, map[string]any{})
 	if err == nil {
@@ -256,5 +257,53 @@ func TestCostLimit(t *testing.T) {
 	err := s.Evaluate(input, map[string]any{})
 	if err == nil || !strings.Contains(err.Error(), `"big"`) || !strings.Contains(err.Error(), "cost") {
 		t.Fatalf("expression of ~100k operations: err = %v, want a cost-limit error naming the claim", err)
+	}
+}
+
+// TestUserClaims: expressions over the user, missing profile attributes
+// omitted, groups claims with each filter, and the token kind.
+func TestUserClaims(t *testing.T) {
+	s := compile(t,
+		&Claim{Name: "email", Value: `user.profile.email`},
+		&Claim{Name: "phone", Value: `user.profile.phone`},
+		&Claim{Name: "login", Value: `user.login`, Token: IDToken},
+		&Claim{Name: "fin", Groups: &GroupsFilter{Type: "starts_with", Value: "fin"}},
+		&Claim{Name: "exact", Groups: &GroupsFilter{Type: "equals", Value: "staff"}},
+		&Claim{Name: "has_ops", Groups: &GroupsFilter{Type: "contains", Value: "ops"}},
+		&Claim{Name: "re", Groups: &GroupsFilter{Type: "regex", Value: "fin|staff"}},
+	)
+	in := input
+	in.User = &User{ID: "u1", Login: "alice@example.com", Profile: map[string]any{"email": "alice@example.com"}, Groups: []string{"finance", "staff", "devops", "fin"}}
+	out := map[string]any{}
+	if err := s.Evaluate(in, out); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"email": "alice@example.com", "fin": []string{"finance", "fin"}, "exact": []string{"staff"}, "has_ops": []string{"devops"}, "re": []string{"staff", "fin"}}
+	if len(out) != len(want) {
+		t.Fatalf("claims %v, want %v", out, want)
+	}
+	for k, v := range want {
+		if fmt.Sprint(out[k]) != fmt.Sprint(v) {
+			t.Errorf("%s = %v, want %v", k, out[k], v)
+		}
+	}
+	id := map[string]any{}
+	if err := s.EvaluateFor(IDToken, in, id); err != nil || id["login"] != "alice@example.com" || len(id) != 1 {
+		t.Fatalf("id token claims %v %v", id, err)
+	}
+	// Without a user, user claims are simply absent.
+	out = map[string]any{}
+	if err := s.Evaluate(input, out); err != nil || len(out) != 0 {
+		t.Fatalf("no user: %v %v", out, err)
+	}
+	for _, bad := range []*Claim{
+		{Name: "x", Groups: &GroupsFilter{Type: "suffix", Value: "a"}},
+		{Name: "x", Groups: &GroupsFilter{Type: "regex", Value: "("}},
+		{Name: "x", Value: `"a"`, Groups: &GroupsFilter{Type: "equals", Value: "a"}},
+		{Name: "x", Value: `"a"`, Token: "refresh_token"},
+	} {
+		if _, err := Compile([]*Claim{bad}, func(string) bool { return true }); err == nil {
+			t.Errorf("%+v compiled", bad)
+		}
 	}
 }
