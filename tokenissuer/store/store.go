@@ -60,9 +60,44 @@ type Store interface {
 	// Marked reports whether an unexpired mark exists.
 	Marked(ctx context.Context, namespace, key string) (bool, error)
 
-	// Purge deletes marks that expired before now.
+	// Purge deletes marks, and refresh tokens, that expired before now.
 	Purge(ctx context.Context, now time.Time) error
+
+	// PutRefresh stores a new refresh token record.
+	PutRefresh(ctx context.Context, rt RefreshToken) error
+
+	// UpdateRefresh atomically reads the refresh token with this hash,
+	// lets fn change it, and stores the result; fn's error aborts and is
+	// returned. A missing token yields ErrNotFound without calling fn.
+	// It returns the record as fn left it.
+	UpdateRefresh(ctx context.Context, hash string, fn func(*RefreshToken) error) (RefreshToken, error)
 }
+
+// RefreshToken is a stored refresh token. The token itself is never
+// stored: Hash is the base64url SHA-256 of it. Tokens issued from one
+// another form a family; reuse of a rotated token revokes the family.
+type RefreshToken struct {
+	Hash     string    `json:"hash"`
+	Family   string    `json:"family"`
+	Server   string    `json:"as"`
+	ClientID string    `json:"cid"`
+	UserID   string    `json:"uid"`
+	Scopes   []string  `json:"scp"`
+	Policy   string    `json:"policy,omitempty"`
+	Rule     string    `json:"rule,omitempty"`
+	AuthTime time.Time `json:"auth_time"`
+	Issued   time.Time `json:"iat"`
+	// FamilyExpires bounds the family from its first token.
+	FamilyExpires time.Time `json:"family_exp"`
+	// IdleExpires moves forward each time the token is used.
+	IdleExpires time.Time `json:"idle_exp"`
+	// Rotated is when the token was exchanged for a successor (zero
+	// while it is the family's current token).
+	Rotated time.Time `json:"rotated,omitzero"`
+}
+
+// ErrNotFound means no record with that key.
+var ErrNotFound = errors.New("store: not found")
 
 // ErrClosed is returned by a store used after it was closed.
 var ErrClosed = errors.New("store: closed")
@@ -73,6 +108,8 @@ const (
 	NSRevoked = "revoked"
 	// NSAssertion holds client-assertion ids (client + jti) until their exp.
 	NSAssertion = "assertion"
+	// NSFamily holds revoked refresh-token families until they expire.
+	NSFamily = "refresh-family"
 )
 
 // Opener is implemented by storage guest modules

@@ -19,8 +19,9 @@ import (
 )
 
 var (
-	bucketKeys  = []byte("keys")
-	bucketMarks = []byte("marks")
+	bucketKeys    = []byte("keys")
+	bucketMarks   = []byte("marks")
+	bucketRefresh = []byte("refresh")
 )
 
 // DB is a bbolt-backed store.Store.
@@ -39,7 +40,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketMarks} {
+		for _, b := range [][]byte{bucketKeys, bucketMarks, bucketRefresh} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -148,8 +149,52 @@ func (d *DB) Purge(_ context.Context, now time.Time) error {
 				}
 			}
 		}
+		c = tx.Bucket(bucketRefresh).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var rt store.RefreshToken
+			if json.Unmarshal(v, &rt) != nil || rt.IdleExpires.Before(now) || rt.FamilyExpires.Before(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	}))
+}
+
+// PutRefresh implements store.Store.
+func (d *DB) PutRefresh(_ context.Context, rt store.RefreshToken) error {
+	b, err := json.Marshal(rt)
+	if err != nil {
+		return err
+	}
+	return closed(d.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRefresh).Put([]byte(rt.Hash), b)
+	}))
+}
+
+// UpdateRefresh implements store.Store.
+func (d *DB) UpdateRefresh(_ context.Context, hash string, fn func(*store.RefreshToken) error) (store.RefreshToken, error) {
+	var rt store.RefreshToken
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRefresh)
+		v := b.Get([]byte(hash))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		if err := json.Unmarshal(v, &rt); err != nil {
+			return err
+		}
+		if err := fn(&rt); err != nil {
+			return err
+		}
+		nv, err := json.Marshal(rt)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(hash), nv)
+	})
+	return rt, closed(err)
 }
 
 var _ store.Store = (*DB)(nil)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MarkNamespacesIndependent", testMarkNamespaces},
 		{"Purge", testPurge},
 		{"MarkConcurrentExactlyOneWins", testMarkConcurrent},
+		{"RefreshRoundTripAndUpdate", testRefreshRoundTrip},
+		{"RefreshConcurrentRotationExactlyOnce", testRefreshConcurrent},
+		{"RefreshPurge", testRefreshPurge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -391,5 +395,90 @@ func testMarkConcurrent(t *testing.T, s store.Store) {
 	}
 	if wins != 1 {
 		t.Fatalf("%d concurrent Marks of one key: %d reported new, want exactly 1", n, wins)
+	}
+}
+
+func refreshRec(hash string, idle time.Time) store.RefreshToken {
+	return store.RefreshToken{Hash: hash, Family: "fam-" + hash, Server: "default", ClientID: "c", UserID: "u",
+		Scopes: []string{"openid", "offline_access"}, AuthTime: ts(0), Issued: ts(1), FamilyExpires: idle.Add(time.Hour), IdleExpires: idle}
+}
+
+func testRefreshRoundTrip(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.UpdateRefresh(ctx, "nope", func(*store.RefreshToken) error { t.Fatal("fn called for a missing token"); return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing token: %v", err)
+	}
+	want := refreshRec("h1", time.Now().Add(time.Hour).UTC().Truncate(time.Second))
+	if err := s.PutRefresh(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UpdateRefresh(ctx, "h1", func(rt *store.RefreshToken) error {
+		if rt.Family != want.Family || rt.UserID != "u" || len(rt.Scopes) != 2 || !rt.IdleExpires.Equal(want.IdleExpires) || !rt.AuthTime.Equal(want.AuthTime) {
+			t.Errorf("read back %+v", rt)
+		}
+		rt.Rotated = ts(5)
+		return nil
+	})
+	if err != nil || !got.Rotated.Equal(ts(5)) {
+		t.Fatalf("update: %+v %v", got, err)
+	}
+	// An error from fn changes nothing.
+	boom := errors.New("boom")
+	if _, err := s.UpdateRefresh(ctx, "h1", func(rt *store.RefreshToken) error { rt.Rotated = ts(9); return boom }); !errors.Is(err, boom) {
+		t.Fatalf("fn error: %v", err)
+	}
+	got, _ = s.UpdateRefresh(ctx, "h1", func(*store.RefreshToken) error { return nil })
+	if !got.Rotated.Equal(ts(5)) {
+		t.Fatalf("a failed update changed the record: %v", got.Rotated)
+	}
+}
+
+// testRefreshConcurrent: many concurrent uses of one refresh token, each
+// rotating it only if not yet rotated: exactly one wins.
+func testRefreshConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := s.PutRefresh(ctx, refreshRec("h2", time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	errUsed := errors.New("used")
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateRefresh(ctx, "h2", func(rt *store.RefreshToken) error {
+				if !rt.Rotated.IsZero() {
+					return errUsed
+				}
+				rt.Rotated = time.Now()
+				return nil
+			})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, errUsed) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d concurrent rotations won, want 1", wins.Load())
+	}
+}
+
+func testRefreshPurge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_ = s.PutRefresh(ctx, refreshRec("old", time.Now().Add(-time.Minute)))
+	_ = s.PutRefresh(ctx, refreshRec("live", time.Now().Add(time.Hour)))
+	if err := s.Purge(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	noop := func(*store.RefreshToken) error { return nil }
+	if _, err := s.UpdateRefresh(ctx, "old", noop); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an idle-expired refresh token survived Purge: %v", err)
+	}
+	if _, err := s.UpdateRefresh(ctx, "live", noop); err != nil {
+		t.Errorf("a live refresh token was purged: %v", err)
 	}
 }
