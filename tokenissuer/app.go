@@ -24,6 +24,8 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/directory/filesource" // default directory
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded" // default storage
@@ -66,6 +68,11 @@ type App struct {
 	// StorageRaw holds signing keys and revocations. Default:
 	// `{"module": "embedded"}`, a bbolt file in Caddy's data directory.
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=token_issuer.storage inline_key=module"`
+
+	// DirectoryRaw is where users come from for password and browser
+	// flows, e.g. `{"source": "file", "path": "/etc/caddy/users.json"}`.
+	// Default: none, and no user can sign in.
+	DirectoryRaw json.RawMessage `json:"directory,omitempty" caddy:"namespace=token_issuer.directory inline_key=source"`
 
 	// KeyEncryptionSecret encrypts private signing keys at rest; at least
 	// 32 bytes, normally `{env.NAME}`. Every instance sharing a store
@@ -156,7 +163,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Org != nil {
 		orgAlg = a.Org.SigningAlg
 	}
+	var dir directory.Directory
+	if a.DirectoryRaw != nil {
+		mod, err := ctx.LoadModule(a, "DirectoryRaw")
+		if err != nil {
+			return fmt.Errorf("loading directory: %w", err)
+		}
+		var ok bool
+		if dir, ok = mod.(directory.Directory); !ok {
+			return fmt.Errorf("directory module %T does not look users up", mod)
+		}
+	}
 	a.issuer, err = authserver.New(authserver.Options{
+		Directory:     dir,
 		BaseURL:       a.BaseURL,
 		OrgSigningAlg: orgAlg,
 		Servers:       a.AuthorizationServers,

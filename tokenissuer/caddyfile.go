@@ -105,6 +105,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err = once.check(d); err == nil {
 				app.StorageRaw, err = parseStorage(d)
 			}
+		case "directory":
+			if err = once.check(d); err == nil {
+				app.DirectoryRaw, err = parseDirectory(d)
+			}
 		case "org":
 			if err = once.check(d); err == nil {
 				app.Org, err = parseOrg(d)
@@ -176,6 +180,20 @@ func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 		}
 	}
 	return caddyconfig.JSONModuleObject(m, "module", name, nil), nil
+}
+
+// parseDirectory parses `directory <source> ...`; the source module
+// (`token_issuer.directory.<source>`) parses the rest.
+func parseDirectory(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, "token_issuer.directory."+name)
+	if err != nil {
+		return nil, err
+	}
+	return caddyconfig.JSONModuleObject(unm, "source", name, nil), nil
 }
 
 // parseOrg parses the `org` block.

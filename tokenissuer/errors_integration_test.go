@@ -60,7 +60,9 @@ func TestBadInputs(t *testing.T) {
 			basic(r)
 			r.Header.Add("Authorization", r.Header.Get("Authorization"))
 		}, status: 400, errCode: "invalid_request"},
-		{name: "unsupported grant", path: tokenPath, body: "grant_type=password&username=a&password=b", mod: basic, status: 400, errCode: "unsupported_grant_type"},
+		{name: "unsupported grant", path: tokenPath, body: "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=x", mod: basic, status: 400, errCode: "unsupported_grant_type"},
+		{name: "password grant not enabled for the client", path: tokenPath, body: "grant_type=password&username=a&password=b", mod: basic, status: 400, errCode: "unauthorized_client", desc: "Configured grant types: [client_credentials]"},
+		{name: "openid scope without a user", path: tokenPath, body: withScope("openid billing:read").Encode(), mod: basic, status: 400, errCode: "invalid_scope", desc: "not allowed for the client_credentials grant"},
 		{name: "org server has no client_credentials", path: "/oauth2/v1/token", body: cc("").Encode(), mod: basic, status: 400, errCode: "unsupported_grant_type"},
 		{name: "unknown authorization server", path: "/oauth2/nope/v1/token", body: cc("").Encode(), mod: basic, status: 404, errCode: "not_found"},
 		{name: "unknown endpoint", path: "/oauth2/default/v1/nope", body: cc("").Encode(), mod: basic, status: 404, errCode: "not_found"},

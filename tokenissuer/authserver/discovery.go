@@ -28,7 +28,10 @@ func (s *Server) buildMetadata() map[string][]byte {
 			published = append(published, sc.Name)
 		}
 	}
-	claims := []string{"ver", "jti", "iss", "aud", "iat", "exp", "cid", "scp", "sub"}
+	claims := []string{"ver", "jti", "iss", "aud", "iat", "exp", "cid", "uid", "scp", "sub", "auth_time", "amr", "at_hash", "nonce", "idp",
+		"preferred_username", "name", "given_name", "family_name", "middle_name", "nickname", "profile", "picture", "website",
+		"gender", "birthdate", "zoneinfo", "locale", "updated_at", "email", "email_verified", "address", "phone_number",
+		"phone_number_verified", "groups"}
 	assertionAlgs := []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 	m := map[string]any{
 		"issuer":                                s.Issuer,
@@ -53,6 +56,8 @@ func (s *Server) buildMetadata() map[string][]byte {
 	out[docOAuth] = b
 	oidc := maps(m)
 	oidc["subject_types_supported"] = []string{"public"}
+	oidc["id_token_signing_alg_values_supported"] = []string{string(s.alg)}
+	oidc["userinfo_endpoint"] = ep + "/userinfo"
 	b, _ = json.Marshal(oidc)
 	out[docOIDC] = b
 	return out

@@ -21,6 +21,7 @@ const (
 type decision struct {
 	server    *Server
 	clientID  string
+	userID    string
 	grantType string
 	scopes    []string
 	policy    string
@@ -34,6 +35,9 @@ func (d decision) fields(extra int) []zap.Field {
 	f := make([]zap.Field, 0, 7+extra)
 	if d.clientID != "" {
 		f = append(f, zap.String("client_id", d.clientID))
+	}
+	if d.userID != "" {
+		f = append(f, zap.String("user_id", d.userID))
 	}
 	if d.grantType != "" {
 		f = append(f, zap.String("grant_type", d.grantType))

@@ -27,6 +27,13 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 	// is looked up as an access token, the only kind this server issues.
 	t, err := i.verifyAccessToken(s, tok)
 	if err != nil {
+		if rt, ok := i.lookupRefresh(r.Context(), s, tok); ok && i.refreshUsable(r.Context(), rt) {
+			oauth.WriteJSON(w, http.StatusOK, map[string]any{
+				"active": true, "token_type": "refresh_token", "scope": strings.Join(rt.Scopes, " "),
+				"client_id": rt.ClientID, "uid": rt.UserID, "iat": rt.Issued.Unix(), "exp": rt.IdleExpires.Unix(), "iss": s.Issuer,
+			})
+			return
+		}
 		oauth.WriteJSON(w, http.StatusOK, inactive)
 		return
 	}

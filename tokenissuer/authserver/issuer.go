@@ -16,13 +16,22 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // Grant types.
-const GrantClientCredentials = "client_credentials"
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// ruleGrants are the grant types a rule can name; a refresh is judged by
+// the grant that started its family.
+var ruleGrants = []string{GrantClientCredentials, GrantPassword}
 
 // OrgID names the org authorization server in logs and the admin API.
 const OrgID = "org"
@@ -38,6 +47,9 @@ type Options struct {
 	Servers map[string]*ServerConfig
 	// Clients registered with the issuer.
 	Clients []*clientauth.Client
+	// Directory holds the users of password and browser flows; nil
+	// means no user can sign in.
+	Directory directory.Directory
 	// Logger receives one event per decision.
 	Logger *zap.Logger
 	// Now is the clock; default time.Now.
@@ -51,6 +63,7 @@ type Issuer struct {
 	org      *Server
 	servers  map[string]*Server
 	clients  []*clientauth.Client
+	dir      directory.Directory
 	log      *zap.Logger
 	now      func() time.Time
 
@@ -96,7 +109,7 @@ func New(o Options) (*Issuer, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients}
+	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory}
 	ids := map[string]bool{}
 	for _, c := range o.Clients {
 		if err := c.Prepare(); err != nil {
@@ -145,13 +158,13 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 		if s.Audience == "" {
 			s.Audience = "api://" + id
 		}
-		s.grantTypes = []string{GrantClientCredentials}
+		s.grantTypes = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken}
 	}
 	var err error
 	if s.alg, err = keys.ParseAlg(cfg.SigningAlg); err != nil {
 		return nil, err
 	}
-	for _, sc := range cfg.Scopes {
+	for _, sc := range withSystemScopes(cfg.Scopes) {
 		if err := sc.validate(); err != nil {
 			return nil, err
 		}
@@ -168,7 +181,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	for n := range s.scopes {
 		known[n] = true
 	}
-	if s.policies, err = policy.NewSet(cfg.Policies, known, s.grantTypes); err != nil {
+	if s.policies, err = policy.NewSet(cfg.Policies, known, ruleGrants); err != nil {
 		return nil, err
 	}
 	if s.claims, err = claims.Compile(cfg.Claims, func(n string) bool { return known[n] }); err != nil {

@@ -21,6 +21,19 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 	}
 	t, err := i.verifyAccessToken(s, tok)
 	if err != nil {
+		// Not an access token: a refresh token revokes its family.
+		if rt, ok := i.lookupRefresh(r.Context(), s, tok); ok {
+			if rt.ClientID != d.clientID {
+				fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
+				return
+			}
+			if err := i.revokeFamily(r.Context(), rt); err != nil {
+				fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+				return
+			}
+			i.logSuccess(EventRevoke, d)
+		}
+		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 		return
 	}

@@ -80,6 +80,8 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep str
 		i.serveIntrospect(w, r, s)
 	case "v1/revoke":
 		i.serveRevoke(w, r, s)
+	case "v1/userinfo":
+		i.serveUserinfo(w, r, s)
 	default:
 		oauth.WriteError(w, oauth.ErrNotFound)
 	}

@@ -58,20 +58,23 @@ func (i *Issuer) signAccessToken(s *Server, c accessClaims, lifetime time.Durati
 	if err != nil {
 		return "", "", oauth.ErrServer.WithReason("encoding claims: " + err.Error())
 	}
-	// Compact serialization (RFC 7515 section 7.1) around jwx's signer,
-	// with the header encoded once per key.
 	set := s.keys.Current()
-	p64 := base64.RawURLEncoding.EncodedLen(len(payload))
-	buf := make([]byte, 0, len(set.Header)+2+p64+base64.RawURLEncoding.EncodedLen(512))
-	buf = append(buf, set.Header...)
+	tok, e := i.sign(s, set, set.Header, payload)
+	return tok, c.JTI, e
+}
+
+// sign makes a compact JWS (RFC 7515 section 7.1) of payload under an
+// encoded protected header, with jwx's signer on the active key.
+func (i *Issuer) sign(s *Server, set *keys.Set, header string, payload []byte) (string, *oauth.Error) {
+	buf := make([]byte, 0, len(header)+2+base64.RawURLEncoding.EncodedLen(len(payload))+base64.RawURLEncoding.EncodedLen(512))
+	buf = append(buf, header...)
 	buf = append(buf, '.')
 	buf = base64.RawURLEncoding.AppendEncode(buf, payload)
 	sig, err := set.Signer.Sign(buf, set.SignKey)
 	if err != nil {
 		i.log.Error("signing failed", zap.String("authorization_server", s.ID), zap.Error(err))
-		return "", "", oauth.ErrServer.WithReason("signing failed")
+		return "", oauth.ErrServer.WithReason("signing failed")
 	}
 	buf = append(buf, '.')
-	tok := base64.RawURLEncoding.AppendEncode(buf, sig)
-	return string(tok), c.JTI, nil
+	return string(base64.RawURLEncoding.AppendEncode(buf, sig)), nil
 }

@@ -10,10 +10,12 @@ import (
 
 // tokenResponse is RFC 6749 section 5.1's successful answer.
 type tokenResponse struct {
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	AccessToken string `json:"access_token"`
-	Scope       string `json:"scope"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	AccessToken  string `json:"access_token"`
+	Scope        string `json:"scope"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
 }
 
 // audiences are the `aud` values a client assertion may carry when
@@ -47,26 +49,32 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request, s *Server) {
 		return
 	}
 	d.clientID = client.ID
-	switch d.grantType {
-	case GrantClientCredentials:
-		if !s.supports(d.grantType) {
-			break
-		}
-		if !client.AllowsGrant(d.grantType) {
-			fail(oauth.ErrUnauthorizedClient.WithDescription(
-				"The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(client.GrantTypes, ", ") + "]."))
-			return
-		}
-		resp, e := i.clientCredentials(r, s, client, form, &d)
-		if e != nil {
-			fail(e)
-			return
-		}
-		i.logSuccess(EventTokenGrant, d)
-		oauth.WriteJSON(w, http.StatusOK, resp)
+	if !s.supports(d.grantType) {
+		fail(oauth.ErrUnsupportedGrantType)
 		return
 	}
-	fail(oauth.ErrUnsupportedGrantType)
+	if !client.AllowsGrant(d.grantType) {
+		fail(oauth.ErrUnauthorizedClient.WithDescription(
+			"The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(client.GrantTypes, ", ") + "]."))
+		return
+	}
+	var resp *tokenResponse
+	switch d.grantType {
+	case GrantClientCredentials:
+		resp, e = i.clientCredentials(r, s, client, form, &d)
+	case GrantPassword:
+		resp, e = i.passwordGrant(r, s, client, form, &d)
+	case GrantRefreshToken:
+		resp, e = i.refreshGrant(r, s, client, form, &d)
+	default:
+		e = oauth.ErrUnsupportedGrantType
+	}
+	if e != nil {
+		fail(e)
+		return
+	}
+	i.logSuccess(EventTokenGrant, d)
+	oauth.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) supports(grant string) bool {

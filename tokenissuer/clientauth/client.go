@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"golang.org/x/crypto/bcrypt"
@@ -48,6 +49,13 @@ type Client struct {
 	// JWKSURI is where the client publishes its public keys for
 	// private_key_jwt. Fetched on first use and cached, never at load.
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// RefreshTokenRotation is `rotate` (default: every use returns a new
+	// refresh token, and reuse of a replaced one revokes the family) or
+	// `static` (the same token until it expires).
+	RefreshTokenRotation string `json:"refresh_token_rotation,omitempty"`
+	// RefreshTokenLeeway lets a replaced refresh token be used again for
+	// this long (a retried request), 0 to 60s. Default: 30s.
+	RefreshTokenLeeway Duration `json:"refresh_token_leeway,omitempty"`
 
 	keys jwk.Set
 }
@@ -113,6 +121,46 @@ func (c *Client) Prepare() error {
 			return fmt.Errorf("client %q: empty grant type", c.ID)
 		}
 	}
+	switch c.RefreshTokenRotation {
+	case "":
+		c.RefreshTokenRotation = RotateRefresh
+	case RotateRefresh, StaticRefresh:
+	default:
+		return fmt.Errorf("client %q: refresh_token_rotation must be rotate or static", c.ID)
+	}
+	if c.RefreshTokenLeeway == 0 {
+		c.RefreshTokenLeeway = Duration(DefaultLeeway)
+	}
+	if c.RefreshTokenLeeway < 0 || time.Duration(c.RefreshTokenLeeway) > MaxLeeway {
+		return fmt.Errorf("client %q: refresh_token_leeway must be between 0 and %s", c.ID, MaxLeeway)
+	}
+	return nil
+}
+
+// Refresh-token rotation modes and leeway.
+const (
+	RotateRefresh = "rotate"
+	StaticRefresh = "static"
+	DefaultLeeway = 30 * time.Second
+	MaxLeeway     = time.Minute
+)
+
+// Duration reads "30s" or nanoseconds, like caddy.Duration.
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string or integer nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		*d = Duration(v)
+		return err
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\" or integer nanoseconds")
+	}
+	*d = Duration(n)
 	return nil
 }
 

@@ -31,9 +31,11 @@ type Set struct {
 	// same key value (and Go's per-key precomputation) is reused.
 	Signer  jws.Signer
 	SignKey any
-	// Header is the base64url protected header of tokens signed by
-	// Active: {"alg","kid","typ"}, encoded once (RFC 7515 section 7.1).
+	// Header is the base64url protected header of access tokens signed
+	// by Active: {"alg","kid","typ"}, encoded once (RFC 7515 section 7.1).
 	Header string
+	// IDHeader is the same for ID tokens, with typ "JWT".
+	IDHeader string
 	// ActiveAlg is Active's algorithm.
 	ActiveAlg jwa.SignatureAlgorithm
 	// Public holds every published key (ACTIVE, NEXT, unretired EXPIRED)
@@ -286,16 +288,19 @@ func (set *Set) prepareSigning(kid string) error {
 	case *ecdsa.PrivateKey:
 		set.SignKey = signerOnly{k}
 	}
-	h, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{string(set.ActiveAlg), kid, TokenType})
-	if err != nil {
+	header := func(typ string) (string, error) {
+		h, err := json.Marshal(struct {
+			Alg string `json:"alg"`
+			Kid string `json:"kid"`
+			Typ string `json:"typ"`
+		}{string(set.ActiveAlg), kid, typ})
+		return base64.RawURLEncoding.EncodeToString(h), err
+	}
+	if set.Header, err = header(TokenType); err != nil {
 		return err
 	}
-	set.Header = base64.RawURLEncoding.EncodeToString(h)
-	return nil
+	set.IDHeader, err = header("JWT")
+	return err
 }
 
 func find(recs []store.KeyRecord, st store.KeyState) *store.KeyRecord {

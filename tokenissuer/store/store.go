@@ -77,14 +77,17 @@ type Store interface {
 // stored: Hash is the base64url SHA-256 of it. Tokens issued from one
 // another form a family; reuse of a rotated token revokes the family.
 type RefreshToken struct {
-	Hash     string    `json:"hash"`
-	Family   string    `json:"family"`
-	Server   string    `json:"as"`
-	ClientID string    `json:"cid"`
-	UserID   string    `json:"uid"`
-	Scopes   []string  `json:"scp"`
-	Policy   string    `json:"policy,omitempty"`
-	Rule     string    `json:"rule,omitempty"`
+	Hash     string   `json:"hash"`
+	Family   string   `json:"family"`
+	Server   string   `json:"as"`
+	ClientID string   `json:"cid"`
+	UserID   string   `json:"uid"`
+	Scopes   []string `json:"scp"`
+	Policy   string   `json:"policy,omitempty"`
+	Rule     string   `json:"rule,omitempty"`
+	// Grant started the family (e.g. password); a refresh is judged by
+	// the rules for it.
+	Grant    string    `json:"grant,omitempty"`
 	AuthTime time.Time `json:"auth_time"`
 	Issued   time.Time `json:"iat"`
 	// FamilyExpires bounds the family from its first token.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -61,7 +62,36 @@ func (m *Module) UserByID(ctx context.Context, id string) (*directory.User, erro
 	return m.dir.UserByID(ctx, id)
 }
 
+// UnmarshalCaddyfile reads `file <path>` or `file { path <path> }`.
+func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the source name
+	if d.NextArg() {
+		m.Path = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "path":
+			if m.Path != "" {
+				return d.Errf("path given twice")
+			}
+			if !d.AllArgs(&m.Path) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unknown subdirective %q", d.Val())
+		}
+	}
+	if m.Path == "" {
+		return d.Err("directory file: a path is required")
+	}
+	return nil
+}
+
 var (
-	_ caddy.Provisioner   = (*Module)(nil)
-	_ directory.Directory = (*Module)(nil)
+	_ caddyfile.Unmarshaler = (*Module)(nil)
+	_ caddy.Provisioner     = (*Module)(nil)
+	_ directory.Directory   = (*Module)(nil)
 )

@@ -1,0 +1,74 @@
+package authserver
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+)
+
+// serveUserinfo is the UserInfo endpoint (OpenID Connect Core section
+// 5.3): an access token of this server with scope openid, sent as a
+// bearer token (RFC 6750 section 2.1), gets the user's claims for the
+// granted scopes. Errors carry RFC 6750 section 3 challenges.
+func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server) {
+	challenge := func(status int, code, desc string) {
+		h := `Bearer realm=` + strconv.Quote(s.Issuer)
+		if code != "" {
+			h += `, error="` + code + `", error_description=` + strconv.Quote(desc)
+		}
+		w.Header().Set("WWW-Authenticate", h)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		oauth.WriteJSON(w, http.StatusMethodNotAllowed, oauth.ErrInvalidRequest.WithDescription("The endpoint only accepts GET and POST requests."))
+		return
+	}
+	auth := r.Header.Values("Authorization")
+	if len(auth) == 0 {
+		challenge(http.StatusUnauthorized, "", "")
+		return
+	}
+	tok, ok := bearer(auth[0])
+	if len(auth) != 1 || !ok {
+		challenge(http.StatusBadRequest, "invalid_request", "One bearer token in the Authorization header is required.")
+		return
+	}
+	t, err := i.verifyAccessToken(s, tok)
+	if err != nil {
+		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
+		return
+	}
+	if rev, err := i.revoked(r.Context(), t.JwtID()); err != nil || rev {
+		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
+		return
+	}
+	var scopes []string
+	if scp, ok := t.PrivateClaims()["scp"].([]any); ok {
+		for _, v := range scp {
+			if s, ok := v.(string); ok {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	if !slices.Contains(scopes, "openid") {
+		challenge(http.StatusForbidden, "insufficient_scope", "The access token must provide access to at least one of these scopes: openid.")
+		return
+	}
+	uid, _ := t.PrivateClaims()["uid"].(string)
+	if uid == "" || i.dir == nil {
+		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
+		return
+	}
+	u, err := i.dir.UserByID(r.Context(), uid)
+	if err != nil || !u.Active() {
+		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
+		return
+	}
+	claims := scopeClaims(u, scopes)
+	claims["sub"] = u.ID
+	oauth.WriteJSON(w, http.StatusOK, claims)
+}
