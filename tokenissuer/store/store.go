@@ -71,6 +71,16 @@ type Store interface {
 	// returned. A missing token yields ErrNotFound without calling fn.
 	// It returns the record as fn left it.
 	UpdateRefresh(ctx context.Context, hash string, fn func(*RefreshToken) error) (RefreshToken, error)
+
+	// PutRecord stores an opaque value under namespace and key until the
+	// given time, replacing any previous one.
+	PutRecord(ctx context.Context, namespace, key string, value []byte, until time.Time) error
+
+	// UpdateRecord atomically reads an unexpired record, lets fn return
+	// its new value (nil deletes it) and stores it with the same expiry.
+	// fn's error aborts and is returned. A missing or expired record
+	// yields ErrNotFound without calling fn. It returns the value fn saw.
+	UpdateRecord(ctx context.Context, namespace, key string, fn func(old []byte) ([]byte, error)) ([]byte, error)
 }
 
 // RefreshToken is a stored refresh token. The token itself is never
@@ -113,6 +123,12 @@ const (
 	NSAssertion = "assertion"
 	// NSFamily holds revoked refresh-token families until they expire.
 	NSFamily = "refresh-family"
+	// Record namespaces of the browser flows.
+	NSSession     = "session"
+	NSCode        = "code"
+	NSTransaction = "authz-txn"
+	NSConsent     = "consent"
+	NSThrottle    = "throttle"
 )
 
 // Opener is implemented by storage guest modules

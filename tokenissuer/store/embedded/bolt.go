@@ -22,6 +22,7 @@ var (
 	bucketKeys    = []byte("keys")
 	bucketMarks   = []byte("marks")
 	bucketRefresh = []byte("refresh")
+	bucketRecords = []byte("records")
 )
 
 // DB is a bbolt-backed store.Store.
@@ -40,7 +41,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketMarks, bucketRefresh} {
+		for _, b := range [][]byte{bucketKeys, bucketMarks, bucketRefresh, bucketRecords} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -149,6 +150,14 @@ func (d *DB) Purge(_ context.Context, now time.Time) error {
 				}
 			}
 		}
+		c = tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) < 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
 		c = tx.Bucket(bucketRefresh).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var rt store.RefreshToken
@@ -195,6 +204,44 @@ func (d *DB) UpdateRefresh(_ context.Context, hash string, fn func(*store.Refres
 		return b.Put([]byte(hash), nv)
 	})
 	return rt, closed(err)
+}
+
+// Records are stored as 8 bytes of expiry (Unix nanoseconds) + value.
+
+// PutRecord implements store.Store.
+func (d *DB) PutRecord(_ context.Context, ns, key string, value []byte, until time.Time) error {
+	v := make([]byte, 8+len(value))
+	binary.BigEndian.PutUint64(v, uint64(until.UnixNano()))
+	copy(v[8:], value)
+	return closed(d.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecords).Put(markKey(ns, key), v)
+	}))
+}
+
+// UpdateRecord implements store.Store.
+func (d *DB) UpdateRecord(_ context.Context, ns, key string, fn func([]byte) ([]byte, error)) ([]byte, error) {
+	var old []byte
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		k := markKey(ns, key)
+		v := b.Get(k)
+		if len(v) < 8 || !time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(time.Now()) {
+			return store.ErrNotFound
+		}
+		old = append([]byte(nil), v[8:]...)
+		nv, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if nv == nil {
+			return b.Delete(k)
+		}
+		out := make([]byte, 8+len(nv))
+		copy(out, v[:8])
+		copy(out[8:], nv)
+		return b.Put(k, out)
+	})
+	return old, closed(err)
 }
 
 var _ store.Store = (*DB)(nil)

@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefreshRoundTripAndUpdate", testRefreshRoundTrip},
 		{"RefreshConcurrentRotationExactlyOnce", testRefreshConcurrent},
 		{"RefreshPurge", testRefreshPurge},
+		{"RecordsPutUpdateDelete", testRecords},
+		{"RecordTakeExactlyOnce", testRecordTakeOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -480,5 +482,71 @@ func testRefreshPurge(t *testing.T, s store.Store) {
 	}
 	if _, err := s.UpdateRefresh(ctx, "live", noop); err != nil {
 		t.Errorf("a live refresh token was purged: %v", err)
+	}
+}
+
+func testRecords(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	noop := func(v []byte) ([]byte, error) { return v, nil }
+	if _, err := s.UpdateRecord(ctx, "ns", "k", noop); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing record: %v", err)
+	}
+	if err := s.PutRecord(ctx, "ns", "k", []byte("v1"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateRecord(ctx, "other", "k", noop); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("namespaces are not independent")
+	}
+	old, err := s.UpdateRecord(ctx, "ns", "k", func(v []byte) ([]byte, error) { return append(v, '+'), nil })
+	if err != nil || string(old) != "v1" {
+		t.Fatalf("update saw %q %v", old, err)
+	}
+	if old, _ := s.UpdateRecord(ctx, "ns", "k", noop); string(old) != "v1+" {
+		t.Fatalf("update not stored: %q", old)
+	}
+	boom := errors.New("boom")
+	if _, err := s.UpdateRecord(ctx, "ns", "k", func([]byte) ([]byte, error) { return []byte("x"), boom }); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if old, _ := s.UpdateRecord(ctx, "ns", "k", noop); string(old) != "v1+" {
+		t.Fatalf("a failed update changed the record: %q", old)
+	}
+	if _, err := s.UpdateRecord(ctx, "ns", "k", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateRecord(ctx, "ns", "k", noop); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a deleted record is still there")
+	}
+	_ = s.PutRecord(ctx, "ns", "old", []byte("x"), time.Now().Add(-time.Second))
+	if _, err := s.UpdateRecord(ctx, "ns", "old", noop); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("an expired record is still readable")
+	}
+	_ = s.PutRecord(ctx, "ns", "live", []byte("x"), time.Now().Add(time.Hour))
+	if err := s.Purge(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateRecord(ctx, "ns", "live", noop); err != nil {
+		t.Fatal("Purge removed a live record")
+	}
+}
+
+// testRecordTakeExactlyOnce: concurrent single-use consumption (codes).
+func testRecordTakeOnce(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_ = s.PutRecord(ctx, "code", "c1", []byte("grant"), time.Now().Add(time.Minute))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.UpdateRecord(ctx, "code", "c1", func([]byte) ([]byte, error) { return nil, nil }); err == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d concurrent takes won, want 1", wins.Load())
 	}
 }
