@@ -162,6 +162,11 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 	case hasAssertion || hasAssertionType:
 		return a.assertion(ctx, form, aud)
 	}
+	// A public client names itself and has nothing to prove (RFC 6749
+	// section 2.1); PKCE protects its codes.
+	if c, ok := a.clients[form["client_id"]]; ok && c.AuthMethod == None {
+		return c, nil
+	}
 	return nil, oauth.ErrInvalidClient.WithReason("no client credentials")
 }
 

@@ -38,8 +38,9 @@ type Client struct {
 	// prints one).
 	SecretHash string `json:"client_secret_hash,omitempty"`
 	// AuthMethod is how the client authenticates at the token endpoint:
-	// `client_secret_basic` (default), `client_secret_post` or
-	// `private_key_jwt`. Other methods are refused.
+	// `client_secret_basic` (default), `client_secret_post`,
+	// `private_key_jwt`, or `none` for a public client (a browser or
+	// native app without a secret; it must use PKCE).
 	AuthMethod string `json:"token_endpoint_auth_method,omitempty"`
 	// GrantTypes the client may use. Default: `["client_credentials"]`.
 	GrantTypes []string `json:"grant_types,omitempty"`
@@ -49,6 +50,11 @@ type Client struct {
 	// JWKSURI is where the client publishes its public keys for
 	// private_key_jwt. Fetched on first use and cached, never at load.
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// RedirectURIs the authorization endpoint may send this client back
+	// to, compared exactly (no wildcards, no prefix match).
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// PostLogoutRedirectURIs the logout endpoint may redirect to, exact.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 	// RefreshTokenRotation is `rotate` (default: every use returns a new
 	// refresh token, and reuse of a replaced one revokes the family) or
 	// `static` (the same token until it expires).
@@ -113,12 +119,25 @@ func (c *Client) Prepare() error {
 				return fmt.Errorf("client %q: jwks_uri must be an absolute http(s) URL", c.ID)
 			}
 		}
+	case None:
+		if c.Secret != "" || c.SecretHash != "" || len(c.JWKS) > 0 || c.JWKSURI != "" {
+			return fmt.Errorf("client %q: a public client (none) has no secret or keys", c.ID)
+		}
+		if slices.Contains(c.GrantTypes, "client_credentials") || slices.Contains(c.GrantTypes, "password") {
+			return fmt.Errorf("client %q: a public client cannot use client_credentials or password", c.ID)
+		}
 	default:
-		return fmt.Errorf("client %q: unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post or private_key_jwt)", c.ID, c.AuthMethod)
+		return fmt.Errorf("client %q: unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post, private_key_jwt or none)", c.ID, c.AuthMethod)
 	}
 	for _, g := range c.GrantTypes {
 		if g == "" {
 			return fmt.Errorf("client %q: empty grant type", c.ID)
+		}
+	}
+	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+		pu, err := url.Parse(u)
+		if err != nil || pu.Scheme == "" || pu.Fragment != "" || pu.Opaque != "" || (pu.Scheme != "https" && pu.Scheme != "http" && !strings.Contains(pu.Scheme, ".")) {
+			return fmt.Errorf("client %q: redirect URI %q must be absolute, without fragment (https, http for loopback, or a private-use scheme)", c.ID, u)
 		}
 	}
 	switch c.RefreshTokenRotation {
