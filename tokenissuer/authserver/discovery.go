@@ -33,6 +33,10 @@ func (s *Server) buildMetadata() map[string][]byte {
 		"gender", "birthdate", "zoneinfo", "locale", "updated_at", "email", "email_verified", "address", "phone_number",
 		"phone_number_verified", "groups"}
 	assertionAlgs := []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	respTypes := []string{}
+	if s.supports(GrantAuthorizationCode) {
+		respTypes = []string{"code"}
+	}
 	m := map[string]any{
 		"issuer":                                s.Issuer,
 		"token_endpoint":                        ep + "/token",
@@ -40,7 +44,7 @@ func (s *Server) buildMetadata() map[string][]byte {
 		"introspection_endpoint":                ep + "/introspect",
 		"revocation_endpoint":                   ep + "/revoke",
 		"grant_types_supported":                 nonNil(s.grantTypes),
-		"response_types_supported":              []string{},
+		"response_types_supported":              respTypes,
 		"scopes_supported":                      nonNil(published),
 		"claims_supported":                      claims,
 		"token_endpoint_auth_methods_supported": authMethods,
@@ -50,6 +54,14 @@ func (s *Server) buildMetadata() map[string][]byte {
 		"revocation_endpoint_auth_methods_supported":               authMethods,
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
 		"request_parameter_supported":                              false,
+	}
+	if s.supports(GrantAuthorizationCode) {
+		m["authorization_endpoint"] = ep + "/authorize"
+		m["response_modes_supported"] = []string{"query", "form_post"}
+		m["code_challenge_methods_supported"] = []string{"S256"}
+		m["authorization_response_iss_parameter_supported"] = true
+		m["end_session_endpoint"] = ep + "/logout"
+		m["prompt_values_supported"] = []string{"none", "login", "consent"}
 	}
 	out := map[string][]byte{}
 	b, _ := json.Marshal(m)

@@ -14,6 +14,9 @@ const (
 	EventRevoke      = "app.oauth2.as.token.revoke"
 	EventIntrospect  = "app.oauth2.as.token.introspect"
 	EventKeyRollover = "app.oauth2.as.key.rollover"
+	EventAuthorize   = "app.oauth2.as.authorize"
+	EventSignIn      = "user.session.start"
+	EventSignOut     = "user.session.end"
 )
 
 // decision carries what one event records. It never holds a token,
@@ -27,6 +30,7 @@ type decision struct {
 	policy    string
 	rule      string
 	jti       string
+	family    string
 }
 
 // fields are the event's own fields; the server's are pre-encoded in

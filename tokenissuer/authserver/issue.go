@@ -67,7 +67,7 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 		}
 	}
 	if slices.Contains(g.scopes, "offline_access") && c.AllowsGrant(GrantRefreshToken) {
-		if resp.RefreshToken, e = i.refreshTokenFor(r, s, c, u, g); e != nil {
+		if resp.RefreshToken, e = i.refreshTokenFor(r, s, c, u, g, d); e != nil {
 			return nil, e
 		}
 	}

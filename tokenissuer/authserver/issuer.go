@@ -20,6 +20,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ui"
 )
 
 // Grant types.
@@ -27,11 +28,12 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // ruleGrants are the grant types a rule can name; a refresh is judged by
 // the grant that started its family.
-var ruleGrants = []string{GrantClientCredentials, GrantPassword}
+var ruleGrants = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode}
 
 // OrgID names the org authorization server in logs and the admin API.
 const OrgID = "org"
@@ -50,6 +52,8 @@ type Options struct {
 	// Directory holds the users of password and browser flows; nil
 	// means no user can sign in.
 	Directory directory.Directory
+	// TemplatesDir replaces the built-in sign-in pages (see ui.Names).
+	TemplatesDir string
 	// Logger receives one event per decision.
 	Logger *zap.Logger
 	// Now is the clock; default time.Now.
@@ -64,6 +68,7 @@ type Issuer struct {
 	servers  map[string]*Server
 	clients  []*clientauth.Client
 	dir      directory.Directory
+	pages    *ui.Pages
 	log      *zap.Logger
 	now      func() time.Time
 
@@ -110,6 +115,9 @@ func New(o Options) (*Issuer, error) {
 		o.Logger = zap.NewNop()
 	}
 	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory}
+	if i.pages, err = ui.Load(o.TemplatesDir); err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
 	ids := map[string]bool{}
 	for _, c := range o.Clients {
 		if err := c.Prepare(); err != nil {
@@ -149,6 +157,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	s := &Server{ID: id, Org: org, scopes: map[string]*Scope{}}
 	if org {
 		s.Issuer, s.Audience, s.prefix = i.base, i.base, "/oauth2/v1"
+		s.grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
 		if len(cfg.Scopes)+len(cfg.Claims)+len(cfg.Policies) > 0 {
 			return nil, fmt.Errorf("the org authorization server has no custom scopes, claims or policies")
 		}
@@ -158,7 +167,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 		if s.Audience == "" {
 			s.Audience = "api://" + id
 		}
-		s.grantTypes = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken}
+		s.grantTypes = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantRefreshToken}
 	}
 	var err error
 	if s.alg, err = keys.ParseAlg(cfg.SigningAlg); err != nil {

@@ -35,7 +35,7 @@ func refreshHash(tok string) string {
 
 // refreshTokenFor stores and returns a refresh token: the next of a
 // family when refreshing, the first of a new one otherwise.
-func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo) (string, *oauth.Error) {
+func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision) (string, *oauth.Error) {
 	if g.keepRefresh != "" {
 		return g.keepRefresh, nil
 	}
@@ -52,6 +52,7 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	if err := i.store.PutRefresh(r.Context(), rt); err != nil {
 		return "", oauth.ErrServer.WithReason("store: " + err.Error())
 	}
+	d.family = rt.Family
 	return tok, nil
 }
 

@@ -82,6 +82,22 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep str
 		i.serveRevoke(w, r, s)
 	case "v1/userinfo":
 		i.serveUserinfo(w, r, s)
+	case "v1/authorize":
+		i.serveAuthorize(w, r, s)
+	case "v1/logout":
+		i.serveLogout(w, r, s)
+	case "v1/signin":
+		if !s.Org {
+			oauth.WriteError(w, oauth.ErrNotFound)
+			return
+		}
+		i.serveSignIn(w, r)
+	case "v1/consent":
+		if !s.Org {
+			oauth.WriteError(w, oauth.ErrNotFound)
+			return
+		}
+		i.serveConsent(w, r)
 	default:
 		oauth.WriteError(w, oauth.ErrNotFound)
 	}

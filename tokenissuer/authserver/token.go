@@ -66,6 +66,8 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request, s *Server) {
 		resp, e = i.passwordGrant(r, s, client, form, &d)
 	case GrantRefreshToken:
 		resp, e = i.refreshGrant(r, s, client, form, &d)
+	case GrantAuthorizationCode:
+		resp, e = i.authorizationCode(r, s, client, form, &d)
 	default:
 		e = oauth.ErrUnsupportedGrantType
 	}

@@ -1,0 +1,291 @@
+package authserver
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ui"
+)
+
+// Lifetimes of the browser flow's state.
+const (
+	CodeLifetime    = 60 * time.Second // RFC 6749 section 4.1.2: short
+	txnLifetime     = 15 * time.Minute
+	SessionLifetime = 12 * time.Hour
+	consentLifetime = 365 * 24 * time.Hour
+)
+
+// Cookies of the browser flows: the SSO session, shared by every
+// authorization server of the issuer, and the binding of a pending
+// authorization to the browser that started it.
+const (
+	sessionCookie = "apiaccess_sid"
+	txnCookie     = "apiaccess_txn"
+)
+
+// pkceChars is RFC 7636 section 4.1's unreserved alphabet.
+var pkceChars = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// authzRequest is a validated authorization request, kept server-side
+// while the user signs in and consents.
+type authzRequest struct {
+	Server       string    `json:"as"`
+	ClientID     string    `json:"cid"`
+	RedirectURI  string    `json:"redirect_uri"`
+	ResponseMode string    `json:"response_mode"`
+	State        string    `json:"state,omitempty"`
+	Nonce        string    `json:"nonce,omitempty"`
+	Challenge    string    `json:"code_challenge,omitempty"`
+	Scopes       []string  `json:"scp"`
+	Prompt       []string  `json:"prompt,omitempty"`
+	MaxAge       int       `json:"max_age"`
+	LoginHint    string    `json:"login_hint,omitempty"`
+	CSRF         string    `json:"csrf"`
+	UserID       string    `json:"uid,omitempty"`
+	AuthTime     time.Time `json:"auth_time,omitzero"`
+	Amr          []string  `json:"amr,omitempty"`
+}
+
+// serveAuthorize is the authorization endpoint (RFC 6749 section 3.1,
+// OpenID Connect Core section 3.1.2), response type code only.
+func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request, s *Server) {
+	var params url.Values
+	switch r.Method {
+	case http.MethodGet:
+		params = r.URL.Query()
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			i.errorPage(w, http.StatusBadRequest, "The request could not be read.")
+			return
+		}
+		params = r.PostForm
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		i.errorPage(w, http.StatusMethodNotAllowed, "The request method is not allowed.")
+		return
+	}
+	one := func(k string) (string, bool) {
+		v := params[k]
+		return strings.Join(v, ""), len(v) <= 1
+	}
+	for k := range params {
+		if _, ok := one(k); !ok {
+			i.errorPage(w, http.StatusBadRequest, "A parameter was included more than once.")
+			return
+		}
+	}
+	cid, _ := one("client_id")
+	c, ok := i.auth.Client(cid)
+	if !ok {
+		i.errorPage(w, http.StatusBadRequest, "The client is not known.")
+		return
+	}
+	redirect, _ := one("redirect_uri")
+	// An unregistered redirect URI never gets a redirect: that would be
+	// an open redirector (RFC 6749 section 4.1.2.1).
+	if redirect == "" || !slices.Contains(c.RedirectURIs, redirect) {
+		i.errorPage(w, http.StatusBadRequest, "The redirect URI is not registered for this client.")
+		return
+	}
+	req := &authzRequest{Server: s.ID, ClientID: c.ID, RedirectURI: redirect, MaxAge: -1}
+	req.State, _ = one("state")
+	mode, _ := one("response_mode")
+	req.ResponseMode = mode
+	if mode != "" && mode != "query" && mode != "form_post" {
+		req.ResponseMode = "query"
+		i.redirectError(w, r, s, req, "invalid_request", "The response mode is not supported.")
+		return
+	}
+	fail := func(code, desc string) { i.redirectError(w, r, s, req, code, desc) }
+	if rt, _ := one("response_type"); rt != "code" {
+		fail("unsupported_response_type", "The response type is not supported by the authorization server. Configured response types: [code].")
+		return
+	}
+	if !s.supports(GrantAuthorizationCode) || !c.AllowsGrant(GrantAuthorizationCode) {
+		fail("unauthorized_client", "The client is not authorized to use the provided grant type. Configured grant types: ["+strings.Join(c.GrantTypes, ", ")+"].")
+		return
+	}
+	req.Nonce, _ = one("nonce")
+	req.LoginHint, _ = one("login_hint")
+	if len(req.State) > 2048 || len(req.Nonce) > 2048 || len(req.LoginHint) > 256 {
+		fail("invalid_request", "A parameter is too long.")
+		return
+	}
+	challenge, _ := one("code_challenge")
+	method, _ := one("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		fail("invalid_request", "The code_challenge_method requires a code_challenge.")
+		return
+	case challenge == "" && c.AuthMethod == clientauth.None:
+		fail("invalid_request", "PKCE code challenge is required when the token endpoint authentication method is 'NONE'.")
+		return
+	case challenge != "" && method != "S256":
+		// RFC 7636 section 4.2 allows plain; OAuth 2.0 Security BCP
+		// (RFC 9700 section 2.1.1) says S256 only.
+		fail("invalid_request", "PKCE code_challenge_method must be S256.")
+		return
+	case challenge != "" && !pkceChars.MatchString(challenge):
+		fail("invalid_request", "PKCE code challenge is malformed.")
+		return
+	}
+	req.Challenge = challenge
+	var d decision
+	d.server = s
+	scopes, e := s.requestedScopes(func() string { v, _ := one("scope"); return v }(), &d)
+	if e != nil {
+		fail(e.Code, e.Description)
+		return
+	}
+	req.Scopes = scopes
+	if p, _ := one("prompt"); p != "" {
+		req.Prompt = strings.Fields(p)
+		for _, v := range req.Prompt {
+			if v != "none" && v != "login" && v != "consent" {
+				fail("invalid_request", "The prompt value is not supported.")
+				return
+			}
+		}
+		if slices.Contains(req.Prompt, "none") && len(req.Prompt) > 1 {
+			fail("invalid_request", "prompt=none cannot be combined with other values.")
+			return
+		}
+	}
+	if ma, _ := one("max_age"); ma != "" {
+		n, err := strconv.Atoi(ma)
+		if err != nil || n < 0 {
+			fail("invalid_request", "The max_age parameter must be a non-negative integer.")
+			return
+		}
+		req.MaxAge = n
+	}
+	req.CSRF = randomToken()
+	// A valid SSO session that satisfies prompt and max_age skips sign-in.
+	if sess, ok := i.currentSession(r); ok && !slices.Contains(req.Prompt, "login") &&
+		(req.MaxAge < 0 || i.now().Sub(sess.AuthTime) <= time.Duration(req.MaxAge)*time.Second) {
+		req.UserID, req.AuthTime, req.Amr = sess.UserID, sess.AuthTime, sess.Amr
+		i.afterSignIn(w, r, s, c, req)
+		return
+	}
+	if slices.Contains(req.Prompt, "none") {
+		fail("login_required", "The client specified not to prompt, but the user is not logged in.")
+		return
+	}
+	txn, ok := i.saveTxn(w, r, req)
+	if !ok {
+		return
+	}
+	i.loginPage(w, s, txn, req, "", http.StatusOK)
+}
+
+// saveTxn stores a pending request and binds it to this browser.
+func (i *Issuer) saveTxn(w http.ResponseWriter, r *http.Request, req *authzRequest) (string, bool) {
+	txn := randomToken()
+	b, _ := json.Marshal(req)
+	if err := i.store.PutRecord(r.Context(), store.NSTransaction, txn, b, i.now().Add(txnLifetime)); err != nil {
+		i.errorPage(w, http.StatusInternalServerError, "The request could not be completed.")
+		return "", false
+	}
+	http.SetCookie(w, i.cookie(r, txnCookie, txn, txnLifetime))
+	return txn, true
+}
+
+// loadTxn reads a pending request posted back by a page: the txn must
+// be this browser's (cookie) and carry its CSRF token.
+func (i *Issuer) loadTxn(r *http.Request, form map[string]string) (string, *authzRequest, bool) {
+	txn := form["txn"]
+	ck, err := r.Cookie(txnCookie)
+	if txn == "" || err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(txn)) != 1 {
+		return "", nil, false
+	}
+	raw, err := i.store.UpdateRecord(r.Context(), store.NSTransaction, txn, func(v []byte) ([]byte, error) { return v, nil })
+	if err != nil {
+		return "", nil, false
+	}
+	var req authzRequest
+	if json.Unmarshal(raw, &req) != nil || subtle.ConstantTimeCompare([]byte(req.CSRF), []byte(form["csrf"])) != 1 {
+		return "", nil, false
+	}
+	return txn, &req, true
+}
+
+func (i *Issuer) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()), HttpOnly: true,
+		Secure: r.TLS != nil || strings.HasPrefix(i.base, "https://"), SameSite: http.SameSiteLaxMode}
+}
+
+// redirectError sends an error to the client's redirect URI (RFC 6749
+// section 4.1.2.1), with iss (RFC 9207).
+func (i *Issuer) redirectError(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, code, desc string) {
+	i.logFailure(EventAuthorize, decision{server: s, clientID: req.ClientID, userID: req.UserID}, &oauth.Error{Code: code, Description: desc})
+	p := map[string]string{"error": code, "error_description": desc}
+	i.respond(w, r, s, req, p)
+}
+
+// respond delivers parameters to the redirect URI in the request's
+// response mode: query (default) or form_post.
+func (i *Issuer) respond(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, p map[string]string) {
+	p["iss"] = s.Issuer
+	if req.State != "" {
+		p["state"] = req.State
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if req.ResponseMode == "form_post" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; frame-ancestors 'none'")
+		_ = i.pages.RenderFormPost(w, ui.FormPost{Action: req.RedirectURI, Params: p})
+		return
+	}
+	u, _ := url.Parse(req.RedirectURI)
+	q := u.Query()
+	for k, v := range p {
+		q.Set(k, v)
+	}
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// respondPlain redirects to target with params added to its query.
+func (i *Issuer) respondPlain(w http.ResponseWriter, r *http.Request, target string, p map[string]string) {
+	u, _ := url.Parse(target)
+	q := u.Query()
+	for k, v := range p {
+		q.Set(k, v)
+	}
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// htmlHeaders protect the issuer's pages.
+func htmlHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+func (i *Issuer) errorPage(w http.ResponseWriter, status int, msg string) {
+	htmlHeaders(w)
+	w.WriteHeader(status)
+	_ = i.pages.RenderError(w, ui.Error{Title: "Error", Error: msg})
+}
+
+func (i *Issuer) loginPage(w http.ResponseWriter, s *Server, txn string, req *authzRequest, msg string, status int) {
+	htmlHeaders(w)
+	w.WriteHeader(status)
+	_ = i.pages.RenderLogin(w, ui.Login{Title: "Sign in", Action: i.base + "/oauth2/v1/signin", Txn: txn, CSRF: req.CSRF, LoginHint: req.LoginHint, Error: msg})
+}

@@ -1,0 +1,126 @@
+package authserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+// codeGrant is an authorization code's record. After its one use it is
+// kept (marked used, with what it issued) until it expires, so a
+// replay can revoke those tokens (RFC 6749 section 4.1.2).
+type codeGrant struct {
+	authzRequest
+	Used      bool      `json:"used,omitempty"`
+	IssuedJTI string    `json:"jti,omitempty"`
+	IssuedExp time.Time `json:"jti_exp,omitzero"`
+	Family    string    `json:"family,omitempty"`
+}
+
+// issueCode ends the authorization: a single-use code, valid for
+// CodeLifetime, sent to the redirect URI with state and iss.
+func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest) {
+	code := randomToken()
+	b, _ := json.Marshal(codeGrant{authzRequest: *req})
+	if err := i.store.PutRecord(r.Context(), store.NSCode, refreshHash(code), b, i.now().Add(CodeLifetime)); err != nil {
+		i.redirectError(w, r, s, req, "server_error", "The authorization server encountered an unexpected condition.")
+		return
+	}
+	i.logSuccess(EventAuthorize, decision{server: s, clientID: req.ClientID, userID: req.UserID, scopes: req.Scopes})
+	i.respond(w, r, s, req, map[string]string{"code": code})
+}
+
+var errCodeUsed = errors.New("authorization code used")
+
+// errBadCode is Okta's answer for any unusable authorization code.
+var errBadCode = &oauth.Error{Code: "invalid_grant", Status: http.StatusBadRequest,
+	Description: "The authorization code is invalid or has expired."}
+
+// codeGrant is the authorization code grant (RFC 6749 section 4.1.3)
+// with PKCE (RFC 7636 section 4.6).
+func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
+	code := form["code"]
+	if code == "" || form["redirect_uri"] == "" {
+		return nil, oauth.ErrInvalidRequest.WithDescription("The 'code' and 'redirect_uri' parameters are required.")
+	}
+	ctx := r.Context()
+	key := refreshHash(code)
+	var g codeGrant
+	_, err := i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
+		if err := json.Unmarshal(v, &g); err != nil {
+			return nil, err
+		}
+		if g.Used {
+			return nil, errCodeUsed
+		}
+		g.Used = true
+		return json.Marshal(g)
+	})
+	switch {
+	case errors.Is(err, errCodeUsed):
+		// A second use: revoke what the first one issued.
+		i.revokeIssued(ctx, g)
+		return nil, errBadCode.WithReason("authorization code reused: tokens issued from it revoked")
+	case err != nil:
+		return nil, errBadCode.WithReason("unknown or expired authorization code")
+	}
+	d.userID = g.UserID
+	if g.Server != s.ID || g.ClientID != c.ID || g.RedirectURI != form["redirect_uri"] {
+		return nil, errBadCode.WithReason("code issued to another client, server or redirect URI")
+	}
+	verifier := form["code_verifier"]
+	switch {
+	case g.Challenge == "" && verifier != "":
+		return nil, oauth.ErrInvalidRequest.WithDescription("PKCE verification failed: no code_challenge was sent.")
+	case g.Challenge != "":
+		sum := sha256.Sum256([]byte(verifier))
+		if !pkceChars.MatchString(verifier) || subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.Challenge)) != 1 {
+			return nil, errBadCode.WithDescription("PKCE verification failed.").WithReason("code_verifier does not match")
+		}
+	}
+	u, e := i.activeUser(ctx, g.UserID)
+	if e != nil {
+		return nil, errBadCode.WithReason("user missing or not active")
+	}
+	d.scopes = g.Scopes
+	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantAuthorizationCode, Scopes: g.Scopes, User: policyUser(u)}, d)
+	if e != nil {
+		return nil, e
+	}
+	resp, e := i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantAuthorizationCode,
+		authTime: g.AuthTime, amr: g.Amr, nonce: g.Nonce}, d)
+	if e != nil {
+		return nil, e
+	}
+	// Remember what the code issued, for revocation on replay.
+	_, _ = i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
+		var cur codeGrant
+		if err := json.Unmarshal(v, &cur); err != nil {
+			return nil, err
+		}
+		cur.IssuedJTI, cur.IssuedExp, cur.Family = d.jti, i.now().Add(m.Rule.Lifetime()), d.family
+		return json.Marshal(cur)
+	})
+	return resp, nil
+}
+
+// revokeIssued revokes the access token and refresh-token family that a
+// code's first use produced.
+func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
+	if g.IssuedJTI != "" {
+		_ = i.revoke(ctx, g.IssuedJTI, g.IssuedExp)
+	}
+	if g.Family != "" {
+		_, _ = i.store.Mark(ctx, store.NSFamily, g.Family, i.now().Add(policy.DefaultRefreshLifetime))
+	}
+}
