@@ -28,6 +28,20 @@ const (
 // may use the password and refresh_token grants.
 func userEnv(t *testing.T, leeway string) {
 	t.Helper()
+	startUserEnv(t, leeway, "")
+}
+
+// Browser-flow clients: a public app (PKCE, no secret) and a
+// confidential web app.
+const (
+	spaID  = "spa"
+	webID  = "web"
+	webSec = "web-secret-0123456789"
+)
+
+// startUserEnv is userEnv with browser clients redirecting to redirect.
+func startUserEnv(t *testing.T, leeway, redirect string) {
+	t.Helper()
 	dir := t.TempDir()
 	hash, err := directory.HashBcrypt("alice-password")
 	if err != nil {
@@ -48,6 +62,13 @@ func userEnv(t *testing.T, leeway string) {
 	if leeway != "" {
 		client["refresh_token_leeway"] = leeway
 	}
+	clients := []map[string]any{client}
+	if redirect != "" {
+		clients = append(clients,
+			map[string]any{"client_id": spaID, "name": "Orders SPA", "token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"},
+				"redirect_uris": []string{redirect}, "post_logout_redirect_uris": []string{redirect + "/bye"}},
+			map[string]any{"client_id": webID, "client_secret": webSec, "grant_types": []string{"authorization_code"}, "redirect_uris": []string{redirect}})
+	}
 	cfg := map[string]any{
 		"admin": map[string]any{"listen": "localhost:2899"},
 		"apps": map[string]any{
@@ -56,15 +77,15 @@ func userEnv(t *testing.T, leeway string) {
 				"key_encryption_secret": sealSecret,
 				"storage":               map[string]any{"module": "embedded", "path": filepath.Join(dir, "issuer.db")},
 				"directory":             map[string]any{"source": "file", "path": usersPath},
-				"clients":               []map[string]any{client},
+				"clients":               clients,
 				"authorization_servers": map[string]any{"default": map[string]any{
-					"scopes": []map[string]any{{"name": "orders:read", "default": true}},
+					"scopes": []map[string]any{{"name": "orders:read", "default": true}, {"name": "payments:write", "consent": "required", "description": "Make payments for you"}},
 					"claims": []map[string]any{
 						{"name": "dept_groups", "groups": map[string]any{"type": "starts_with", "value": "fin"}},
 						{"name": "email", "value": "user.profile.email"},
 					},
-					"policies": []map[string]any{{"name": "Employees", "clients": []string{appID}, "rules": []map[string]any{{
-						"name": "Staff", "grant_types": []string{"password"}, "scopes": []string{"*"},
+					"policies": []map[string]any{{"name": "Employees", "clients": []string{"*"}, "rules": []map[string]any{{
+						"name": "Staff", "grant_types": []string{"password", "authorization_code"}, "scopes": []string{"*"},
 						"people":                map[string]any{"exclude_groups": []string{"contractors"}},
 						"access_token_lifetime": "10m", "refresh_token_lifetime": "1d", "refresh_token_idle": "1h",
 					}}}},

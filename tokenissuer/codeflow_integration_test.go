@@ -1,0 +1,292 @@
+package tokenissuer_test
+
+import (
+	"context"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// browser is an HTTP client with cookies that does not follow
+// redirects, so each step of the flow can be checked.
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) get(u string) (*http.Response, string) {
+	b.t.Helper()
+	res, err := b.c.Get(u)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res, string(body)
+}
+
+func (b *browser) post(u string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	res, err := b.c.PostForm(u, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res, string(body)
+}
+
+var hidden = regexp.MustCompile(`name="(txn|csrf|code|state|iss)" value="([^"]*)"`)
+
+// fields reads the hidden inputs of a page.
+func fields(page string) url.Values {
+	v := url.Values{}
+	for _, m := range hidden.FindAllStringSubmatch(page, -1) {
+		v.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return v
+}
+
+// signIn posts credentials on a sign-in page.
+func (b *browser) signIn(page, user, pw string) (*http.Response, string) {
+	b.t.Helper()
+	f := fields(page)
+	if f.Get("txn") == "" || f.Get("csrf") == "" {
+		b.t.Fatalf("not a sign-in page: %.300s", page)
+	}
+	f.Set("username", user)
+	f.Set("password", pw)
+	return b.post(base+"/oauth2/v1/signin", f)
+}
+
+// callback parses a redirect to the relying party.
+func callback(t *testing.T, res *http.Response, redirect string) url.Values {
+	t.Helper()
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, redirect) {
+		t.Fatalf("want a redirect to %s, got %d %q", redirect, res.StatusCode, loc)
+	}
+	u, _ := url.Parse(loc)
+	return u.Query()
+}
+
+// TestAuthorizationCodeFlow: a public client with PKCE runs the code
+// flow through sign-in and consent; a real relying party (x/oauth2,
+// go-oidc) redeems the code and verifies the ID token and its nonce.
+// The SSO session and the remembered consent skip both pages next
+// time; logout ends the session.
+func TestAuthorizationCodeFlow(t *testing.T) {
+	rp := httptest.NewServer(http.NotFoundHandler())
+	defer rp.Close()
+	redirect := rp.URL + "/callback"
+	startUserEnv(t, "", redirect)
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, base+"/oauth2/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: spaID, Endpoint: provider.Endpoint(), RedirectURL: redirect,
+		Scopes: []string{"openid", "profile", "email", "offline_access", "payments:write"}}
+	conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	verifier := oauth2.GenerateVerifier()
+	authURL := conf.AuthCodeURL("state-123", oauth2.S256ChallengeOption(verifier), oidc.Nonce("nonce-456"))
+
+	b := newBrowser(t)
+	res, page := b.get(authURL)
+	if res.StatusCode != 200 || !strings.Contains(page, `autocomplete="current-password"`) {
+		t.Fatalf("sign-in page: %d", res.StatusCode)
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("sign-in page CSP: %q", csp)
+	}
+	res, page = b.signIn(page, "alice@example.com", "alice-password")
+	if res.StatusCode != 200 || !strings.Contains(page, "Make payments for you") || !strings.Contains(page, "Orders SPA") {
+		t.Fatalf("consent page: %d %.300s", res.StatusCode, page)
+	}
+	for _, c := range b.c.Jar.Cookies(mustURL(base)) {
+		if c.Name == "apiaccess_sid" && c.Value == "" {
+			t.Fatal("empty session cookie")
+		}
+	}
+	f := fields(page)
+	f.Set("decision", "allow")
+	res, _ = b.post(base+"/oauth2/v1/consent", f)
+	q := callback(t, res, redirect)
+	if q.Get("state") != "state-123" || q.Get("iss") != base+"/oauth2/default" || q.Get("code") == "" {
+		t.Fatalf("callback: %v", q)
+	}
+	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := provider.Verifier(&oidc.Config{ClientID: spaID}).Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idt.Nonce != "nonce-456" || idt.Subject != "00u-alice" || idt.VerifyAccessToken(tok.AccessToken) != nil || tok.RefreshToken == "" {
+		t.Fatalf("ID token nonce %q sub %q, refresh token %v", idt.Nonce, idt.Subject, tok.RefreshToken != "")
+	}
+	// The same code again fails, and revokes what it issued.
+	if _, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatal("an authorization code was redeemed twice")
+	}
+	_, intro := post(t, "/oauth2/default/v1/introspect", url.Values{"token": {tok.AccessToken}}, basicAuth(appID, appSec))
+	if intro["active"] != false {
+		t.Fatal("the access token of a replayed code is still active")
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("the refresh token of a replayed code still works")
+	}
+
+	// SSO session and remembered consent: straight back with a code.
+	verifier = oauth2.GenerateVerifier()
+	res, _ = b.get(conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier)))
+	q = callback(t, res, redirect)
+	tok, err = conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// prompt=consent asks again; prompt=login asks for the password again.
+	if res, page := b.get(conf.AuthCodeURL("s3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "consent"))); res.StatusCode != 200 || !strings.Contains(page, "Allow access") {
+		t.Fatalf("prompt=consent: %d", res.StatusCode)
+	}
+	if res, page := b.get(conf.AuthCodeURL("s4", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "login"))); res.StatusCode != 200 || !strings.Contains(page, "current-password") {
+		t.Fatalf("prompt=login: %d", res.StatusCode)
+	}
+
+	// Logout with id_token_hint and a registered post-logout URI.
+	idHint := tok.Extra("id_token").(string)
+	res, _ = b.get(base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {idHint}, "post_logout_redirect_uri": {redirect + "/bye"}, "state": {"bye"}}.Encode())
+	if q := callback(t, res, redirect+"/bye"); q.Get("state") != "bye" {
+		t.Fatalf("logout redirect: %v", q)
+	}
+	res, _ = b.get(conf.AuthCodeURL("s5", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if q := callback(t, res, redirect); q.Get("error") != "login_required" {
+		t.Fatalf("prompt=none after logout: %v", q)
+	}
+	// An unregistered post-logout URI is never redirected to.
+	res, _ = b.get(base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {idHint}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
+	if res.StatusCode != 400 || res.Header.Get("Location") != "" {
+		t.Fatalf("unregistered post-logout URI: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+func mustURL(s string) *url.URL { u, _ := url.Parse(s); return u }
+
+// TestAuthorizeRefusals: bad authorization requests never issue a code;
+// errors that cannot be trusted to a redirect URI show a page instead.
+func TestAuthorizeRefusals(t *testing.T) {
+	rp := httptest.NewServer(http.NotFoundHandler())
+	defer rp.Close()
+	redirect := rp.URL + "/callback"
+	startUserEnv(t, "", redirect)
+	authz := base + "/oauth2/default/v1/authorize?"
+	challenge := "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+	good := func(mod func(url.Values)) string {
+		v := url.Values{"client_id": {spaID}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"openid"},
+			"state": {"st"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		if mod != nil {
+			mod(v)
+		}
+		return authz + v.Encode()
+	}
+	b := newBrowser(t)
+	pages := []struct {
+		name string
+		u    string
+	}{
+		{"unknown client", good(func(v url.Values) { v.Set("client_id", "nobody") })},
+		{"unregistered redirect URI", good(func(v url.Values) { v.Set("redirect_uri", "https://evil.example/callback") })},
+		{"redirect URI prefix", good(func(v url.Values) { v.Set("redirect_uri", redirect+"/extra") })},
+		{"redirect URI with query", good(func(v url.Values) { v.Set("redirect_uri", redirect+"?next=https://evil.example") })},
+		{"no redirect URI", good(func(v url.Values) { v.Del("redirect_uri") })},
+		{"repeated parameter", good(nil) + "&state=again"},
+	}
+	for _, p := range pages {
+		res, body := b.get(p.u)
+		if res.StatusCode != 400 || res.Header.Get("Location") != "" || !strings.Contains(body, "<h1>") {
+			t.Errorf("%s: %d %q", p.name, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	redirects := []struct {
+		name, u, code string
+	}{
+		{"response type token", good(func(v url.Values) { v.Set("response_type", "token") }), "unsupported_response_type"},
+		{"plain PKCE", good(func(v url.Values) { v.Set("code_challenge_method", "plain") }), "invalid_request"},
+		{"public client without PKCE", good(func(v url.Values) { v.Del("code_challenge"); v.Del("code_challenge_method") }), "invalid_request"},
+		{"malformed challenge", good(func(v url.Values) { v.Set("code_challenge", "short") }), "invalid_request"},
+		{"unknown scope", good(func(v url.Values) { v.Set("scope", "openid root") }), "invalid_scope"},
+		{"prompt none without session", good(func(v url.Values) { v.Set("prompt", "none") }), "login_required"},
+		{"bad prompt", good(func(v url.Values) { v.Set("prompt", "select_account") }), "invalid_request"},
+		{"bad max_age", good(func(v url.Values) { v.Set("max_age", "-1") }), "invalid_request"},
+	}
+	for _, c := range redirects {
+		res, _ := b.get(c.u)
+		q := callback(t, res, redirect)
+		if q.Get("error") != c.code || q.Get("state") != "st" || q.Get("iss") != base+"/oauth2/default" || q.Get("code") != "" {
+			t.Errorf("%s: %v", c.name, q)
+		}
+	}
+
+	// Sign-in: missing CSRF token, and no user enumeration.
+	res, page := b.get(good(nil))
+	if res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	f := fields(page)
+	noCSRF := url.Values{"txn": {f.Get("txn")}, "username": {"alice@example.com"}, "password": {"alice-password"}}
+	if res, _ := b.post(base+"/oauth2/v1/signin", noCSRF); res.StatusCode != 400 || res.Header.Get("Location") != "" {
+		t.Fatalf("sign-in without CSRF token: %d", res.StatusCode)
+	}
+	other := newBrowser(t) // a different browser cannot use this txn
+	if res, _ := other.signIn(page, "alice@example.com", "alice-password"); res.StatusCode != 400 {
+		t.Fatalf("sign-in from another browser: %d", res.StatusCode)
+	}
+	_, wrongPw := b.signIn(page, "alice@example.com", "nope")
+	_, noUser := b.signIn(page, "nobody@example.com", "nope")
+	msg := regexp.MustCompile(`role="alert">([^<]*)<`)
+	m1, m2 := msg.FindStringSubmatch(wrongPw), msg.FindStringSubmatch(noUser)
+	if m1 == nil || m2 == nil || m1[1] != m2[1] {
+		t.Fatalf("sign-in errors differ (user enumeration): %v / %v", m1, m2)
+	}
+	if res, _ := b.signIn(page, "bob@example.com", "alice-password"); res.StatusCode != 401 {
+		t.Fatalf("suspended user signed in: %d", res.StatusCode)
+	}
+	// After repeated failures even the right password is refused.
+	for range 10 {
+		b.signIn(page, "carol@example.com", "wrong")
+	}
+	if res, _ := b.signIn(page, "carol@example.com", "alice-password"); res.StatusCode != 429 {
+		t.Fatalf("locked login accepted: %d", res.StatusCode)
+	}
+
+	// form_post: the code arrives in an auto-submitted form.
+	res, page = b.get(good(func(v url.Values) { v.Set("response_mode", "form_post") }))
+	res, page = b.signIn(page, "alice@example.com", "alice-password")
+	ff := fields(page)
+	if res.StatusCode != 200 || ff.Get("code") == "" || ff.Get("state") != "st" || !strings.Contains(page, `action="`+redirect+`"`) {
+		t.Fatalf("form_post: %d %.400s", res.StatusCode, page)
+	}
+	// Token endpoint: a wrong or missing verifier never redeems a code.
+	for _, ver := range []string{"", strings.Repeat("x", 43)} {
+		res, body := post(t, "/oauth2/default/v1/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {spaID},
+			"code": {ff.Get("code")}, "redirect_uri": {redirect}, "code_verifier": {ver}}, nil)
+		if res.StatusCode != 400 || body["error"] != "invalid_grant" || body["access_token"] != nil {
+			t.Fatalf("verifier %q: %d %v", ver, res.StatusCode, body)
+		}
+	}
+}
