@@ -74,6 +74,12 @@ type App struct {
 	// Default: none, and no user can sign in.
 	DirectoryRaw json.RawMessage `json:"directory,omitempty" caddy:"namespace=token_issuer.directory inline_key=source"`
 
+	// TemplatesDir holds replacements for the sign-in pages: files named
+	// layout.html, login.html, consent.html, error.html and
+	// form_post.html (Go html/template; see tokenissuer/ui/templates for
+	// the built-in ones and the data each receives). Default: built-in.
+	TemplatesDir string `json:"templates_dir,omitempty"`
+
 	// KeyEncryptionSecret encrypts private signing keys at rest; at least
 	// 32 bytes, normally `{env.NAME}`. Every instance sharing a store
 	// needs the same one. Default: a random secret generated into
@@ -176,6 +182,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.issuer, err = authserver.New(authserver.Options{
 		Directory:     dir,
+		TemplatesDir:  a.TemplatesDir,
 		BaseURL:       a.BaseURL,
 		OrgSigningAlg: orgAlg,
 		Servers:       a.AuthorizationServers,
