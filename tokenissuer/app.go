@@ -75,8 +75,8 @@ type App struct {
 	DirectoryRaw json.RawMessage `json:"directory,omitempty" caddy:"namespace=token_issuer.directory inline_key=source"`
 
 	// TemplatesDir holds replacements for the sign-in pages: files named
-	// layout.html, login.html, consent.html, error.html and
-	// form_post.html (Go html/template; see tokenissuer/ui/templates for
+	// layout.html, login.html, consent.html, error.html, form_post.html
+	// and device.html (Go html/template; see tokenissuer/ui/templates for
 	// the built-in ones and the data each receives). Default: built-in.
 	TemplatesDir string `json:"templates_dir,omitempty"`
 

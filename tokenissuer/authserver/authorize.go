@@ -54,6 +54,8 @@ type authzRequest struct {
 	UserID       string    `json:"uid,omitempty"`
 	AuthTime     time.Time `json:"auth_time,omitzero"`
 	Amr          []string  `json:"amr,omitempty"`
+	// Device, for a device approval, is the device grant's key.
+	Device string `json:"device,omitempty"`
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 section 3.1,

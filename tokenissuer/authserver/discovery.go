@@ -63,6 +63,9 @@ func (s *Server) buildMetadata() map[string][]byte {
 		m["end_session_endpoint"] = ep + "/logout"
 		m["prompt_values_supported"] = []string{"none", "login", "consent"}
 	}
+	if s.supports(GrantDeviceCode) {
+		m["device_authorization_endpoint"] = ep + "/device/authorize"
+	}
 	out := map[string][]byte{}
 	b, _ := json.Marshal(m)
 	out[docOAuth] = b

@@ -9,14 +9,15 @@ import (
 // Event types, named like Okta's System Log events so existing
 // dashboards and alerts translate directly.
 const (
-	EventTokenGrant  = "app.oauth2.as.token.grant.access_token"
-	EventTokenDenied = "app.oauth2.as.token.grant"
-	EventRevoke      = "app.oauth2.as.token.revoke"
-	EventIntrospect  = "app.oauth2.as.token.introspect"
-	EventKeyRollover = "app.oauth2.as.key.rollover"
-	EventAuthorize   = "app.oauth2.as.authorize"
-	EventSignIn      = "user.session.start"
-	EventSignOut     = "user.session.end"
+	EventTokenGrant      = "app.oauth2.as.token.grant.access_token"
+	EventTokenDenied     = "app.oauth2.as.token.grant"
+	EventRevoke          = "app.oauth2.as.token.revoke"
+	EventIntrospect      = "app.oauth2.as.token.introspect"
+	EventKeyRollover     = "app.oauth2.as.key.rollover"
+	EventAuthorize       = "app.oauth2.as.authorize"
+	EventDeviceAuthorize = "app.oauth2.as.device.authorize"
+	EventSignIn          = "user.session.start"
+	EventSignOut         = "user.session.end"
 )
 
 // decision carries what one event records. It never holds a token,

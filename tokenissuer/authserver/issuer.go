@@ -33,7 +33,7 @@ const (
 
 // ruleGrants are the grant types a rule can name; a refresh is judged by
 // the grant that started its family.
-var ruleGrants = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode}
+var ruleGrants = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantDeviceCode}
 
 // OrgID names the org authorization server in logs and the admin API.
 const OrgID = "org"
@@ -167,7 +167,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 		if s.Audience == "" {
 			s.Audience = "api://" + id
 		}
-		s.grantTypes = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantRefreshToken}
+		s.grantTypes = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantDeviceCode, GrantRefreshToken}
 	}
 	var err error
 	if s.alg, err = keys.ParseAlg(cfg.SigningAlg); err != nil {

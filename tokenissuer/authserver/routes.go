@@ -84,6 +84,14 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep str
 		i.serveUserinfo(w, r, s)
 	case "v1/authorize":
 		i.serveAuthorize(w, r, s)
+	case "v1/device/authorize":
+		i.serveDeviceAuthorize(w, r, s)
+	case "v1/device":
+		if !s.Org {
+			oauth.WriteError(w, oauth.ErrNotFound)
+			return
+		}
+		i.serveDevicePage(w, r)
 	case "v1/logout":
 		i.serveLogout(w, r, s)
 	case "v1/signin":

@@ -125,6 +125,10 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	d.userID = u.ID
 	i.logSuccess(EventSignIn, d)
 	req.UserID, req.AuthTime, req.Amr = u.ID, now, []string{"pwd"}
+	if req.Device != "" {
+		i.deviceConfirm(w, r, s, c, req)
+		return
+	}
 	i.afterSignIn(w, r, s, c, req)
 }
 
@@ -205,6 +209,10 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	c, ok2 := i.auth.Client(req.ClientID)
 	if !ok || !ok2 {
 		i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
+		return
+	}
+	if req.Device != "" {
+		i.decideDevice(w, r, req, form["decision"] == "allow")
 		return
 	}
 	if form["decision"] != "allow" {

@@ -68,6 +68,8 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request, s *Server) {
 		resp, e = i.refreshGrant(r, s, client, form, &d)
 	case GrantAuthorizationCode:
 		resp, e = i.authorizationCode(r, s, client, form, &d)
+	case GrantDeviceCode:
+		resp, e = i.deviceCodeGrant(r, s, client, form, &d)
 	default:
 		e = oauth.ErrUnsupportedGrantType
 	}

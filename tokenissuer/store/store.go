@@ -129,6 +129,8 @@ const (
 	NSTransaction = "authz-txn"
 	NSConsent     = "consent"
 	NSThrottle    = "throttle"
+	NSDevice      = "device"
+	NSUserCode    = "user-code"
 )
 
 // Opener is implemented by storage guest modules

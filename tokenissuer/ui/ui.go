@@ -16,11 +16,11 @@ import (
 var builtin embed.FS
 
 // Names of the templates a replacement directory must provide.
-var Names = []string{"layout.html", "login.html", "consent.html", "error.html", "form_post.html"}
+var Names = []string{"layout.html", "login.html", "consent.html", "error.html", "form_post.html", "device.html"}
 
 // Pages holds parsed templates.
 type Pages struct {
-	login, consent, errorPage, formPost *template.Template
+	login, consent, errorPage, formPost, device *template.Template
 }
 
 // Load parses the built-in templates, or those in dir when set.
@@ -52,7 +52,7 @@ func Load(dir string) (*Pages, error) {
 		return t, nil
 	}
 	p := &Pages{}
-	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost} {
+	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost, "device.html": &p.device} {
 		if *dst, err = parse(name); err != nil {
 			return nil, err
 		}
@@ -82,6 +82,12 @@ type FormPost struct {
 	Action string
 	Params map[string]string
 }
+
+// Device is the user-code entry page's data.
+type Device struct{ Title, Action, UserCode, Error string }
+
+// RenderDevice writes the user-code entry page.
+func (p *Pages) RenderDevice(w io.Writer, d Device) error { return p.device.Execute(w, d) }
 
 // RenderLogin, RenderConsent, RenderError and RenderFormPost write pages.
 func (p *Pages) RenderLogin(w io.Writer, d Login) error       { return p.login.Execute(w, d) }

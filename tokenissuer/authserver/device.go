@@ -1,0 +1,301 @@
+package authserver
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ui"
+)
+
+// GrantDeviceCode is RFC 8628 section 3.4's grant type.
+const GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+
+// Device flow timing (RFC 8628 section 3.2).
+const (
+	deviceLifetime = 10 * time.Minute
+	pollInterval   = 5 * time.Second
+)
+
+// Device grant states.
+const (
+	devicePending  = "pending"
+	deviceApproved = "approved"
+	deviceDenied   = "denied"
+)
+
+// deviceGrant is a device authorization, keyed by the hash of its
+// device code; the user code points to it.
+type deviceGrant struct {
+	Server   string    `json:"as"`
+	ClientID string    `json:"cid"`
+	Scopes   []string  `json:"scp"`
+	UserCode string    `json:"user_code"`
+	Status   string    `json:"status"`
+	UserID   string    `json:"uid,omitempty"`
+	AuthTime time.Time `json:"auth_time,omitzero"`
+	Amr      []string  `json:"amr,omitempty"`
+	LastPoll time.Time `json:"last_poll,omitzero"`
+	Interval int       `json:"interval"`
+}
+
+// userCodeAlphabet has no vowels (no words) and no look-alikes (RFC
+// 8628 section 6.1).
+const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+
+func newUserCode() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	out := make([]byte, 0, 9)
+	for i, x := range b {
+		if i == 4 {
+			out = append(out, '-')
+		}
+		out = append(out, userCodeAlphabet[int(x)%len(userCodeAlphabet)])
+	}
+	return string(out)
+}
+
+// normalizeUserCode accepts what people type: any case, dashes, spaces.
+func normalizeUserCode(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(s) {
+		if strings.ContainsRune(userCodeAlphabet, r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// serveDeviceAuthorize is the device authorization endpoint (RFC 8628
+// section 3.1).
+func (i *Issuer) serveDeviceAuthorize(w http.ResponseWriter, r *http.Request, s *Server) {
+	d := decision{server: s, grantType: GrantDeviceCode}
+	fail := func(e *oauth.Error) {
+		i.logFailure(EventDeviceAuthorize, d, e)
+		oauth.WriteError(w, e)
+	}
+	form, e := oauth.ParseForm(w, r)
+	if e != nil {
+		fail(e)
+		return
+	}
+	c, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("device/authorize"))
+	if e != nil {
+		d.clientID = claimed
+		fail(e)
+		return
+	}
+	d.clientID = c.ID
+	if !s.supports(GrantDeviceCode) || !c.AllowsGrant(GrantDeviceCode) {
+		fail(oauth.ErrUnauthorizedClient.WithDescription("The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(c.GrantTypes, ", ") + "]."))
+		return
+	}
+	scopes, e := s.requestedScopes(form["scope"], &d)
+	if e != nil {
+		fail(e)
+		return
+	}
+	deviceCode, userCode := randomToken(), newUserCode()
+	g := deviceGrant{Server: s.ID, ClientID: c.ID, Scopes: scopes, UserCode: userCode, Status: devicePending, Interval: int(pollInterval.Seconds())}
+	b, _ := json.Marshal(g)
+	until := i.now().Add(deviceLifetime)
+	ctx := r.Context()
+	if err := i.store.PutRecord(ctx, store.NSDevice, refreshHash(deviceCode), b, until); err != nil {
+		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		return
+	}
+	if err := i.store.PutRecord(ctx, store.NSUserCode, normalizeUserCode(userCode), []byte(refreshHash(deviceCode)), until); err != nil {
+		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		return
+	}
+	verify := i.base + "/oauth2/v1/device"
+	i.logSuccess(EventDeviceAuthorize, d)
+	oauth.WriteJSON(w, http.StatusOK, map[string]any{
+		"device_code": deviceCode, "user_code": userCode, "verification_uri": verify,
+		"verification_uri_complete": verify + "?user_code=" + userCode,
+		"expires_in":                int(deviceLifetime.Seconds()), "interval": g.Interval,
+	})
+}
+
+// serveDevicePage is where the user enters the user code (org path
+// /oauth2/v1/device). Behind sign-in: without a session the sign-in
+// page comes first, then the confirmation.
+func (i *Issuer) serveDevicePage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		i.errorPage(w, http.StatusMethodNotAllowed, "The request method is not allowed.")
+		return
+	}
+	action := i.base + "/oauth2/v1/device"
+	raw := r.URL.Query().Get("user_code")
+	if raw == "" {
+		htmlHeaders(w)
+		_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: action})
+		return
+	}
+	ctx := r.Context()
+	addr := "device:" + clientAddr(r)
+	if i.throttled(ctx, addr, maxAddrFailures) {
+		htmlHeaders(w)
+		w.WriteHeader(http.StatusTooManyRequests)
+		_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: action, Error: "Too many attempts. Try again later."})
+		return
+	}
+	hash, err := i.store.UpdateRecord(ctx, store.NSUserCode, normalizeUserCode(raw), func(v []byte) ([]byte, error) { return v, nil })
+	var g deviceGrant
+	if err == nil {
+		var rawG []byte
+		rawG, err = i.store.UpdateRecord(ctx, store.NSDevice, string(hash), func(v []byte) ([]byte, error) { return v, nil })
+		if err == nil {
+			err = json.Unmarshal(rawG, &g)
+		}
+	}
+	if err != nil || g.Status != devicePending {
+		i.fail(ctx, addr)
+		htmlHeaders(w)
+		w.WriteHeader(http.StatusBadRequest)
+		_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: action, UserCode: raw, Error: "That code is not valid or has expired."})
+		return
+	}
+	s, ok := i.Server(g.Server)
+	c, ok2 := i.auth.Client(g.ClientID)
+	if !ok || !ok2 {
+		i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
+		return
+	}
+	req := &authzRequest{Server: s.ID, ClientID: c.ID, Scopes: g.Scopes, MaxAge: -1, CSRF: randomToken(), Device: string(hash)}
+	if sess, ok := i.currentSession(r); ok {
+		req.UserID, req.AuthTime, req.Amr = sess.UserID, sess.AuthTime, sess.Amr
+		i.deviceConfirm(w, r, s, c, req)
+		return
+	}
+	txn, ok := i.saveTxn(w, r, req)
+	if !ok {
+		return
+	}
+	i.loginPage(w, s, txn, req, "", http.StatusOK)
+}
+
+// deviceConfirm asks the signed-in user to approve the device: every
+// device approval is confirmed, whatever the scopes' consent setting,
+// since the user must check it is their device.
+func (i *Issuer) deviceConfirm(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest) {
+	txn, ok := i.saveTxn(w, r, req)
+	if !ok {
+		return
+	}
+	lines := make([]ui.Scope, 0, len(req.Scopes))
+	for _, name := range req.Scopes {
+		desc := ""
+		if sc := s.scopes[name]; sc != nil {
+			desc = sc.Description
+		}
+		lines = append(lines, ui.Scope{Name: name, Description: desc})
+	}
+	htmlHeaders(w)
+	_ = i.pages.RenderConsent(w, ui.Consent{Title: "Allow device", Action: i.base + "/oauth2/v1/consent", Txn: txn, CSRF: req.CSRF, ClientName: c.Name, Scopes: lines})
+}
+
+// decideDevice records the user's answer for a device.
+func (i *Issuer) decideDevice(w http.ResponseWriter, r *http.Request, req *authzRequest, allow bool) {
+	_, err := i.store.UpdateRecord(r.Context(), store.NSDevice, req.Device, func(v []byte) ([]byte, error) {
+		var g deviceGrant
+		if err := json.Unmarshal(v, &g); err != nil {
+			return nil, err
+		}
+		if g.Status != devicePending {
+			return nil, errDeviceDecided
+		}
+		g.Status = deviceDenied
+		if allow {
+			g.Status, g.UserID, g.AuthTime, g.Amr = deviceApproved, req.UserID, req.AuthTime, req.Amr
+		}
+		return json.Marshal(g)
+	})
+	if err != nil {
+		i.errorPage(w, http.StatusBadRequest, "That code is not valid or has expired.")
+		return
+	}
+	htmlHeaders(w)
+	msg := "Your device is connected. You can close this window."
+	if !allow {
+		msg = "The device was not allowed."
+	}
+	_ = i.pages.RenderError(w, ui.Error{Title: "Device", Error: msg})
+}
+
+var errDeviceDecided = errors.New("device already decided")
+
+// Device token errors (RFC 8628 section 3.5).
+var (
+	errPending  = &oauth.Error{Code: "authorization_pending", Status: http.StatusBadRequest, Description: "The device authorization is pending. Please try again later."}
+	errSlowDown = &oauth.Error{Code: "slow_down", Status: http.StatusBadRequest, Description: "The client is polling too fast. Increase the interval."}
+	errExpired  = &oauth.Error{Code: "expired_token", Status: http.StatusBadRequest, Description: "The device code has expired."}
+	errDenied   = &oauth.Error{Code: "access_denied", Status: http.StatusBadRequest, Description: "The resource owner denied the request."}
+)
+
+// deviceCodeGrant is the token request of RFC 8628 section 3.4.
+func (i *Issuer) deviceCodeGrant(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
+	dc := form["device_code"]
+	if dc == "" {
+		return nil, oauth.ErrInvalidRequest.WithDescription("The 'device_code' parameter is required.")
+	}
+	now := i.now()
+	var g deviceGrant
+	var verdict *oauth.Error
+	_, err := i.store.UpdateRecord(r.Context(), store.NSDevice, refreshHash(dc), func(v []byte) ([]byte, error) {
+		if err := json.Unmarshal(v, &g); err != nil {
+			return nil, err
+		}
+		if g.Server != s.ID || g.ClientID != c.ID {
+			verdict = errExpired.WithReason("device code of another client or server")
+			return v, nil
+		}
+		// Section 3.5: polling faster than the interval earns slow_down
+		// and a longer interval.
+		if !g.LastPoll.IsZero() && now.Sub(g.LastPoll) < time.Duration(g.Interval)*time.Second {
+			g.Interval += 5
+			g.LastPoll = now
+			verdict = errSlowDown
+			return json.Marshal(g)
+		}
+		g.LastPoll = now
+		switch g.Status {
+		case devicePending:
+			verdict = errPending
+			return json.Marshal(g)
+		case deviceDenied:
+			verdict = errDenied
+			return nil, nil // used up
+		}
+		return nil, nil // approved: single use
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errExpired
+	}
+	if err != nil {
+		return nil, oauth.ErrServer.WithReason("store: " + err.Error())
+	}
+	if verdict != nil {
+		return nil, verdict
+	}
+	d.scopes, d.userID = g.Scopes, g.UserID
+	u, e := i.activeUser(r.Context(), g.UserID)
+	if e != nil {
+		return nil, errDenied.WithReason("user missing or not active")
+	}
+	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantDeviceCode, Scopes: g.Scopes, User: policyUser(u)}, d)
+	if e != nil {
+		return nil, e
+	}
+	return i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantDeviceCode,
+		authTime: g.AuthTime, amr: g.Amr}, d)
+}
