@@ -37,6 +37,7 @@ const (
 	spaID  = "spa"
 	webID  = "web"
 	webSec = "web-secret-0123456789"
+	tvID   = "tv"
 )
 
 // startUserEnv is userEnv with browser clients redirecting to redirect.
@@ -67,7 +68,9 @@ func startUserEnv(t *testing.T, leeway, redirect string) {
 		clients = append(clients,
 			map[string]any{"client_id": spaID, "name": "Orders SPA", "token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"},
 				"redirect_uris": []string{redirect}, "post_logout_redirect_uris": []string{redirect + "/bye"}},
-			map[string]any{"client_id": webID, "client_secret": webSec, "grant_types": []string{"authorization_code"}, "redirect_uris": []string{redirect}})
+			map[string]any{"client_id": webID, "client_secret": webSec, "grant_types": []string{"authorization_code"}, "redirect_uris": []string{redirect}},
+			map[string]any{"client_id": tvID, "name": "Living-room TV", "token_endpoint_auth_method": "none",
+				"grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
 	}
 	cfg := map[string]any{
 		"admin": map[string]any{"listen": "localhost:2899"},
@@ -85,7 +88,7 @@ func startUserEnv(t *testing.T, leeway, redirect string) {
 						{"name": "email", "value": "user.profile.email"},
 					},
 					"policies": []map[string]any{{"name": "Employees", "clients": []string{"*"}, "rules": []map[string]any{{
-						"name": "Staff", "grant_types": []string{"password", "authorization_code"}, "scopes": []string{"*"},
+						"name": "Staff", "grant_types": []string{"password", "authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}, "scopes": []string{"*"},
 						"people":                map[string]any{"exclude_groups": []string{"contractors"}},
 						"access_token_lifetime": "10m", "refresh_token_lifetime": "1d", "refresh_token_idle": "1h",
 					}}}},
