@@ -32,6 +32,8 @@ func init() {
 //		key_rotation_interval <duration>
 //		maintenance_interval <duration>
 //		storage embedded [<path>]
+//		directory file <path>
+//		templates_dir <dir>
 //		org {
 //			signing_alg <alg>
 //		}
@@ -39,10 +41,14 @@ func init() {
 //			name <name>
 //			secret <secret>
 //			secret_hash <bcrypt_hash>
-//			auth_method client_secret_basic|client_secret_post|private_key_jwt
+//			auth_method client_secret_basic|client_secret_post|private_key_jwt|none
 //			grant_types <grant_type...>
 //			jwks <jwk_set_json>
 //			jwks_uri <url>
+//			redirect_uris <uri...>
+//			post_logout_redirect_uris <uri...>
+//			refresh_token_rotation rotate|static
+//			refresh_token_leeway <duration>
 //		}
 //		authorization_server <id> {
 //			name <name>
@@ -57,6 +63,11 @@ func init() {
 //			}
 //			claim <name> <cel_expression> {
 //				scopes <scope...>
+//				token access_token|id_token
+//			}
+//			claim <name> groups starts_with|equals|contains|regex <value> {
+//				scopes <scope...>
+//				token access_token|id_token
 //			}
 //			policy <name> {
 //				description <text>
@@ -67,6 +78,14 @@ func init() {
 //					grant_types <grant_type...>
 //					scopes *|<scope...>
 //					access_token_lifetime <duration>
+//					refresh_token_lifetime <duration>
+//					refresh_token_idle <duration>
+//					people {
+//						users <id_or_login...>
+//						groups <group...>
+//						exclude_users <id_or_login...>
+//						exclude_groups <group...>
+//					}
 //				}
 //			}
 //		}
@@ -74,12 +93,31 @@ func init() {
 //
 // Storage defaults to `embedded`; its path may also be given as
 // `storage embedded { path <path> }`, and other `token_issuer.storage.*`
-// modules parse their own tokens after `storage <name>`. `client`,
-// `authorization_server`, `scope`, `claim`, `policy` and `rule` repeat;
-// the blocks of `client`, `authorization_server`, `scope` and `claim`
-// are optional. `jwks` takes the JWK set as one token, usually in
-// backquotes. Durations accept Caddy's units, including `d`.
-// Placeholders are resolved when the app is provisioned.
+// modules parse their own tokens after `storage <name>`. Likewise the
+// users file of `directory file <path>` may be given as
+// `directory file { path <path> }`, and other `token_issuer.directory.*`
+// modules parse their own tokens after `directory <name>`; without
+// `directory`, no user can sign in. `client`, `authorization_server`,
+// `scope`, `claim`, `policy` and `rule` repeat; the blocks of `client`,
+// `authorization_server`, `scope` and `claim` are optional. `jwks` takes
+// the JWK set as one token, usually in backquotes.
+//
+// A claim whose second argument is the word `groups` is a groups claim:
+// the user's groups that pass the filter (`regex` must match the whole
+// name), as an array, instead of the result of a CEL expression. No
+// expression is lost to this form: CEL knows no variable `groups` (the
+// user's groups are `user.groups`). `people` limits a rule to users
+// named by id or login and to members of groups; the exclusions win,
+// and with exclusions only, everyone else is included.
+//
+// Durations accept Caddy's units, including `d`; a zero or negative
+// `refresh_token_leeway`, `refresh_token_lifetime` or
+// `refresh_token_idle`, which the JSON would read as the default, is
+// refused. Values outside the allowed ranges, unknown names (such as an
+// auth method, a rotation mode, a claim's token or a groups filter type)
+// and bad redirect URIs are reported when the app is provisioned.
+// Placeholders are resolved then too, except in `templates_dir`, which
+// is used as given.
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	d.Next() // consume option name
 	if existing != nil {
@@ -109,6 +147,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err = once.check(d); err == nil {
 				app.DirectoryRaw, err = parseDirectory(d)
 			}
+		case "templates_dir":
+			err = singleArg(d, once, &app.TemplatesDir)
 		case "org":
 			if err = once.check(d); err == nil {
 				app.Org, err = parseOrg(d)
@@ -238,6 +278,14 @@ func parseClient(d *caddyfile.Dispenser, ids onceSet) (*clientauth.Client, error
 			err = listArg(d, once, &c.GrantTypes)
 		case "jwks_uri":
 			err = singleArg(d, once, &c.JWKSURI)
+		case "redirect_uris":
+			err = listArg(d, once, &c.RedirectURIs)
+		case "post_logout_redirect_uris":
+			err = listArg(d, once, &c.PostLogoutRedirectURIs)
+		case "refresh_token_rotation":
+			err = singleArg(d, once, &c.RefreshTokenRotation)
+		case "refresh_token_leeway":
+			err = positiveDurationArg(d, once, &c.RefreshTokenLeeway)
 		case "jwks":
 			var s string
 			if err = singleArg(d, once, &s); err == nil {
@@ -328,11 +376,16 @@ func parseScope(d *caddyfile.Dispenser, names onceSet) (*authserver.Scope, error
 	return sc, nil
 }
 
-// parseClaim parses `claim <name> <cel_expression> [{...}]` at the
-// `claim` token.
+// parseClaim parses `claim <name> <cel_expression> [{...}]` or
+// `claim <name> groups <type> <value> [{...}]` at the `claim` token.
 func parseClaim(d *caddyfile.Dispenser, names onceSet) (*claims.Claim, error) {
 	c := new(claims.Claim)
-	if !d.Args(&c.Name, &c.Value) || d.NextArg() {
+	switch args := d.RemainingArgs(); {
+	case len(args) == 4 && args[1] == "groups":
+		c.Name, c.Groups = args[0], &claims.GroupsFilter{Type: args[2], Value: args[3]}
+	case len(args) == 2 && args[1] != "groups":
+		c.Name, c.Value = args[0], args[1]
+	default:
 		return nil, d.ArgErr()
 	}
 	if names[c.Name] {
@@ -341,13 +394,17 @@ func parseClaim(d *caddyfile.Dispenser, names onceSet) (*claims.Claim, error) {
 	names[c.Name] = true
 	once := onceSet{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
 		switch d.Val() {
 		case "scopes":
-			if err := listArg(d, once, &c.Scopes); err != nil {
-				return nil, err
-			}
+			err = listArg(d, once, &c.Scopes)
+		case "token":
+			err = singleArg(d, once, &c.Token)
 		default:
 			return nil, d.Errf("unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	return c, nil
@@ -402,6 +459,14 @@ func parseRule(d *caddyfile.Dispenser, names onceSet) (*policy.Rule, error) {
 			err = listArg(d, once, &r.Scopes)
 		case "access_token_lifetime":
 			err = durationArg(d, once, &r.AccessTokenLifetime)
+		case "refresh_token_lifetime":
+			err = positiveDurationArg(d, once, &r.RefreshTokenLifetime)
+		case "refresh_token_idle":
+			err = positiveDurationArg(d, once, &r.RefreshTokenIdle)
+		case "people":
+			if err = once.check(d); err == nil {
+				r.People, err = parsePeople(d)
+			}
 		default:
 			return nil, d.Errf("unknown subdirective %q", d.Val())
 		}
@@ -410,6 +475,34 @@ func parseRule(d *caddyfile.Dispenser, names onceSet) (*policy.Rule, error) {
 		}
 	}
 	return r, nil
+}
+
+// parsePeople parses the block of `people` at the `people` token.
+func parsePeople(d *caddyfile.Dispenser) (*policy.People, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	p := new(policy.People)
+	once := onceSet{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "users":
+			err = listArg(d, once, &p.Users)
+		case "groups":
+			err = listArg(d, once, &p.Groups)
+		case "exclude_users":
+			err = listArg(d, once, &p.ExcludeUsers)
+		case "exclude_groups":
+			err = listArg(d, once, &p.ExcludeGroups)
+		default:
+			return nil, d.Errf("unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // parseHandler sets up the `token_issuer` handler. Syntax:
@@ -518,5 +611,22 @@ func durationArg[T ~int64](d *caddyfile.Dispenser, once onceSet, dst *T) error {
 		return d.Errf("%s %q: %v", name, s, err)
 	}
 	*dst = T(v)
+	return nil
+}
+
+// positiveDurationArg is durationArg for the durations whose zero the
+// JSON reads as the default: zero and negative values are refused, so
+// that a Caddyfile never means something other than it says.
+func positiveDurationArg[T ~int64](d *caddyfile.Dispenser, once onceSet, dst *T) error {
+	name := d.Val()
+	if err := durationArg(d, once, dst); err != nil {
+		return err
+	}
+	switch {
+	case *dst < 0:
+		return d.Errf("%s %q: must not be negative", name, d.Val())
+	case *dst == 0:
+		return d.Errf("%s %q: zero would mean the default; give a positive duration", name, d.Val())
+	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package tokenissuer_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,17 +58,99 @@ func TestCaddyfileAdapt(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, want, ok := strings.Cut(string(data), "----------")
-			if !ok {
-				t.Fatal("no ---------- separator")
-			}
-			cfg, want = strings.TrimSpace(cfg)+"\n", strings.TrimSpace(want)
+			cfg, want := readAdaptFile(t, f)
 			if !caddytest.CompareAdapt(t, f, cfg, "caddyfile", want) {
 				t.Errorf("adapting %s: output differs from the expected JSON (diff above)", f)
+			}
+		})
+	}
+}
+
+// readAdaptFile splits a .caddyfiletest into the Caddyfile and the
+// expected JSON.
+func readAdaptFile(t *testing.T, f string) (cfg, want string) {
+	t.Helper()
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, want, ok := strings.Cut(string(data), "----------")
+	if !ok {
+		t.Fatal("no ---------- separator")
+	}
+	return strings.TrimSpace(cfg) + "\n", strings.TrimSpace(want)
+}
+
+// TestCaddyfileAdaptUsersProvisions checks that the users example, once
+// adapted, is a configuration Caddy accepts (as `caddy validate` does,
+// without starting anything): its directory file is read, its clients,
+// claims and rules compile, and its templates_dir (the built-in pages,
+// relative to the package directory the test runs in) parses.
+func TestCaddyfileAdaptUsersProvisions(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.json")
+	const data = `{"users": [{"id": "00u-alice", "login": "alice@example.com",
+		"password_hash": "$2a$10$FVHb5JAK6m.EdJ3ra0xXcu7GnMO9YdDQyodAkOVfGj3D7JQ/ETcuO",
+		"groups": ["finance", "admin-ops"], "profile": {"department": "Finance"}}]}`
+	if err := os.WriteFile(users, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("APIACCESS_TEST_USERS", users)
+	_, want := readAdaptFile(t, "testdata/adapt/users.caddyfiletest")
+	var c caddy.Config
+	if err := json.Unmarshal([]byte(want), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&c); err != nil {
+		t.Fatalf("users.caddyfiletest does not validate: %v", err)
+	}
+}
+
+// TestCaddyfileProvisionErrors checks values the parser passes on as
+// given are refused when the app is provisioned, with the reason.
+func TestCaddyfileProvisionErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string // body goes inside `token_issuer { ... }`
+		want       string
+	}{
+		{
+			name: "unknown refresh_token_rotation",
+			body: "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_rotation sometimes\n}",
+			want: `client "spa": refresh_token_rotation must be rotate or static`,
+		},
+		{
+			name: "refresh_token_leeway over the maximum",
+			body: "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_leeway 2m\n}",
+			want: `client "spa": refresh_token_leeway must be between`,
+		},
+		{
+			name: "unknown groups filter type",
+			body: "authorization_server default {\nclaim teams groups prefix fin\n}",
+			want: "groups filter type must be starts_with, equals, contains or regex",
+		},
+		{
+			name: "unknown claim token",
+			body: "authorization_server default {\nclaim teams groups equals fin {\ntoken both\n}\n}",
+			want: "token must be access_token or id_token",
+		},
+		{
+			name: "refresh_token_idle over the lifetime",
+			body: "authorization_server default {\npolicy p {\nclients *\nrule r {\ngrant_types password\nscopes *\nrefresh_token_lifetime 1h\nrefresh_token_idle 2h\n}\n}\n}",
+			want: "refresh_token_idle 2h0m0s must be between",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := "{\n\ttoken_issuer {\nbase_url https://id.example.com\n" + tc.body + "\n\t}\n}\n"
+			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+			if err != nil {
+				t.Fatalf("adapting: %v", err)
+			}
+			var c caddy.Config
+			if err := json.Unmarshal(out, &c); err != nil {
+				t.Fatal(err)
+			}
+			err = caddy.Validate(&c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
 	}
@@ -209,6 +292,161 @@ func TestCaddyfileErrors(t *testing.T) {
 			name: "storage module error",
 			body: "storage caddyfile_mock",
 			want: []string{"wrong argument count", "Caddyfile:3"},
+		},
+		{
+			name: "templates_dir without argument",
+			body: "templates_dir",
+			want: []string{"wrong argument count", "Caddyfile:3"},
+		},
+		{
+			name: "duplicate templates_dir",
+			body: "templates_dir /a\ntemplates_dir /b",
+			want: []string{`duplicate subdirective "templates_dir"`, "Caddyfile:4"},
+		},
+		{
+			name: "directory without source",
+			body: "directory",
+			want: []string{"wrong argument count", "Caddyfile:3"},
+		},
+		{
+			name: "unknown directory source",
+			body: "directory ldap",
+			want: []string{"token_issuer.directory.ldap", "Caddyfile:3"},
+		},
+		{
+			name: "directory file without path",
+			body: "directory file",
+			want: []string{"directory file: a path is required", "Caddyfile:3"},
+		},
+		{
+			name: "directory file path given twice",
+			body: "directory file /a.json {\npath /b.json\n}",
+			want: []string{"path given twice", "Caddyfile:4"},
+		},
+		{
+			name: "duplicate directory",
+			body: "directory file /a.json\ndirectory file /b.json",
+			want: []string{`duplicate subdirective "directory"`, "Caddyfile:4"},
+		},
+		{
+			name: "redirect_uris without values",
+			body: "client spa {\nredirect_uris\n}",
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
+			name: "duplicate redirect_uris",
+			body: "client spa {\nredirect_uris https://a.example.com/cb\nredirect_uris https://b.example.com/cb\n}",
+			want: []string{`duplicate subdirective "redirect_uris"`, "Caddyfile:5"},
+		},
+		{
+			name: "duplicate post_logout_redirect_uris",
+			body: "client spa {\npost_logout_redirect_uris https://a.example.com\npost_logout_redirect_uris https://b.example.com\n}",
+			want: []string{`duplicate subdirective "post_logout_redirect_uris"`, "Caddyfile:5"},
+		},
+		{
+			name: "refresh_token_rotation with two arguments",
+			body: "client spa {\nrefresh_token_rotation rotate static\n}",
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
+			name: "bad refresh_token_leeway",
+			body: "client spa {\nrefresh_token_leeway soon\n}",
+			want: []string{`refresh_token_leeway "soon"`, "Caddyfile:4"},
+		},
+		{
+			name: "zero refresh_token_leeway",
+			body: "client spa {\nrefresh_token_leeway 0s\n}",
+			want: []string{`refresh_token_leeway "0s": zero would mean the default`, "Caddyfile:4"},
+		},
+		{
+			name: "negative refresh_token_leeway",
+			body: "client spa {\nrefresh_token_leeway -5s\n}",
+			want: []string{`refresh_token_leeway "-5s": must not be negative`, "Caddyfile:4"},
+		},
+		{
+			name: "duplicate refresh_token_leeway",
+			body: "client spa {\nrefresh_token_leeway 5s\nrefresh_token_leeway 10s\n}",
+			want: []string{`duplicate subdirective "refresh_token_leeway"`, "Caddyfile:5"},
+		},
+		{
+			name: "bad refresh_token_lifetime",
+			body: "authorization_server default {\npolicy p {\nrule r {\nrefresh_token_lifetime forever\n}\n}\n}",
+			want: []string{`refresh_token_lifetime "forever"`, "Caddyfile:6"},
+		},
+		{
+			name: "zero refresh_token_lifetime",
+			body: "authorization_server default {\npolicy p {\nrule r {\nrefresh_token_lifetime 0\n}\n}\n}",
+			want: []string{`refresh_token_lifetime "0": zero would mean the default`, "Caddyfile:6"},
+		},
+		{
+			name: "zero refresh_token_idle",
+			body: "authorization_server default {\npolicy p {\nrule r {\nrefresh_token_idle 0d\n}\n}\n}",
+			want: []string{`refresh_token_idle "0d": zero would mean the default`, "Caddyfile:6"},
+		},
+		{
+			name: "duplicate refresh_token_idle",
+			body: "authorization_server default {\npolicy p {\nrule r {\nrefresh_token_idle 1d\nrefresh_token_idle 2d\n}\n}\n}",
+			want: []string{`duplicate subdirective "refresh_token_idle"`, "Caddyfile:7"},
+		},
+		{
+			name: "unknown subdirective in people",
+			body: "authorization_server default {\npolicy p {\nrule r {\npeople {\ninclude_users alice\n}\n}\n}\n}",
+			want: []string{`unknown subdirective "include_users"`, "Caddyfile:7"},
+		},
+		{
+			name: "people with arguments",
+			body: "authorization_server default {\npolicy p {\nrule r {\npeople alice bob\n}\n}\n}",
+			want: []string{"wrong argument count", "Caddyfile:6"},
+		},
+		{
+			name: "people groups without values",
+			body: "authorization_server default {\npolicy p {\nrule r {\npeople {\ngroups\n}\n}\n}\n}",
+			want: []string{"wrong argument count", "Caddyfile:7"},
+		},
+		{
+			name: "duplicate exclude_users",
+			body: "authorization_server default {\npolicy p {\nrule r {\npeople {\nexclude_users a\nexclude_users b\n}\n}\n}\n}",
+			want: []string{`duplicate subdirective "exclude_users"`, "Caddyfile:8"},
+		},
+		{
+			name: "duplicate people",
+			body: "authorization_server default {\npolicy p {\nrule r {\npeople {\nusers a\n}\npeople {\nusers b\n}\n}\n}\n}",
+			want: []string{`duplicate subdirective "people"`, "Caddyfile:9"},
+		},
+		{
+			name: "groups claim without value",
+			body: "authorization_server default {\nclaim teams groups starts_with\n}",
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
+			name: "groups claim without filter",
+			body: "authorization_server default {\nclaim teams groups\n}",
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
+			name: "groups claim with extra argument",
+			body: "authorization_server default {\nclaim teams groups equals fin ops\n}",
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
+			name: "claim with unquoted expression",
+			body: "authorization_server default {\nclaim tier client.id == \"x\"\n}",
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
+			name: "duplicate groups claim",
+			body: "authorization_server default {\nclaim teams user.groups\nclaim teams groups equals fin\n}",
+			want: []string{`claim "teams" defined twice`, "Caddyfile:5"},
+		},
+		{
+			name: "duplicate token in claim",
+			body: "authorization_server default {\nclaim teams groups equals fin {\ntoken id_token\ntoken access_token\n}\n}",
+			want: []string{`duplicate subdirective "token"`, "Caddyfile:6"},
+		},
+		{
+			name: "unknown subdirective in claim",
+			body: "authorization_server default {\nclaim teams groups equals fin {\ntokens id_token\n}\n}",
+			want: []string{`unknown subdirective "tokens"`, "Caddyfile:5"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
