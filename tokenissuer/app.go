@@ -143,6 +143,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 		}
 	}
+	if a.TemplatesDir, err = resolve("templates_dir", a.TemplatesDir); err != nil {
+		return err
+	}
 	if a.KeyEncryptionSecret != "" {
 		s, err := resolve("key_encryption_secret", a.KeyEncryptionSecret)
 		if err != nil {

@@ -25,7 +25,7 @@ type Claim struct {
 	// `user.groups` (empty in flows without a user). A result of `null` leaves the claim out; CEL's
 	// type checker needs `dyn` for that in a conditional:
 	// `client.id == "reporting" ? dyn("internal") : null`.
-	Value string `json:"value"`
+	Value string `json:"value,omitempty"`
 	// Scopes, when set, include the claim only when at least one of them
 	// is granted. Default: always included.
 	Scopes []string `json:"scopes,omitempty"`
@@ -42,7 +42,7 @@ type GroupsFilter struct {
 	// name must match).
 	Type string `json:"type"`
 	// Value the names are compared with.
-	Value string `json:"value"`
+	Value string `json:"value,omitempty"`
 }
 
 // Token kinds a claim goes into.

@@ -60,7 +60,8 @@ type Client struct {
 	// `static` (the same token until it expires).
 	RefreshTokenRotation string `json:"refresh_token_rotation,omitempty"`
 	// RefreshTokenLeeway lets a replaced refresh token be used again for
-	// this long (a retried request), 0 to 60s. Default: 30s.
+	// this long (a retried request), at most 60s. Default: 30s (zero
+	// means the default; give 1ns for practically none).
 	RefreshTokenLeeway Duration `json:"refresh_token_leeway,omitempty"`
 
 	keys jwk.Set

@@ -61,7 +61,7 @@ type Rule struct {
 	// request without a user (client_credentials).
 	People *People `json:"people,omitempty"`
 	// RefreshTokenLifetime bounds a refresh token family from its first
-	// issue; 0 means unlimited (bounded by the idle window). Default: 90d.
+	// issue. Default: 90d.
 	RefreshTokenLifetime Duration `json:"refresh_token_lifetime,omitempty"`
 	// RefreshTokenIdle is how long a refresh token stays usable unused.
 	// Default: 7d. Must not exceed the lifetime.
