@@ -270,12 +270,24 @@ func (i *Issuer) respondPlain(w http.ResponseWriter, r *http.Request, target str
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// htmlHeaders protect the issuer's pages.
-func htmlHeaders(w http.ResponseWriter) {
+// htmlHeaders protect the issuer's pages. A form whose answer redirects
+// to the client needs that origin in form-action: browsers apply it to
+// the redirect after the submission too.
+func htmlHeaders(w http.ResponseWriter, redirectTo ...string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	formAction := "'self'"
+	for _, target := range redirectTo {
+		if u, err := url.Parse(target); err == nil && u.Scheme != "" {
+			origin := u.Scheme + ":"
+			if u.Host != "" {
+				origin = u.Scheme + "://" + u.Host
+			}
+			formAction += " " + origin
+		}
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+"; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 }
@@ -287,7 +299,7 @@ func (i *Issuer) errorPage(w http.ResponseWriter, status int, msg string) {
 }
 
 func (i *Issuer) loginPage(w http.ResponseWriter, s *Server, txn string, req *authzRequest, msg string, status int) {
-	htmlHeaders(w)
+	htmlHeaders(w, req.RedirectURI)
 	w.WriteHeader(status)
 	_ = i.pages.RenderLogin(w, ui.Login{Title: "Sign in", Action: i.base + "/oauth2/v1/signin", Txn: txn, CSRF: req.CSRF, LoginHint: req.LoginHint, Error: msg})
 }

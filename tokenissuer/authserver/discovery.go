@@ -14,8 +14,13 @@ const (
 	docOAuth = "oauth-authorization-server"
 )
 
-// authMethods are the client authentication methods of every endpoint.
-var authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+// authMethods are the client authentication methods of the
+// introspection endpoint; the token and revocation endpoints also take
+// public clients (none).
+var (
+	authMethods       = []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	publicAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+)
 
 // buildMetadata renders both discovery documents once (RFC 8414
 // section 2, OpenID Connect Discovery section 3). They list only what
@@ -47,11 +52,11 @@ func (s *Server) buildMetadata() map[string][]byte {
 		"response_types_supported":              respTypes,
 		"scopes_supported":                      nonNil(published),
 		"claims_supported":                      claims,
-		"token_endpoint_auth_methods_supported": authMethods,
+		"token_endpoint_auth_methods_supported": publicAuthMethods,
 		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgs,
 		"introspection_endpoint_auth_methods_supported":            authMethods,
 		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgs,
-		"revocation_endpoint_auth_methods_supported":               authMethods,
+		"revocation_endpoint_auth_methods_supported":               publicAuthMethods,
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
 		"request_parameter_supported":                              false,
 	}

@@ -158,7 +158,7 @@ func (i *Issuer) afterSignIn(w http.ResponseWriter, r *http.Request, s *Server, 
 		for _, sc := range pending {
 			lines = append(lines, ui.Scope{Name: sc.Name, Description: sc.Description})
 		}
-		htmlHeaders(w)
+		htmlHeaders(w, req.RedirectURI)
 		_ = i.pages.RenderConsent(w, ui.Consent{Title: "Allow access", Action: i.base + "/oauth2/v1/consent", Txn: txn, CSRF: req.CSRF, ClientName: c.Name, Scopes: lines})
 		return
 	}
