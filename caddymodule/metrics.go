@@ -10,6 +10,9 @@ import (
 // (served by Caddy's `metrics` handler and admin endpoint).
 type metrics struct {
 	decisions *prometheus.CounterVec
+	// accepted is decisions{outcome="accepted",reason=""}, resolved once
+	// so an accepted request does not hash label values.
+	accepted prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -20,7 +23,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		Help:      "Token decisions of require_token, by outcome (accepted, rejected) and rejection reason.",
 	}, []string{"outcome", "reason"})
 	if reg == nil {
-		return &metrics{decisions: c}, nil
+		return &metrics{decisions: c, accepted: c.WithLabelValues("accepted", "")}, nil
 	}
 	if err := reg.Register(c); err != nil {
 		// Several handlers (and a reloaded config) share one collector.
@@ -30,9 +33,13 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}
 		c = are.ExistingCollector.(*prometheus.CounterVec)
 	}
-	return &metrics{decisions: c}, nil
+	return &metrics{decisions: c, accepted: c.WithLabelValues("accepted", "")}, nil
 }
 
+// accept counts an accepted request.
+func (m *metrics) accept() { m.accepted.Inc() }
+
+// observe counts a decision by outcome and reason.
 func (m *metrics) observe(outcome, reason string) {
 	m.decisions.WithLabelValues(outcome, reason).Inc()
 }

@@ -343,7 +343,7 @@ func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	if f != nil {
 		return rt.reject(w, r, repl, f)
 	}
-	rt.metrics.observe("accepted", "")
+	rt.metrics.accept()
 	if repl != nil {
 		publish(repl, res)
 	}

@@ -64,17 +64,12 @@ func (rt *RequireToken) extract(r *http.Request) (string, *validator.Failure) {
 	return "", invalidRequest(validator.ReasonMultipleTokens)
 }
 
-// isB64Token checks RFC 6750 section 2.1's b64token syntax.
+// isB64Token checks RFC 6750 section 2.1's b64token syntax:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
-	if s == "" {
-		return false
-	}
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
-			break
-		}
+	for i < len(s) && b64tokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -86,3 +81,11 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64tokenChar marks the characters of a b64token before its padding.
+var b64tokenChar = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/") {
+		t[c] = true
+	}
+	return t
+}()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // cache holds tokens whose signature and standard claims were verified,
@@ -64,4 +65,9 @@ func (c *cache) put(key [32]byte, v *verified) {
 	s.mu.Unlock()
 }
 
-func tokenKey(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
+// tokenKey hashes the token in place: sha256.Sum256([]byte(tok)) would
+// copy a token longer than 32 bytes to the heap. The slice aliases the
+// string's bytes only for the call and is never written to or kept.
+func tokenKey(tok string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(tok), len(tok)))
+}
