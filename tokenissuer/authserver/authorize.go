@@ -211,7 +211,7 @@ func (i *Issuer) loadTxn(r *http.Request, form map[string]string) (string, *auth
 	if txn == "" || err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(txn)) != 1 {
 		return "", nil, false
 	}
-	raw, err := i.store.UpdateRecord(r.Context(), store.NSTransaction, txn, func(v []byte) ([]byte, error) { return v, nil })
+	raw, err := i.store.GetRecord(r.Context(), store.NSTransaction, txn)
 	if err != nil {
 		return "", nil, false
 	}

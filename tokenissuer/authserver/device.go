@@ -149,11 +149,11 @@ func (i *Issuer) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: action, Error: "Too many attempts. Try again later."})
 		return
 	}
-	hash, err := i.store.UpdateRecord(ctx, store.NSUserCode, normalizeUserCode(raw), func(v []byte) ([]byte, error) { return v, nil })
+	hash, err := i.store.GetRecord(ctx, store.NSUserCode, normalizeUserCode(raw))
 	var g deviceGrant
 	if err == nil {
 		var rawG []byte
-		rawG, err = i.store.UpdateRecord(ctx, store.NSDevice, string(hash), func(v []byte) ([]byte, error) { return v, nil })
+		rawG, err = i.store.GetRecord(ctx, store.NSDevice, string(hash))
 		if err == nil {
 			err = json.Unmarshal(rawG, &g)
 		}

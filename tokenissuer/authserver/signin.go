@@ -43,7 +43,7 @@ func (i *Issuer) currentSession(r *http.Request) (*session, bool) {
 	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
 		return nil, false
 	}
-	raw, err := i.store.UpdateRecord(r.Context(), store.NSSession, ck.Value, func(v []byte) ([]byte, error) { return v, nil })
+	raw, err := i.store.GetRecord(r.Context(), store.NSSession, ck.Value)
 	if err != nil {
 		return nil, false
 	}
@@ -175,7 +175,7 @@ func (i *Issuer) pendingConsent(r *http.Request, s *Server, c *clientauth.Client
 			continue
 		}
 		if !slices.Contains(req.Prompt, "consent") {
-			if _, err := i.store.UpdateRecord(r.Context(), store.NSConsent, consentKey(s, c, u.ID, name), func(v []byte) ([]byte, error) { return v, nil }); err == nil {
+			if _, err := i.store.GetRecord(r.Context(), store.NSConsent, consentKey(s, c, u.ID, name)); err == nil {
 				continue
 			}
 		}
@@ -237,7 +237,7 @@ type counter struct {
 }
 
 func (i *Issuer) throttled(ctx context.Context, key string, limit int) bool {
-	raw, err := i.store.UpdateRecord(ctx, store.NSThrottle, key, func(v []byte) ([]byte, error) { return v, nil })
+	raw, err := i.store.GetRecord(ctx, store.NSThrottle, key)
 	if err != nil {
 		return false
 	}

@@ -76,6 +76,10 @@ type Store interface {
 	// given time, replacing any previous one.
 	PutRecord(ctx context.Context, namespace, key string, value []byte, until time.Time) error
 
+	// GetRecord reads an unexpired record; a missing or expired one
+	// yields ErrNotFound. A read only: no write transaction.
+	GetRecord(ctx context.Context, namespace, key string) ([]byte, error)
+
 	// UpdateRecord atomically reads an unexpired record, lets fn return
 	// its new value (nil deletes it) and stores it with the same expiry.
 	// fn's error aborts and is returned. A missing or expired record

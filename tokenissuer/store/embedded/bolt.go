@@ -218,6 +218,20 @@ func (d *DB) PutRecord(_ context.Context, ns, key string, value []byte, until ti
 	}))
 }
 
+// GetRecord implements store.Store.
+func (d *DB) GetRecord(_ context.Context, ns, key string) ([]byte, error) {
+	var out []byte
+	err := d.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRecords).Get(markKey(ns, key))
+		if len(v) < 8 || !time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(time.Now()) {
+			return store.ErrNotFound
+		}
+		out = append([]byte(nil), v[8:]...)
+		return nil
+	})
+	return out, closed(err)
+}
+
 // UpdateRecord implements store.Store.
 func (d *DB) UpdateRecord(_ context.Context, ns, key string, fn func([]byte) ([]byte, error)) ([]byte, error) {
 	var old []byte

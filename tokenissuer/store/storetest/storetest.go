@@ -497,6 +497,12 @@ func testRecords(t *testing.T, s store.Store) {
 	if _, err := s.UpdateRecord(ctx, "other", "k", noop); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("namespaces are not independent")
 	}
+	if v, err := s.GetRecord(ctx, "ns", "k"); err != nil || string(v) != "v1" {
+		t.Fatalf("GetRecord: %q %v", v, err)
+	}
+	if _, err := s.GetRecord(ctx, "other", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("GetRecord: namespaces are not independent")
+	}
 	old, err := s.UpdateRecord(ctx, "ns", "k", func(v []byte) ([]byte, error) { return append(v, '+'), nil })
 	if err != nil || string(old) != "v1" {
 		t.Fatalf("update saw %q %v", old, err)
@@ -520,6 +526,9 @@ func testRecords(t *testing.T, s store.Store) {
 	_ = s.PutRecord(ctx, "ns", "old", []byte("x"), time.Now().Add(-time.Second))
 	if _, err := s.UpdateRecord(ctx, "ns", "old", noop); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("an expired record is still readable")
+	}
+	if _, err := s.GetRecord(ctx, "ns", "old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("GetRecord returns an expired record")
 	}
 	_ = s.PutRecord(ctx, "ns", "live", []byte("x"), time.Now().Add(time.Hour))
 	if err := s.Purge(ctx, time.Now()); err != nil {
