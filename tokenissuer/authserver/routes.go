@@ -86,27 +86,23 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep str
 		i.serveAuthorize(w, r, s)
 	case "v1/device/authorize":
 		i.serveDeviceAuthorize(w, r, s)
-	case "v1/device":
-		if !s.Org {
-			oauth.WriteError(w, oauth.ErrNotFound)
-			return
-		}
-		i.serveDevicePage(w, r)
 	case "v1/logout":
 		i.serveLogout(w, r, s)
-	case "v1/signin":
+	case "v1/device", "v1/signin", "v1/consent":
+		// Pages shared by every server live only under the org's path.
 		if !s.Org {
 			oauth.WriteError(w, oauth.ErrNotFound)
 			return
 		}
-		i.serveSignIn(w, r)
-	case "v1/consent":
-		if !s.Org {
-			oauth.WriteError(w, oauth.ErrNotFound)
-			return
-		}
-		i.serveConsent(w, r)
+		orgPages[ep](i, w, r)
 	default:
 		oauth.WriteError(w, oauth.ErrNotFound)
 	}
+}
+
+// orgPages are the browser pages of the SSO session.
+var orgPages = map[string]func(*Issuer, http.ResponseWriter, *http.Request){
+	"v1/device":  (*Issuer).serveDevicePage,
+	"v1/signin":  (*Issuer).serveSignIn,
+	"v1/consent": (*Issuer).serveConsent,
 }
