@@ -119,6 +119,12 @@ var ErrNotFound = errors.New("store: not found")
 // ErrClosed is returned by a store used after it was closed.
 var ErrClosed = errors.New("store: closed")
 
+// ErrUnavailable wraps errors of a shared store that cannot be reached
+// now (database down, connection lost, pool exhausted). The issuer
+// answers 503 `temporarily_unavailable` (RFC 6749 section 4.1.2.1) and
+// issues nothing; the request may be retried.
+var ErrUnavailable = errors.New("store: temporarily unavailable")
+
 // Mark namespaces used by the issuer.
 const (
 	// NSRevoked holds revoked access-token ids (jti) until their exp.
