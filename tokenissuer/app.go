@@ -26,6 +26,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/directory/filesource" // default directory
+	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/directory/staticsource"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded" // default storage
@@ -79,6 +80,14 @@ type App struct {
 	// and device.html (Go html/template; see tokenissuer/ui/templates for
 	// the built-in ones and the data each receives). Default: built-in.
 	TemplatesDir string `json:"templates_dir,omitempty"`
+
+	// TrustedOrigins are web origins (`scheme://host[:port]`) whose
+	// browser apps may call discovery, keys, token, introspect, revoke,
+	// userinfo and device authorization with fetch: those endpoints
+	// answer them with CORS headers (Okta's Trusted Origins). Needed for
+	// single-page apps using the code flow with PKCE. No wildcards;
+	// cookies are never shared cross-origin. Default: none.
+	TrustedOrigins []string `json:"trusted_origins,omitempty"`
 
 	// KeyEncryptionSecret encrypts private signing keys at rest; at least
 	// 32 bytes, normally `{env.NAME}`. Every instance sharing a store
@@ -184,13 +193,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.issuer, err = authserver.New(authserver.Options{
-		Directory:     dir,
-		TemplatesDir:  a.TemplatesDir,
-		BaseURL:       a.BaseURL,
-		OrgSigningAlg: orgAlg,
-		Servers:       a.AuthorizationServers,
-		Clients:       a.Clients,
-		Logger:        a.log,
+		Directory:      dir,
+		TemplatesDir:   a.TemplatesDir,
+		TrustedOrigins: a.TrustedOrigins,
+		BaseURL:        a.BaseURL,
+		OrgSigningAlg:  orgAlg,
+		Servers:        a.AuthorizationServers,
+		Clients:        a.Clients,
+		Logger:         a.log,
 	})
 	if err != nil {
 		return err

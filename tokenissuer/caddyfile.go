@@ -33,7 +33,17 @@ func init() {
 //		maintenance_interval <duration>
 //		storage embedded [<path>]
 //		directory file <path>
+//		directory static {
+//			user <login> {
+//				id <id>
+//				password_hash <hash>
+//				status active|suspended|locked
+//				profile <attribute> <value>
+//				groups <group...>
+//			}
+//		}
 //		templates_dir <dir>
+//		trusted_origins <origin...>
 //		org {
 //			signing_alg <alg>
 //		}
@@ -149,6 +159,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "templates_dir":
 			err = singleArg(d, once, &app.TemplatesDir)
+		case "trusted_origins":
+			err = listArg(d, once, &app.TrustedOrigins)
 		case "org":
 			if err = once.check(d); err == nil {
 				app.Org, err = parseOrg(d)

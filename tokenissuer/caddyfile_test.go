@@ -133,6 +133,16 @@ func TestCaddyfileProvisionErrors(t *testing.T) {
 			want: "token must be access_token or id_token",
 		},
 		{
+			name: "trusted origin with a path",
+			body: "trusted_origins https://app.example.com/spa",
+			want: `trusted origin "https://app.example.com/spa" must be scheme://host[:port]`,
+		},
+		{
+			name: "static directory user without id",
+			body: "directory static {\nuser alice@example.com {\nprofile name Alice\n}\n}",
+			want: "user 0: id is required",
+		},
+		{
 			name: "refresh_token_idle over the lifetime",
 			body: "authorization_server default {\npolicy p {\nclients *\nrule r {\ngrant_types password\nscopes *\nrefresh_token_lifetime 1h\nrefresh_token_idle 2h\n}\n}\n}",
 			want: "refresh_token_idle 2h0m0s must be between",
@@ -182,6 +192,16 @@ func TestCaddyfileErrors(t *testing.T) {
 			name: "base_url with two arguments",
 			body: "base_url https://a.example.com https://b.example.com",
 			want: []string{"wrong argument count", "Caddyfile:3"},
+		},
+		{
+			name: "trusted_origins without origins",
+			body: "trusted_origins",
+			want: []string{"wrong argument count", "Caddyfile:3"},
+		},
+		{
+			name: "static directory with an unknown user field",
+			body: "directory static {\nuser alice@example.com {\npassword secret\n}\n}",
+			want: []string{`unknown subdirective "password"`, "Caddyfile:5"},
 		},
 		{
 			name: "client without id",

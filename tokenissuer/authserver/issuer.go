@@ -54,6 +54,8 @@ type Options struct {
 	Directory directory.Directory
 	// TemplatesDir replaces the built-in sign-in pages (see ui.Names).
 	TemplatesDir string
+	// TrustedOrigins may call the fetch endpoints from a browser (CORS).
+	TrustedOrigins []string
 	// Logger receives one event per decision.
 	Logger *zap.Logger
 	// Now is the clock; default time.Now.
@@ -71,6 +73,7 @@ type Issuer struct {
 	pages    *ui.Pages
 	log      *zap.Logger
 	now      func() time.Time
+	origins  map[string]bool // trusted CORS origins
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -115,6 +118,9 @@ func New(o Options) (*Issuer, error) {
 		o.Logger = zap.NewNop()
 	}
 	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory}
+	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
+		return nil, err
+	}
 	if i.pages, err = ui.Load(o.TemplatesDir); err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}

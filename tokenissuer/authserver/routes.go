@@ -62,6 +62,9 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 
 // serve dispatches one server's endpoint by its path below the server.
 func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep string) {
+	if i.cors(w, r, ep) {
+		return
+	}
 	if !i.started.Load() {
 		w.Header().Set("Retry-After", "1")
 		oauth.WriteError(w, errUnavailable)

@@ -49,8 +49,14 @@ func ParseFile(b []byte) (*File, error) {
 	if err := dec.Decode(&data); err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
+	return NewFile(data.Users)
+}
+
+// NewFile validates users (unique ids and logins, known statuses,
+// parseable password hashes) and indexes them.
+func NewFile(users []*User) (*File, error) {
 	f := &File{byLogin: map[string]*User{}, byID: map[string]*User{}}
-	for i, u := range data.Users {
+	for i, u := range users {
 		switch {
 		case u == nil:
 			return nil, fmt.Errorf("directory: user %d is null", i)

@@ -1,0 +1,73 @@
+package authserver
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// corsMethods are the endpoints a browser app calls with fetch, and
+// their methods (Okta's Trusted Origins of the CORS kind). Pages the
+// browser navigates to (authorize, sign-in, consent, logout) never
+// answer cross-origin reads.
+var corsMethods = map[string]string{
+	".well-known/" + docOIDC:  "GET",
+	".well-known/" + docOAuth: "GET",
+	"v1/keys":                 "GET",
+	"v1/token":                "POST",
+	"v1/introspect":           "POST",
+	"v1/revoke":               "POST",
+	"v1/userinfo":             "GET, POST",
+	"v1/device/authorize":     "POST",
+}
+
+// corsMaxAge lets a browser cache a preflight for 10 minutes.
+const corsMaxAge = "600"
+
+// parseOrigins validates trusted origins: scheme, host and port only
+// (RFC 6454 section 4), compared exactly as browsers send them.
+func parseOrigins(list []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, o := range list {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.Contains(u.Host, "*") {
+			return nil, fmt.Errorf("trusted origin %q must be scheme://host[:port], without path or wildcard", o)
+		}
+		host := strings.ToLower(u.Host)
+		// Browsers omit a default port in Origin.
+		host = strings.TrimSuffix(host, map[string]string{"https": ":443", "http": ":80"}[u.Scheme])
+		out[u.Scheme+"://"+host] = true
+	}
+	return out, nil
+}
+
+// cors adds the CORS response headers for a trusted Origin and answers
+// its preflight (Fetch standard, "CORS protocol"); it reports true when
+// the request was a preflight and is answered. Untrusted origins get no
+// CORS headers, so the browser withholds the response. Credentials
+// (cookies) are never allowed: these endpoints authenticate by
+// parameters and bearer tokens.
+func (i *Issuer) cors(w http.ResponseWriter, r *http.Request, ep string) bool {
+	methods, ok := corsMethods[ep]
+	if !ok || len(i.origins) == 0 {
+		return false
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" || !i.origins[origin] {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept")
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
