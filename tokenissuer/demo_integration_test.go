@@ -1,0 +1,132 @@
+package tokenissuer_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/chromedp/chromedp"
+)
+
+// demoCaddyfile is Caddyfile.example as shipped, moved to this
+// package's ports (the demo's own may be taken on a developer's
+// machine) and admin address.
+func demoCaddyfile(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for from, to := range map[string]string{"localhost:8080": "localhost:9380", "localhost:8081": "localhost:9381",
+		"localhost:8082": "localhost:9382", "localhost:8083": "localhost:9383"} {
+		if !strings.Contains(s, from) {
+			t.Fatalf("Caddyfile.example no longer uses %s; update this test", from)
+		}
+		s = strings.ReplaceAll(s, from, to)
+	}
+	global := strings.Index(s, "\n{\n")
+	if global < 0 {
+		t.Fatal("Caddyfile.example has no global options block")
+	}
+	return s[:global+3] + "\tadmin localhost:2899\n" + s[global+3:]
+}
+
+// TestDemoAppChromium is the README's browser walk-through, run by a
+// real browser against Caddyfile.example: the demo app sends alice to
+// the sign-in page, she consents, the app shows who she is (ID token
+// and userinfo fetched cross-origin through CORS), calls the demo API
+// through require_token, and signs out.
+func TestDemoAppChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tab, browserLog := chromium(t, ctx)
+	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(demoCaddyfile(t), "caddyfile")
+	const app = "http://localhost:9383"
+
+	fail := func(format string, args ...any) {
+		t.Helper()
+		dctx, cancel := context.WithTimeout(tab, 3*time.Second)
+		defer cancel()
+		loc, _ := chromedp.Run(dctx, chromedp.Location())
+		text, _ := chromedp.Run(dctx, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("%s\nbrowser at %s showing %q\nbrowser log:\n%s", fmt.Sprintf(format, args...), loc, text, browserLog())
+	}
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(tab, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			fail("%s: %v", name, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(tab, 5*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			fail("reading %s: %v", sel, err)
+		}
+		return v
+	}
+
+	step("demo app", chromedp.Navigate(app+"/"), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	if s := text("#status"); s != "Not signed in." {
+		fail("status %q before sign-in", s)
+	}
+	step("sign-in page", chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#password")))
+	step("sign in",
+		chromedp.SendKeys(chromedp.CSS("#username"), "alice@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "demo-password"),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("button[value=allow]")),
+	)
+	if s := text("main"); !strings.Contains(s, "Demo app") || !strings.Contains(s, "Read orders") {
+		fail("consent page shows %q", s)
+	}
+	step("consent", chromedp.Click(chromedp.CSS("button[value=allow]")), chromedp.WaitVisible(chromedp.CSS("#api")))
+	if s := text("#status"); s != "Signed in as Alice Example (alice@example.com)." {
+		fail("status %q after sign-in", s)
+	}
+	step("userinfo", chromedp.WaitVisible(chromedp.CSS("#out")))
+	if s := text("#out"); !strings.Contains(s, `"email": "alice@example.com"`) || !strings.Contains(s, `"sub": "00u1alice"`) {
+		fail("userinfo shows %q", s)
+	}
+	step("call the API", chromedp.Click(chromedp.CSS("#api")), chromedp.WaitReady(chromedp.CSS("#title")))
+	sctx, cancelPoll := context.WithTimeout(tab, 10*time.Second)
+	_, err := chromedp.Run(sctx, chromedp.Poll[bool](`document.getElementById("title").textContent.startsWith("GET")`))
+	cancelPoll()
+	if err != nil {
+		fail("no API answer: %v", err)
+	}
+	if title, out := text("#title"), text("#out"); title != "GET /api/orders: HTTP 200" ||
+		!strings.Contains(out, `"client":"demo-app"`) || !strings.Contains(out, `"subject":"alice@example.com"`) {
+		fail("API answer %q: %q", title, out)
+	}
+
+	step("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	if s := text("#status"); s != "Not signed in." {
+		fail("status %q after sign-out", s)
+	}
+	// The issuer's session ended too: signing in asks for the password.
+	step("sign-in page after sign-out", chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#password")))
+
+	// CORS is for the trusted origin only.
+	req, _ := http.NewRequest(http.MethodOptions, base+"/oauth2/default/v1/token", nil)
+	req.Header.Set("Origin", "http://evil.localhost:9383")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("untrusted origin got Access-Control-Allow-Origin %q", got)
+	}
+}
