@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefreshPurge", testRefreshPurge},
 		{"RecordsPutUpdateDelete", testRecords},
 		{"RecordTakeExactlyOnce", testRecordTakeOnce},
+		{"KeysAreOpaqueBytes", testOpaqueKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -557,5 +558,51 @@ func testRecordTakeOnce(t *testing.T, s store.Store) {
 	wg.Wait()
 	if wins.Load() != 1 {
 		t.Fatalf("%d concurrent takes won, want 1", wins.Load())
+	}
+}
+
+// testOpaqueKeys: mark and record keys come from clients (a JWT's jti, a
+// form value), so they can hold any bytes, NUL or not UTF-8. Each must
+// work as a key, distinct from its neighbours; an unknown one is simply
+// not found (a store with text keys would fail the request instead).
+func testOpaqueKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	odd := []string{"a\x00b", "a\x00", "\xff\xfe", "caf\xc3\xa9", "caf\xe9"}
+	for _, k := range odd {
+		if marked(t, s, store.NSAssertion, k) {
+			t.Fatalf("Marked(%q) before any Mark = true", k)
+		}
+		if _, err := s.GetRecord(ctx, store.NSTransaction, k); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetRecord(%q) of a missing record: %v, want ErrNotFound", k, err)
+		}
+	}
+	for _, k := range odd {
+		if !mark(t, s, store.NSAssertion, k, until) {
+			t.Fatalf("first Mark(%q) = false, want true", k)
+		}
+		if err := s.PutRecord(ctx, store.NSTransaction, k, []byte("v:"+k), until); err != nil {
+			t.Fatalf("PutRecord(%q): %v", k, err)
+		}
+	}
+	for _, k := range odd {
+		if mark(t, s, store.NSAssertion, k, until) {
+			t.Errorf("second Mark(%q) = true, want false (replay)", k)
+		}
+		if v, err := s.GetRecord(ctx, store.NSTransaction, k); err != nil || string(v) != "v:"+k {
+			t.Errorf("GetRecord(%q) = %q, %v; want %q", k, v, err, "v:"+k)
+		}
+	}
+	if marked(t, s, store.NSAssertion, "a") {
+		t.Error(`Marked("a") = true; only keys starting with "a\x00" were marked`)
+	}
+	if _, err := s.UpdateRecord(ctx, store.NSTransaction, "a\x00b", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatalf("UpdateRecord deleting %q: %v", "a\x00b", err)
+	}
+	if _, err := s.GetRecord(ctx, store.NSTransaction, "a\x00b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRecord of the deleted %q: %v, want ErrNotFound", "a\x00b", err)
+	}
+	if v, err := s.GetRecord(ctx, store.NSTransaction, "a\x00"); err != nil || string(v) != "v:a\x00" {
+		t.Errorf("deleting %q touched %q: %q, %v", "a\x00b", "a\x00", v, err)
 	}
 }
