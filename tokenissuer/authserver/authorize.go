@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"crypto/subtle"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -196,7 +199,7 @@ func (i *Issuer) saveTxn(w http.ResponseWriter, r *http.Request, req *authzReque
 	txn := randomToken()
 	b, _ := json.Marshal(req)
 	if err := i.store.PutRecord(r.Context(), store.NSTransaction, txn, b, i.now().Add(txnLifetime)); err != nil {
-		i.errorPage(w, http.StatusInternalServerError, "The request could not be completed.")
+		i.storeFailurePage(w, err)
 		return "", false
 	}
 	http.SetCookie(w, i.cookie(r, txnCookie, txn, txnLifetime))
@@ -290,6 +293,18 @@ func htmlHeaders(w http.ResponseWriter, redirectTo ...string) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+"; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// storeFailurePage answers a page whose state could not be stored: 503
+// with Retry-After while the store is unreachable, else 500.
+func (i *Issuer) storeFailurePage(w http.ResponseWriter, err error) {
+	i.log.Error("issuer state store failed", zap.Error(err))
+	if errors.Is(err, store.ErrUnavailable) {
+		w.Header().Set("Retry-After", oauth.RetryAfter)
+		i.errorPage(w, http.StatusServiceUnavailable, "The service is temporarily unavailable. Try again in a moment.")
+		return
+	}
+	i.errorPage(w, http.StatusInternalServerError, "The request could not be completed.")
 }
 
 func (i *Issuer) errorPage(w http.ResponseWriter, status int, msg string) {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
@@ -33,6 +35,12 @@ func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, s *Server, re
 	code := randomToken()
 	b, _ := json.Marshal(codeGrant{authzRequest: *req})
 	if err := i.store.PutRecord(r.Context(), store.NSCode, refreshHash(code), b, i.now().Add(CodeLifetime)); err != nil {
+		i.log.Error("storing an authorization code failed", zap.Error(err))
+		if errors.Is(err, store.ErrUnavailable) {
+			// RFC 6749 section 4.1.2.1.
+			i.redirectError(w, r, s, req, "temporarily_unavailable", "The authorization server is temporarily unable to handle the request. Try again shortly.")
+			return
+		}
 		i.redirectError(w, r, s, req, "server_error", "The authorization server encountered an unexpected condition.")
 		return
 	}
@@ -71,8 +79,13 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		// A second use: revoke what the first one issued.
 		i.revokeIssued(ctx, g)
 		return nil, errBadCode.WithReason("authorization code reused: tokens issued from it revoked")
-	case err != nil:
+	case errors.Is(err, store.ErrNotFound):
 		return nil, errBadCode.WithReason("unknown or expired authorization code")
+	case errors.Is(err, store.ErrUnavailable):
+		// Not consumed: the client may retry with the same code.
+		return nil, oauth.FromStore(err)
+	case err != nil:
+		return nil, errBadCode.WithReason("unreadable authorization code record: " + err.Error())
 	}
 	d.userID = g.UserID
 	if g.Server != s.ID || g.ClientID != c.ID || g.RedirectURI != form["redirect_uri"] {

@@ -109,11 +109,11 @@ func (i *Issuer) serveDeviceAuthorize(w http.ResponseWriter, r *http.Request, s 
 	until := i.now().Add(deviceLifetime)
 	ctx := r.Context()
 	if err := i.store.PutRecord(ctx, store.NSDevice, refreshHash(deviceCode), b, until); err != nil {
-		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		fail(oauth.FromStore(err))
 		return
 	}
 	if err := i.store.PutRecord(ctx, store.NSUserCode, normalizeUserCode(userCode), []byte(refreshHash(deviceCode)), until); err != nil {
-		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		fail(oauth.FromStore(err))
 		return
 	}
 	verify := i.base + "/oauth2/v1/device"
@@ -282,7 +282,7 @@ func (i *Issuer) deviceCodeGrant(r *http.Request, s *Server, c *clientauth.Clien
 		return nil, errExpired
 	}
 	if err != nil {
-		return nil, oauth.ErrServer.WithReason("store: " + err.Error())
+		return nil, oauth.FromStore(err)
 	}
 	if verdict != nil {
 		return nil, verdict

@@ -1,10 +1,12 @@
 package authserver
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // inactive is the whole answer for any token that is not active: RFC
@@ -27,7 +29,16 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 	// is looked up as an access token, the only kind this server issues.
 	t, err := i.verifyAccessToken(s, tok)
 	if err != nil {
-		if rt, ok := i.lookupRefresh(r.Context(), s, tok); ok && i.refreshUsable(r.Context(), rt) {
+		rt, err := i.lookupRefresh(r.Context(), s, tok)
+		usable := false
+		if err == nil {
+			usable, err = i.refreshUsable(r.Context(), rt)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			fail(oauth.FromStore(err))
+			return
+		}
+		if usable {
 			oauth.WriteJSON(w, http.StatusOK, map[string]any{
 				"active": true, "token_type": "refresh_token", "scope": strings.Join(rt.Scopes, " "),
 				"client_id": rt.ClientID, "uid": rt.UserID, "iat": rt.Issued.Unix(), "exp": rt.IdleExpires.Unix(), "iss": s.Issuer,
@@ -39,7 +50,7 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 	}
 	rev, err := i.revoked(r.Context(), t.JwtID())
 	if err != nil {
-		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		fail(oauth.FromStore(err))
 		return
 	}
 	if rev {

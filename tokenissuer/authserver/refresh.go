@@ -50,7 +50,7 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	}
 	rt.IdleExpires = minTime(now.Add(g.rule.RefreshIdle()), rt.FamilyExpires)
 	if err := i.store.PutRefresh(r.Context(), rt); err != nil {
-		return "", oauth.ErrServer.WithReason("store: " + err.Error())
+		return "", oauth.FromStore(err)
 	}
 	d.family = rt.Family
 	return tok, nil
@@ -69,6 +69,11 @@ var errReuse = errors.New("refresh token reused")
 // rotation and reuse detection (OAuth 2.0 Security BCP, RFC 9700
 // section 4.14.2): a replaced token used after the client's leeway
 // revokes its whole family.
+//
+// The presented token is read first and marked as used only after its
+// successor is stored: if the store fails in between, the client gets
+// temporarily_unavailable and its token still works, so an outage never
+// turns a retry into "reuse" and never strands a client.
 func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
 	tok := form["refresh_token"]
 	if tok == "" {
@@ -77,36 +82,21 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	ctx := r.Context()
 	now := i.now()
 	leeway := time.Duration(c.RefreshTokenLeeway)
-	var keep string
-	rt, err := i.store.UpdateRefresh(ctx, refreshHash(tok), func(rt *store.RefreshToken) error {
-		switch {
-		case rt.Server != s.ID || rt.ClientID != c.ID:
-			return store.ErrNotFound
-		case !now.Before(rt.IdleExpires) || !now.Before(rt.FamilyExpires):
-			return store.ErrNotFound
-		case c.RefreshTokenRotation == clientauth.StaticRefresh:
-			rt.IdleExpires = minTime(now.Add(i.idleOf(s, rt)), rt.FamilyExpires)
-			keep = tok
-		case rt.Rotated.IsZero():
-			rt.Rotated = now
-		case now.Sub(rt.Rotated) > leeway:
-			return errReuse
-		}
-		return nil
-	})
+	static := c.RefreshTokenRotation == clientauth.StaticRefresh
+	rt, err := i.lookupRefresh(ctx, s, tok)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound) || (err == nil && rt.ClientID != c.ID):
 		return nil, errBadRefresh.WithReason("unknown, expired or foreign refresh token")
-	case errors.Is(err, errReuse):
-		if err := i.revokeFamily(ctx, rt); err != nil {
-			return nil, oauth.ErrServer.WithReason("store: " + err.Error())
-		}
-		return nil, errBadRefresh.WithReason("reuse of a rotated refresh token: family revoked")
 	case err != nil:
-		return nil, oauth.ErrServer.WithReason("store: " + err.Error())
+		return nil, oauth.FromStore(err)
 	}
-	if revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family); err != nil || revoked {
+	if revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family); err != nil {
+		return nil, oauth.FromStore(err)
+	} else if revoked {
 		return nil, errBadRefresh.WithReason("refresh token family revoked")
+	}
+	if !static && !rt.Rotated.IsZero() && now.Sub(rt.Rotated) > leeway {
+		return nil, i.refreshReused(ctx, rt)
 	}
 	// A narrower scope may be asked (RFC 6749 section 6), never a wider one.
 	scopes := rt.Scopes
@@ -133,8 +123,47 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	if e != nil {
 		return nil, e
 	}
-	return i.issue(r, s, c, u, grantInfo{scopes: scopes, rule: m.Rule, policy: m.Policy.Name, grant: rt.Grant,
+	keep := ""
+	if static {
+		keep = tok
+	}
+	resp, e := i.issue(r, s, c, u, grantInfo{scopes: scopes, rule: m.Rule, policy: m.Policy.Name, grant: rt.Grant,
 		authTime: rt.AuthTime, amr: []string{"pwd"}, family: &rt, keepRefresh: keep}, d)
+	if e != nil {
+		return nil, e
+	}
+	// Commit: mark the presented token used (or extend a static one),
+	// judged again atomically against a concurrent use.
+	_, err = i.store.UpdateRefresh(ctx, rt.Hash, func(cur *store.RefreshToken) error {
+		switch {
+		case cur.Family != rt.Family || !now.Before(cur.IdleExpires) || !now.Before(cur.FamilyExpires):
+			return store.ErrNotFound
+		case static:
+			cur.IdleExpires = minTime(now.Add(i.idleOf(s, cur)), cur.FamilyExpires)
+		case cur.Rotated.IsZero():
+			cur.Rotated = now
+		case now.Sub(cur.Rotated) > leeway:
+			return errReuse
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errReuse):
+		return nil, i.refreshReused(ctx, rt)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errBadRefresh.WithReason("refresh token expired or removed while refreshing")
+	case err != nil:
+		return nil, oauth.FromStore(err)
+	}
+	return resp, nil
+}
+
+// refreshReused revokes the family of a replaced token presented again.
+func (i *Issuer) refreshReused(ctx context.Context, rt store.RefreshToken) *oauth.Error {
+	if err := i.revokeFamily(ctx, rt); err != nil {
+		return oauth.FromStore(err)
+	}
+	return errBadRefresh.WithReason("reuse of a rotated refresh token: family revoked")
 }
 
 // idleOf is the idle window of the rule that issued rt, or the default.
@@ -171,26 +200,27 @@ func (i *Issuer) activeUser(ctx context.Context, id string) (*directory.User, *o
 }
 
 // lookupRefresh finds a refresh token of server s (unexpired, in any
-// state) without changing it.
-func (i *Issuer) lookupRefresh(ctx context.Context, s *Server, tok string) (store.RefreshToken, bool) {
+// state) without changing it: ErrNotFound for an unknown, expired or
+// foreign one, another error when the store failed.
+func (i *Issuer) lookupRefresh(ctx context.Context, s *Server, tok string) (store.RefreshToken, error) {
 	if tok == "" || len(tok) > 512 {
-		return store.RefreshToken{}, false
+		return store.RefreshToken{}, store.ErrNotFound
 	}
 	now := i.now()
-	rt, err := i.store.UpdateRefresh(ctx, refreshHash(tok), func(rt *store.RefreshToken) error {
+	return i.store.UpdateRefresh(ctx, refreshHash(tok), func(rt *store.RefreshToken) error {
 		if rt.Server != s.ID || !now.Before(rt.IdleExpires) || !now.Before(rt.FamilyExpires) {
 			return store.ErrNotFound
 		}
 		return nil
 	})
-	return rt, err == nil
 }
 
 // refreshUsable reports whether a found refresh token could still be
 // exchanged: its family is not revoked and it was not replaced.
-func (i *Issuer) refreshUsable(ctx context.Context, rt store.RefreshToken) bool {
-	if revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family); err != nil || revoked {
-		return false
+func (i *Issuer) refreshUsable(ctx context.Context, rt store.RefreshToken) (bool, error) {
+	revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family)
+	if err != nil {
+		return false, err
 	}
-	return rt.Rotated.IsZero()
+	return !revoked && rt.Rotated.IsZero(), nil
 }

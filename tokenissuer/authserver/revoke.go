@@ -1,9 +1,11 @@
 package authserver
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // serveRevoke is the revocation endpoint (RFC 7009). Unknown, invalid
@@ -22,13 +24,18 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 	t, err := i.verifyAccessToken(s, tok)
 	if err != nil {
 		// Not an access token: a refresh token revokes its family.
-		if rt, ok := i.lookupRefresh(r.Context(), s, tok); ok {
+		rt, err := i.lookupRefresh(r.Context(), s, tok)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			fail(oauth.FromStore(err))
+			return
+		}
+		if err == nil {
 			if rt.ClientID != d.clientID {
 				fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
 				return
 			}
 			if err := i.revokeFamily(r.Context(), rt); err != nil {
-				fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+				fail(oauth.FromStore(err))
 				return
 			}
 			i.logSuccess(EventRevoke, d)
@@ -43,7 +50,7 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 		return
 	}
 	if err := i.revoke(r.Context(), t.JwtID(), t.Expiration()); err != nil {
-		fail(oauth.ErrServer.WithReason("store: " + err.Error()))
+		fail(oauth.FromStore(err))
 		return
 	}
 	i.logSuccess(EventRevoke, d)

@@ -118,7 +118,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	now := i.now()
 	sb, _ := json.Marshal(session{UserID: u.ID, AuthTime: now, Amr: []string{"pwd"}})
 	if err := i.store.PutRecord(ctx, store.NSSession, sid, sb, now.Add(SessionLifetime)); err != nil {
-		i.errorPage(w, http.StatusInternalServerError, "The request could not be completed.")
+		i.storeFailurePage(w, err)
 		return
 	}
 	http.SetCookie(w, i.cookie(r, sessionCookie, sid, SessionLifetime))
@@ -223,7 +223,7 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	for _, name := range req.Scopes {
 		if sc := s.scopes[name]; sc != nil && sc.Consent == "required" {
 			if err := i.store.PutRecord(r.Context(), store.NSConsent, consentKey(s, c, req.UserID, name), []byte("1"), now.Add(consentLifetime)); err != nil {
-				i.errorPage(w, http.StatusInternalServerError, "The request could not be completed.")
+				i.storeFailurePage(w, err)
 				return
 			}
 		}

@@ -282,7 +282,7 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	// RFC 7523 section 3 item 7: a jti may be used once.
 	fresh, err := a.store.Mark(ctx, store.NSAssertion, id+":"+tok.JwtID(), tok.Expiration().Add(Skew))
 	if err != nil {
-		return nil, oauth.ErrServer.WithReason("store: " + err.Error())
+		return nil, oauth.FromStore(err)
 	}
 	if !fresh {
 		return bad("client_assertion jti replayed")

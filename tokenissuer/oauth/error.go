@@ -4,7 +4,10 @@ package oauth
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 section 5.2). Values
@@ -58,6 +61,11 @@ var (
 		Description: "The authorization server does not support the revocation of the presented token type."}
 	ErrServer = &Error{Code: "server_error", Status: http.StatusInternalServerError,
 		Description: "The authorization server encountered an unexpected condition that prevented it from fulfilling the request."}
+	// ErrTemporarilyUnavailable: the state store cannot be reached, so
+	// nothing was issued; retry shortly (RFC 6749 section 4.1.2.1 names
+	// the code; the token endpoint answers it as a 503 too).
+	ErrTemporarilyUnavailable = &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
+		Description: "The authorization server is temporarily unable to handle the request. Try again shortly."}
 	ErrMethodNotAllowed = &Error{Code: "invalid_request", Status: http.StatusMethodNotAllowed,
 		Description: "The endpoint only accepts POST requests."}
 	ErrTooLarge = &Error{Code: "invalid_request", Status: http.StatusRequestEntityTooLarge,
@@ -65,6 +73,19 @@ var (
 	ErrNotFound = &Error{Code: "not_found", Status: http.StatusNotFound,
 		Description: "Not found: resource not found."}
 )
+
+// FromStore answers a failed store operation: 503
+// temporarily_unavailable when the store cannot be reached now, else
+// 500. The cause goes to the log only.
+func FromStore(err error) *Error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return ErrTemporarilyUnavailable.WithReason("store: " + err.Error())
+	}
+	return ErrServer.WithReason("store: " + err.Error())
+}
+
+// RetryAfter is the Retry-After (seconds) of 503 answers.
+const RetryAfter = "2"
 
 // WriteError answers with err in RFC 6749 JSON form. Client
 // authentication failures carry a challenge (RFC 6749 section 5.2).
@@ -75,6 +96,9 @@ func WriteError(w http.ResponseWriter, err *Error) {
 	}
 	if err.Status == http.StatusMethodNotAllowed {
 		h.Set("Allow", http.MethodPost)
+	}
+	if err.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", RetryAfter)
 	}
 	WriteJSON(w, err.Status, err)
 }
