@@ -30,6 +30,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded" // default storage
+	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres" // shared storage
 )
 
 func init() {

@@ -85,10 +85,12 @@ func parseError(err error) error {
 		return errors.New(hint)
 	}
 	msg := text[i+len("`: "):]
-	// A file named in the DSN (sslrootcert, sslcert, ...) that cannot
-	// be read is worth naming; other causes can quote the DSN.
-	if pathErr, ok := errors.AsType[*fs.PathError](pe.Unwrap()); ok {
-		msg += ": " + pathErr.Error()
+	// TLS settings fail with fixed texts or a file's name, worth showing;
+	// other causes can quote part of the DSN.
+	cause := pe.Unwrap()
+	_, isPath := errors.AsType[*fs.PathError](cause)
+	if cause != nil && (msg == "failed to configure TLS" || isPath) {
+		msg += ": " + cause.Error()
 	}
 	return fmt.Errorf("postgres: invalid dsn: %s", msg)
 }
