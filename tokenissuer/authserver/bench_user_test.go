@@ -28,6 +28,17 @@ import (
 // use authorization_code and refresh_token (issue 4's benchmarks).
 func newUserBenchIssuer(b *testing.B, alg string) *Issuer {
 	b.Helper()
+	st, err := embedded.Open(filepath.Join(b.TempDir(), "db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	return newUserBenchIssuerOn(b, alg, st)
+}
+
+// newUserBenchIssuerOn is newUserBenchIssuer on a given store.
+func newUserBenchIssuerOn(b *testing.B, alg string, st store.Store) *Issuer {
+	b.Helper()
 	dir, err := directory.ParseFile([]byte(`{"users":[{"id":"00u1","login":"alice@example.com","groups":["staff"],"profile":{"email":"alice@example.com"}}]}`))
 	if err != nil {
 		b.Fatal(err)
@@ -37,19 +48,14 @@ func newUserBenchIssuer(b *testing.B, alg string) *Issuer {
 		Directory: dir,
 		Servers: map[string]*ServerConfig{"default": {SigningAlg: alg, Scopes: []*Scope{{Name: "orders:read"}},
 			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "r",
-				GrantTypes: []string{GrantAuthorizationCode}, Scopes: []string{"*"}}}}}}},
-		Clients: []*clientauth.Client{{ID: "web", Secret: "web-secret", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken},
+				GrantTypes: []string{GrantAuthorizationCode, GrantClientCredentials}, Scopes: []string{"*"}}}}}}},
+		Clients: []*clientauth.Client{{ID: "web", Secret: "web-secret", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
 			RedirectURIs: []string{"https://app.test/cb"}}},
 		Logger: zap.New(zap.NewNop().Core()),
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := embedded.Open(filepath.Join(b.TempDir(), "db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
 	sealer, _ := keys.NewSealer([]byte("bench-seal-secret-0123456789abcdef"))
 	if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
 		b.Fatal(err)
