@@ -28,7 +28,9 @@ type Config struct {
 	DSN string
 	// Schema holds the tables; created if missing. Empty: the first
 	// existing schema of the connection's search_path (usually public).
-	Schema          string
+	Schema string
+	// MaxConns, MinConns, MaxConnLifetime and MaxConnIdleTime size the
+	// pool, as the Module fields of the same names document.
 	MaxConns        int32
 	MinConns        int32
 	MaxConnLifetime time.Duration
