@@ -21,7 +21,7 @@ func init() {
 }
 
 // mockStorage stands in for a storage module with its own Caddyfile
-// syntax (such as a future postgres module), to show the `storage`
+// syntax (as the postgres module has), to show the `storage`
 // subdirective hands it its tokens.
 type mockStorage struct {
 	DSN string `json:"dsn,omitempty"`

@@ -65,6 +65,13 @@ func (f *flakyStore) PutRefresh(ctx context.Context, rt store.RefreshToken) erro
 	return f.Store.PutRefresh(ctx, rt)
 }
 
+func (f *flakyStore) GetRefresh(ctx context.Context, hash string) (store.RefreshToken, error) {
+	if err := f.fail("GetRefresh"); err != nil {
+		return store.RefreshToken{}, err
+	}
+	return f.Store.GetRefresh(ctx, hash)
+}
+
 func (f *flakyStore) UpdateRefresh(ctx context.Context, hash string, fn func(*store.RefreshToken) error) (store.RefreshToken, error) {
 	if err := f.fail("UpdateRefresh"); err != nil {
 		return store.RefreshToken{}, err
@@ -174,7 +181,7 @@ func TestStoreOutage(t *testing.T) {
 		t.Fatalf("code after the outage: %d %v", n, m)
 	}
 
-	for _, op := range []string{"*", "Marked", "PutRefresh", "UpdateRefresh"} {
+	for _, op := range []string{"*", "GetRefresh", "Marked", "PutRefresh", "UpdateRefresh"} {
 		st.set(op)
 		n, h, m = refresh(rt)
 		unavailable("refresh ("+op+" failing)", n, h, m)

@@ -207,12 +207,14 @@ func (i *Issuer) lookupRefresh(ctx context.Context, s *Server, tok string) (stor
 		return store.RefreshToken{}, store.ErrNotFound
 	}
 	now := i.now()
-	return i.store.UpdateRefresh(ctx, refreshHash(tok), func(rt *store.RefreshToken) error {
-		if rt.Server != s.ID || !now.Before(rt.IdleExpires) || !now.Before(rt.FamilyExpires) {
-			return store.ErrNotFound
-		}
-		return nil
-	})
+	rt, err := i.store.GetRefresh(ctx, refreshHash(tok))
+	if err != nil {
+		return rt, err
+	}
+	if rt.Server != s.ID || !now.Before(rt.IdleExpires) || !now.Before(rt.FamilyExpires) {
+		return store.RefreshToken{}, store.ErrNotFound
+	}
+	return rt, nil
 }
 
 // refreshUsable reports whether a found refresh token could still be

@@ -66,6 +66,11 @@ type Store interface {
 	// PutRefresh stores a new refresh token record.
 	PutRefresh(ctx context.Context, rt RefreshToken) error
 
+	// GetRefresh reads the refresh token with this hash, in any state
+	// and whatever its deadlines (the caller judges them); a missing one
+	// yields ErrNotFound. A read only: no write transaction.
+	GetRefresh(ctx context.Context, hash string) (RefreshToken, error)
+
 	// UpdateRefresh atomically reads the refresh token with this hash,
 	// lets fn change it, and stores the result; fn's error aborts and is
 	// returned. A missing token yields ErrNotFound without calling fn.

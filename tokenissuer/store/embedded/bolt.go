@@ -182,6 +182,19 @@ func (d *DB) PutRefresh(_ context.Context, rt store.RefreshToken) error {
 	}))
 }
 
+// GetRefresh implements store.Store.
+func (d *DB) GetRefresh(_ context.Context, hash string) (store.RefreshToken, error) {
+	var rt store.RefreshToken
+	err := d.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRefresh).Get([]byte(hash))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		return json.Unmarshal(v, &rt)
+	})
+	return rt, closed(err)
+}
+
 // UpdateRefresh implements store.Store.
 func (d *DB) UpdateRefresh(_ context.Context, hash string, fn func(*store.RefreshToken) error) (store.RefreshToken, error) {
 	var rt store.RefreshToken

@@ -160,7 +160,7 @@ type queries struct {
 	keys, keysEnsure, keysLock, keysWrite                     string
 	mark, marked                                              string
 	purgeMarks, purgeRecords, purgeRefresh                    string
-	refreshPut, refreshLock, refreshWrite                     string
+	refreshPut, refreshGet, refreshLock, refreshWrite         string
 	recordPut, recordGet, recordLock, recordSet, recordDelete string
 }
 
@@ -192,6 +192,7 @@ func buildQueries(schema string) queries {
 
 		refreshPut: q(`INSERT INTO {s}.apiaccess_refresh_tokens (hash, family, expires, record) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (hash) DO UPDATE SET family = EXCLUDED.family, expires = EXCLUDED.expires, record = EXCLUDED.record`),
+		refreshGet:   q(`SELECT record FROM {s}.apiaccess_refresh_tokens WHERE hash = $1`),
 		refreshLock:  q(`SELECT record FROM {s}.apiaccess_refresh_tokens WHERE hash = $1 FOR UPDATE`),
 		refreshWrite: q(`UPDATE {s}.apiaccess_refresh_tokens SET family = $2, expires = $3, record = $4 WHERE hash = $1`),
 
@@ -364,6 +365,26 @@ func (d *DB) PutRefresh(ctx context.Context, rt store.RefreshToken) error {
 	}
 	_, err = d.pool.Exec(ctx, d.sql.refreshPut, rt.Hash, rt.Family, refreshExpiry(&rt), b)
 	return d.result(err)
+}
+
+// GetRefresh implements store.Store: one autocommit SELECT.
+func (d *DB) GetRefresh(ctx context.Context, hash string) (store.RefreshToken, error) {
+	var rt store.RefreshToken
+	if d.closed.Load() {
+		return rt, store.ErrClosed
+	}
+	var raw []byte
+	err := d.pool.QueryRow(ctx, d.sql.refreshGet, hash).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rt, store.ErrNotFound
+	}
+	if err != nil {
+		return rt, d.result(err)
+	}
+	if err := json.Unmarshal(raw, &rt); err != nil {
+		return rt, fmt.Errorf("decoding refresh token: %w", err)
+	}
+	return rt, nil
 }
 
 // UpdateRefresh implements store.Store. Like the embedded store it does

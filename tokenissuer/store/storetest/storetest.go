@@ -425,6 +425,14 @@ func testRefreshRoundTrip(t *testing.T, s store.Store) {
 	if err != nil || !got.Rotated.Equal(ts(5)) {
 		t.Fatalf("update: %+v %v", got, err)
 	}
+	// GetRefresh reads what UpdateRefresh wrote, and changes nothing.
+	if read, err := s.GetRefresh(ctx, "h1"); err != nil || !read.Rotated.Equal(ts(5)) || read.Family != want.Family ||
+		!read.IdleExpires.Equal(want.IdleExpires) || len(read.Scopes) != 2 {
+		t.Fatalf("GetRefresh after update: %+v %v", read, err)
+	}
+	if _, err := s.GetRefresh(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetRefresh of a missing token: %v", err)
+	}
 	// An error from fn changes nothing.
 	boom := errors.New("boom")
 	if _, err := s.UpdateRefresh(ctx, "h1", func(rt *store.RefreshToken) error { rt.Rotated = ts(9); return boom }); !errors.Is(err, boom) {
