@@ -18,6 +18,7 @@ import (
 //		max_conn_lifetime  <duration>
 //		max_conn_idle_time <duration>
 //		connect_timeout    <duration>
+//		operation_timeout  <duration>
 //	}
 //
 // The DSN is given once, inline or as `dsn`; placeholders such as
@@ -50,6 +51,8 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			dst = &m.MaxConnIdleTime
 		case "connect_timeout":
 			dst = &m.ConnectTimeout
+		case "operation_timeout":
+			dst = &m.OperationTimeout
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}

@@ -68,6 +68,12 @@ type Module struct {
 	// else 5s.
 	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
 
+	// OperationTimeout bounds each read or write of issuer state, so a
+	// database that stops answering without closing the connection gets
+	// requests a 503 `temporarily_unavailable` instead of holding them.
+	// Default: 10s.
+	OperationTimeout caddy.Duration `json:"operation_timeout,omitempty"`
+
 	cfg    Config
 	key    string
 	opened bool
@@ -94,13 +100,14 @@ func (m *Module) Provision(ctx caddy.Context) error {
 	// ReplaceKnown leaves unknown {...} alone: a password may hold braces.
 	repl := caddy.NewReplacer()
 	m.cfg = Config{
-		DSN:             repl.ReplaceKnown(m.DSN, ""),
-		Schema:          repl.ReplaceKnown(m.Schema, ""),
-		MaxConns:        m.MaxConns,
-		MinConns:        m.MinConns,
-		MaxConnLifetime: time.Duration(m.MaxConnLifetime),
-		MaxConnIdleTime: time.Duration(m.MaxConnIdleTime),
-		ConnectTimeout:  time.Duration(m.ConnectTimeout),
+		DSN:              repl.ReplaceKnown(m.DSN, ""),
+		Schema:           repl.ReplaceKnown(m.Schema, ""),
+		MaxConns:         m.MaxConns,
+		MinConns:         m.MinConns,
+		MaxConnLifetime:  time.Duration(m.MaxConnLifetime),
+		MaxConnIdleTime:  time.Duration(m.MaxConnIdleTime),
+		ConnectTimeout:   time.Duration(m.ConnectTimeout),
+		OperationTimeout: time.Duration(m.OperationTimeout),
 	}
 	pc, err := m.cfg.poolConfig()
 	if err != nil {

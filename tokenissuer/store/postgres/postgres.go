@@ -38,7 +38,15 @@ type Config struct {
 	// ConnectTimeout bounds each new connection. Default: the DSN's
 	// connect_timeout, else DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// OperationTimeout bounds each store operation, so a database that
+	// hangs without dropping the connection fails requests (503) rather
+	// than holding them. Default: DefaultOperationTimeout.
+	OperationTimeout time.Duration
 }
+
+// DefaultOperationTimeout bounds one store operation when the
+// configuration does not.
+const DefaultOperationTimeout = 10 * time.Second
 
 // DefaultConnectTimeout bounds a connection attempt when neither the
 // configuration nor the DSN does: without it an unreachable host holds
@@ -63,7 +71,7 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 		return nil, fmt.Errorf("postgres: max_conns %d must be at least 1", c.MaxConns)
 	case c.MinConns < 0:
 		return nil, fmt.Errorf("postgres: min_conns %d must not be negative", c.MinConns)
-	case c.MaxConnLifetime < 0 || c.MaxConnIdleTime < 0 || c.ConnectTimeout < 0:
+	case c.MaxConnLifetime < 0 || c.MaxConnIdleTime < 0 || c.ConnectTimeout < 0 || c.OperationTimeout < 0:
 		return nil, errors.New("postgres: durations must not be negative")
 	}
 	pc, err := pgxpool.ParseConfig(c.DSN)
@@ -101,6 +109,13 @@ type DB struct {
 	lockID int32  // second key of this schema's advisory locks
 	sql    queries
 	closed atomic.Bool
+	opTime time.Duration
+}
+
+// op bounds one operation by the operation timeout; past it the error
+// is context.DeadlineExceeded, which counts as unavailable.
+func (d *DB) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.opTime)
 }
 
 // Open connects, creates or upgrades the tables and returns the store.
@@ -133,6 +148,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		schema = *cur
 	}
 	d := newDB(pool, schema)
+	if cfg.OperationTimeout > 0 {
+		d.opTime = cfg.OperationTimeout
+	}
 	if err := d.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -141,7 +159,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 }
 
 func newDB(pool *pgxpool.Pool, schema string) *DB {
-	return &DB{pool: pool, schema: schema, lockID: schemaLockID(schema), sql: buildQueries(schema)}
+	return &DB{pool: pool, schema: schema, lockID: schemaLockID(schema), sql: buildQueries(schema), opTime: DefaultOperationTimeout}
 }
 
 // Close closes the pool; later calls return store.ErrClosed.
@@ -250,6 +268,8 @@ func (d *DB) inTx(ctx context.Context, f func(pgx.Tx) error) error {
 
 // Keys implements store.Store.
 func (d *DB) Keys(ctx context.Context, as string) ([]store.KeyRecord, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if d.closed.Load() {
 		return nil, store.ErrClosed
 	}
@@ -275,6 +295,8 @@ func decodeKeys(as string, raw []byte) ([]store.KeyRecord, error) {
 // UpdateKeys implements store.Store. The server's row is locked for the
 // whole read-modify-write, across processes.
 func (d *DB) UpdateKeys(ctx context.Context, as string, fn func([]store.KeyRecord) ([]store.KeyRecord, error)) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	return d.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, d.sql.keysEnsure, as); err != nil {
 			return err
@@ -303,6 +325,8 @@ func (d *DB) UpdateKeys(ctx context.Context, as string, fn func([]store.KeyRecor
 // Mark implements store.Store. Expiry is judged by this process's clock,
 // as the embedded store does: until was computed from it too.
 func (d *DB) Mark(ctx context.Context, ns, key string, until time.Time) (bool, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if d.closed.Load() {
 		return false, store.ErrClosed
 	}
@@ -316,6 +340,8 @@ func (d *DB) Mark(ctx context.Context, ns, key string, until time.Time) (bool, e
 
 // Marked implements store.Store.
 func (d *DB) Marked(ctx context.Context, ns, key string) (bool, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if d.closed.Load() {
 		return false, store.ErrClosed
 	}
@@ -328,6 +354,8 @@ func (d *DB) Marked(ctx context.Context, ns, key string) (bool, error) {
 // find the schema's purge lock taken and return at once, since the
 // work is being done.
 func (d *DB) Purge(ctx context.Context, now time.Time) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	return d.inTx(ctx, func(tx pgx.Tx) error {
 		var got bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, lockClassPurge, d.lockID).Scan(&got); err != nil {
@@ -356,6 +384,8 @@ func refreshExpiry(rt *store.RefreshToken) time.Time {
 
 // PutRefresh implements store.Store.
 func (d *DB) PutRefresh(ctx context.Context, rt store.RefreshToken) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if d.closed.Load() {
 		return store.ErrClosed
 	}
@@ -369,6 +399,8 @@ func (d *DB) PutRefresh(ctx context.Context, rt store.RefreshToken) error {
 
 // GetRefresh implements store.Store: one autocommit SELECT.
 func (d *DB) GetRefresh(ctx context.Context, hash string) (store.RefreshToken, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var rt store.RefreshToken
 	if d.closed.Load() {
 		return rt, store.ErrClosed
@@ -390,6 +422,8 @@ func (d *DB) GetRefresh(ctx context.Context, hash string) (store.RefreshToken, e
 // UpdateRefresh implements store.Store. Like the embedded store it does
 // not judge expiry: the issuer reads the deadlines in fn.
 func (d *DB) UpdateRefresh(ctx context.Context, hash string, fn func(*store.RefreshToken) error) (store.RefreshToken, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var rt store.RefreshToken
 	err := d.inTx(ctx, func(tx pgx.Tx) error {
 		var raw []byte
@@ -417,6 +451,8 @@ func (d *DB) UpdateRefresh(ctx context.Context, hash string, fn func(*store.Refr
 
 // PutRecord implements store.Store.
 func (d *DB) PutRecord(ctx context.Context, ns, key string, value []byte, until time.Time) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if d.closed.Load() {
 		return store.ErrClosed
 	}
@@ -429,6 +465,8 @@ func (d *DB) PutRecord(ctx context.Context, ns, key string, value []byte, until 
 
 // GetRecord implements store.Store: one autocommit SELECT.
 func (d *DB) GetRecord(ctx context.Context, ns, key string) ([]byte, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if d.closed.Load() {
 		return nil, store.ErrClosed
 	}
@@ -453,6 +491,8 @@ func emptyNil(v []byte) []byte {
 
 // UpdateRecord implements store.Store.
 func (d *DB) UpdateRecord(ctx context.Context, ns, key string, fn func([]byte) ([]byte, error)) ([]byte, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var old []byte
 	err := d.inTx(ctx, func(tx pgx.Tx) error {
 		var v []byte

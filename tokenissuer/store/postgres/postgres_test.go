@@ -460,3 +460,39 @@ func TestCallerErrorsPassThrough(t *testing.T) {
 		t.Errorf("UpdateRecord returned %v, want fn's io.EOF unchanged", err)
 	}
 }
+
+// TestOperationTimeout: a database that stops answering (here: a row
+// another session holds locked) fails the operation as unavailable once
+// operation_timeout passes, without a deadline from the caller.
+func TestOperationTimeout(t *testing.T) {
+	schema := freshSchema(t)
+	d := openTest(t, Config{Schema: schema, OperationTimeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	if err := d.PutRecord(ctx, store.NSCode, "c", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	other := adminConn(t)
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+pgx.Identifier{schema}.Sanitize()+`.apiaccess_records WHERE ns = $1 FOR UPDATE`, store.NSCode); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = d.UpdateRecord(ctx, store.NSCode, "c", func([]byte) ([]byte, error) { return nil, nil })
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("UpdateRecord on a locked row: %v, want ErrUnavailable", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("the operation took %v, not bounded by operation_timeout", waited)
+	}
+	// The record was not taken: once the lock is gone it still is there.
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.GetRecord(ctx, store.NSCode, "c"); err != nil || string(v) != "v" {
+		t.Fatalf("record after the timeout: %q %v", v, err)
+	}
+}
