@@ -206,23 +206,31 @@ func (i *Issuer) saveTxn(w http.ResponseWriter, r *http.Request, req *authzReque
 	return txn, true
 }
 
+// errBadTxn: the posted page is not a pending request of this browser.
+var errBadTxn = errors.New("unknown, expired or foreign pending request")
+
 // loadTxn reads a pending request posted back by a page: the txn must
-// be this browser's (cookie) and carry its CSRF token.
-func (i *Issuer) loadTxn(r *http.Request, form map[string]string) (string, *authzRequest, bool) {
+// be this browser's (cookie) and carry its CSRF token. A store failure
+// is returned as such, so the page can say "try again" rather than
+// "expired".
+func (i *Issuer) loadTxn(r *http.Request, form map[string]string) (string, *authzRequest, error) {
 	txn := form["txn"]
 	ck, err := r.Cookie(txnCookie)
 	if txn == "" || err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(txn)) != 1 {
-		return "", nil, false
+		return "", nil, errBadTxn
 	}
 	raw, err := i.store.GetRecord(r.Context(), store.NSTransaction, txn)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, errBadTxn
+	}
 	if err != nil {
-		return "", nil, false
+		return "", nil, err
 	}
 	var req authzRequest
 	if json.Unmarshal(raw, &req) != nil || subtle.ConstantTimeCompare([]byte(req.CSRF), []byte(form["csrf"])) != 1 {
-		return "", nil, false
+		return "", nil, errBadTxn
 	}
-	return txn, &req, true
+	return txn, &req, nil
 }
 
 func (i *Issuer) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {

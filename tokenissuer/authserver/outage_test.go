@@ -214,4 +214,37 @@ func TestStoreOutage(t *testing.T) {
 	if n != http.StatusOK || m["active"] != true {
 		t.Fatalf("refresh token after the outage: %d %v", n, m)
 	}
+
+	// Pages: a sign-in posted while the store is down gets a 503 page
+	// (try again), not "this page has expired", whichever step fails.
+	authz := httptest.NewRequest(http.MethodGet, "/oauth2/default/v1/authorize?"+url.Values{"client_id": {"web"}, "response_type": {"code"},
+		"redirect_uri": {"https://app.test/cb"}, "scope": {"orders:read"}, "state": {"s"},
+		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}.Encode(), nil)
+	w := httptest.NewRecorder()
+	iss.ServeHTTP(w, authz)
+	page := w.Body.String()
+	field := func(name string) string {
+		i := strings.Index(page, `name="`+name+`" value="`)
+		if i < 0 {
+			t.Fatalf("no %s on the sign-in page: %d %.200s", name, w.Code, page)
+		}
+		rest := page[i+len(`name="`+name+`" value="`):]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	form := url.Values{"txn": {field("txn")}, "csrf": {field("csrf")}, "username": {"alice@example.com"}, "password": {"wrong"}}
+	cookies := w.Result().Cookies()
+	for _, op := range []string{"GetRecord", "*"} {
+		st.set(op)
+		r := httptest.NewRequest(http.MethodPost, "/oauth2/v1/signin", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range cookies {
+			r.AddCookie(c)
+		}
+		w := httptest.NewRecorder()
+		iss.ServeHTTP(w, r)
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "temporarily unavailable") {
+			t.Fatalf("sign-in with %s failing: %d %.300s", op, w.Code, w.Body)
+		}
+	}
+	st.set("")
 }

@@ -68,8 +68,12 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, e.Status, "The request could not be read.")
 		return
 	}
-	txn, req, ok := i.loadTxn(r, form)
-	if !ok {
+	txn, req, err := i.loadTxn(r, form)
+	if err != nil && !errors.Is(err, errBadTxn) {
+		i.storeFailurePage(w, err)
+		return
+	}
+	if err != nil {
 		i.errorPage(w, http.StatusBadRequest, "This sign-in page has expired or was not opened here. Return to the application and try again.")
 		return
 	}
@@ -93,7 +97,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var u *directory.User
-	var err error = directory.ErrBadCredentials
+	err = directory.ErrBadCredentials
 	if i.dir != nil && login != "" && form["password"] != "" {
 		u, err = directory.CheckPassword(ctx, i.dir, login, form["password"])
 	}
@@ -195,8 +199,12 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, e.Status, "The request could not be read.")
 		return
 	}
-	_, req, ok := i.loadTxn(r, form)
-	if !ok || req.UserID == "" {
+	_, req, err := i.loadTxn(r, form)
+	if err != nil && !errors.Is(err, errBadTxn) {
+		i.storeFailurePage(w, err)
+		return
+	}
+	if err != nil || req.UserID == "" {
 		i.errorPage(w, http.StatusBadRequest, "This page has expired or was not opened here. Return to the application and try again.")
 		return
 	}
