@@ -1,11 +1,8 @@
 package tokenissuer_test
 
 import (
-	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,11 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
 
 // Cluster mode (issue 5): separate Caddy processes, one PostgreSQL.
@@ -37,40 +34,6 @@ const (
 	clusterSecret = "cluster-web-secret-0123456789"
 	clusterRedir  = "http://localhost:9400/cb"
 )
-
-// postgresDSN is the shared test server (CI sets APIACCESS_POSTGRES_DSN);
-// without one the test skips, or fails under APIACCESS_STRICT=1.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("APIACCESS_POSTGRES_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	needTool(t, err == nil, fmt.Sprintf("no PostgreSQL at APIACCESS_POSTGRES_DSN or 127.0.0.1:5432: %v", err))
-	conn.Close(ctx)
-	return dsn
-}
-
-// freshSchema names a new schema for one test and drops it afterwards;
-// the store creates it at start.
-func freshSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "apiaccess_cluster_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, dsn); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
-	return schema
-}
 
 var (
 	clusterBuildOnce sync.Once
@@ -292,8 +255,8 @@ func kidOfToken(t *testing.T, tok string) string {
 // A; a token revoked at A is inactive at B; a key rotated at A is
 // published and used by B within the maintenance interval (1s here).
 func TestClusterTwoNodes(t *testing.T) {
-	dsn := postgresDSN(t)
-	schema := freshSchema(t, dsn)
+	dsn := pgtest.DSN(t)
+	schema := pgtest.FreshSchema(t, "apiaccess_cluster_")
 	bin := caddyBinary(t)
 	const base = "http://localhost:9480" // the load balancer's address
 	a := newNode(t, "node A", base, 2895, 9481, dsn, schema)

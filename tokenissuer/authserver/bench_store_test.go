@@ -4,23 +4,19 @@ package authserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
 
 // benchStores opens each store the issuer can run on, for issue 5's
@@ -39,26 +35,8 @@ func benchStores(b *testing.B) map[string]func(b *testing.B) store.Store {
 			return st
 		},
 		"postgres": func(b *testing.B) store.Store {
-			dsn := os.Getenv("APIACCESS_POSTGRES_DSN")
-			if dsn == "" {
-				dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-			}
-			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, dsn)
-			if err != nil {
-				if os.Getenv("APIACCESS_STRICT") == "1" {
-					b.Fatalf("no PostgreSQL: %v (APIACCESS_STRICT=1)", err)
-				}
-				b.Skipf("no PostgreSQL: %v", err)
-			}
-			raw := make([]byte, 6)
-			_, _ = rand.Read(raw)
-			schema := "apiaccess_bench_" + hex.EncodeToString(raw)
-			b.Cleanup(func() {
-				_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-				conn.Close(ctx)
-			})
-			st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema, MaxConns: 16})
+			schema := pgtest.FreshSchema(b, "apiaccess_bench_")
+			st, err := postgres.Open(context.Background(), postgres.Config{DSN: pgtest.DSN(b), Schema: schema, MaxConns: 16})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -2,47 +2,25 @@ package keys
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
 
 // postgresNodes opens n stores on one fresh PostgreSQL schema, each
-// with its own pool, as n Caddy processes would. Without a server the
-// test skips, or fails under APIACCESS_STRICT=1.
+// with its own pool, as n Caddy processes would.
 func postgresNodes(t *testing.T, n int) []store.Store {
 	t.Helper()
-	dsn := os.Getenv("APIACCESS_POSTGRES_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		if os.Getenv("APIACCESS_STRICT") == "1" {
-			t.Fatalf("no PostgreSQL at APIACCESS_POSTGRES_DSN or 127.0.0.1:5432: %v (APIACCESS_STRICT=1)", err)
-		}
-		t.Skipf("no PostgreSQL at APIACCESS_POSTGRES_DSN or 127.0.0.1:5432: %v", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "apiaccess_keys_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-		conn.Close(ctx)
-	})
+	schema := pgtest.FreshSchema(t, "apiaccess_keys_")
 	out := make([]store.Store, n)
 	for i := range out {
-		db, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema})
+		db, err := postgres.Open(context.Background(), postgres.Config{DSN: pgtest.DSN(t), Schema: schema})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,52 +2,21 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
 
-const defaultTestDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// testDSN is the server the tests use: APIACCESS_POSTGRES_DSN (CI sets
-// it) or a local trust-auth server.
-func testDSN() string {
-	if dsn := os.Getenv("APIACCESS_POSTGRES_DSN"); dsn != "" {
-		return dsn
-	}
-	return defaultTestDSN
-}
-
-var (
-	reachOnce sync.Once
-	reachErr  error
-)
+// testDSN is the server the tests use (pgtest.DSNFromEnv).
+func testDSN() string { return pgtest.DSNFromEnv() }
 
 // needServer skips the test when PostgreSQL cannot be reached, or fails
-// it when APIACCESS_STRICT=1 (CI, where a skip would hide the tests).
+// it when APIACCESS_STRICT=1.
 func needServer(t *testing.T) {
 	t.Helper()
-	reachOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		var conn *pgx.Conn
-		if conn, reachErr = pgx.Connect(ctx, testDSN()); reachErr == nil {
-			reachErr = conn.Ping(ctx)
-			conn.Close(ctx)
-		}
-	})
-	if reachErr == nil {
-		return
-	}
-	if os.Getenv("APIACCESS_STRICT") == "1" {
-		t.Fatalf("PostgreSQL unreachable (APIACCESS_STRICT=1): %v", reachErr)
-	}
-	t.Skipf("PostgreSQL unreachable, set APIACCESS_POSTGRES_DSN: %v", reachErr)
+	pgtest.DSN(t)
 }
 
 // admin runs a statement on its own connection, outside any store.
@@ -74,22 +43,7 @@ func adminConn(t *testing.T) *pgx.Conn {
 // test ends. It is not created: the store's migration does that.
 func freshSchema(t *testing.T) string {
 	t.Helper()
-	needServer(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "apiaccess_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), testDSN())
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", name, err)
-		}
-	})
-	return name
+	return pgtest.FreshSchema(t, "apiaccess_test_")
 }
 
 // openTest opens a store on cfg (the test server's DSN if empty),
