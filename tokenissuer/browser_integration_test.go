@@ -251,6 +251,44 @@ func chromium(t *testing.T, ctx context.Context) (context.Context, func() string
 	}
 }
 
+// tabDriver runs steps in a Chromium tab, each under a timeout; a
+// failure reports where the browser is, what it shows and what it
+// logged.
+type tabDriver struct {
+	t   *testing.T
+	tab context.Context
+	log func() string
+}
+
+func (d tabDriver) fail(format string, args ...any) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(d.tab, 3*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	d.t.Fatalf("%s\nbrowser at %s showing %q\nbrowser log:\n%s", fmt.Sprintf(format, args...), loc, text, d.log())
+}
+
+func (d tabDriver) step(name string, actions ...chromedp.Action[chromedp.Void]) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(d.tab, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		d.fail("%s: %v", name, err)
+	}
+}
+
+func (d tabDriver) read(a chromedp.Action[string]) string {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(d.tab, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		d.fail("reading the page: %v", err)
+	}
+	return v
+}
+
 // TestBrowserCodeFlowChromium: a real browser signs a user in to a real
 // relying party: sign-in page, consent page, callback with an ID token
 // the relying party verifies; then RP-initiated logout back to the
@@ -270,34 +308,8 @@ func TestBrowserCodeFlowChromium(t *testing.T) {
 	}})
 	rp.connect(t, chromeSPA)
 
-	// fail shows where the browser is, what it shows and what it logged.
-	fail := func(format string, args ...any) {
-		t.Helper()
-		dctx, cancel := context.WithTimeout(tab, 3*time.Second)
-		defer cancel()
-		loc, _ := chromedp.Run(dctx, chromedp.Location())
-		text, _ := chromedp.Run(dctx, chromedp.Text(chromedp.CSS("body")))
-		t.Fatalf("%s\nbrowser at %s showing %q\nbrowser log:\n%s", fmt.Sprintf(format, args...), loc, text, browserLog())
-	}
-	// step runs browser actions under a timeout.
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(tab, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			fail("%s: %v", name, err)
-		}
-	}
-	read := func(a chromedp.Action[string]) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(tab, 5*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(sctx, a)
-		if err != nil {
-			fail("reading the page: %v", err)
-		}
-		return v
-	}
+	d := tabDriver{t: t, tab: tab, log: browserLog}
+	fail, step, read := d.fail, d.step, d.read
 
 	// The relying party sends the browser to the sign-in page.
 	step("sign-in page", chromedp.Navigate(rp.URL+"/login"), chromedp.WaitVisible(chromedp.CSS("#password")))

@@ -2,7 +2,6 @@ package tokenissuer_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -49,32 +48,9 @@ func TestDemoAppChromium(t *testing.T) {
 	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(demoCaddyfile(t), "caddyfile")
 	const app = "http://localhost:9383"
 
-	fail := func(format string, args ...any) {
-		t.Helper()
-		dctx, cancel := context.WithTimeout(tab, 3*time.Second)
-		defer cancel()
-		loc, _ := chromedp.Run(dctx, chromedp.Location())
-		text, _ := chromedp.Run(dctx, chromedp.Text(chromedp.CSS("body")))
-		t.Fatalf("%s\nbrowser at %s showing %q\nbrowser log:\n%s", fmt.Sprintf(format, args...), loc, text, browserLog())
-	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(tab, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			fail("%s: %v", name, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(tab, 5*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			fail("reading %s: %v", sel, err)
-		}
-		return v
-	}
+	d := tabDriver{t: t, tab: tab, log: browserLog}
+	fail, step := d.fail, d.step
+	text := func(sel string) string { t.Helper(); return d.read(chromedp.Text(chromedp.CSS(sel))) }
 
 	step("demo app", chromedp.Navigate(app+"/"), chromedp.WaitVisible(chromedp.CSS("#signin")))
 	if s := text("#status"); s != "Not signed in." {
