@@ -38,7 +38,8 @@ func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, s *Server, re
 		i.log.Error("storing an authorization code failed", zap.Error(err))
 		if errors.Is(err, store.ErrUnavailable) {
 			// RFC 6749 section 4.1.2.1.
-			i.redirectError(w, r, s, req, "temporarily_unavailable", "The authorization server is temporarily unable to handle the request. Try again shortly.")
+			e := oauth.ErrTemporarilyUnavailable
+			i.redirectError(w, r, s, req, e.Code, e.Description)
 			return
 		}
 		i.redirectError(w, r, s, req, "server_error", "The authorization server encountered an unexpected condition.")

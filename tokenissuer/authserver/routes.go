@@ -66,8 +66,7 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep str
 		return
 	}
 	if !i.started.Load() {
-		w.Header().Set("Retry-After", "1")
-		oauth.WriteError(w, errUnavailable)
+		oauth.WriteError(w, errUnavailable) // with Retry-After, as every 503
 		return
 	}
 	switch ep {
