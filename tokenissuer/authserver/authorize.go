@@ -233,6 +233,28 @@ func (i *Issuer) loadTxn(r *http.Request, form map[string]string) (string, *auth
 	return txn, &req, nil
 }
 
+// postedPage parses a form posted by a sign-in or consent page and
+// loads its pending request. On failure it answers with an error page
+// (expired when the request is not, or no longer, this browser's) and
+// reports false.
+func (i *Issuer) postedPage(w http.ResponseWriter, r *http.Request, expired string) (map[string]string, string, *authzRequest, bool) {
+	form, e := oauth.ParseForm(w, r)
+	if e != nil {
+		i.errorPage(w, e.Status, "The request could not be read.")
+		return nil, "", nil, false
+	}
+	txn, req, err := i.loadTxn(r, form)
+	switch {
+	case errors.Is(err, errBadTxn):
+		i.errorPage(w, http.StatusBadRequest, expired)
+		return nil, "", nil, false
+	case err != nil:
+		i.storeFailurePage(w, err)
+		return nil, "", nil, false
+	}
+	return form, txn, req, true
+}
+
 func (i *Issuer) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()), HttpOnly: true,
 		Secure: r.TLS != nil || strings.HasPrefix(i.base, "https://"), SameSite: http.SameSiteLaxMode}

@@ -63,18 +63,8 @@ func (i *Issuer) currentSession(r *http.Request) (*session, bool) {
 // serveSignIn takes the sign-in form (org path /oauth2/v1/signin; the
 // session it starts serves every authorization server).
 func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
-	form, e := oauth.ParseForm(w, r)
-	if e != nil {
-		i.errorPage(w, e.Status, "The request could not be read.")
-		return
-	}
-	txn, req, err := i.loadTxn(r, form)
-	if err != nil && !errors.Is(err, errBadTxn) {
-		i.storeFailurePage(w, err)
-		return
-	}
-	if err != nil {
-		i.errorPage(w, http.StatusBadRequest, "This sign-in page has expired or was not opened here. Return to the application and try again.")
+	form, txn, req, ok := i.postedPage(w, r, "This sign-in page has expired or was not opened here. Return to the application and try again.")
+	if !ok {
 		return
 	}
 	s, ok := i.Server(req.Server)
@@ -97,7 +87,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var u *directory.User
-	err = directory.ErrBadCredentials
+	var err error = directory.ErrBadCredentials
 	if i.dir != nil && login != "" && form["password"] != "" {
 		u, err = directory.CheckPassword(ctx, i.dir, login, form["password"])
 	}
@@ -194,18 +184,13 @@ func consentKey(s *Server, c *clientauth.Client, uid, scope string) string {
 
 // serveConsent takes the consent form.
 func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
-	form, e := oauth.ParseForm(w, r)
-	if e != nil {
-		i.errorPage(w, e.Status, "The request could not be read.")
+	const expired = "This page has expired or was not opened here. Return to the application and try again."
+	form, _, req, ok := i.postedPage(w, r, expired)
+	if !ok {
 		return
 	}
-	_, req, err := i.loadTxn(r, form)
-	if err != nil && !errors.Is(err, errBadTxn) {
-		i.storeFailurePage(w, err)
-		return
-	}
-	if err != nil || req.UserID == "" {
-		i.errorPage(w, http.StatusBadRequest, "This page has expired or was not opened here. Return to the application and try again.")
+	if req.UserID == "" {
+		i.errorPage(w, http.StatusBadRequest, expired)
 		return
 	}
 	// The consent belongs to the signed-in user of this browser.
