@@ -3,7 +3,6 @@ package tokenissuer_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -57,46 +55,23 @@ func needTool(t *testing.T, ok bool, reason string) {
 // given clients and one policy letting every client sign users in.
 func startRealClientEnv(t *testing.T, clients []map[string]any) {
 	t.Helper()
-	dir := t.TempDir()
 	hash, err := directory.HashBcrypt(alicePass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	users := map[string]any{"users": []map[string]any{
-		{"id": aliceID, "login": aliceLogin, "password_hash": hash, "groups": []string{"staff"},
-			"profile": map[string]any{"email": aliceLogin, "email_verified": true, "name": "Alice Smith", "given_name": "Alice"}},
-	}}
-	b, _ := json.Marshal(users)
-	usersPath := filepath.Join(dir, "users.json")
-	if err := os.WriteFile(usersPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]any{
-		"admin": map[string]any{"listen": "localhost:2899"},
-		"apps": map[string]any{
-			"token_issuer": map[string]any{
-				"base_url":              base,
-				"key_encryption_secret": sealSecret,
-				"storage":               map[string]any{"module": "embedded", "path": filepath.Join(dir, "issuer.db")},
-				"directory":             map[string]any{"source": "file", "path": usersPath},
-				"clients":               clients,
-				"authorization_servers": map[string]any{"default": map[string]any{
-					"scopes": []map[string]any{{"name": "orders:read", "default": true},
-						{"name": consentOnly, "consent": "required", "description": "Make payments for you"}},
-					"policies": []map[string]any{{"name": "People", "clients": []string{"*"}, "rules": []map[string]any{{
-						"name": "Sign-in", "grant_types": []string{"authorization_code", deviceGrant}, "scopes": []string{"*"},
-						"access_token_lifetime": "10m", "refresh_token_lifetime": "1d", "refresh_token_idle": "1h",
-					}}}},
-				}},
-			},
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":9380"},
-				"routes": []map[string]any{{"handle": []map[string]any{{"handler": "token_issuer"}}}},
-			}}},
+	startIssuer(t, issuerSetup{
+		users: []map[string]any{{"id": aliceID, "login": aliceLogin, "password_hash": hash, "groups": []string{"staff"},
+			"profile": map[string]any{"email": aliceLogin, "email_verified": true, "name": "Alice Smith", "given_name": "Alice"}}},
+		clients: clients,
+		server: map[string]any{
+			"scopes": []map[string]any{{"name": "orders:read", "default": true},
+				{"name": consentOnly, "consent": "required", "description": "Make payments for you"}},
+			"policies": []map[string]any{{"name": "People", "clients": []string{"*"}, "rules": []map[string]any{{
+				"name": "Sign-in", "grant_types": []string{"authorization_code", deviceGrant}, "scopes": []string{"*"},
+				"access_token_lifetime": "10m", "refresh_token_lifetime": "1d", "refresh_token_idle": "1h",
+			}}}},
 		},
-	}
-	cb, _ := json.Marshal(cfg)
-	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(string(cb), "json")
+	})
 }
 
 // relyingParty is a small web application signing its users in with the

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"golang.org/x/oauth2"
@@ -28,39 +25,24 @@ func TestOrgTokensOnlyForOrgUserinfo(t *testing.T) {
 	rp := httptest.NewServer(http.NotFoundHandler())
 	defer rp.Close()
 	redirect := rp.URL + "/callback"
-	dir := t.TempDir()
 	hash, _ := directory.HashBcrypt("alice-password")
-	users, _ := json.Marshal(map[string]any{"users": []map[string]any{{"id": "00u-alice", "login": "alice@example.com", "password_hash": hash,
-		"profile": map[string]any{"email": "alice@example.com"}}}})
-	_ = os.WriteFile(filepath.Join(dir, "users.json"), users, 0o600)
-	cfg := map[string]any{
-		"admin": map[string]any{"listen": "localhost:2899"},
-		"apps": map[string]any{
-			"token_issuer": map[string]any{
-				"base_url": base, "key_encryption_secret": sealSecret,
-				"storage":   map[string]any{"module": "embedded", "path": filepath.Join(dir, "issuer.db")},
-				"directory": map[string]any{"source": "file", "path": filepath.Join(dir, "users.json")},
-				"clients": []map[string]any{{"client_id": spaID, "token_endpoint_auth_method": "none",
-					"grant_types": []string{"authorization_code"}, "redirect_uris": []string{redirect}}},
-				"authorization_servers": map[string]any{"default": map[string]any{
-					"scopes":   []map[string]any{{"name": "orders:read"}},
-					"policies": []map[string]any{{"name": "All", "clients": []string{"*"}, "rules": []map[string]any{{"name": "Any", "grant_types": []string{"authorization_code"}, "scopes": []string{"*"}}}}},
-				}},
-			},
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":9380"},
-				"routes": []map[string]any{
-					{"match": []map[string]any{{"path": []string{"/api/*"}}}, "handle": []map[string]any{
-						{"handler": "require_token", "issuers": []map[string]any{{"url": base + "/oauth2/default", "audience": []string{"api://default"}}}},
-						{"handler": "static_response", "body": "api"},
-					}},
-					{"handle": []map[string]any{{"handler": "token_issuer"}}},
-				},
-			}}},
+	startIssuer(t, issuerSetup{
+		users: []map[string]any{{"id": "00u-alice", "login": "alice@example.com", "password_hash": hash,
+			"profile": map[string]any{"email": "alice@example.com"}}},
+		clients: []map[string]any{{"client_id": spaID, "token_endpoint_auth_method": "none",
+			"grant_types": []string{"authorization_code"}, "redirect_uris": []string{redirect}}},
+		server: map[string]any{
+			"scopes":   []map[string]any{{"name": "orders:read"}},
+			"policies": []map[string]any{{"name": "All", "clients": []string{"*"}, "rules": []map[string]any{{"name": "Any", "grant_types": []string{"authorization_code"}, "scopes": []string{"*"}}}}},
 		},
-	}
-	cb, _ := json.Marshal(cfg)
-	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(string(cb), "json")
+		routes: []map[string]any{
+			{"match": []map[string]any{{"path": []string{"/api/*"}}}, "handle": []map[string]any{
+				{"handler": "require_token", "issuers": []map[string]any{{"url": base + "/oauth2/default", "audience": []string{"api://default"}}}},
+				{"handler": "static_response", "body": "api"},
+			}},
+			{"handle": []map[string]any{{"handler": "token_issuer"}}},
+		},
+	})
 
 	conf := oauth2.Config{ClientID: spaID, RedirectURL: redirect, Scopes: []string{"openid", "email"},
 		Endpoint: oauth2.Endpoint{AuthURL: base + "/oauth2/v1/authorize", TokenURL: base + "/oauth2/v1/token", AuthStyle: oauth2.AuthStyleInParams}}

@@ -43,21 +43,15 @@ const (
 // startUserEnv is userEnv with browser clients redirecting to redirect.
 func startUserEnv(t *testing.T, leeway, redirect string) {
 	t.Helper()
-	dir := t.TempDir()
 	hash, err := directory.HashBcrypt("alice-password")
 	if err != nil {
 		t.Fatal(err)
 	}
-	users := map[string]any{"users": []map[string]any{
+	users := []map[string]any{
 		{"id": "00u-alice", "login": "alice@example.com", "password_hash": hash, "groups": []string{"finance", "staff"},
 			"profile": map[string]any{"email": "alice@example.com", "email_verified": true, "name": "Alice Smith", "given_name": "Alice"}},
 		{"id": "00u-bob", "login": "bob@example.com", "password_hash": hash, "status": "suspended"},
 		{"id": "00u-carol", "login": "carol@example.com", "password_hash": hash, "groups": []string{"contractors"}},
-	}}
-	b, _ := json.Marshal(users)
-	usersPath := filepath.Join(dir, "users.json")
-	if err := os.WriteFile(usersPath, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 	client := map[string]any{"client_id": appID, "client_secret": appSec, "grant_types": []string{"password", "refresh_token"}}
 	if leeway != "" {
@@ -72,6 +66,41 @@ func startUserEnv(t *testing.T, leeway, redirect string) {
 			map[string]any{"client_id": tvID, "name": "Living-room TV", "token_endpoint_auth_method": "none",
 				"grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
 	}
+	startIssuer(t, issuerSetup{users: users, clients: clients, server: map[string]any{
+		"scopes": []map[string]any{{"name": "orders:read", "default": true}, {"name": "payments:write", "consent": "required", "description": "Make payments for you"}},
+		"claims": []map[string]any{
+			{"name": "dept_groups", "groups": map[string]any{"type": "starts_with", "value": "fin"}},
+			{"name": "email", "value": "user.profile.email"},
+		},
+		"policies": []map[string]any{{"name": "Employees", "clients": []string{"*"}, "rules": []map[string]any{{
+			"name": "Staff", "grant_types": []string{"password", "authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}, "scopes": []string{"*"},
+			"people":                map[string]any{"exclude_groups": []string{"contractors"}},
+			"access_token_lifetime": "10m", "refresh_token_lifetime": "1d", "refresh_token_idle": "1h",
+		}}}},
+	}})
+}
+
+// issuerSetup is an issuer for the user-flow tests, in this process on
+// base: users in a directory file, clients, the "default"
+// authorization server, and the site's routes (default: the issuer).
+type issuerSetup struct {
+	users   []map[string]any
+	clients []map[string]any
+	server  map[string]any
+	routes  []map[string]any
+}
+
+func startIssuer(t *testing.T, s issuerSetup) {
+	t.Helper()
+	dir := t.TempDir()
+	b, _ := json.Marshal(map[string]any{"users": s.users})
+	usersPath := filepath.Join(dir, "users.json")
+	if err := os.WriteFile(usersPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s.routes == nil {
+		s.routes = []map[string]any{{"handle": []map[string]any{{"handler": "token_issuer"}}}}
+	}
 	cfg := map[string]any{
 		"admin": map[string]any{"listen": "localhost:2899"},
 		"apps": map[string]any{
@@ -80,24 +109,10 @@ func startUserEnv(t *testing.T, leeway, redirect string) {
 				"key_encryption_secret": sealSecret,
 				"storage":               map[string]any{"module": "embedded", "path": filepath.Join(dir, "issuer.db")},
 				"directory":             map[string]any{"source": "file", "path": usersPath},
-				"clients":               clients,
-				"authorization_servers": map[string]any{"default": map[string]any{
-					"scopes": []map[string]any{{"name": "orders:read", "default": true}, {"name": "payments:write", "consent": "required", "description": "Make payments for you"}},
-					"claims": []map[string]any{
-						{"name": "dept_groups", "groups": map[string]any{"type": "starts_with", "value": "fin"}},
-						{"name": "email", "value": "user.profile.email"},
-					},
-					"policies": []map[string]any{{"name": "Employees", "clients": []string{"*"}, "rules": []map[string]any{{
-						"name": "Staff", "grant_types": []string{"password", "authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}, "scopes": []string{"*"},
-						"people":                map[string]any{"exclude_groups": []string{"contractors"}},
-						"access_token_lifetime": "10m", "refresh_token_lifetime": "1d", "refresh_token_idle": "1h",
-					}}}},
-				}},
+				"clients":               s.clients,
+				"authorization_servers": map[string]any{"default": s.server},
 			},
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":9380"},
-				"routes": []map[string]any{{"handle": []map[string]any{{"handler": "token_issuer"}}}},
-			}}},
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{"listen": []string{":9380"}, "routes": s.routes}}},
 		},
 	}
 	cb, _ := json.Marshal(cfg)
