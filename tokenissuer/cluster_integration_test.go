@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -365,8 +366,16 @@ func pkceS256(v string) string {
 // disturbing tests that share the machine's server. It returns the DSN
 // and a function that stops the server for the given time and starts
 // it again.
-func privatePostgres(t *testing.T, port int) (string, func(down time.Duration)) {
+func privatePostgres(t *testing.T) (string, func(down time.Duration) error) {
 	t.Helper()
+	// A free loopback port, not a fixed one: a server left behind by an
+	// interrupted run must not make this one fail.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	needTool(t, len(bins) > 0, "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) to run a private server")
 	binDir := filepath.Dir(bins[len(bins)-1])
@@ -393,30 +402,43 @@ func privatePostgres(t *testing.T, port int) (string, func(down time.Duration)) 
 			t.Fatal(err)
 		}
 	}
-	run := func(args ...string) {
-		t.Helper()
+	logPath := filepath.Join(dir, "server.log")
+	// run returns a failure with the server's log: pg_ctl only says
+	// "Examine the log output", and the directory is removed at the end.
+	run := func(args ...string) error {
 		args = append(prefix, args...)
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+			serverLog, _ := os.ReadFile(logPath)
+			return fmt.Errorf("%s: %v\n%s\nserver log:\n%s", strings.Join(args, " "), err, out, serverLog)
 		}
+		return nil
 	}
-	run(filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
-	start := func() {
-		run(filepath.Join(binDir, "pg_ctl"), "-D", data, "-w", "-l", filepath.Join(dir, "server.log"),
+	if err := run(filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"); err != nil {
+		t.Fatal(err)
+	}
+	start := func() error {
+		return run(filepath.Join(binDir, "pg_ctl"), "-D", data, "-w", "-l", logPath,
 			"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", port, dir), "start")
 	}
-	stop := func(mode string) {
-		run(filepath.Join(binDir, "pg_ctl"), "-D", data, "-w", "-m", mode, "stop")
+	stop := func(mode string) error {
+		return run(filepath.Join(binDir, "pg_ctl"), "-D", data, "-w", "-m", mode, "stop")
 	}
-	start()
+	if err := start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		stop("immediate")
+		if err := stop("immediate"); err != nil {
+			t.Error(err)
+		}
 		os.RemoveAll(dir)
 	})
-	restart := func(down time.Duration) {
-		stop("fast")
+	// restart may run outside the test's goroutine: it returns its error.
+	restart := func(down time.Duration) error {
+		if err := stop("fast"); err != nil {
+			return err
+		}
 		time.Sleep(down)
-		start()
+		return start()
 	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), restart
 }
@@ -428,7 +450,7 @@ func privatePostgres(t *testing.T, port int) (string, func(down time.Duration)) 
 // itself, and afterwards the last refresh token of every chain works:
 // no refresh token a client received was lost.
 func TestClusterSurvivesPostgresRestart(t *testing.T) {
-	dsn, restart := privatePostgres(t, 55432)
+	dsn, restart := privatePostgres(t)
 	bin := caddyBinary(t)
 	const base = "http://localhost:9485"
 	nodes := []*node{
@@ -504,11 +526,8 @@ func TestClusterSurvivesPostgresRestart(t *testing.T) {
 
 	time.Sleep(time.Second)
 	before := ok.Load()
-	restarted := make(chan struct{})
-	go func() {
-		defer close(restarted)
-		restart(1500 * time.Millisecond)
-	}()
+	restarted := make(chan error, 1)
+	go func() { restarted <- restart(1500 * time.Millisecond) }()
 	// The gateway validates locally while the database is away.
 	time.Sleep(700 * time.Millisecond)
 	req, _ := http.NewRequest(http.MethodGet, nodes[0].url+"/api/orders", nil)
@@ -518,7 +537,11 @@ func TestClusterSurvivesPostgresRestart(t *testing.T) {
 	} else {
 		res.Body.Close()
 	}
-	<-restarted
+	if err := <-restarted; err != nil {
+		close(stopLoad)
+		wg.Wait()
+		t.Fatalf("restarting PostgreSQL: %v", err)
+	}
 	during := ok.Load()
 	time.Sleep(2 * time.Second)
 	close(stopLoad)
