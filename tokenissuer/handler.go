@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 )
 
 func init() {
@@ -47,6 +48,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Throttles key on Caddy's client IP, which honours trusted_proxies.
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		r = r.WithContext(clientip.With(r.Context(), ip))
+	}
 	if h.issuer.ServeHTTP(w, r) {
 		return nil
 	}

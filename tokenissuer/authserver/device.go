@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -142,7 +143,7 @@ func (i *Issuer) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	addr := "device:" + clientAddr(r)
+	addr := "device:" + clientip.From(r)
 	if i.throttled(ctx, addr, maxAddrFailures) {
 		htmlHeaders(w)
 		w.WriteHeader(http.StatusTooManyRequests)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
@@ -78,7 +78,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	login := directory.NormalizeLogin(form["username"])
-	addr := clientAddr(r)
+	addr := clientip.From(r)
 	ctx := r.Context()
 	d := decision{server: s, clientID: req.ClientID}
 	if i.throttled(ctx, "user:"+login, maxUserFailures) || i.throttled(ctx, "addr:"+addr, maxAddrFailures) {
@@ -257,14 +257,4 @@ func (i *Issuer) fail(ctx context.Context, key string) int {
 
 func (i *Issuer) clearFailures(ctx context.Context, key string) {
 	_, _ = i.store.UpdateRecord(ctx, store.NSThrottle, key, func([]byte) ([]byte, error) { return nil, nil })
-}
-
-// clientAddr is the connection's address (not a forwarded header a
-// client could forge).
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

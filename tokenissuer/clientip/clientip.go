@@ -1,0 +1,33 @@
+// Package clientip carries the address of the client a request came
+// from, as the Caddy glue computed it (Caddy's `client_ip`, which honours
+// the server's `trusted_proxies`), to the Caddy-free cores that throttle
+// by address. Behind a reverse proxy the socket's peer is the proxy: a
+// throttle keyed by it would let one client lock out everyone.
+package clientip
+
+import (
+	"context"
+	"net"
+	"net/http"
+)
+
+type key struct{}
+
+// With returns ctx carrying ip as the client's address.
+func With(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, key{}, ip)
+}
+
+// From returns the client's address: the one set by With, else the
+// host of the connection's peer address (not a forwarded header, which
+// a client could forge).
+func From(r *http.Request) string {
+	if ip, ok := r.Context().Value(key{}).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
