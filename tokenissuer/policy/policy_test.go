@@ -329,3 +329,38 @@ func TestDurationJSON(t *testing.T) {
 		t.Fatalf("rule lifetime from JSON = %v", r.Lifetime())
 	}
 }
+
+// TestDurationDays: refresh-token lifetimes are written in days ("90d",
+// Okta's unit for them), which Go's ParseDuration lacks.
+func TestDurationDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		`"1d"`:     24 * time.Hour,
+		`"7d"`:     7 * 24 * time.Hour,
+		`"90d"`:    90 * 24 * time.Hour,
+		`"1.5d"`:   36 * time.Hour,
+		`"1d12h"`:  36 * time.Hour,
+		`"2h1d"`:   26 * time.Hour,
+		`"0.25d"`:  6 * time.Hour,
+		`"10d30m"`: 240*time.Hour + 30*time.Minute,
+		`"0.01d"`:  14*time.Minute + 24*time.Second, // 0.24h, not rounded
+	} {
+		var d Duration
+		if err := json.Unmarshal([]byte(in), &d); err != nil {
+			t.Errorf("unmarshal %s: %v", in, err)
+		} else if time.Duration(d) != want {
+			t.Errorf("unmarshal %s = %v, want %v", in, time.Duration(d), want)
+		}
+	}
+	// A day count too large for a float64 is refused as such.
+	huge := `"` + strings.Repeat("9", 400) + `d"`
+	if err := json.Unmarshal([]byte(huge), new(Duration)); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("a 400-digit day count: err = %v, want out of range", err)
+	}
+	var r Rule
+	if err := json.Unmarshal([]byte(`{"refresh_token_lifetime":"30d","refresh_token_idle":"1d"}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.RefreshLifetime() != 30*24*time.Hour || r.RefreshIdle() != 24*time.Hour {
+		t.Fatalf("rule from JSON: lifetime %v idle %v, want 720h 24h", r.RefreshLifetime(), r.RefreshIdle())
+	}
+}
