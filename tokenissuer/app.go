@@ -250,14 +250,36 @@ func (a *App) Start() error {
 	if err != nil {
 		return err
 	}
+	// Prove the secret on every server's stored keys before any server
+	// writes: one refused later would leave the others sealed with it.
+	var ids []string
+	for _, s := range a.issuer.Servers() {
+		ids = append(ids, s.ID)
+	}
+	if err := keys.CheckSecret(a.ctx, st, sealer, time.Now(), ids...); err != nil {
+		return a.secretError(err)
+	}
 	mctx, cancel := context.WithCancel(a.ctx)
 	a.cancel = cancel
 	if err := a.issuer.Start(mctx, st, sealer, jwk.NewCache(mctx)); err != nil {
 		cancel()
-		return err
+		return a.secretError(err)
 	}
 	go a.issuer.Maintain(mctx, time.Duration(a.MaintenanceInterval), time.Duration(a.KeyRotationInterval))
 	return nil
+}
+
+// secretError explains a start refused because the secret does not
+// open the stored keys, naming the setting but never the secret.
+func (a *App) secretError(err error) error {
+	if !errors.Is(err, keys.ErrUnseal) {
+		return err
+	}
+	which := "key_encryption_secret"
+	if a.secret == nil {
+		which = "no key_encryption_secret is set and the generated secret (token_issuer/seal.key in Caddy's data directory)"
+	}
+	return fmt.Errorf("%s does not open the signing keys already in the store; start with the key_encryption_secret that sealed them (every instance sharing a store needs the same one): %w", which, err)
 }
 
 // generatedSecret reads or creates the key-encryption secret file.

@@ -307,3 +307,64 @@ func TestUserClaims(t *testing.T) {
 		}
 	}
 }
+
+// TestHasToken: the issuer evaluates claims for a token kind only when
+// some claim goes into it (issue.go, idtoken.go), so HasToken must see
+// each claim's token, the default being the access token.
+func TestHasToken(t *testing.T) {
+	var none *Set
+	if none.HasToken(AccessToken) || compile(t).HasToken(AccessToken) {
+		t.Error("a set without claims reports claims for the access token")
+	}
+	access := compile(t, &Claim{Name: "team", Value: `"bi"`})
+	if !access.HasToken(AccessToken) || access.HasToken(IDToken) {
+		t.Errorf("a claim without token: access %v id %v, want true false", access.HasToken(AccessToken), access.HasToken(IDToken))
+	}
+	// The ID-token claim comes after an access-token one: every claim is looked at.
+	both := compile(t, &Claim{Name: "team", Value: `"bi"`}, &Claim{Name: "login", Value: `user.login`, Token: IDToken})
+	if !both.HasToken(IDToken) || !both.HasToken(AccessToken) {
+		t.Error("a set with an access-token and an ID-token claim misses one")
+	}
+	id := compile(t, &Claim{Name: "login", Value: `user.login`, Token: IDToken})
+	if id.HasToken(AccessToken) || !id.HasToken(IDToken) {
+		t.Errorf("an id_token claim: access %v id %v, want false true", id.HasToken(AccessToken), id.HasToken(IDToken))
+	}
+}
+
+// TestCompileErrorExplains: a refused expression's error names the
+// claim and carries CEL's diagnosis, so the operator sees what to fix.
+func TestCompileErrorExplains(t *testing.T) {
+	for expr, diag := range map[string]string{
+		`client.id ==`:        "Syntax error",
+		``:                    "Syntax error",
+		`scopes + 1`:          "found no matching overload for '_+_'",
+		`account.login`:       "undeclared reference to 'account'",
+		`scopes.size() > "a"`: "found no matching overload",
+	} {
+		_, err := Compile([]*Claim{{Name: "team", Value: expr}}, isKnown)
+		if err == nil || !strings.Contains(err.Error(), `claim "team"`) || !strings.Contains(err.Error(), diag) {
+			t.Errorf("%q: err = %v, want the claim name and %q", expr, err, diag)
+		}
+	}
+}
+
+// TestUserGroupsExpression: `user.groups` is the user's groups as a
+// list, an empty list for a user without groups.
+func TestUserGroupsExpression(t *testing.T) {
+	s := compile(t,
+		&Claim{Name: "groups", Value: `user.groups`},
+		&Claim{Name: "finance", Value: `"finance" in user.groups`},
+		&Claim{Name: "n", Value: `size(user.groups)`},
+	)
+	in := input
+	in.User = &User{ID: "u1", Login: "alice@example.com", Groups: []string{"staff", "finance"}}
+	got := eval(t, s, in)
+	if !reflect.DeepEqual(got, map[string]any{"groups": []any{"staff", "finance"}, "finance": true, "n": float64(2)}) {
+		t.Errorf("user with groups: %v", got)
+	}
+	in.User = &User{ID: "u2", Login: "bob@example.com"}
+	got = eval(t, s, in)
+	if !reflect.DeepEqual(got, map[string]any{"groups": []any{}, "finance": false, "n": float64(0)}) {
+		t.Errorf("user without groups: %v", got)
+	}
+}

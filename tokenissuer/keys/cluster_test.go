@@ -1,7 +1,9 @@
 package keys
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -91,4 +93,39 @@ func TestClusterAgreesOnKeys(t *testing.T) {
 			t.Fatalf("after the rotation node %d signs with %s, want %s", i, got, active)
 		}
 	}
+}
+
+// TestClusterWrongSecretNodeIsRefused replays the finding on a shared
+// PostgreSQL store: one node misconfigured with another secret and
+// another algorithm starts, is refused without writing, and the
+// correctly configured node still starts and signs. Before the fix the
+// refused node left ACTIVE/NEXT keys sealed with its secret, and every
+// node sharing the store failed to start.
+func TestClusterWrongSecretNodeIsRefused(t *testing.T) {
+	nodes := postgresNodes(t, 2)
+	clk := newClock()
+	ctx := context.Background()
+	ensure(t, NewManager("default", jwa.ES256, nodes[0], sealer(t, secret1), retention, clk.Now))
+	before := snapshot(t, nodes[0], "default")
+
+	clk.Advance(time.Hour)
+	bad := NewManager("default", jwa.RS256, nodes[1], sealer(t, secret2), retention, clk.Now)
+	if err := CheckSecret(ctx, nodes[1], sealer(t, secret2), clk.Now(), "default"); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("CheckSecret on the misconfigured node: err = %v, want ErrUnseal", err)
+	}
+	if _, err := bad.Ensure(ctx); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Ensure on the misconfigured node: err = %v, want ErrUnseal", err)
+	}
+	if _, err := bad.Rotate(ctx); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Rotate on the misconfigured node: err = %v, want ErrUnseal", err)
+	}
+	if got := snapshot(t, nodes[0], "default"); !bytes.Equal(got, before) {
+		t.Fatalf("the refused node changed the shared store:\nbefore %s\nafter  %s", before, got)
+	}
+
+	good := NewManager("default", jwa.ES256, nodes[0], sealer(t, secret1), retention, clk.Now)
+	if what := ensure(t, good); what != "" {
+		t.Fatalf("the right node's restart reported %q, want no change", what)
+	}
+	signs(t, good)
 }

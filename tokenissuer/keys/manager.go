@@ -155,6 +155,12 @@ func (m *Manager) update(ctx context.Context, cond func([]store.KeyRecord) bool)
 		if cond != nil && !cond(recs) {
 			return nil, errNoChange
 		}
+		// Checked on the records being replaced, inside the transaction:
+		// keys sealed with a secret that cannot open the stored ones
+		// would leave a store no node can load.
+		if err := opens(m.sealer, m.as, recs, m.now()); err != nil {
+			return nil, err
+		}
 		return m.rotated(recs, fresh), nil
 	})
 	if errors.Is(err, errNoChange) {
@@ -164,6 +170,42 @@ func (m *Manager) update(ctx context.Context, cond func([]store.KeyRecord) bool)
 }
 
 var errNoChange = errors.New("no change")
+
+// CheckSecret proves s opens every published key of each listed
+// authorization server, so a node started with the wrong secret is
+// refused before it writes keys for any of them. A server without keys
+// proves nothing and is left alone.
+func CheckSecret(ctx context.Context, st store.Store, s *Sealer, now time.Time, as ...string) error {
+	for _, id := range as {
+		recs, err := st.Keys(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := opens(s, id, recs, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// opens checks s opens every record Load would publish. Retired keys
+// are skipped: they are never read again and a rotation drops them.
+func opens(s *Sealer, as string, recs []store.KeyRecord, now time.Time) error {
+	for _, r := range recs {
+		if retired(r, now) {
+			continue
+		}
+		if _, err := s.Open(r.KID, r.Sealed); err != nil {
+			return fmt.Errorf("authorization server %q key %s: %w", as, r.KID, err)
+		}
+	}
+	return nil
+}
+
+// retired reports whether r is an EXPIRED key past its RetireAt.
+func retired(r store.KeyRecord, now time.Time) bool {
+	return r.State == store.KeyExpired && !r.RetireAt.After(now)
+}
 
 // rotated computes the records after one rotation. fresh[0] becomes the
 // active key when NEXT is missing or of another algorithm; fresh[1] the
@@ -184,7 +226,7 @@ func (m *Manager) rotated(recs []store.KeyRecord, fresh [2]store.KeyRecord) []st
 			// A NEXT of an old algorithm never signed: drop it.
 			continue
 		case store.KeyExpired:
-			if !r.RetireAt.After(now) {
+			if retired(r, now) {
 				continue
 			}
 		}
@@ -228,7 +270,7 @@ func (m *Manager) Load(ctx context.Context) error {
 	now := m.now()
 	set := &Set{Public: jwk.NewSet()}
 	for _, r := range recs {
-		if r.State == store.KeyExpired && !r.RetireAt.After(now) {
+		if retired(r, now) {
 			continue
 		}
 		pt, err := m.sealer.Open(r.KID, r.Sealed)

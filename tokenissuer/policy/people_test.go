@@ -57,6 +57,11 @@ func TestRefreshTokenBounds(t *testing.T) {
 		{24 * time.Hour, 0, true}, // idle defaults to min(7d, lifetime)
 		{24 * time.Hour, 48 * time.Hour, false},
 		{0, time.Minute, false},
+		{0, MinRefreshIdle, true}, // the bounds are inclusive
+		{0, MinRefreshIdle - time.Second, false},
+		{24 * time.Hour, 24 * time.Hour, true},
+		{24 * time.Hour, 24*time.Hour + time.Second, false},
+		{0, -time.Hour, false},
 		{-time.Hour, 0, false},
 	} {
 		_, err := NewSet(mk(c.life, c.idle), map[string]bool{}, []string{"password"})

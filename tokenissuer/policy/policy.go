@@ -36,7 +36,8 @@ type Policy struct {
 	// clients. Required: an empty list is a configuration error.
 	Clients []string `json:"clients"`
 	// Rules are evaluated in priority order; the first whose conditions
-	// all match decides. A policy without rules grants nothing.
+	// all match decides. When none matches (or there are none), the
+	// next policy covering the client is evaluated, as in Okta.
 	Rules []*Rule `json:"rules,omitempty"`
 }
 
@@ -291,33 +292,51 @@ func checkList(field string, l []string) error {
 // Policies returns the policies in evaluation order.
 func (s *Set) Policies() []*Policy { return s.policies }
 
-// Evaluate returns the first policy (by priority) covering the client,
-// and in it the first rule whose conditions all match. Like Okta, only
-// the first matching policy is consulted. ok is false when nothing
-// matched; reason says why, for the log.
+// Evaluate walks the policies by priority and, in each one covering
+// the client, its rules by priority; the first rule whose conditions all
+// match decides. As in Okta, a covering policy none of whose rules match
+// does not end evaluation ("evaluation will continue to the next Access
+// Policy/Rule ... until a matching policy is found"). ok is false when
+// nothing matched; m.Policy is then the first covering policy (nil when
+// none covers the client) and reason says why, for the log.
 func (s *Set) Evaluate(req Request) (m Match, ok bool, reason string) {
+	var covering []string
 	for _, p := range s.policies {
 		if !covers(p.Clients, req.ClientID) {
 			continue
 		}
-		for _, r := range p.Rules {
-			if !slices.Contains(r.GrantTypes, req.GrantType) {
-				continue
-			}
-			if !allows(r.Scopes, req.Scopes) {
-				continue
-			}
-			if req.User == nil && !r.People.everyone() {
-				continue
-			}
-			if req.User != nil && !r.People.includes(req.User) {
-				continue
-			}
+		if r := p.match(req); r != nil {
 			return Match{Policy: p, Rule: r}, true, ""
 		}
-		return Match{Policy: p}, false, fmt.Sprintf("no rule of policy %q matched", p.Name)
+		if m.Policy == nil {
+			m.Policy = p
+		}
+		covering = append(covering, strconv.Quote(p.Name))
 	}
-	return Match{}, false, "no policy covers the client"
+	if m.Policy == nil {
+		return Match{}, false, "no policy covers the client"
+	}
+	return m, false, "no rule matched in the policies covering the client: " + strings.Join(covering, ", ")
+}
+
+// match returns the first rule of p whose conditions all hold for req.
+func (p *Policy) match(req Request) *Rule {
+	for _, r := range p.Rules {
+		if !slices.Contains(r.GrantTypes, req.GrantType) {
+			continue
+		}
+		if !allows(r.Scopes, req.Scopes) {
+			continue
+		}
+		if req.User == nil && !r.People.everyone() {
+			continue
+		}
+		if req.User != nil && !r.People.includes(req.User) {
+			continue
+		}
+		return r
+	}
+	return nil
 }
 
 func covers(list []string, v string) bool {

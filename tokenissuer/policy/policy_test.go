@@ -141,31 +141,55 @@ func TestEvaluatePolicyPriority(t *testing.T) {
 	}
 }
 
-func TestEvaluateFirstCoveringPolicyDecides(t *testing.T) {
-	// Okta semantics: the first policy whose clients match is the only
-	// one consulted, even when none of its rules match.
+// TestEvaluateContinuesPastPolicyWithoutMatchingRule: Okta evaluates
+// policies and their rules in priority order until a policy covering
+// the client has a rule whose conditions all match; a covering policy
+// none of whose rules match does not end evaluation (DESIGN.md; Okta
+// support, "Tokens not issued with lifetime configured in access rule":
+// "evaluation will continue to the next Access Policy/Rule").
+func TestEvaluateContinuesPastPolicyWithoutMatchingRule(t *testing.T) {
 	s := mustSet(t,
 		&Policy{Name: "billing", Priority: 1, Clients: []string{"billing"}, Rules: []*Rule{rule("read-only", 0, "read")}},
-		&Policy{Name: "catch-all", Priority: 2, Clients: []string{"*"}, Rules: []*Rule{rule("any", 0, "*")}},
+		&Policy{Name: "other", Priority: 2, Clients: []string{"reports"}, Rules: []*Rule{rule("everything", 0, "*")}},
+		&Policy{Name: "writers", Priority: 3, Clients: []string{"*"}, Rules: []*Rule{rule("write", 0, "write")}},
+		&Policy{Name: "catch-all", Priority: 4, Clients: []string{"*"}, Rules: []*Rule{rule("any", 0, "*")}},
 	)
-	p, r, ok := evaluate(t, s, cc("billing", "write"))
-	if ok {
-		t.Fatalf("billing write matched %s/%s; a later policy must not be consulted", p, r)
+	// The first covering policy's rule matches: it decides, although a
+	// later one would match too.
+	if p, r, ok := evaluate(t, s, cc("billing", "read")); !ok || p != "billing" || r != "read-only" {
+		t.Fatalf("billing read: %s/%s %v, want billing/read-only", p, r, ok)
 	}
-	if p != "billing" {
-		t.Fatalf("failed match reports policy %q, want billing (the deciding policy)", p)
+	// No rule of billing matches: evaluation goes on, skipping the policy
+	// that does not cover the client, to the first rule that matches.
+	if p, r, ok := evaluate(t, s, cc("billing", "write")); !ok || p != "writers" || r != "write" {
+		t.Fatalf("billing write: %s/%s %v, want writers/write", p, r, ok)
 	}
-	_, _, reason := s.Evaluate(cc("billing", "write"))
-	if !strings.Contains(reason, "billing") {
-		t.Errorf("reason %q should name the policy", reason)
+	if p, r, ok := evaluate(t, s, cc("billing", "admin")); !ok || p != "catch-all" || r != "any" {
+		t.Fatalf("billing admin: %s/%s %v, want catch-all/any", p, r, ok)
 	}
-	// A policy with no rules also decides: nothing is granted.
+	// A policy without rules does not end evaluation either.
 	s = mustSet(t,
-		&Policy{Name: "locked", Priority: 1, Clients: []string{"x"}},
-		&Policy{Name: "catch-all", Priority: 2, Clients: []string{"*"}, Rules: []*Rule{rule("any", 0, "*")}},
+		&Policy{Name: "empty", Priority: 1, Clients: []string{"x"}},
+		&Policy{Name: "catch-all", Priority: 2, Clients: []string{"*"}, Rules: []*Rule{rule("read", 0, "read")}},
 	)
-	if p, r, ok := evaluate(t, s, cc("x", "read")); ok || p != "locked" {
-		t.Fatalf("client of a rule-less policy: %s/%s %v; want denied by locked", p, r, ok)
+	if p, r, ok := evaluate(t, s, cc("x", "read")); !ok || p != "catch-all" || r != "read" {
+		t.Fatalf("client of a rule-less policy: %s/%s %v, want catch-all/read", p, r, ok)
+	}
+	// Nothing matches in any covering policy: denied, and the decision
+	// names the covering policies (the first as the policy), not others.
+	m, ok, reason := s.Evaluate(cc("x", "write"))
+	if ok || m.Rule != nil || m.Policy == nil || m.Policy.Name != "empty" {
+		t.Fatalf("nothing matching: %+v %v, want denied with policy empty", m, ok)
+	}
+	if !strings.Contains(reason, `"empty"`) || !strings.Contains(reason, `"catch-all"`) {
+		t.Errorf("reason %q should name both covering policies", reason)
+	}
+	s = mustSet(t,
+		&Policy{Name: "mine", Priority: 1, Clients: []string{"x"}, Rules: []*Rule{rule("read", 0, "read")}},
+		&Policy{Name: "theirs", Priority: 2, Clients: []string{"y"}, Rules: []*Rule{rule("any", 0, "*")}},
+	)
+	if _, _, reason := s.Evaluate(cc("x", "write")); !strings.Contains(reason, `"mine"`) || strings.Contains(reason, `"theirs"`) {
+		t.Errorf("reason %q should name the covering policy only", reason)
 	}
 }
 
@@ -327,5 +351,40 @@ func TestDurationJSON(t *testing.T) {
 	}
 	if r.Lifetime() != 15*time.Minute {
 		t.Fatalf("rule lifetime from JSON = %v", r.Lifetime())
+	}
+}
+
+// TestDurationDays: refresh-token lifetimes are written in days ("90d",
+// Okta's unit for them), which Go's ParseDuration lacks.
+func TestDurationDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		`"1d"`:     24 * time.Hour,
+		`"7d"`:     7 * 24 * time.Hour,
+		`"90d"`:    90 * 24 * time.Hour,
+		`"1.5d"`:   36 * time.Hour,
+		`"1d12h"`:  36 * time.Hour,
+		`"2h1d"`:   26 * time.Hour,
+		`"0.25d"`:  6 * time.Hour,
+		`"10d30m"`: 240*time.Hour + 30*time.Minute,
+		`"0.01d"`:  14*time.Minute + 24*time.Second, // 0.24h, not rounded
+	} {
+		var d Duration
+		if err := json.Unmarshal([]byte(in), &d); err != nil {
+			t.Errorf("unmarshal %s: %v", in, err)
+		} else if time.Duration(d) != want {
+			t.Errorf("unmarshal %s = %v, want %v", in, time.Duration(d), want)
+		}
+	}
+	// A day count too large for a float64 is refused as such.
+	huge := `"` + strings.Repeat("9", 400) + `d"`
+	if err := json.Unmarshal([]byte(huge), new(Duration)); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("a 400-digit day count: err = %v, want out of range", err)
+	}
+	var r Rule
+	if err := json.Unmarshal([]byte(`{"refresh_token_lifetime":"30d","refresh_token_idle":"1d"}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.RefreshLifetime() != 30*24*time.Hour || r.RefreshIdle() != 24*time.Hour {
+		t.Fatalf("rule from JSON: lifetime %v idle %v, want 720h 24h", r.RefreshLifetime(), r.RefreshIdle())
 	}
 }
