@@ -74,6 +74,8 @@ type Issuer struct {
 	log      *zap.Logger
 	now      func() time.Time
 	origins  map[string]bool // trusted CORS origins
+	inflight inFlight        // password checks running, per login
+	slowStep time.Duration   // slowStep; tests set 0 to not wait
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -117,7 +119,7 @@ func New(o Options) (*Issuer, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory}
+	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep}
 	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
 		return nil, err
 	}
