@@ -101,8 +101,11 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, directory.ErrBadCredentials), errors.Is(err, errDirectory):
 		reason := "bad credentials"
-		if errors.Is(err, errDirectory) {
+		if errors.Is(err, errDirectory) || errors.Is(err, errInactive) {
 			reason = err.Error()
+		}
+		if u != nil {
+			d.userID = u.ID
 		}
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "invalid_credentials", Reason: reason})
 		if tries >= maxTxnAttempts {

@@ -183,13 +183,18 @@ func (i *Issuer) fail(ctx context.Context, key string) int {
 	return int(n)
 }
 
-// errDirectory wraps a directory's own failure (not a wrong password).
-var errDirectory = errors.New("directory")
+var (
+	// errDirectory wraps a directory's own failure (not a wrong password).
+	errDirectory = errors.New("directory")
+	// errInactive: the right password of a user who may not sign in; it
+	// is answered as bad credentials.
+	errInactive = fmt.Errorf("user is not active: %w", directory.ErrBadCredentials)
+)
 
 // passwordAttempt is one counted password check of login from addr,
 // shared by the sign-in page and the password grant. Its errors:
 // errLocked and errLoginBusy (not checked), directory.ErrBadCredentials
-// (a wrong password, an unknown login, or a user who is not active),
+// (a wrong password or an unknown login), errInactive (with the user),
 // errDirectory, or the store's error.
 func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr string, d decision) (*directory.User, error) {
 	at, err := i.admitAttempt(ctx, login, addr)
@@ -205,7 +210,10 @@ func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr stri
 	case err == nil && user.Active():
 		at.succeeded(ctx)
 		return user, nil
-	case err == nil, errors.Is(err, directory.ErrBadCredentials):
+	case err == nil:
+		at.failed(ctx, d)
+		return user, errInactive
+	case errors.Is(err, directory.ErrBadCredentials):
 		at.failed(ctx, d)
 		return nil, directory.ErrBadCredentials
 	default:
