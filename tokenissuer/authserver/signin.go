@@ -6,11 +6,13 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -94,9 +96,9 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "locked", Reason: "too many failed sign-ins"})
 		i.loginPage(w, s, txn, req, genericSignInError, http.StatusTooManyRequests)
 		return
-	case errors.Is(err, errLoginBusy):
-		i.logFailure(EventSignIn, d, &oauth.Error{Code: "busy", Reason: err.Error()})
-		w.Header().Set("Retry-After", oauth.RetryAfter)
+	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
+		i.logFailure(EventSignIn, d, &oauth.Error{Code: "temporarily_unavailable", Reason: err.Error()})
+		w.Header().Set("Retry-After", strconv.Itoa(int(i.gate.RetryAfter().Round(time.Second).Seconds())))
 		i.errorPage(w, http.StatusServiceUnavailable, busyPage)
 		return
 	case errors.Is(err, directory.ErrBadCredentials), errors.Is(err, errDirectory):

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
@@ -193,7 +194,8 @@ var (
 
 // passwordAttempt is one counted password check of login from addr,
 // shared by the sign-in page and the password grant. Its errors:
-// errLocked and errLoginBusy (not checked), directory.ErrBadCredentials
+// errLocked, errLoginBusy and hashgate.ErrBusy (not checked),
+// directory.ErrBadCredentials
 // (a wrong password or an unknown login), errInactive (with the user),
 // errDirectory, or the store's error.
 func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr string, d decision) (*directory.User, error) {
@@ -204,7 +206,7 @@ func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr stri
 	var user *directory.User
 	err = directory.ErrBadCredentials
 	if i.dir != nil && login != "" && password != "" {
-		user, err = directory.CheckPassword(ctx, i.dir, login, password)
+		user, err = directory.CheckPassword(ctx, i.dir, i.gate, login, password)
 	}
 	switch {
 	case err == nil && user.Active():
@@ -216,6 +218,9 @@ func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr stri
 	case errors.Is(err, directory.ErrBadCredentials):
 		at.failed(ctx, d)
 		return nil, directory.ErrBadCredentials
+	case errors.Is(err, hashgate.ErrBusy), ctx.Err() != nil:
+		at.unchecked(ctx)
+		return nil, hashgate.ErrBusy
 	default:
 		at.unchecked(ctx)
 		return nil, fmt.Errorf("%w: %w", errDirectory, err)

@@ -7,6 +7,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
@@ -41,7 +42,8 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 	switch {
 	case errors.Is(err, errLocked):
 		return nil, errBadCredentials.WithReason("too many failed sign-ins")
-	case errors.Is(err, errLoginBusy):
+	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
+		// Retry-After comes with every 503 (oauth.WriteError).
 		return nil, oauth.ErrTemporarilyUnavailable.WithReason(err.Error())
 	case errors.Is(err, errInactive):
 		return nil, errBadCredentials.WithReason("user is " + u.Status)
