@@ -97,6 +97,8 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		i.loginPage(w, s, txn, req, genericSignInError, http.StatusTooManyRequests)
 		return
 	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
+		// Not checked: the page keeps its attempt.
+		_, _ = i.store.Incr(ctx, store.NSAttempts, "txn:"+txn, -1, i.now().Add(txnLifetime))
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "temporarily_unavailable", Reason: err.Error()})
 		w.Header().Set("Retry-After", strconv.Itoa(int(i.gate.RetryAfter().Round(time.Second).Seconds())))
 		i.errorPage(w, http.StatusServiceUnavailable, busyPage)
