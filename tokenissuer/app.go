@@ -90,6 +90,11 @@ type App struct {
 	// cookies are never shared cross-origin. Default: none.
 	TrustedOrigins []string `json:"trusted_origins,omitempty"`
 
+	// PasswordChecks bounds the password hash checks running at once
+	// (memory and cores), see PasswordChecks. Default: as many as cores,
+	// 256 MiB, a queue of 64, 2s wait.
+	PasswordChecks *PasswordChecks `json:"password_checks,omitempty"`
+
 	// KeyEncryptionSecret encrypts private signing keys at rest; at least
 	// 32 bytes, normally `{env.NAME}`. Every instance sharing a store
 	// needs the same one. Default: a random secret generated into
@@ -193,7 +198,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("directory module %T does not look users up", mod)
 		}
 	}
+	gate, err := a.PasswordChecks.hashGate()
+	if err != nil {
+		return err
+	}
 	a.issuer, err = authserver.New(authserver.Options{
+		HashGate:       gate,
 		Directory:      dir,
 		TemplatesDir:   a.TemplatesDir,
 		TrustedOrigins: a.TrustedOrigins,

@@ -44,6 +44,12 @@ func init() {
 //		}
 //		templates_dir <dir>
 //		trusted_origins <origin...>
+//		password_checks {
+//			concurrency <n>
+//			memory <size>
+//			queue <n>
+//			wait <duration>
+//		}
 //		org {
 //			signing_alg <alg>
 //		}
@@ -161,6 +167,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = singleArg(d, once, &app.TemplatesDir)
 		case "trusted_origins":
 			err = listArg(d, once, &app.TrustedOrigins)
+		case "password_checks":
+			if err = once.check(d); err == nil {
+				app.PasswordChecks, err = parsePasswordChecks(d)
+			}
 		case "org":
 			if err = once.check(d); err == nil {
 				app.Org, err = parseOrg(d)

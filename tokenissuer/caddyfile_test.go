@@ -194,6 +194,36 @@ func TestCaddyfileErrors(t *testing.T) {
 			want: []string{"wrong argument count", "Caddyfile:3"},
 		},
 		{
+			name: "password_checks memory not a size",
+			body: "password_checks {\nmemory lots\n}",
+			want: []string{`memory "lots": not a size`, "Caddyfile:4"},
+		},
+		{
+			name: "password_checks memory too small",
+			body: "password_checks {\nmemory 64KiB\n}",
+			want: []string{"must be at least 1MiB", "Caddyfile:4"},
+		},
+		{
+			name: "password_checks zero concurrency",
+			body: "password_checks {\nconcurrency 0\n}",
+			want: []string{"concurrency 0: must be at least 1", "Caddyfile:4"},
+		},
+		{
+			name: "password_checks zero wait",
+			body: "password_checks {\nwait 0s\n}",
+			want: []string{"zero would mean the default", "Caddyfile:4"},
+		},
+		{
+			name: "password_checks unknown subdirective",
+			body: "password_checks {\nthreads 4\n}",
+			want: []string{`unknown subdirective "threads"`, "Caddyfile:4"},
+		},
+		{
+			name: "password_checks twice",
+			body: "password_checks {\nqueue 4\n}\npassword_checks {\nqueue 8\n}",
+			want: []string{`duplicate subdirective "password_checks"`, "Caddyfile:6"},
+		},
+		{
 			name: "trusted_origins without origins",
 			body: "trusted_origins",
 			want: []string{"wrong argument count", "Caddyfile:3"},

@@ -266,10 +266,13 @@ func TestAuthorizeRefusals(t *testing.T) {
 	if res, _ := b.signIn(page, "bob@example.com", "alice-password"); res.StatusCode != 401 {
 		t.Fatalf("suspended user signed in: %d", res.StatusCode)
 	}
-	// After repeated failures even the right password is refused.
+	// After repeated failures even the right password is refused (each
+	// on a fresh page: one page takes only 5 passwords, then expires).
 	for range 10 {
+		_, page = b.get(good(nil))
 		b.signIn(page, "carol@example.com", "wrong")
 	}
+	_, page = b.get(good(nil))
 	if res, _ := b.signIn(page, "carol@example.com", "alice-password"); res.StatusCode != 429 {
 		t.Fatalf("locked login accepted: %d", res.StatusCode)
 	}

@@ -88,6 +88,8 @@ type issuerSetup struct {
 	clients []map[string]any
 	server  map[string]any
 	routes  []map[string]any
+	// site holds more settings of the HTTP server (e.g. trusted_proxies).
+	site map[string]any
 }
 
 func startIssuer(t *testing.T, s issuerSetup) {
@@ -101,6 +103,10 @@ func startIssuer(t *testing.T, s issuerSetup) {
 	if s.routes == nil {
 		s.routes = []map[string]any{{"handle": []map[string]any{{"handler": "token_issuer"}}}}
 	}
+	srv := map[string]any{"listen": []string{":9380"}, "routes": s.routes}
+	for k, v := range s.site {
+		srv[k] = v
+	}
 	cfg := map[string]any{
 		"admin": map[string]any{"listen": "localhost:2899"},
 		"apps": map[string]any{
@@ -112,7 +118,7 @@ func startIssuer(t *testing.T, s issuerSetup) {
 				"clients":               s.clients,
 				"authorization_servers": map[string]any{"default": s.server},
 			},
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{"listen": []string{":9380"}, "routes": s.routes}}},
+			"http": map[string]any{"servers": map[string]any{"srv0": srv}},
 		},
 	}
 	cb, _ := json.Marshal(cfg)

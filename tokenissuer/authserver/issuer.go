@@ -17,6 +17,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -56,6 +57,11 @@ type Options struct {
 	TemplatesDir string
 	// TrustedOrigins may call the fetch endpoints from a browser (CORS).
 	TrustedOrigins []string
+	// HashGate bounds the password (and client secret) hash checks that
+	// run at once, for the whole process: every check of a user's
+	// password on the sign-in page and in the password grant goes
+	// through it. Default: hashgate.New with its defaults.
+	HashGate *hashgate.Gate
 	// Logger receives one event per decision.
 	Logger *zap.Logger
 	// Now is the clock; default time.Now.
@@ -74,12 +80,19 @@ type Issuer struct {
 	log      *zap.Logger
 	now      func() time.Time
 	origins  map[string]bool // trusted CORS origins
+	gate     *hashgate.Gate  // every password check runs through it
+	inflight inFlight        // password checks running, per login
+	slowStep time.Duration   // slowStep; tests set 0 to not wait
 
 	startMu sync.Mutex
 	started atomic.Bool
 	store   store.Store
 	auth    *clientauth.Authenticator
 }
+
+// HashGate is the gate every password check of this Issuer runs
+// through; client secret checks (bcrypt) are to share it.
+func (i *Issuer) HashGate() *hashgate.Gate { return i.gate }
 
 // Server is one authorization server.
 type Server struct {
@@ -117,7 +130,10 @@ func New(o Options) (*Issuer, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory}
+	if o.HashGate == nil {
+		o.HashGate = hashgate.New(hashgate.Config{})
+	}
+	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate}
 	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
 		return nil, err
 	}

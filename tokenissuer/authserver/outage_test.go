@@ -58,6 +58,13 @@ func (f *flakyStore) Marked(ctx context.Context, ns, key string) (bool, error) {
 	return f.Store.Marked(ctx, ns, key)
 }
 
+func (f *flakyStore) Incr(ctx context.Context, ns, key string, delta int64, until time.Time) (int64, error) {
+	if err := f.fail("Incr"); err != nil {
+		return 0, err
+	}
+	return f.Store.Incr(ctx, ns, key, delta, until)
+}
+
 func (f *flakyStore) PutRefresh(ctx context.Context, rt store.RefreshToken) error {
 	if err := f.fail("PutRefresh"); err != nil {
 		return err
@@ -233,7 +240,7 @@ func TestStoreOutage(t *testing.T) {
 	}
 	form := url.Values{"txn": {field("txn")}, "csrf": {field("csrf")}, "username": {"alice@example.com"}, "password": {"wrong"}}
 	cookies := w.Result().Cookies()
-	for _, op := range []string{"GetRecord", "*"} {
+	for _, op := range []string{"GetRecord", "Incr", "*"} {
 		st.set(op)
 		r := httptest.NewRequest(http.MethodPost, "/oauth2/v1/signin", strings.NewReader(form.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")

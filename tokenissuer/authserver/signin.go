@@ -6,26 +6,17 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ui"
-)
-
-// Throttling of failed sign-ins: each failure beyond the first few is
-// slowed down, and too many lock the login (or the address) for the
-// window. The message never says which.
-const (
-	throttleWindow  = 15 * time.Minute
-	maxUserFailures = 10
-	maxAddrFailures = 50
-	slowAfter       = 3
-	maxDelay        = 2 * time.Second
 )
 
 // genericSignInError is the only thing a failed sign-in page says.
@@ -60,10 +51,17 @@ func (i *Issuer) currentSession(r *http.Request) (*session, bool) {
 	return &s, true
 }
 
+// expiredSignIn is the answer to a sign-in form whose pending request
+// is unknown, used up or not this browser's.
+const expiredSignIn = "This sign-in page has expired or was not opened here. Return to the application and try again."
+
+// busyPage is the answer when the password could not be checked now.
+const busyPage = "Too many sign-ins are in progress. Try again in a moment."
+
 // serveSignIn takes the sign-in form (org path /oauth2/v1/signin; the
 // session it starts serves every authorization server).
 func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
-	form, txn, req, ok := i.postedPage(w, r, "This sign-in page has expired or was not opened here. Return to the application and try again.")
+	form, txn, req, ok := i.postedPage(w, r, expiredSignIn)
 	if !ok {
 		return
 	}
@@ -78,36 +76,58 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	login := directory.NormalizeLogin(form["username"])
-	addr := clientip.From(r)
 	ctx := r.Context()
 	d := decision{server: s, clientID: req.ClientID}
-	if i.throttled(ctx, "user:"+login, maxUserFailures) || i.throttled(ctx, "addr:"+addr, maxAddrFailures) {
+	// One pending sign-in takes a few passwords, then expires: the
+	// per-login limit is not the only bound on guesses through it.
+	tries, err := i.store.Incr(ctx, store.NSAttempts, "txn:"+txn, 1, i.now().Add(txnLifetime))
+	if err != nil {
+		i.storeFailurePage(w, err)
+		return
+	}
+	if tries > maxTxnAttempts {
+		i.dropTxn(ctx, txn)
+		i.errorPage(w, http.StatusBadRequest, expiredSignIn)
+		return
+	}
+	u, err := i.passwordAttempt(ctx, login, form["password"], clientip.From(r), d)
+	switch {
+	case errors.Is(err, errLocked):
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "locked", Reason: "too many failed sign-ins"})
 		i.loginPage(w, s, txn, req, genericSignInError, http.StatusTooManyRequests)
 		return
-	}
-	var u *directory.User
-	var err error = directory.ErrBadCredentials
-	if i.dir != nil && login != "" && form["password"] != "" {
-		u, err = directory.CheckPassword(ctx, i.dir, login, form["password"])
-	}
-	if err == nil && !u.Active() {
-		err = directory.ErrBadCredentials
-	}
-	if err != nil {
-		n := max(i.fail(ctx, "user:"+login), i.fail(ctx, "addr:"+addr))
-		if n > slowAfter {
-			time.Sleep(min(time.Duration(n-slowAfter)*250*time.Millisecond, maxDelay))
-		}
+	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
+		// Not checked: the page keeps its attempt.
+		_, _ = i.store.Incr(ctx, store.NSAttempts, "txn:"+txn, -1, i.now().Add(txnLifetime))
+		i.logFailure(EventSignIn, d, &oauth.Error{Code: "temporarily_unavailable", Reason: err.Error()})
+		w.Header().Set("Retry-After", strconv.Itoa(int(i.gate.RetryAfter().Round(time.Second).Seconds())))
+		i.errorPage(w, http.StatusServiceUnavailable, busyPage)
+		return
+	case errors.Is(err, directory.ErrBadCredentials), errors.Is(err, errDirectory):
 		reason := "bad credentials"
-		if !errors.Is(err, directory.ErrBadCredentials) {
-			reason = "directory: " + err.Error()
+		if errors.Is(err, errDirectory) || errors.Is(err, errInactive) {
+			reason = err.Error()
+		}
+		if u != nil {
+			d.userID = u.ID
 		}
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "invalid_credentials", Reason: reason})
+		if tries >= maxTxnAttempts {
+			i.dropTxn(ctx, txn)
+			i.errorPage(w, http.StatusUnauthorized, expiredSignIn)
+			return
+		}
 		i.loginPage(w, s, txn, req, genericSignInError, http.StatusUnauthorized)
 		return
+	case err != nil:
+		i.storeFailurePage(w, err)
+		return
 	}
-	i.clearFailures(ctx, "user:"+login)
+	// The pending sign-in yields one session and one code: a second
+	// post of the same form finds it gone.
+	if !i.takeTxn(w, r, txn, expiredSignIn) {
+		return
+	}
 	sid := randomToken()
 	now := i.now()
 	sb, _ := json.Marshal(session{UserID: u.ID, AuthTime: now, Amr: []string{"pwd"}})
@@ -124,6 +144,26 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i.afterSignIn(w, r, s, c, req)
+}
+
+// takeTxn consumes a pending request, atomically: of two posts of one
+// page only one goes on. The other gets the expired page.
+func (i *Issuer) takeTxn(w http.ResponseWriter, r *http.Request, txn, expired string) bool {
+	_, err := i.store.UpdateRecord(r.Context(), store.NSTransaction, txn, func([]byte) ([]byte, error) { return nil, nil })
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		i.errorPage(w, http.StatusBadRequest, expired)
+		return false
+	case err != nil:
+		i.storeFailurePage(w, err)
+		return false
+	}
+	return true
+}
+
+// dropTxn ends a pending request that has had its attempts.
+func (i *Issuer) dropTxn(ctx context.Context, txn string) {
+	_, _ = i.store.UpdateRecord(ctx, store.NSTransaction, txn, func([]byte) ([]byte, error) { return nil, nil })
 }
 
 // afterSignIn runs the policy for the signed-in user, asks for consent
@@ -185,7 +225,7 @@ func consentKey(s *Server, c *clientauth.Client, uid, scope string) string {
 // serveConsent takes the consent form.
 func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	const expired = "This page has expired or was not opened here. Return to the application and try again."
-	form, _, req, ok := i.postedPage(w, r, expired)
+	form, txn, req, ok := i.postedPage(w, r, expired)
 	if !ok {
 		return
 	}
@@ -202,6 +242,10 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	c, ok2 := i.auth.Client(req.ClientID)
 	if !ok || !ok2 {
 		i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
+		return
+	}
+	// One answer per consent page: a second post finds it gone.
+	if !i.takeTxn(w, r, txn, expired) {
 		return
 	}
 	if req.Device != "" {
@@ -222,39 +266,4 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	i.issueCode(w, r, s, req)
-}
-
-// throttle counters live in the store (shared by instances).
-type counter struct {
-	N int `json:"n"`
-}
-
-func (i *Issuer) throttled(ctx context.Context, key string, limit int) bool {
-	raw, err := i.store.GetRecord(ctx, store.NSThrottle, key)
-	if err != nil {
-		return false
-	}
-	var c counter
-	_ = json.Unmarshal(raw, &c)
-	return c.N >= limit
-}
-
-// fail counts a failure and returns the new count.
-func (i *Issuer) fail(ctx context.Context, key string) int {
-	var c counter
-	_, err := i.store.UpdateRecord(ctx, store.NSThrottle, key, func(v []byte) ([]byte, error) {
-		_ = json.Unmarshal(v, &c)
-		c.N++
-		return json.Marshal(c)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		c = counter{N: 1}
-		b, _ := json.Marshal(c)
-		_ = i.store.PutRecord(ctx, store.NSThrottle, key, b, i.now().Add(throttleWindow))
-	}
-	return c.N
-}
-
-func (i *Issuer) clearFailures(ctx context.Context, key string) {
-	_, _ = i.store.UpdateRecord(ctx, store.NSThrottle, key, func([]byte) ([]byte, error) { return nil, nil })
 }

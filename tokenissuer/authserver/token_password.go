@@ -5,7 +5,9 @@ import (
 	"net/http"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
@@ -31,16 +33,26 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 	if i.dir == nil {
 		return nil, errBadCredentials.WithReason("no directory configured")
 	}
-	u, err := directory.CheckPassword(r.Context(), i.dir, login, pw)
-	if errors.Is(err, directory.ErrBadCredentials) {
-		return nil, errBadCredentials.WithReason("bad credentials")
+	// The sign-in page's counters and limits: a lockout on either blocks
+	// both, and a locked user gets the same answer as a wrong password.
+	u, err := i.passwordAttempt(r.Context(), directory.NormalizeLogin(login), pw, clientip.From(r), *d)
+	if u != nil {
+		d.userID = u.ID
 	}
-	if err != nil {
-		return nil, oauth.ErrServer.WithReason("directory: " + err.Error())
-	}
-	d.userID = u.ID
-	if !u.Active() {
+	switch {
+	case errors.Is(err, errLocked):
+		return nil, errBadCredentials.WithReason("too many failed sign-ins")
+	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
+		// Retry-After comes with every 503 (oauth.WriteError).
+		return nil, oauth.ErrTemporarilyUnavailable.WithReason(err.Error())
+	case errors.Is(err, errInactive):
 		return nil, errBadCredentials.WithReason("user is " + u.Status)
+	case errors.Is(err, directory.ErrBadCredentials):
+		return nil, errBadCredentials.WithReason("bad credentials")
+	case errors.Is(err, errDirectory):
+		return nil, oauth.ErrServer.WithReason(err.Error())
+	case err != nil:
+		return nil, oauth.FromStore(err)
 	}
 	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantPassword, Scopes: scopes, User: policyUser(u)}, d)
 	if e != nil {

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 )
 
 // User statuses (Okta's names, lower case).
@@ -64,36 +66,37 @@ type Directory interface {
 // NormalizeLogin is the form logins are compared in.
 func NormalizeLogin(l string) string { return strings.ToLower(strings.TrimSpace(l)) }
 
-// dummyHash is verified against when a login is unknown, so a wrong
-// login costs the same time as a wrong password (no user enumeration
-// through timing).
-var dummyHash = func() string {
-	h, _ := HashBcrypt("not a password: timing equaliser")
-	return h
-}()
-
 // ErrBadCredentials is the one answer for an unknown login, a wrong
 // password and a user without a password.
 var ErrBadCredentials = errors.New("bad credentials")
 
-// CheckPassword finds the user by login and verifies the password in
-// about the same time whether or not the login exists. A user who is not
-// active is returned with the credentials checked, so the caller can
-// say so only after a correct password.
-func CheckPassword(ctx context.Context, d Directory, login, password string) (*User, error) {
+// verify is VerifyPassword; tests observe which hash was checked.
+var verify = VerifyPassword
+
+// CheckPassword finds the user by login and verifies the password
+// through gate (nil: no bound), at the same cost whether or not the
+// login exists: an unknown login, and a user without a password, are
+// checked against d's dummy hash for that login (DummyHasher). A user
+// who is not active is returned with the credentials checked, so the
+// caller can say so only after a correct password. It returns
+// hashgate.ErrBusy, or ctx's error, when the check did not run.
+func CheckPassword(ctx context.Context, d Directory, gate *hashgate.Gate, login, password string) (*User, error) {
 	u, err := d.UserByLogin(ctx, login)
-	if errors.Is(err, ErrNotFound) {
-		VerifyPassword(dummyHash, password)
-		return nil, ErrBadCredentials
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	if u.PasswordHash == "" {
-		VerifyPassword(dummyHash, password)
-		return nil, ErrBadCredentials
+	hash := dummyFor(d, login)
+	if u != nil && u.PasswordHash != "" {
+		hash = u.PasswordHash
 	}
-	if !VerifyPassword(u.PasswordHash, password) {
+	ok := false
+	check := func() { ok = verify(hash, password) }
+	if gate == nil {
+		check()
+	} else if err := gate.Run(ctx, MemoryKiB(hash), check); err != nil {
+		return nil, err
+	}
+	if u == nil || u.PasswordHash == "" || !ok {
 		return nil, ErrBadCredentials
 	}
 	return u, nil

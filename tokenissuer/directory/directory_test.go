@@ -76,17 +76,17 @@ func TestParseFileAndLookups(t *testing.T) {
 		t.Fatalf("unknown id: %v", err)
 	}
 	// CheckPassword: one error for every kind of bad credentials.
-	if u, err := CheckPassword(ctx, f, "alice@example.com", "pw"); err != nil || u.ID != "u1" {
+	if u, err := CheckPassword(ctx, f, nil, "alice@example.com", "pw"); err != nil || u.ID != "u1" {
 		t.Fatalf("good password: %v", err)
 	}
 	for _, c := range [][2]string{{"alice@example.com", "PW"}, {"nobody@example.com", "pw"}, {"carol@example.com", ""}, {"carol@example.com", "pw"}} {
-		if _, err := CheckPassword(ctx, f, c[0], c[1]); !errors.Is(err, ErrBadCredentials) {
+		if _, err := CheckPassword(ctx, f, nil, c[0], c[1]); !errors.Is(err, ErrBadCredentials) {
 			t.Errorf("%v: %v, want ErrBadCredentials", c, err)
 		}
 	}
 	// A suspended user with the right password is identified, so the
 	// caller can refuse after a correct password only.
-	if u, err := CheckPassword(ctx, f, "bob@example.com", "pw"); err != nil || u.Active() {
+	if u, err := CheckPassword(ctx, f, nil, "bob@example.com", "pw"); err != nil || u.Active() {
 		t.Fatalf("suspended user: %v", err)
 	}
 }

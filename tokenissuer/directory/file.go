@@ -30,6 +30,7 @@ type FileData struct {
 type File struct {
 	byLogin map[string]*User
 	byID    map[string]*User
+	dummies *dummies
 }
 
 // LoadFile reads and validates a directory file.
@@ -56,6 +57,7 @@ func ParseFile(b []byte) (*File, error) {
 // parseable password hashes) and indexes them.
 func NewFile(users []*User) (*File, error) {
 	f := &File{byLogin: map[string]*User{}, byID: map[string]*User{}}
+	var hashes []string
 	for i, u := range users {
 		switch {
 		case u == nil:
@@ -78,12 +80,18 @@ func NewFile(users []*User) (*File, error) {
 			if err := CheckHash(u.PasswordHash); err != nil {
 				return nil, fmt.Errorf("directory: user %q: %w", u.Login, err)
 			}
+			hashes = append(hashes, u.PasswordHash)
 		}
 		f.byID[u.ID] = u
 		f.byLogin[NormalizeLogin(u.Login)] = u
 	}
+	f.dummies = newDummies(hashes)
 	return f, nil
 }
+
+// DummyHash implements DummyHasher: one of the file's hash shapes,
+// picked by a keyed hash of login.
+func (f *File) DummyHash(login string) string { return f.dummies.For(login) }
 
 // UserByLogin implements Directory.
 func (f *File) UserByLogin(_ context.Context, login string) (*User, error) {
@@ -104,4 +112,7 @@ func (f *File) UserByID(_ context.Context, id string) (*User, error) {
 // Len is the number of users.
 func (f *File) Len() int { return len(f.byID) }
 
-var _ Directory = (*File)(nil)
+var (
+	_ Directory   = (*File)(nil)
+	_ DummyHasher = (*File)(nil)
+)

@@ -68,6 +68,19 @@ func VerifyPassword(hash, password string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
 
+// MemoryKiB is the memory a check of hash holds while it runs, in KiB:
+// argon2id's m parameter; bcrypt's few KiB count as 0.
+func MemoryKiB(hash string) int64 {
+	if !strings.HasPrefix(hash, "$argon2id$") {
+		return 0
+	}
+	p, err := parseArgon2id(hash)
+	if err != nil {
+		return 0
+	}
+	return int64(p.memory)
+}
+
 type argonParams struct {
 	time, memory uint32
 	threads      uint8

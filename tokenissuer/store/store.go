@@ -90,6 +90,17 @@ type Store interface {
 	// fn's error aborts and is returned. A missing or expired record
 	// yields ErrNotFound without calling fn. It returns the value fn saw.
 	UpdateRecord(ctx context.Context, namespace, key string, fn func(old []byte) ([]byte, error)) ([]byte, error)
+
+	// Incr atomically adds delta to the counter under namespace and key
+	// and returns its new value: the primitive of attempt limits, where
+	// concurrent callers (goroutines or nodes) must each see a distinct
+	// count. A missing or expired counter starts from zero and lasts
+	// until the given time; an existing one keeps its expiry (a fixed
+	// window from the first count). The counter is a record: GetRecord
+	// reads it as the decimal count, UpdateRecord returning nil deletes
+	// it, Purge drops it once expired. A record in the namespace that is
+	// not a counter is an error.
+	Incr(ctx context.Context, namespace, key string, delta int64, until time.Time) (int64, error)
 }
 
 // RefreshToken is a stored refresh token. The token itself is never
@@ -144,8 +155,10 @@ const (
 	NSTransaction = "authz-txn"
 	NSConsent     = "consent"
 	NSThrottle    = "throttle"
-	NSDevice      = "device"
-	NSUserCode    = "user-code"
+	// NSAttempts holds the sign-in attempt counters (Incr).
+	NSAttempts = "attempts"
+	NSDevice   = "device"
+	NSUserCode = "user-code"
 )
 
 // Opener is implemented by storage guest modules

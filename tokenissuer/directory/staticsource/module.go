@@ -133,8 +133,12 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// DummyHash implements directory.DummyHasher.
+func (m *Module) DummyHash(login string) string { return m.dir.DummyHash(login) }
+
 var (
 	_ caddyfile.Unmarshaler = (*Module)(nil)
 	_ caddy.Provisioner     = (*Module)(nil)
 	_ directory.Directory   = (*Module)(nil)
+	_ directory.DummyHasher = (*Module)(nil)
 )

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -269,6 +270,28 @@ func (d *DB) UpdateRecord(_ context.Context, ns, key string, fn func([]byte) ([]
 		return b.Put(k, out)
 	})
 	return old, closed(err)
+}
+
+// Incr implements store.Store; bbolt serialises writers, so the
+// read-add-write is atomic.
+func (d *DB) Incr(_ context.Context, ns, key string, delta int64, until time.Time) (int64, error) {
+	var n int64
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		k := markKey(ns, key)
+		exp := uint64(until.UnixNano())
+		n = delta
+		if v := b.Get(k); len(v) >= 8 && time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(time.Now()) {
+			old, err := strconv.ParseInt(string(v[8:]), 10, 64)
+			if err != nil {
+				return fmt.Errorf("record %s/%q is not a counter", ns, key)
+			}
+			n, exp = old+delta, binary.BigEndian.Uint64(v)
+		}
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 28), exp)
+		return b.Put(k, strconv.AppendInt(v, n, 10))
+	})
+	return n, closed(err)
 }
 
 var _ store.Store = (*DB)(nil)

@@ -180,6 +180,7 @@ type queries struct {
 	purgeMarks, purgeRecords, purgeRefresh                    string
 	refreshPut, refreshGet, refreshLock, refreshWrite         string
 	recordPut, recordGet, recordLock, recordSet, recordDelete string
+	incr                                                      string
 }
 
 func buildQueries(schema string) queries {
@@ -223,6 +224,18 @@ func buildQueries(schema string) queries {
 		recordLock:   q(`SELECT value FROM {s}.apiaccess_records WHERE ns = $1 AND key = $2 AND until > $3 FOR UPDATE`),
 		recordSet:    q(`UPDATE {s}.apiaccess_records SET value = $3 WHERE ns = $1 AND key = $2`),
 		recordDelete: q(`DELETE FROM {s}.apiaccess_records WHERE ns = $1 AND key = $2`),
+		// One statement: the insert, or the conflicting row locked and
+		// re-read at its latest version (PostgreSQL docs, INSERT "ON
+		// CONFLICT Clause"), so concurrent callers on any node each get
+		// a distinct count. SET expressions see the old row: an expired
+		// counter restarts with the new expiry. The count is decimal
+		// text, as GetRecord returns it.
+		incr: q(`INSERT INTO {s}.apiaccess_records AS r (ns, key, value, until) VALUES ($1, $2, convert_to($3::bigint::text, 'UTF8'), $4)
+			ON CONFLICT (ns, key) DO UPDATE SET
+				value = CASE WHEN r.until <= $5 THEN EXCLUDED.value
+					ELSE convert_to((convert_from(r.value, 'UTF8')::bigint + $3::bigint)::text, 'UTF8') END,
+				until = CASE WHEN r.until <= $5 THEN EXCLUDED.until ELSE r.until END
+			RETURNING convert_from(value, 'UTF8')::bigint`),
 	}
 }
 
@@ -515,6 +528,19 @@ func (d *DB) UpdateRecord(ctx context.Context, ns, key string, fn func([]byte) (
 		return err
 	})
 	return old, err
+}
+
+// Incr implements store.Store. Expiry is judged by this process's
+// clock, as Mark does.
+func (d *DB) Incr(ctx context.Context, ns, key string, delta int64, until time.Time) (int64, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	if d.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	var n int64
+	err := d.pool.QueryRow(ctx, d.sql.incr, ns, bin(key), delta, until, time.Now()).Scan(&n)
+	return n, d.result(err)
 }
 
 var _ store.Store = (*DB)(nil)

@@ -46,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordsPutUpdateDelete", testRecords},
 		{"RecordTakeExactlyOnce", testRecordTakeOnce},
 		{"KeysAreOpaqueBytes", testOpaqueKeys},
+		{"IncrCountsKeepsExpiryAndDeletes", testIncr},
+		{"IncrRestartsAfterExpiry", testIncrAfterExpiry},
+		{"IncrConcurrentEachCountOnce", testIncrConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -612,5 +615,103 @@ func testOpaqueKeys(t *testing.T, s store.Store) {
 	}
 	if v, err := s.GetRecord(ctx, store.NSTransaction, "a\x00"); err != nil || string(v) != "v:a\x00" {
 		t.Errorf("deleting %q touched %q: %q, %v", "a\x00b", "a\x00", v, err)
+	}
+}
+
+// testIncr: the attempt counter. Counts add up, a negative delta takes
+// back, the value reads as a record and deletes like one, namespaces and
+// keys are separate, a record that is not a counter is refused.
+func testIncr(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	incr := func(ns, key string, delta, want int64) {
+		t.Helper()
+		n, err := s.Incr(ctx, ns, key, delta, until)
+		if err != nil || n != want {
+			t.Fatalf("Incr(%q, %q, %d) = %d, %v; want %d", ns, key, delta, n, err, want)
+		}
+	}
+	incr(store.NSAttempts, "user:alice", 1, 1)
+	incr(store.NSAttempts, "user:alice", 1, 2)
+	incr(store.NSAttempts, "user:alice", 3, 5)
+	incr(store.NSAttempts, "user:alice", -1, 4)
+	incr(store.NSAttempts, "user:alice\x00", 1, 1)
+	incr("other", "user:alice", 1, 1)
+	if v, err := s.GetRecord(ctx, store.NSAttempts, "user:alice"); err != nil || string(v) != "4" {
+		t.Fatalf("GetRecord of a counter = %q, %v; want \"4\"", v, err)
+	}
+	if _, err := s.UpdateRecord(ctx, store.NSAttempts, "user:alice", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatalf("deleting a counter: %v", err)
+	}
+	incr(store.NSAttempts, "user:alice", 1, 1)
+	if err := s.PutRecord(ctx, store.NSAttempts, "json", []byte(`{"n":3}`), until); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Incr(ctx, store.NSAttempts, "json", 1, until); err == nil {
+		t.Fatalf("Incr of a record that is not a counter = %d, nil; want an error", n)
+	}
+}
+
+// testIncrAfterExpiry: an expired counter restarts from zero with the
+// new expiry; a live one keeps the expiry of its first count.
+func testIncrAfterExpiry(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	past := time.Now().Add(-time.Second)
+	if n, err := s.Incr(ctx, store.NSAttempts, "k", 7, past); err != nil || n != 7 {
+		t.Fatalf("first Incr = %d, %v; want 7", n, err)
+	}
+	if _, err := s.GetRecord(ctx, store.NSAttempts, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetRecord of an expired counter: %v, want ErrNotFound", err)
+	}
+	if n, err := s.Incr(ctx, store.NSAttempts, "k", 1, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("Incr of an expired counter = %d, %v; want 1", n, err)
+	}
+	// A later count does not move the window: an until in the past
+	// passed now must not expire the live counter.
+	if n, err := s.Incr(ctx, store.NSAttempts, "k", 1, past); err != nil || n != 2 {
+		t.Fatalf("second Incr = %d, %v; want 2", n, err)
+	}
+	if v, err := s.GetRecord(ctx, store.NSAttempts, "k"); err != nil || string(v) != "2" {
+		t.Fatalf("the counter lost its expiry: %q, %v", v, err)
+	}
+	if err := s.Purge(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.GetRecord(ctx, store.NSAttempts, "k"); err != nil || string(v) != "2" {
+		t.Fatalf("Purge removed a live counter: %q, %v", v, err)
+	}
+}
+
+// testIncrConcurrent: callers released together each get a distinct
+// count, and none is lost: the property an attempt limit rests on (a
+// read-then-write counter lets every parallel guess see the same count).
+func testIncrConcurrent(t *testing.T, s store.Store) {
+	const n = 64
+	until := time.Now().Add(time.Hour)
+	got := make([]int64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for j := range n {
+		wg.Go(func() {
+			<-start
+			got[j], errs[j] = s.Incr(context.Background(), store.NSAttempts, "user:alice", 1, until)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Incr: %v", err)
+		}
+	}
+	slices.Sort(got)
+	for j, v := range got {
+		if v != int64(j+1) {
+			t.Fatalf("%d concurrent Incr returned %v, want each of 1..%d once", n, got, n)
+		}
+	}
+	if v, err := s.GetRecord(context.Background(), store.NSAttempts, "user:alice"); err != nil || string(v) != fmt.Sprint(n) {
+		t.Fatalf("counter after %d Incr: %q, %v", n, v, err)
 	}
 }
