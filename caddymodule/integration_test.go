@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2/clientcredentials"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -750,5 +752,84 @@ func TestForwardClaimConfigErrors(t *testing.T) {
 			}}}},
 		}
 		caddytest.AssertLoadError(t, mustJSON(t, cfg), "json", c.want)
+	}
+}
+
+// TestIDTokenRefusedInProcess replays the review's finding with a real
+// ID token of the in-process issuer: the route accepts audience
+// `reports`, which is also a client's id, so that client's ID token (aud
+// `reports`, another sub, an hour's life, no revocation) passed the
+// audience check and got 200. It must be refused while the same grant's
+// access token passes.
+func TestIDTokenRefusedInProcess(t *testing.T) {
+	const (
+		reports    = "reports"
+		reportsSec = "reports-secret-0123456789"
+		alice      = "alice@example.com"
+		alicePass  = "alice-password-0123"
+	)
+	hash, err := bcrypt.GenerateFromPassword([]byte(alicePass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := issuerApp(gw, filepath.Join(t.TempDir(), "db"))
+	app["directory"] = map[string]any{"source": "static", "users": []map[string]any{{"id": "00u-alice", "login": alice, "password_hash": string(hash)}}}
+	app["clients"] = []map[string]any{{"client_id": reports, "client_secret": reportsSec, "grant_types": []string{"password"}}}
+	app["authorization_servers"].(map[string]any)["default"].(map[string]any)["policies"] = []map[string]any{{"name": "All", "clients": []string{"*"},
+		"rules": []map[string]any{{"name": "Any", "grant_types": []string{"password"}, "scopes": []string{"*"}, "access_token_lifetime": "5m"}}}}
+	be, hits := backend(t)
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": app,
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					{"match": []map[string]any{{"path": []string{"/reports/*"}}}, "handle": []map[string]any{
+						{"handler": "require_token", "issuers": []map[string]any{{"url": gw + "/oauth2/default"}}, "audience": []string{reports, "api://default"}},
+						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
+					}},
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+				"errors": map[string]any{"routes": []map[string]any{{"handle": []map[string]any{
+					{"handler": "static_response", "body": "denied: {http.auth.token.error}"}}}}},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+
+	form := strings.NewReader("grant_type=password&scope=openid+orders%3Aread&username=" + url.QueryEscape(alice) + "&password=" + url.QueryEscape(alicePass))
+	req, _ := http.NewRequest(http.MethodPost, gw+"/oauth2/default/v1/token", form)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(reports, reportsSec)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grant struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&grant)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || grant.IDToken == "" || grant.AccessToken == "" {
+		t.Fatalf("password grant: %d %v %+v", res.StatusCode, err, grant)
+	}
+	// The attack's precondition: the ID token is genuine, for `reports`.
+	idt, err := jwt.ParseInsecure([]byte(grant.IDToken))
+	if err != nil || len(idt.Audience()) != 1 || idt.Audience()[0] != reports {
+		t.Fatalf("ID token: %v, aud %v", err, idt.Audience())
+	}
+
+	if res, body := call(t, "/reports/1", grant.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("access token: %d %s", res.StatusCode, body)
+	}
+	before := hits.Load()
+	res, body := call(t, "/reports/1", grant.IDToken)
+	if res.StatusCode != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) || body != "denied: not_access_token" {
+		t.Fatalf("ID token as an access token: %d %q %q; want 401 invalid_token not_access_token", res.StatusCode, res.Header.Get("WWW-Authenticate"), body)
+	}
+	if hits.Load() != before {
+		t.Fatal("the ID token reached the upstream")
 	}
 }

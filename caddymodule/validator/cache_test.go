@@ -246,7 +246,7 @@ func TestCachedTokenSurvivesKeyOutage(t *testing.T) {
 	cfg.CacheSize = 10
 	var mu sync.Mutex
 	set := getKeys().set
-	cfg.Issuers[0].Keys = keyset.NewInProcess(func() jwk.Set { mu.Lock(); defer mu.Unlock(); return set })
+	cfg.Issuers[0].Keys = keyset.NewInProcess(func() jwk.Set { mu.Lock(); defer mu.Unlock(); return set }, false)
 	v := validator.New(cfg)
 	tok := good(t)
 	res, f := validate(t, v, tok, nil)

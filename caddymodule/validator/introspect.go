@@ -58,6 +58,13 @@ func (v *Validator) introspect(ctx context.Context, tok string, now time.Time) (
 	if claims["active"] != true {
 		return nil, v.fail(ReasonInactive, issuer)
 	}
+	// An issuer that introspects refresh or ID tokens too says which it
+	// was (RFC 7662 section 2.2 token_type); ID-token claims give an ID
+	// token away where it does not.
+	if tt, _ := claims["token_type"].(string); strings.EqualFold(tt, "refresh_token") || strings.EqualFold(tt, "id_token") ||
+		!isAccessToken(nil, claims, false) {
+		return nil, v.fail(ReasonNotAccessToken, issuer)
+	}
 	if iss, ok := claims["iss"]; ok && iss != issuer.URL {
 		return nil, v.fail(ReasonWrongIssuer, issuer)
 	}

@@ -138,6 +138,9 @@ const (
 	ReasonKeysUnavailable   = "keys_unavailable"
 	ReasonMultipleTokens    = "multiple_tokens"
 	ReasonInactive          = "inactive"
+	// ReasonNotAccessToken: a genuine token of the issuer, but an ID
+	// token (or another kind of JWT), not an access token.
+	ReasonNotAccessToken = "not_access_token"
 )
 
 func invalid(reason string) *Failure {
@@ -296,6 +299,10 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 	}
 	if err := verifier.Verify([]byte(tok[:len(h64)+1+len(p64)]), sig, k.Raw); err != nil {
 		return nil, v.fail(ReasonBadSignature, issuer)
+	}
+	typed, _ := issuer.Keys.(keyset.Typed)
+	if !isAccessToken(hdr, claims, typed != nil && typed.TypesAccessTokens()) {
+		return nil, v.fail(ReasonNotAccessToken, issuer)
 	}
 	// Time claims (RFC 7519 section 4.1.4-4.1.6), with skew.
 	rawExp, present := claims["exp"]
