@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -831,5 +833,90 @@ func TestIDTokenRefusedInProcess(t *testing.T) {
 	}
 	if hits.Load() != before {
 		t.Fatal("the ID token reached the upstream")
+	}
+}
+
+// TestForwardedNamesStrippedFromTrailers replays the review's finding:
+// a client-sent request trailer `X-Client-Id` reached the upstream
+// through reverse_proxy, past the stripping of forward_claim headers.
+// The request is written by hand, chunked, with the forged name declared
+// in the Trailer header, sent undeclared beside a declared checksum, and
+// spelled with `_`; the upstream records every trailer it receives.
+func TestForwardedNamesStrippedFromTrailers(t *testing.T) {
+	type seen struct {
+		Body    string
+		Header  http.Header
+		Trailer http.Header
+	}
+	got := make(chan seen, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body) // trailers are there after EOF
+		got <- seen{string(b), r.Header.Clone(), r.Trailer.Clone()}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer up.Close()
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": []map[string]any{
+						{"handler": "require_token", "issuers": []map[string]any{{"url": gw + "/oauth2/default"}}, "audience": []string{"api://default"},
+							"forward_claims": []map[string]any{{"claim": "cid", "header": "X-Client-Id"}, {"claim": "absent_claim", "header": "X-Tenant"}}},
+						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(up.URL, "http://")}}},
+					}},
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	tok := token(t, gw, "default")
+
+	cases := []struct {
+		name, declare, trailers string
+	}{
+		{"declared", "X-Client-Id, X-Checksum", "X-Client-Id: admin\r\nX-Checksum: abc\r\n"},
+		{"undeclared beside a declared one", "X-Checksum", "X-Checksum: abc\r\nX-Client-Id: admin\r\nx-tenant: acme\r\n"},
+		{"spelled with underscores and case", "X-Checksum, x_client_id", "X-Checksum: abc\r\nx_client_id: admin\r\nX_TENANT: acme\r\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", "localhost:9080")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "POST /orders/1 HTTP/1.1\r\nHost: localhost:9080\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\nTrailer: %s\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n%s\r\n",
+				tok, c.declare, c.trailers)
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusNoContent {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			var s seen
+			select {
+			case s = <-got:
+			default:
+				t.Fatal("the upstream saw no request")
+			}
+			if s.Body != "hello" || s.Trailer.Get("X-Checksum") != "abc" {
+				t.Fatalf("upstream got body %q, trailers %v: the request and its other trailers must pass", s.Body, s.Trailer)
+			}
+			for name, v := range s.Trailer {
+				if n := strings.ReplaceAll(strings.ToLower(name), "_", "-"); n == "x-client-id" || n == "x-tenant" {
+					t.Errorf("client trailer %s: %v reached the upstream", name, v)
+				}
+			}
+			if v := s.Header.Values("X-Client-Id"); len(v) != 1 || v[0] != clientID {
+				t.Errorf("upstream X-Client-Id header %v, want only %q", v, clientID)
+			}
+		})
 	}
 }

@@ -330,8 +330,10 @@ func (rt *RequireToken) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	// Identity headers from the client never reach the upstream.
+	// Identity headers from the client never reach the upstream, as
+	// headers or as trailers.
 	stripForwarded(r.Header, rt.ForwardClaims)
+	stripForwardedTrailers(r, rt.ForwardClaims)
 	tok, f := rt.extract(r)
 	var res *validator.Result
 	if f == nil {
