@@ -920,3 +920,61 @@ func TestForwardedNamesStrippedFromTrailers(t *testing.T) {
 		})
 	}
 }
+
+// TestIntrospectionNegativeCacheDefault: through Caddy, a route in
+// introspection mode keeps a refusal by default (10s), so repeats of a
+// bad token cost the issuer one call; `negative_cache` -1 (off) asks
+// every time; a 5xx is never kept.
+func TestIntrospectionNegativeCacheDefault(t *testing.T) {
+	var calls atomic.Int64
+	var failing atomic.Bool
+	intro := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if failing.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"active":false}`)
+	}))
+	defer intro.Close()
+	route := func(path string, neg any) map[string]any {
+		in := map[string]any{"endpoint": intro.URL, "client_id": "gw", "client_secret": "s"}
+		if neg != nil {
+			in["negative_cache"] = neg
+		}
+		return map[string]any{"match": []map[string]any{{"path": []string{path}}}, "handle": []map[string]any{
+			{"handler": "require_token", "issuers": []map[string]any{{"url": "https://id.example.com/oauth2/default"}}, "audience": []string{"api://default"}, "introspection": in},
+			{"handler": "static_response", "body": "ok"},
+		}}
+	}
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+			"listen": []string{":9080"},
+			"routes": []map[string]any{route("/default", nil), route("/off", "-1s")},
+		}}}},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	try := func(path, tok string, n int, want int) {
+		t.Helper()
+		for range n {
+			if res, _ := call(t, path, tok); res.StatusCode != want {
+				t.Fatalf("%s: %d, want %d", path, res.StatusCode, want)
+			}
+		}
+	}
+	try("/default", "dead-token", 5, 401)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("5 repeats of a bad token cost %d introspection calls by default; want 1", n)
+	}
+	try("/off", "dead-token", 5, 401)
+	if n := calls.Load(); n != 6 {
+		t.Fatalf("negative_cache off: %d calls in all; want 1+5", n)
+	}
+	failing.Store(true)
+	try("/default", "other-token", 3, 503)
+	if n := calls.Load(); n != 9 {
+		t.Fatalf("a 502 from the issuer was kept: %d calls in all; want 6+3", n)
+	}
+}

@@ -171,6 +171,14 @@ type IntrospectionConfig struct {
 	// Cache reuses an answer this long (never past the token's exp).
 	// Default: 0, every request asks.
 	Cache caddy.Duration `json:"cache,omitempty"`
+	// NegativeCache reuses a refusal decided by the issuer's answer
+	// (inactive, wrong issuer or audience, expired, not an access
+	// token) this long, so a bad token sent again costs no issuer call.
+	// Transport errors and non-200 answers (5xx included) are never
+	// kept. Entries are keyed by a SHA-256 of the token and bounded by
+	// `cache_size`, apart from the accepted tokens. Default: 10s; a
+	// negative value disables it (as does `cache_size` -1).
+	NegativeCache caddy.Duration `json:"negative_cache,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -279,8 +287,15 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 		if ep == "" {
 			ep = strings.TrimRight(cfg.Issuers[0].URL, "/") + "/v1/introspect"
 		}
+		neg := time.Duration(in.NegativeCache)
+		switch {
+		case neg == 0:
+			neg = validator.DefaultNegativeTTL
+		case neg < 0:
+			neg = 0
+		}
 		cfg.Introspection = &validator.Introspector{Endpoint: ep, ClientID: in.ClientID, ClientSecret: secret,
-			CacheTTL: time.Duration(in.Cache), Client: &http.Client{Timeout: 10 * time.Second}}
+			CacheTTL: time.Duration(in.Cache), NegativeTTL: neg, Client: &http.Client{Timeout: 10 * time.Second}}
 	}
 	fwd := map[string]bool{}
 	for _, f := range rt.ForwardClaims {
