@@ -11,11 +11,15 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
 )
 
-// normalize folds the spellings proxies treat alike: case, and `_` for
-// `-` (some servers map X_User_Id to X-User-Id).
+// normalize folds the spellings backends treat alike: case, and `_` or
+// `.` for `-` (CGI, FastCGI and PHP map X_User_Id and X.User.Id onto
+// X-User-Id's variable; Caddy lets them in when its server's
+// expected_underscore_headers or expected_dot_headers allow them).
 func normalize(h string) string {
-	return strings.ReplaceAll(strings.ToLower(h), "_", "-")
+	return headerFold.Replace(strings.ToLower(h))
 }
+
+var headerFold = strings.NewReplacer("_", "-", ".", "-")
 
 // reservedHeaders may not be filled from claims: stripping them first
 // would drop the token itself (Authorization, Cookie) or break the

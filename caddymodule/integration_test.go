@@ -136,36 +136,51 @@ func call(t *testing.T, path, tok string, hdr ...string) (*http.Response, string
 func TestGatewayWithIssuerInProcess(t *testing.T) {
 	be, hits := backend(t)
 	issuer := gw + "/oauth2/default"
+	gated := []map[string]any{
+		{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"},
+			"scopes": []string{"orders:read"}, "any_scope": []string{"orders:write", "ops"},
+			"claims":     []map[string]any{{"name": "department", "value": "billing"}, {"name": "groups", "regexp": "fin.*"}},
+			"expression": `request.method == "GET" && "finance" in claims.groups`,
+			"forward_claims": []map[string]any{
+				{"claim": "sub", "header": "X-User-Id"}, {"claim": "scp", "header": "X-Scopes"}, {"claim": "groups", "header": "X-Groups"},
+				// The token carries no tenant: only stripping keeps a
+				// client's X-Tenant from the upstream.
+				{"claim": "tenant", "header": "X-Tenant"},
+			}},
+		{"handler": "headers", "request": map[string]any{"set": map[string]any{
+			"X-Placeholder-User": []string{"{http.auth.user.id}"}, "X-Placeholder-Dept": []string{"{http.auth.token.claims.department}"}}}},
+		{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
+	}
+	routes := []map[string]any{
+		{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": gated},
+		{"match": []map[string]any{{"path": []string{"/both/*"}}}, "handle": []map[string]any{
+			{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"},
+				"scopes": []string{"orders:read", "orders:write"}},
+			{"handler": "static_response", "body": "ok"},
+		}},
+		{"handle": []map[string]any{{"handler": "token_issuer"}}},
+	}
+	errorRoutes := map[string]any{"routes": []map[string]any{{"handle": []map[string]any{
+		{"handler": "static_response", "body": "denied: {http.auth.token.error}"}}}}}
 	cfg := map[string]any{
 		"admin": map[string]any{"listen": "localhost:2999"},
 		"apps": map[string]any{
 			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":9080"},
-				"routes": []map[string]any{
-					{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": []map[string]any{
-						{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"},
-							"scopes": []string{"orders:read"}, "any_scope": []string{"orders:write", "ops"},
-							"claims":     []map[string]any{{"name": "department", "value": "billing"}, {"name": "groups", "regexp": "fin.*"}},
-							"expression": `request.method == "GET" && "finance" in claims.groups`,
-							"forward_claims": []map[string]any{
-								{"claim": "sub", "header": "X-User-Id"}, {"claim": "scp", "header": "X-Scopes"}, {"claim": "groups", "header": "X-Groups"},
-							}},
-						{"handler": "headers", "request": map[string]any{"set": map[string]any{
-							"X-Placeholder-User": []string{"{http.auth.user.id}"}, "X-Placeholder-Dept": []string{"{http.auth.token.claims.department}"}}}},
-						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
-					}},
-					{"handle": []map[string]any{{"handler": "token_issuer"}}},
-				},
-				"errors": map[string]any{"routes": []map[string]any{{"handle": []map[string]any{
-					{"handler": "static_response", "body": "denied: {http.auth.token.error}"}}}}},
-			}}},
+			"http": map[string]any{"servers": map[string]any{
+				"srv0": map[string]any{"listen": []string{":9080"}, "routes": routes, "errors": errorRoutes},
+				// Caddy drops client headers spelled with `_` or `.`
+				// unless allowed; a server that allows them (for a CGI
+				// backend, say) lets them reach require_token, which must
+				// strip them as aliases of the forwarded X-User-Id.
+				"srv1": map[string]any{"listen": []string{":9081"}, "routes": routes, "errors": errorRoutes,
+					"expected_underscore_headers": []string{"X_User_Id"}, "expected_dot_headers": []string{"X.User.Id"}},
+			}},
 		},
 	}
 	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
 
 	good := token(t, gw, "default", "orders:read", "orders:write")
-	res, body := call(t, "/orders/1", good, "X-User-Id", "admin", "X_User_Id", "admin", "x-groups", "root")
+	res, body := call(t, "/orders/1", good, "X-User-Id", "admin", "x-groups", "root", "X-Tenant", "evil", "x-tenant", "evil2")
 	if res.StatusCode != 200 {
 		t.Fatalf("valid token: %d %s", res.StatusCode, body)
 	}
@@ -176,9 +191,33 @@ func TestGatewayWithIssuerInProcess(t *testing.T) {
 	if got := seen["X-User-Id"]; len(got) != 1 || got[0] != clientID {
 		t.Errorf("upstream X-User-Id = %v, want only %q (client copies must be stripped)", got, clientID)
 	}
-	for name := range seen {
-		if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), "x-user-id") && name != "X-User-Id" {
-			t.Errorf("a client-sent spelling %q reached the upstream", name)
+	if got, ok := seen["X-Tenant"]; ok {
+		t.Errorf("upstream X-Tenant = %v: a client header named like a forward_claim whose claim the token lacks must be stripped", got)
+	}
+
+	// The other spellings, through the server that lets them in.
+	req, _ := http.NewRequest(http.MethodGet, "http://localhost:9081/orders/1", nil)
+	req.Header.Set("Authorization", "Bearer "+good)
+	req.Header["X_User_Id"] = []string{"admin"}
+	req.Header["X.User.Id"] = []string{"admin"}
+	req.Header["x_tenant"] = []string{"evil"}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	seen = nil
+	if err := json.Unmarshal(b, &seen); err != nil || res.StatusCode != 200 {
+		t.Fatalf("aliases: %d %s %v", res.StatusCode, b, err)
+	}
+	if got := seen["X-User-Id"]; len(got) != 1 || got[0] != clientID {
+		t.Errorf("upstream X-User-Id = %v, want only %q", got, clientID)
+	}
+	for name, v := range seen {
+		n := strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
+		if (n == "x-user-id" && name != "X-User-Id") || n == "x-tenant" {
+			t.Errorf("a client-sent alias %s: %v reached the upstream", name, v)
 		}
 	}
 	if got := seen["X-Groups"]; len(got) != 1 || got[0] != `["finance","staff, senior"]` {
@@ -218,8 +257,18 @@ func TestGatewayWithIssuerInProcess(t *testing.T) {
 			t.Errorf("%s: the answer leaks token content", c.name)
 		}
 	}
+	// `scopes a b`: a token with only one of them is refused.
+	for _, held := range []string{"orders:read", "orders:write"} {
+		res, body := call(t, "/both/1", token(t, gw, "default", held))
+		if res.StatusCode != 403 || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="orders:read orders:write"`) || body != "denied: insufficient_scope" {
+			t.Errorf("scopes orders:read orders:write, token with %s only: %d %q %q", held, res.StatusCode, res.Header.Get("WWW-Authenticate"), body)
+		}
+	}
+	if res, body := call(t, "/both/1", good); res.StatusCode != 200 {
+		t.Errorf("scopes orders:read orders:write, token with both: %d %s", res.StatusCode, body)
+	}
 	// The expression sees the request: POST fails it.
-	req, _ := http.NewRequest(http.MethodPost, gw+"/orders/1", nil)
+	req, _ = http.NewRequest(http.MethodPost, gw+"/orders/1", nil)
 	req.Header.Set("Authorization", "Bearer "+good)
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 403 {
 		t.Fatalf("POST against a GET-only expression: %v %v", res.StatusCode, err)
