@@ -575,3 +575,28 @@ func TestIntrospectionNegativeCacheBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestIntrospectionMaxSizeTokenIsSent: a token of exactly the size cap
+// is asked about; one byte more is refused unsent.
+func TestIntrospectionMaxSizeTokenIsSent(t *testing.T) {
+	s := newIntroServer(t)
+	tok := strings.Repeat("a", validator.DefaultMaxTokenSize)
+	s.answer(tok, activeAnswer())
+	res, f := validate(t, validator.New(introConfig(s, newClock(), 0, 0)), tok, nil)
+	wantOK(t, res, f)
+	if s.hits.Load() != 1 {
+		t.Fatalf("%d requests; want 1", s.hits.Load())
+	}
+}
+
+// TestIntrospectionDefaultClient: without a client of its own the
+// introspector uses http.DefaultClient.
+func TestIntrospectionDefaultClient(t *testing.T) {
+	s := newIntroServer(t)
+	s.answer("tok", activeAnswer())
+	cfg := introConfig(s, newClock(), 0, 0)
+	cfg.Introspection.Client = nil
+	res, f := validate(t, validator.New(cfg), "tok", nil)
+	wantOK(t, res, f)
+	s.check(t)
+}
