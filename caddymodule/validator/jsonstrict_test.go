@@ -183,6 +183,13 @@ func TestDecodeObjectStrictness(t *testing.T) {
 		{`{"a":1.5`, errSyntax},
 		{`{"a":1e`, errSyntax},
 		{`{"a":1e+`, errSyntax},
+		// A number part without its digits.
+		{`{"a":-}`, errSyntax},
+		{`{"a":1.}`, errSyntax},
+		{`{"a":1.e5}`, errSyntax},
+		{`{"a":1e}`, errSyntax},
+		{`{"a":1e-}`, errSyntax},
+		{`{"a":-0.5e-7}`, nil},
 	} {
 		_, err := decodeObject([]byte(c.in))
 		if !errors.Is(err, c.want) {
