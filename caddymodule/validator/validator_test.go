@@ -329,7 +329,9 @@ func forgedCases() []forged {
 		{name: "exp fractional, half a second inside the skew: accepted",
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": float64(t0.Unix()-30) + 0.5}) }},
 		{name: "exp fractional, at the end of the skew", status: 401, reason: validator.ReasonExpired,
-			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": json.Number(fmt.Sprint(t0.Unix()-30) + ".0")}) }},
+			tok: func(t *testing.T, k *testKeys) string {
+				return good(t, m{"exp": json.Number(fmt.Sprint(t0.Unix()-30) + ".0")})
+			}},
 		{name: "exp missing", status: 401, reason: validator.ReasonMissingClaim,
 			tok: func(t *testing.T, k *testKeys) string { return good(t, m{"exp": nil}) }},
 		{name: "exp as a string", status: 401, reason: validator.ReasonMalformed,
