@@ -27,6 +27,12 @@ func init() {
 // RequireToken validates an access token on every request and passes
 // the request on only when the token is acceptable for the route.
 //
+// Only access tokens pass: a token typed other than `at+jwt` or `JWT`,
+// an untyped or `JWT`-typed one carrying `nonce`, `at_hash` or `c_hash`
+// (ID-token claims), and, for an issuer of the same Caddy (which types
+// every access token `at+jwt`), any token not typed `at+jwt` are
+// refused as `not_access_token` (RFC 9068 sections 2.1 and 4).
+//
 // Answers (RFC 6750 section 3): no or invalid token: 401 with
 // `WWW-Authenticate: Bearer realm="...", error="invalid_token"` (no
 // error without a token); missing scope or failed claim condition: 403
@@ -88,7 +94,9 @@ type RequireToken struct {
 
 	// ForwardClaims copy claims into request headers for the upstream.
 	// Any client-sent header of the same name, in any spelling (case,
-	// `-` or `_`), is removed first.
+	// `-`, `_` or `.`), is removed first, and so is any client request
+	// trailer of such a name (reverse_proxy forwards trailers); other
+	// trailers pass.
 	ForwardClaims []*ForwardClaim `json:"forward_claims,omitempty"`
 
 	// CacheSize bounds the cache of verified tokens (keyed by a hash of
