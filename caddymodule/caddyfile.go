@@ -44,6 +44,7 @@ func init() {
 //			client_id <client_id>
 //			client_secret <secret>
 //			cache <duration>
+//			negative_cache <duration>|off
 //		}
 //	}
 //
@@ -59,6 +60,7 @@ func init() {
 // of verified tokens. Missing issuers or audiences, bad patterns,
 // expressions and algorithms are reported when the handler is
 // provisioned; placeholders such as `{env.NAME}` are resolved then too.
+// `negative_cache off` keeps no introspection refusals.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // consume directive name
 	rt := new(RequireToken)
@@ -211,6 +213,8 @@ func parseIntrospect(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 			err = singleArg(d, once, &in.ClientSecret)
 		case "cache":
 			err = durationArg(d, once, &in.Cache, true)
+		case "negative_cache":
+			err = durationOrOff(d, once, &in.NegativeCache)
 		default:
 			return nil, d.Errf("unknown subdirective %q", d.Val())
 		}
@@ -331,6 +335,29 @@ func durationArg(d *caddyfile.Dispenser, once onceSet, dst *caddy.Duration, zero
 		return d.Errf("%s %q: must not be negative", name, s)
 	case v == 0 && !zeroOK:
 		return d.Errf("%s %q: zero would mean the default; give a positive duration", name, s)
+	}
+	*dst = caddy.Duration(v)
+	return nil
+}
+
+// durationOrOff reads a positive duration, or `off`, stored as -1 (in
+// the JSON, zero means the default and a negative value off).
+func durationOrOff(d *caddyfile.Dispenser, once onceSet, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := singleArg(d, once, &s); err != nil {
+		return err
+	}
+	if s == "off" {
+		*dst = -1
+		return nil
+	}
+	v, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s %q: %v", name, s, err)
+	}
+	if v <= 0 {
+		return d.Errf("%s %q: give a positive duration, or off", name, s)
 	}
 	*dst = caddy.Duration(v)
 	return nil

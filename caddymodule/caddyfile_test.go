@@ -246,6 +246,26 @@ func TestCaddyfileErrors(t *testing.T) {
 			want: []string{`cache "forever"`, "Caddyfile:4"},
 		},
 		{
+			name: "bad introspect negative_cache",
+			body: "introspect {\nnegative_cache never\n}",
+			want: []string{`negative_cache "never"`, "Caddyfile:4"},
+		},
+		{
+			name: "zero introspect negative_cache",
+			body: "introspect {\nnegative_cache 0s\n}",
+			want: []string{`negative_cache "0s": give a positive duration, or off`, "Caddyfile:4"},
+		},
+		{
+			name: "negative_cache with two arguments",
+			body: "introspect {\nnegative_cache off 5s\n}",
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
+			name: "duplicate negative_cache",
+			body: "introspect {\nnegative_cache 5s\nnegative_cache off\n}",
+			want: []string{`duplicate subdirective "negative_cache"`, "Caddyfile:5"},
+		},
+		{
 			name: "bad cache_size",
 			body: "cache_size many",
 			want: []string{`cache_size "many" is not an integer`, "Caddyfile:3"},

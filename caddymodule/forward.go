@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 
@@ -10,11 +11,15 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
 )
 
-// normalize folds the spellings proxies treat alike: case, and `_` for
-// `-` (some servers map X_User_Id to X-User-Id).
+// normalize folds the spellings backends treat alike: case, and `_` or
+// `.` for `-` (CGI, FastCGI and PHP map X_User_Id and X.User.Id onto
+// X-User-Id's variable; Caddy lets them in when its server's
+// expected_underscore_headers or expected_dot_headers allow them).
 func normalize(h string) string {
-	return strings.ReplaceAll(strings.ToLower(h), "_", "-")
+	return headerFold.Replace(strings.ToLower(h))
 }
+
+var headerFold = strings.NewReplacer("_", "-", ".", "-")
 
 // reservedHeaders may not be filled from claims: stripping them first
 // would drop the token itself (Authorization, Cookie) or break the
@@ -40,6 +45,41 @@ func stripForwarded(h http.Header, fwd []*ForwardClaim) {
 			}
 		}
 	}
+}
+
+// stripForwardedTrailers keeps client-sent trailer fields of forwarded
+// names from the upstream, which reverse_proxy forwards from r.Trailer.
+// net/http fills that map only when the body reaches EOF, and then with
+// every trailer field the client sent, declared in the Trailer header or
+// not (HTTP/1). So the names are removed now (the declaration) and again
+// at EOF (the values), before reverse_proxy copies the map. Other
+// trailers (checksums, Content-Digest) pass untouched.
+func stripForwardedTrailers(r *http.Request, fwd []*ForwardClaim) {
+	if len(fwd) == 0 || r.Trailer == nil {
+		// A nil map stays nil here: net/http merges trailers into a new
+		// map of its own request value, which no later handler sees.
+		return
+	}
+	stripForwarded(r.Trailer, fwd)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer, fwd: fwd}
+	}
+}
+
+// trailerGuard strips forwarded names from the trailers net/http merged
+// in during the Read that reached EOF.
+type trailerGuard struct {
+	io.ReadCloser
+	trailer http.Header
+	fwd     []*ForwardClaim
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		stripForwarded(g.trailer, g.fwd)
+	}
+	return n, err
 }
 
 // forwardClaims sets the configured headers from the token's claims.

@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +26,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2/clientcredentials"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -132,36 +136,51 @@ func call(t *testing.T, path, tok string, hdr ...string) (*http.Response, string
 func TestGatewayWithIssuerInProcess(t *testing.T) {
 	be, hits := backend(t)
 	issuer := gw + "/oauth2/default"
+	gated := []map[string]any{
+		{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"},
+			"scopes": []string{"orders:read"}, "any_scope": []string{"orders:write", "ops"},
+			"claims":     []map[string]any{{"name": "department", "value": "billing"}, {"name": "groups", "regexp": "fin.*"}},
+			"expression": `request.method == "GET" && "finance" in claims.groups`,
+			"forward_claims": []map[string]any{
+				{"claim": "sub", "header": "X-User-Id"}, {"claim": "scp", "header": "X-Scopes"}, {"claim": "groups", "header": "X-Groups"},
+				// The token carries no tenant: only stripping keeps a
+				// client's X-Tenant from the upstream.
+				{"claim": "tenant", "header": "X-Tenant"},
+			}},
+		{"handler": "headers", "request": map[string]any{"set": map[string]any{
+			"X-Placeholder-User": []string{"{http.auth.user.id}"}, "X-Placeholder-Dept": []string{"{http.auth.token.claims.department}"}}}},
+		{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
+	}
+	routes := []map[string]any{
+		{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": gated},
+		{"match": []map[string]any{{"path": []string{"/both/*"}}}, "handle": []map[string]any{
+			{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"},
+				"scopes": []string{"orders:read", "orders:write"}},
+			{"handler": "static_response", "body": "ok"},
+		}},
+		{"handle": []map[string]any{{"handler": "token_issuer"}}},
+	}
+	errorRoutes := map[string]any{"routes": []map[string]any{{"handle": []map[string]any{
+		{"handler": "static_response", "body": "denied: {http.auth.token.error}"}}}}}
 	cfg := map[string]any{
 		"admin": map[string]any{"listen": "localhost:2999"},
 		"apps": map[string]any{
 			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":9080"},
-				"routes": []map[string]any{
-					{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": []map[string]any{
-						{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"},
-							"scopes": []string{"orders:read"}, "any_scope": []string{"orders:write", "ops"},
-							"claims":     []map[string]any{{"name": "department", "value": "billing"}, {"name": "groups", "regexp": "fin.*"}},
-							"expression": `request.method == "GET" && "finance" in claims.groups`,
-							"forward_claims": []map[string]any{
-								{"claim": "sub", "header": "X-User-Id"}, {"claim": "scp", "header": "X-Scopes"}, {"claim": "groups", "header": "X-Groups"},
-							}},
-						{"handler": "headers", "request": map[string]any{"set": map[string]any{
-							"X-Placeholder-User": []string{"{http.auth.user.id}"}, "X-Placeholder-Dept": []string{"{http.auth.token.claims.department}"}}}},
-						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
-					}},
-					{"handle": []map[string]any{{"handler": "token_issuer"}}},
-				},
-				"errors": map[string]any{"routes": []map[string]any{{"handle": []map[string]any{
-					{"handler": "static_response", "body": "denied: {http.auth.token.error}"}}}}},
-			}}},
+			"http": map[string]any{"servers": map[string]any{
+				"srv0": map[string]any{"listen": []string{":9080"}, "routes": routes, "errors": errorRoutes},
+				// Caddy drops client headers spelled with `_` or `.`
+				// unless allowed; a server that allows them (for a CGI
+				// backend, say) lets them reach require_token, which must
+				// strip them as aliases of the forwarded X-User-Id.
+				"srv1": map[string]any{"listen": []string{":9081"}, "routes": routes, "errors": errorRoutes,
+					"expected_underscore_headers": []string{"X_User_Id"}, "expected_dot_headers": []string{"X.User.Id"}},
+			}},
 		},
 	}
 	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
 
 	good := token(t, gw, "default", "orders:read", "orders:write")
-	res, body := call(t, "/orders/1", good, "X-User-Id", "admin", "X_User_Id", "admin", "x-groups", "root")
+	res, body := call(t, "/orders/1", good, "X-User-Id", "admin", "x-groups", "root", "X-Tenant", "evil", "x-tenant", "evil2")
 	if res.StatusCode != 200 {
 		t.Fatalf("valid token: %d %s", res.StatusCode, body)
 	}
@@ -172,9 +191,33 @@ func TestGatewayWithIssuerInProcess(t *testing.T) {
 	if got := seen["X-User-Id"]; len(got) != 1 || got[0] != clientID {
 		t.Errorf("upstream X-User-Id = %v, want only %q (client copies must be stripped)", got, clientID)
 	}
-	for name := range seen {
-		if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), "x-user-id") && name != "X-User-Id" {
-			t.Errorf("a client-sent spelling %q reached the upstream", name)
+	if got, ok := seen["X-Tenant"]; ok {
+		t.Errorf("upstream X-Tenant = %v: a client header named like a forward_claim whose claim the token lacks must be stripped", got)
+	}
+
+	// The other spellings, through the server that lets them in.
+	req, _ := http.NewRequest(http.MethodGet, "http://localhost:9081/orders/1", nil)
+	req.Header.Set("Authorization", "Bearer "+good)
+	req.Header["X_User_Id"] = []string{"admin"}
+	req.Header["X.User.Id"] = []string{"admin"}
+	req.Header["x_tenant"] = []string{"evil"}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	seen = nil
+	if err := json.Unmarshal(b, &seen); err != nil || res.StatusCode != 200 {
+		t.Fatalf("aliases: %d %s %v", res.StatusCode, b, err)
+	}
+	if got := seen["X-User-Id"]; len(got) != 1 || got[0] != clientID {
+		t.Errorf("upstream X-User-Id = %v, want only %q", got, clientID)
+	}
+	for name, v := range seen {
+		n := strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
+		if (n == "x-user-id" && name != "X-User-Id") || n == "x-tenant" {
+			t.Errorf("a client-sent alias %s: %v reached the upstream", name, v)
 		}
 	}
 	if got := seen["X-Groups"]; len(got) != 1 || got[0] != `["finance","staff, senior"]` {
@@ -214,8 +257,18 @@ func TestGatewayWithIssuerInProcess(t *testing.T) {
 			t.Errorf("%s: the answer leaks token content", c.name)
 		}
 	}
+	// `scopes a b`: a token with only one of them is refused.
+	for _, held := range []string{"orders:read", "orders:write"} {
+		res, body := call(t, "/both/1", token(t, gw, "default", held))
+		if res.StatusCode != 403 || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="orders:read orders:write"`) || body != "denied: insufficient_scope" {
+			t.Errorf("scopes orders:read orders:write, token with %s only: %d %q %q", held, res.StatusCode, res.Header.Get("WWW-Authenticate"), body)
+		}
+	}
+	if res, body := call(t, "/both/1", good); res.StatusCode != 200 {
+		t.Errorf("scopes orders:read orders:write, token with both: %d %s", res.StatusCode, body)
+	}
 	// The expression sees the request: POST fails it.
-	req, _ := http.NewRequest(http.MethodPost, gw+"/orders/1", nil)
+	req, _ = http.NewRequest(http.MethodPost, gw+"/orders/1", nil)
 	req.Header.Set("Authorization", "Bearer "+good)
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 403 {
 		t.Fatalf("POST against a GET-only expression: %v %v", res.StatusCode, err)
@@ -750,5 +803,227 @@ func TestForwardClaimConfigErrors(t *testing.T) {
 			}}}},
 		}
 		caddytest.AssertLoadError(t, mustJSON(t, cfg), "json", c.want)
+	}
+}
+
+// TestIDTokenRefusedInProcess replays the review's finding with a real
+// ID token of the in-process issuer: the route accepts audience
+// `reports`, which is also a client's id, so that client's ID token (aud
+// `reports`, another sub, an hour's life, no revocation) passed the
+// audience check and got 200. It must be refused while the same grant's
+// access token passes.
+func TestIDTokenRefusedInProcess(t *testing.T) {
+	const (
+		reports    = "reports"
+		reportsSec = "reports-secret-0123456789"
+		alice      = "alice@example.com"
+		alicePass  = "alice-password-0123"
+	)
+	hash, err := bcrypt.GenerateFromPassword([]byte(alicePass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := issuerApp(gw, filepath.Join(t.TempDir(), "db"))
+	app["directory"] = map[string]any{"source": "static", "users": []map[string]any{{"id": "00u-alice", "login": alice, "password_hash": string(hash)}}}
+	app["clients"] = []map[string]any{{"client_id": reports, "client_secret": reportsSec, "grant_types": []string{"password"}}}
+	app["authorization_servers"].(map[string]any)["default"].(map[string]any)["policies"] = []map[string]any{{"name": "All", "clients": []string{"*"},
+		"rules": []map[string]any{{"name": "Any", "grant_types": []string{"password"}, "scopes": []string{"*"}, "access_token_lifetime": "5m"}}}}
+	be, hits := backend(t)
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": app,
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					{"match": []map[string]any{{"path": []string{"/reports/*"}}}, "handle": []map[string]any{
+						{"handler": "require_token", "issuers": []map[string]any{{"url": gw + "/oauth2/default"}}, "audience": []string{reports, "api://default"}},
+						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(be.URL, "http://")}}},
+					}},
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+				"errors": map[string]any{"routes": []map[string]any{{"handle": []map[string]any{
+					{"handler": "static_response", "body": "denied: {http.auth.token.error}"}}}}},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+
+	form := strings.NewReader("grant_type=password&scope=openid+orders%3Aread&username=" + url.QueryEscape(alice) + "&password=" + url.QueryEscape(alicePass))
+	req, _ := http.NewRequest(http.MethodPost, gw+"/oauth2/default/v1/token", form)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(reports, reportsSec)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grant struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&grant)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || grant.IDToken == "" || grant.AccessToken == "" {
+		t.Fatalf("password grant: %d %v %+v", res.StatusCode, err, grant)
+	}
+	// The attack's precondition: the ID token is genuine, for `reports`.
+	idt, err := jwt.ParseInsecure([]byte(grant.IDToken))
+	if err != nil || len(idt.Audience()) != 1 || idt.Audience()[0] != reports {
+		t.Fatalf("ID token: %v, aud %v", err, idt.Audience())
+	}
+
+	if res, body := call(t, "/reports/1", grant.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("access token: %d %s", res.StatusCode, body)
+	}
+	before := hits.Load()
+	res, body := call(t, "/reports/1", grant.IDToken)
+	if res.StatusCode != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) || body != "denied: not_access_token" {
+		t.Fatalf("ID token as an access token: %d %q %q; want 401 invalid_token not_access_token", res.StatusCode, res.Header.Get("WWW-Authenticate"), body)
+	}
+	if hits.Load() != before {
+		t.Fatal("the ID token reached the upstream")
+	}
+}
+
+// TestForwardedNamesStrippedFromTrailers replays the review's finding:
+// a client-sent request trailer `X-Client-Id` reached the upstream
+// through reverse_proxy, past the stripping of forward_claim headers.
+// The request is written by hand, chunked, with the forged name declared
+// in the Trailer header, sent undeclared beside a declared checksum, and
+// spelled with `_`; the upstream records every trailer it receives.
+func TestForwardedNamesStrippedFromTrailers(t *testing.T) {
+	type seen struct {
+		Body    string
+		Header  http.Header
+		Trailer http.Header
+	}
+	got := make(chan seen, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body) // trailers are there after EOF
+		got <- seen{string(b), r.Header.Clone(), r.Trailer.Clone()}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer up.Close()
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{
+			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":9080"},
+				"routes": []map[string]any{
+					{"match": []map[string]any{{"path": []string{"/orders/*"}}}, "handle": []map[string]any{
+						{"handler": "require_token", "issuers": []map[string]any{{"url": gw + "/oauth2/default"}}, "audience": []string{"api://default"},
+							"forward_claims": []map[string]any{{"claim": "cid", "header": "X-Client-Id"}, {"claim": "absent_claim", "header": "X-Tenant"}}},
+						{"handler": "reverse_proxy", "upstreams": []map[string]any{{"dial": strings.TrimPrefix(up.URL, "http://")}}},
+					}},
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+			}}},
+		},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	tok := token(t, gw, "default")
+
+	cases := []struct {
+		name, declare, trailers string
+	}{
+		{"declared", "X-Client-Id, X-Checksum", "X-Client-Id: admin\r\nX-Checksum: abc\r\n"},
+		{"undeclared beside a declared one", "X-Checksum", "X-Checksum: abc\r\nX-Client-Id: admin\r\nx-tenant: acme\r\n"},
+		{"spelled with underscores and case", "X-Checksum, x_client_id", "X-Checksum: abc\r\nx_client_id: admin\r\nX_TENANT: acme\r\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", "localhost:9080")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "POST /orders/1 HTTP/1.1\r\nHost: localhost:9080\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\nTrailer: %s\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n%s\r\n",
+				tok, c.declare, c.trailers)
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusNoContent {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			var s seen
+			select {
+			case s = <-got:
+			default:
+				t.Fatal("the upstream saw no request")
+			}
+			if s.Body != "hello" || s.Trailer.Get("X-Checksum") != "abc" {
+				t.Fatalf("upstream got body %q, trailers %v: the request and its other trailers must pass", s.Body, s.Trailer)
+			}
+			for name, v := range s.Trailer {
+				if n := strings.ReplaceAll(strings.ToLower(name), "_", "-"); n == "x-client-id" || n == "x-tenant" {
+					t.Errorf("client trailer %s: %v reached the upstream", name, v)
+				}
+			}
+			if v := s.Header.Values("X-Client-Id"); len(v) != 1 || v[0] != clientID {
+				t.Errorf("upstream X-Client-Id header %v, want only %q", v, clientID)
+			}
+		})
+	}
+}
+
+// TestIntrospectionNegativeCacheDefault: through Caddy, a route in
+// introspection mode keeps a refusal by default (10s), so repeats of a
+// bad token cost the issuer one call; `negative_cache` -1 (off) asks
+// every time; a 5xx is never kept.
+func TestIntrospectionNegativeCacheDefault(t *testing.T) {
+	var calls atomic.Int64
+	var failing atomic.Bool
+	intro := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if failing.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"active":false}`)
+	}))
+	defer intro.Close()
+	route := func(path string, neg any) map[string]any {
+		in := map[string]any{"endpoint": intro.URL, "client_id": "gw", "client_secret": "s"}
+		if neg != nil {
+			in["negative_cache"] = neg
+		}
+		return map[string]any{"match": []map[string]any{{"path": []string{path}}}, "handle": []map[string]any{
+			{"handler": "require_token", "issuers": []map[string]any{{"url": "https://id.example.com/oauth2/default"}}, "audience": []string{"api://default"}, "introspection": in},
+			{"handler": "static_response", "body": "ok"},
+		}}
+	}
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": "localhost:2999"},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+			"listen": []string{":9080"},
+			"routes": []map[string]any{route("/default", nil), route("/off", "-1s")},
+		}}}},
+	}
+	caddytest.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	try := func(path, tok string, n int, want int) {
+		t.Helper()
+		for range n {
+			if res, _ := call(t, path, tok); res.StatusCode != want {
+				t.Fatalf("%s: %d, want %d", path, res.StatusCode, want)
+			}
+		}
+	}
+	try("/default", "dead-token", 5, 401)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("5 repeats of a bad token cost %d introspection calls by default; want 1", n)
+	}
+	try("/off", "dead-token", 5, 401)
+	if n := calls.Load(); n != 6 {
+		t.Fatalf("negative_cache off: %d calls in all; want 1+5", n)
+	}
+	failing.Store(true)
+	try("/default", "other-token", 3, 503)
+	if n := calls.Load(); n != 9 {
+		t.Fatalf("a 502 from the issuer was kept: %d calls in all; want 6+3", n)
 	}
 }

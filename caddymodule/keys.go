@@ -16,7 +16,10 @@ import (
 
 // inProcessIssuer is what the `token_issuer` app offers, so keys of an
 // issuer in the same Caddy are read without HTTP. The gateway does not
-// import the issuer: any app with this method will do.
+// import the issuer: any app with this method will do, and by offering
+// it promises what `token_issuer` does: every access token it signs
+// carries `typ` "at+jwt" (RFC 9068 section 2.1), so a token of its
+// issuers without it (an ID token, typ "JWT") is refused.
 type inProcessIssuer interface {
 	PublicKeys(iss string) (current func() jwk.Set, org bool, ok bool)
 }
@@ -59,7 +62,7 @@ func (k *keySources) source(ic *IssuerConfig) (keyset.Source, error) {
 					if org {
 						return nil, fmt.Errorf("issuer %s is the org authorization server: its access tokens are only for its own userinfo endpoint; use a custom authorization server", ic.URL)
 					}
-					return keyset.NewInProcess(current), nil
+					return keyset.NewInProcess(current, true), nil
 				}
 			}
 		}

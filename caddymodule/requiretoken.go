@@ -27,6 +27,12 @@ func init() {
 // RequireToken validates an access token on every request and passes
 // the request on only when the token is acceptable for the route.
 //
+// Only access tokens pass: a token typed other than `at+jwt` or `JWT`,
+// an untyped or `JWT`-typed one carrying `nonce`, `at_hash` or `c_hash`
+// (ID-token claims), and, for an issuer of the same Caddy (which types
+// every access token `at+jwt`), any token not typed `at+jwt` are
+// refused as `not_access_token` (RFC 9068 sections 2.1 and 4).
+//
 // Answers (RFC 6750 section 3): no or invalid token: 401 with
 // `WWW-Authenticate: Bearer realm="...", error="invalid_token"` (no
 // error without a token); missing scope or failed claim condition: 403
@@ -88,7 +94,9 @@ type RequireToken struct {
 
 	// ForwardClaims copy claims into request headers for the upstream.
 	// Any client-sent header of the same name, in any spelling (case,
-	// `-` or `_`), is removed first.
+	// `-`, `_` or `.`), is removed first, and so is any client request
+	// trailer of such a name (reverse_proxy forwards trailers); other
+	// trailers pass.
 	ForwardClaims []*ForwardClaim `json:"forward_claims,omitempty"`
 
 	// CacheSize bounds the cache of verified tokens (keyed by a hash of
@@ -171,6 +179,14 @@ type IntrospectionConfig struct {
 	// Cache reuses an answer this long (never past the token's exp).
 	// Default: 0, every request asks.
 	Cache caddy.Duration `json:"cache,omitempty"`
+	// NegativeCache reuses a refusal decided by the issuer's answer
+	// (inactive, wrong issuer or audience, expired, not an access
+	// token) this long, so a bad token sent again costs no issuer call.
+	// Transport errors and non-200 answers (5xx included) are never
+	// kept. Entries are keyed by a SHA-256 of the token and bounded by
+	// `cache_size`, apart from the accepted tokens. Default: 10s; a
+	// negative value disables it (as does `cache_size` -1).
+	NegativeCache caddy.Duration `json:"negative_cache,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -279,8 +295,15 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 		if ep == "" {
 			ep = strings.TrimRight(cfg.Issuers[0].URL, "/") + "/v1/introspect"
 		}
+		neg := time.Duration(in.NegativeCache)
+		switch {
+		case neg == 0:
+			neg = validator.DefaultNegativeTTL
+		case neg < 0:
+			neg = 0
+		}
 		cfg.Introspection = &validator.Introspector{Endpoint: ep, ClientID: in.ClientID, ClientSecret: secret,
-			CacheTTL: time.Duration(in.Cache), Client: &http.Client{Timeout: 10 * time.Second}}
+			CacheTTL: time.Duration(in.Cache), NegativeTTL: neg, Client: &http.Client{Timeout: 10 * time.Second}}
 	}
 	fwd := map[string]bool{}
 	for _, f := range rt.ForwardClaims {
@@ -330,8 +353,10 @@ func (rt *RequireToken) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	// Identity headers from the client never reach the upstream.
+	// Identity headers from the client never reach the upstream, as
+	// headers or as trailers.
 	stripForwarded(r.Header, rt.ForwardClaims)
+	stripForwardedTrailers(r, rt.ForwardClaims)
 	tok, f := rt.extract(r)
 	var res *validator.Result
 	if f == nil {

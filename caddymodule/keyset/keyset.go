@@ -46,6 +46,14 @@ type Source interface {
 	Key(ctx context.Context, kid string) (*Key, error)
 }
 
+// Typed is implemented by a Source that knows whether its issuer sets
+// `typ` "at+jwt" on every access token (RFC 9068 section 2.1). For
+// such an issuer the validator requires that `typ` (RFC 9068 section
+// 4); for any other it falls back on the claims only ID tokens carry.
+type Typed interface {
+	TypesAccessTokens() bool
+}
+
 var (
 	// ErrUnknownKID means the issuer does not publish a key with that id.
 	ErrUnknownKID = errors.New("unknown key id")

@@ -256,7 +256,7 @@ func TestInProcess(t *testing.T) {
 			return *p
 		}
 		return nil
-	})
+	}, false)
 
 	// Before the issuer started.
 	if _, err := src.Key(ctx, "a"); !errors.Is(err, keyset.ErrUnavailable) {
@@ -301,7 +301,7 @@ func TestInProcessConcurrentRotation(t *testing.T) {
 		setOf(t, jwkOf(t, &rsaKey(2).PublicKey, map[string]string{"kid": "b"}), jwkOf(t, &rsaKey(1).PublicKey, map[string]string{"kid": "common"})),
 	}
 	var which atomic.Int64
-	src := keyset.NewInProcess(func() jwk.Set { return sets[which.Load()%2] })
+	src := keyset.NewInProcess(func() jwk.Set { return sets[which.Load()%2] }, false)
 	stop := make(chan struct{})
 	rotated := make(chan struct{})
 	go func() {
@@ -336,5 +336,20 @@ func TestInProcessConcurrentRotation(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestInProcessTyping: an in-process source says whether its issuer
+// types every access token, as it was told; a remote one says nothing.
+func TestInProcessTyping(t *testing.T) {
+	for _, typed := range []bool{true, false} {
+		var src keyset.Source = keyset.NewInProcess(func() jwk.Set { return nil }, typed)
+		ty, ok := src.(keyset.Typed)
+		if !ok || ty.TypesAccessTokens() != typed {
+			t.Fatalf("NewInProcess(_, %v): Typed %v, TypesAccessTokens %v", typed, ok, ok && ty.TypesAccessTokens())
+		}
+	}
+	if _, ok := keyset.Source(&keyset.Remote{}).(keyset.Typed); ok {
+		t.Fatal("a remote source claims to know how its issuer types tokens")
 	}
 }

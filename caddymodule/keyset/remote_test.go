@@ -727,3 +727,47 @@ func TestRemoteRunReportsErrors(t *testing.T) {
 		t.Fatalf("errors %v", log.all())
 	}
 }
+
+// TestRemoteRediscoversAfterBare404: a 404 with an empty body (what many
+// servers send) is a status to act on, rediscovering the moved keys,
+// not an empty document.
+func TestRemoteRediscoversAfterBare404(t *testing.T) {
+	var mu sync.Mutex
+	keysPath, jwks := "/keys", jwksOf(t, "k1")
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		kp, body := keysPath, jwks
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL, "jwks_uri": srv.URL + kp})
+		case kp:
+			_, _ = w.Write(body)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	clk := newFakeClock()
+	l := &errLog{}
+	r := &keyset.Remote{Issuer: srv.URL, MinRefresh: time.Minute, Client: srv.Client(), Now: clk.Now, OnError: l.add}
+	ctx := context.Background()
+	if _, err := r.Key(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	keysPath, jwks = "/keys2", jwksOf(t, "k1", "k2")
+	mu.Unlock()
+	clk.Advance(time.Minute)
+	if _, err := r.Key(ctx, "k2"); !errors.Is(err, keyset.ErrUnknownKID) {
+		t.Fatalf("err %v; want ErrUnknownKID (404 at the old location)", err)
+	}
+	if !l.contains("status 404") {
+		t.Fatalf("errors %v; want the 404 reported as such", l.all())
+	}
+	clk.Advance(time.Minute)
+	if k, err := r.Key(ctx, "k2"); err != nil || k.KID != "k2" {
+		t.Fatalf("after rediscovery: %v %v", k, err)
+	}
+}

@@ -102,7 +102,7 @@ func getFixture(b *testing.B) *benchFixture {
 	addKey(&ecKey.PublicKey, "ec-kid-7d41a0", jwa.ES256)
 	addKey(edPub, "ed-kid-c38e55", jwa.EdDSA)
 
-	f := &benchFixture{keys: keyset.NewInProcess(func() jwk.Set { return set })}
+	f := &benchFixture{keys: keyset.NewInProcess(func() jwk.Set { return set }, false)}
 	f.tokens = []*benchToken{
 		makeToken(b, jwa.RS256, "rsa-kid-2f9c1b", &rsaKey.PublicKey, func(in []byte) []byte {
 			h := sha256.Sum256(in)

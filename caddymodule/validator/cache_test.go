@@ -246,7 +246,7 @@ func TestCachedTokenSurvivesKeyOutage(t *testing.T) {
 	cfg.CacheSize = 10
 	var mu sync.Mutex
 	set := getKeys().set
-	cfg.Issuers[0].Keys = keyset.NewInProcess(func() jwk.Set { mu.Lock(); defer mu.Unlock(); return set })
+	cfg.Issuers[0].Keys = keyset.NewInProcess(func() jwk.Set { mu.Lock(); defer mu.Unlock(); return set }, false)
 	v := validator.New(cfg)
 	tok := good(t)
 	res, f := validate(t, v, tok, nil)
@@ -259,5 +259,40 @@ func TestCachedTokenSurvivesKeyOutage(t *testing.T) {
 	_, f = validate(t, v, good(t, m{"jti": "other"}), nil)
 	if f == nil || f.Status != http.StatusServiceUnavailable {
 		t.Fatalf("uncached token with no keys: %+v; want 503", f)
+	}
+}
+
+// TestCacheHoldsWhatFits: a cache far from full evicts nothing (200
+// tokens in room for 1600 spread over the shards), and a full one never
+// holds more than its size.
+func TestCacheHoldsWhatFits(t *testing.T) {
+	for _, c := range []struct {
+		size, tokens int
+		all          bool // every token must stay cached
+	}{{1600, 200, true}, {32, 400, false}} {
+		cfg, cs := cachedConfig(newClock(), c.size)
+		v := validator.New(cfg)
+		toks := make([]string, c.tokens)
+		for i := range toks {
+			toks[i] = mint(t, jwa.EdDSA, getKeys().ed1, "ed1", stdClaims(m{"jti": fmt.Sprintf("id-%d", i)}))
+			validate(t, v, toks[i], nil)
+		}
+		// Newest first: a pass can hit no more entries than the cache
+		// held when it began, since each miss takes one place.
+		hits := 0
+		for i := len(toks) - 1; i >= 0; i-- {
+			before := cs.n.Load()
+			res, f := validate(t, v, toks[i], nil)
+			wantOK(t, res, f)
+			if cs.n.Load() == before {
+				hits++
+			}
+		}
+		switch {
+		case c.all && hits != c.tokens:
+			t.Fatalf("size %d: %d of %d tokens still cached; want all", c.size, hits, c.tokens)
+		case !c.all && (hits == 0 || hits > c.size):
+			t.Fatalf("size %d: %d cached after %d tokens; want between 1 and %d", c.size, hits, c.tokens, c.size)
+		}
 	}
 }

@@ -198,6 +198,16 @@ func TestCompileExpressionErrors(t *testing.T) {
 			t.Errorf("%q compiled", src)
 		}
 	}
+	// A syntax error is reported as such, with CEL's explanation, not
+	// as a type problem of what failed to compile.
+	_, err := validator.CompileExpression(`claims.sub ==`)
+	if err == nil || !strings.Contains(err.Error(), "Syntax error") || strings.Contains(err.Error(), "must be boolean") {
+		t.Errorf("syntax error reported as %v", err)
+	}
+	_, err = validator.CompileExpression(`1 + 2`)
+	if err == nil || !strings.Contains(err.Error(), "must be boolean, not int") {
+		t.Errorf("non-boolean expression reported as %v", err)
+	}
 }
 
 // TestExpressionAfterVerification: an expression never runs on, and so

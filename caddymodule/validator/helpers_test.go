@@ -236,7 +236,7 @@ func (c *countingSource) Key(ctx context.Context, kid string) (*keyset.Key, erro
 }
 
 func inProcess(set jwk.Set) *keyset.InProcess {
-	return keyset.NewInProcess(func() jwk.Set { return set })
+	return keyset.NewInProcess(func() jwk.Set { return set }, false)
 }
 
 // baseConfig accepts issURL (RS256, ES256, EdDSA) and otherURL (RS256),

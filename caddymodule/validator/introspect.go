@@ -18,7 +18,40 @@ type Introspector struct {
 	ClientID, ClientSecret string
 	// CacheTTL bounds how long an answer is reused; 0 asks every time.
 	CacheTTL time.Duration
-	Client   *http.Client
+	// NegativeTTL is how long a refusal that the issuer's answer decided
+	// (inactive, or active but refused here) is reused, so a bad token
+	// sent again costs no call; 0 never reuses one. Failures to get an
+	// answer (transport errors, non-200 status, unreadable body) are
+	// never kept. The negative entries are bounded by the route's cache
+	// size, apart from the positive ones.
+	NegativeTTL time.Duration
+	Client      *http.Client
+}
+
+// DefaultNegativeTTL is the default NegativeTTL of the Caddy module:
+// long enough to absorb a client retrying a dead token, short enough
+// that an issuer's own mistake heals quickly.
+const DefaultNegativeTTL = 10 * time.Second
+
+// introspectCached asks the issuer unless a refusal of this token (key
+// is its hash, set when the cache is on) is still in the negative
+// cache, and keeps a new refusal there.
+func (v *Validator) introspectCached(ctx context.Context, tok string, key [32]byte, now time.Time) (*verified, *Failure) {
+	if v.negative == nil {
+		return v.introspect(ctx, tok, now)
+	}
+	if e := v.negative.get(key, now); e != nil {
+		f := *e.refused
+		return nil, &f
+	}
+	ver, f := v.introspect(ctx, tok, now)
+	// 401s come only from a well-formed 200 answer (or a token too large
+	// to send); a 503 says the issuer could not answer and is retried.
+	if f != nil && f.Status == http.StatusUnauthorized {
+		kept := *f
+		v.negative.put(key, &verified{refused: &kept, exp: now.Add(v.cfg.Introspection.NegativeTTL)})
+	}
+	return ver, f
 }
 
 // introspect replaces local verification for a route in introspection
@@ -57,6 +90,13 @@ func (v *Validator) introspect(ctx context.Context, tok string, now time.Time) (
 	}
 	if claims["active"] != true {
 		return nil, v.fail(ReasonInactive, issuer)
+	}
+	// An issuer that introspects refresh or ID tokens too says which it
+	// was (RFC 7662 section 2.2 token_type); ID-token claims give an ID
+	// token away where it does not.
+	if tt, _ := claims["token_type"].(string); strings.EqualFold(tt, "refresh_token") || strings.EqualFold(tt, "id_token") ||
+		!isAccessToken(nil, claims, false) {
+		return nil, v.fail(ReasonNotAccessToken, issuer)
 	}
 	if iss, ok := claims["iss"]; ok && iss != issuer.URL {
 		return nil, v.fail(ReasonWrongIssuer, issuer)

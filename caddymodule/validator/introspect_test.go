@@ -3,6 +3,7 @@ package validator_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -392,4 +393,210 @@ func TestIntrospectionNumbersStayExact(t *testing.T) {
 	if _, ok := res.Claims["level"].(json.Number); !ok {
 		t.Fatalf("level is %T", res.Claims["level"])
 	}
+}
+
+// negConfig is introConfig with a negative TTL.
+func negConfig(s *introServer, clk *clock, neg time.Duration, cacheSize int) validator.Config {
+	cfg := introConfig(s, clk, 0, cacheSize)
+	cfg.Introspection.NegativeTTL = neg
+	return cfg
+}
+
+// TestIntrospectionNegativeCache replays the review's finding: every
+// repeat of a bad token cost the issuer a call. Within the negative TTL,
+// N repeats of each kind of refusal the answer decides cost one call;
+// once it has passed, the issuer is asked again.
+func TestIntrospectionNegativeCache(t *testing.T) {
+	const n = 20
+	cases := []struct {
+		name   string
+		answer any
+		reason string
+	}{
+		{"inactive", m{"active": false}, validator.ReasonInactive},
+		{"unknown token", nil, validator.ReasonInactive},
+		{"wrong audience", activeAnswer(m{"aud": "api://other"}), validator.ReasonWrongAudience},
+		{"wrong issuer", activeAnswer(m{"iss": orgURL}), validator.ReasonWrongIssuer},
+		{"expired", activeAnswer(m{"exp": t0.Add(-time.Hour).Unix()}), validator.ReasonExpired},
+		{"refresh token", activeAnswer(m{"token_type": "refresh_token"}), validator.ReasonNotAccessToken},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newIntroServer(t)
+			if c.answer != nil {
+				s.answer("bad", c.answer)
+			}
+			s.answer("good", activeAnswer())
+			clk := newClock()
+			v := validator.New(negConfig(s, clk, 10*time.Second, 100))
+			for i := range n {
+				clk.Set(t0.Add(time.Duration(i) * 400 * time.Millisecond)) // all within 10s
+				_, f := validate(t, v, "bad", nil)
+				wantInvalid(t, f, c.reason)
+				if f.Issuer != issURL {
+					t.Fatalf("repeat %d: issuer %q", i, f.Issuer)
+				}
+			}
+			if got := s.hits.Load(); got != 1 {
+				t.Fatalf("%d repeats of a bad token cost %d issuer calls; want 1", n, got)
+			}
+			// The cached refusal is a copy: a caller changing it changes
+			// no later answer.
+			_, f := validate(t, v, "bad", nil)
+			f.Reason, f.Status = "changed", 200
+			_, f = validate(t, v, "bad", nil)
+			wantInvalid(t, f, c.reason)
+			// Another token is still asked about, and accepted.
+			res, f := validate(t, v, "good", nil)
+			wantOK(t, res, f)
+			if got := s.hits.Load(); got != 2 {
+				t.Fatalf("%d calls after a good token; want 2", got)
+			}
+			// At the TTL the entry is gone: the issuer is asked again.
+			clk.Set(t0.Add(10 * time.Second))
+			_, f = validate(t, v, "bad", nil)
+			wantInvalid(t, f, c.reason)
+			if got := s.hits.Load(); got != 3 {
+				t.Fatalf("%d calls after the negative TTL; want 3", got)
+			}
+			s.check(t)
+		})
+	}
+}
+
+// TestIntrospectionNegativeCacheSkipsServerErrors: a 5xx, another
+// non-200 status, an unreadable answer or no answer at all says nothing
+// about the token and is never kept: each repeat asks again, and the
+// token is accepted as soon as the issuer answers.
+func TestIntrospectionNegativeCacheSkipsServerErrors(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"500", http.StatusInternalServerError, `{"active":false}`},
+		{"503", http.StatusServiceUnavailable, ``},
+		{"401 to the gateway", http.StatusUnauthorized, `{"error":"invalid_client"}`},
+		{"200 not JSON", http.StatusOK, `<html>`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newIntroServer(t)
+			s.answer("tok", c.body)
+			s.status = c.status
+			clk := newClock()
+			v := validator.New(negConfig(s, clk, time.Minute, 100))
+			for i := range 3 {
+				_, f := validate(t, v, "tok", nil)
+				if f == nil || f.Status != http.StatusServiceUnavailable {
+					t.Fatalf("try %d: got %+v; want 503", i, f)
+				}
+			}
+			if got := s.hits.Load(); got != 3 {
+				t.Fatalf("%d calls for 3 tries; a failed answer must not be cached", got)
+			}
+			s.mu.Lock()
+			s.status = http.StatusOK
+			s.mu.Unlock()
+			s.answer("tok", activeAnswer())
+			res, f := validate(t, v, "tok", nil)
+			wantOK(t, res, f)
+		})
+	}
+
+	// The issuer unreachable: not cached either.
+	s := newIntroServer(t)
+	s.answer("tok", activeAnswer())
+	cfg := negConfig(s, newClock(), time.Minute, 100)
+	good := cfg.Introspection.Endpoint
+	cfg.Introspection.Endpoint = "http://127.0.0.1:1/introspect"
+	v := validator.New(cfg)
+	if _, f := validate(t, v, "tok", nil); f == nil || f.Status != http.StatusServiceUnavailable {
+		t.Fatalf("unreachable: got %+v; want 503", f)
+	}
+	cfg.Introspection.Endpoint = good
+	if res, f := validate(t, v, "tok", nil); f != nil || res == nil {
+		t.Fatalf("after the issuer came back: %+v", f)
+	}
+}
+
+// TestIntrospectionNegativeCacheBounded: refusals never take more than
+// the route's cache size, a flood of distinct bad tokens evicts no
+// accepted one, and a zero TTL or a disabled cache keeps none.
+func TestIntrospectionNegativeCacheBounded(t *testing.T) {
+	s := newIntroServer(t)
+	s.answer("good", activeAnswer())
+	clk := newClock()
+	cfg := negConfig(s, clk, time.Minute, 32)
+	cfg.Introspection.CacheTTL = time.Minute
+	v := validator.New(cfg)
+	if res, f := validate(t, v, "good", nil); f != nil || res == nil {
+		t.Fatalf("good: %+v", f)
+	}
+	const flood = 2000
+	for i := range flood {
+		validate(t, v, fmt.Sprintf("bad-%d", i), nil)
+	}
+	// Newest first: the last refusal is still kept, and a pass can hit
+	// no more entries than the cache held when it began (each miss
+	// takes one place).
+	before := s.hits.Load()
+	kept := 0
+	for i := flood - 1; i >= 0; i-- {
+		validate(t, v, fmt.Sprintf("bad-%d", i), nil)
+		if s.hits.Load() == before {
+			kept++
+		}
+		before = s.hits.Load()
+	}
+	if kept == 0 || kept > 32 {
+		t.Fatalf("%d refusals kept; want between 1 and the cache size 32", kept)
+	}
+	before = s.hits.Load()
+	if res, f := validate(t, v, "good", nil); f != nil || res == nil {
+		t.Fatalf("good after the flood: %+v", f)
+	}
+	if s.hits.Load() != before {
+		t.Fatal("a flood of bad tokens evicted an accepted one")
+	}
+
+	for _, c := range []struct {
+		name      string
+		neg       time.Duration
+		cacheSize int
+	}{{"zero TTL", 0, 100}, {"cache disabled", time.Minute, 0}} {
+		s := newIntroServer(t)
+		v := validator.New(negConfig(s, newClock(), c.neg, c.cacheSize))
+		for range 3 {
+			_, f := validate(t, v, "bad", nil)
+			wantInvalid(t, f, validator.ReasonInactive)
+		}
+		if got := s.hits.Load(); got != 3 {
+			t.Fatalf("%s: %d calls for 3 tries; want 3", c.name, got)
+		}
+	}
+}
+
+// TestIntrospectionMaxSizeTokenIsSent: a token of exactly the size cap
+// is asked about; one byte more is refused unsent.
+func TestIntrospectionMaxSizeTokenIsSent(t *testing.T) {
+	s := newIntroServer(t)
+	tok := strings.Repeat("a", validator.DefaultMaxTokenSize)
+	s.answer(tok, activeAnswer())
+	res, f := validate(t, validator.New(introConfig(s, newClock(), 0, 0)), tok, nil)
+	wantOK(t, res, f)
+	if s.hits.Load() != 1 {
+		t.Fatalf("%d requests; want 1", s.hits.Load())
+	}
+}
+
+// TestIntrospectionDefaultClient: without a client of its own the
+// introspector uses http.DefaultClient.
+func TestIntrospectionDefaultClient(t *testing.T) {
+	s := newIntroServer(t)
+	s.answer("tok", activeAnswer())
+	cfg := introConfig(s, newClock(), 0, 0)
+	cfg.Introspection.Client = nil
+	res, f := validate(t, validator.New(cfg), "tok", nil)
+	wantOK(t, res, f)
+	s.check(t)
 }

@@ -214,13 +214,14 @@ func (p *parser) slowStr(start int) (string, error) {
 	return "", errSyntax
 }
 
-func (p *parser) digits() int {
-	n := 0
+// digits skips a run of decimal digits and reports whether there was
+// at least one.
+func (p *parser) digits() bool {
+	start := p.i
 	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
 		p.i++
-		n++
 	}
-	return n
+	return p.i > start
 }
 
 // num parses a number (RFC 8259 section 6:
@@ -235,12 +236,12 @@ func (p *parser) num() (any, error) {
 	}
 	if p.i < len(p.b) && p.b[p.i] == '0' {
 		p.i++
-	} else if p.digits() == 0 {
+	} else if !p.digits() {
 		return nil, errSyntax
 	}
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
-		if p.digits() == 0 {
+		if !p.digits() {
 			return nil, errSyntax
 		}
 	}
@@ -249,7 +250,7 @@ func (p *parser) num() (any, error) {
 		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
 			p.i++
 		}
-		if p.digits() == 0 {
+		if !p.digits() {
 			return nil, errSyntax
 		}
 	}

@@ -170,6 +170,26 @@ func TestDecodeObjectStrictness(t *testing.T) {
 		{`{"x":"` + strings.Repeat("é\\n", 300_000) + `"}`, nil},
 		{`{"x":"` + strings.Repeat("a", 1<<20), errSyntax},
 		{`{"x":"` + strings.Repeat(`\"`, 1<<19), errSyntax},
+		// Input ending inside a literal or a number: an error, never a
+		// read past the end.
+		{`{"a":t`, errSyntax},
+		{`{"a":tru`, errSyntax},
+		{`{"a":fals`, errSyntax},
+		{`{"a":nul`, errSyntax},
+		{`{"a":-`, errSyntax},
+		{`{"a":0`, errSyntax},
+		{`{"a":1`, errSyntax},
+		{`{"a":1.`, errSyntax},
+		{`{"a":1.5`, errSyntax},
+		{`{"a":1e`, errSyntax},
+		{`{"a":1e+`, errSyntax},
+		// A number part without its digits.
+		{`{"a":-}`, errSyntax},
+		{`{"a":1.}`, errSyntax},
+		{`{"a":1.e5}`, errSyntax},
+		{`{"a":1e}`, errSyntax},
+		{`{"a":1e-}`, errSyntax},
+		{`{"a":-0.5e-7}`, nil},
 	} {
 		_, err := decodeObject([]byte(c.in))
 		if !errors.Is(err, c.want) {

@@ -75,6 +75,9 @@ type Config struct {
 type Validator struct {
 	cfg   Config
 	cache *cache
+	// negative keeps introspection refusals (introspection mode only),
+	// apart from cache so a flood of bad tokens evicts no good ones.
+	negative *cache
 }
 
 // New returns a validator; cfg must already be valid (see Check).
@@ -85,7 +88,11 @@ func New(cfg Config) *Validator {
 	if cfg.MaxTokenSize <= 0 {
 		cfg.MaxTokenSize = DefaultMaxTokenSize
 	}
-	return &Validator{cfg: cfg, cache: newCache(cfg.CacheSize)}
+	v := &Validator{cfg: cfg, cache: newCache(cfg.CacheSize)}
+	if in := cfg.Introspection; in != nil && in.NegativeTTL > 0 {
+		v.negative = newCache(cfg.CacheSize)
+	}
+	return v
 }
 
 // Result is an accepted token.
@@ -138,6 +145,9 @@ const (
 	ReasonKeysUnavailable   = "keys_unavailable"
 	ReasonMultipleTokens    = "multiple_tokens"
 	ReasonInactive          = "inactive"
+	// ReasonNotAccessToken: a genuine token of the issuer, but an ID
+	// token (or another kind of JWT), not an access token.
+	ReasonNotAccessToken = "not_access_token"
 )
 
 func invalid(reason string) *Failure {
@@ -152,6 +162,8 @@ type verified struct {
 	scopes []string
 	sub    string
 	exp    time.Time
+	// refused, in the negative cache, is the issuer's refusal.
+	refused *Failure
 }
 
 // Validate checks tok for this route. r is the request (for the CEL
@@ -167,7 +179,7 @@ func (v *Validator) Validate(ctx context.Context, tok string, r *http.Request) (
 	if ver == nil {
 		var f *Failure
 		if v.cfg.Introspection != nil {
-			ver, f = v.introspect(ctx, tok, now)
+			ver, f = v.introspectCached(ctx, tok, key, now)
 		} else {
 			ver, f = v.verify(ctx, tok, now)
 		}
@@ -296,6 +308,10 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 	}
 	if err := verifier.Verify([]byte(tok[:len(h64)+1+len(p64)]), sig, k.Raw); err != nil {
 		return nil, v.fail(ReasonBadSignature, issuer)
+	}
+	typed, _ := issuer.Keys.(keyset.Typed)
+	if !isAccessToken(hdr, claims, typed != nil && typed.TypesAccessTokens()) {
+		return nil, v.fail(ReasonNotAccessToken, issuer)
 	}
 	// Time claims (RFC 7519 section 4.1.4-4.1.6), with skew.
 	rawExp, present := claims["exp"]
