@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
@@ -30,6 +32,8 @@ const (
 	pubCB   = "https://pub.test/cb"
 	webBye  = "https://app.test/bye"
 	tokenEP = "/oauth2/default/v1/token"
+
+	alicePassword = "alice-password"
 )
 
 type flowEnv struct {
@@ -41,7 +45,10 @@ type flowEnv struct {
 
 func newFlowEnv(t *testing.T, base string) *flowEnv {
 	t.Helper()
-	dir, err := directory.ParseFile([]byte(`{"users":[{"id":"u1","login":"alice@example.com"},{"id":"u2","login":"mallory@example.com"}]}`))
+	hash, _ := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
+	users, _ := json.Marshal(map[string]any{"users": []map[string]any{
+		{"id": "u1", "login": "alice@example.com", "password_hash": string(hash)}, {"id": "u2", "login": "mallory@example.com"}}})
+	dir, err := directory.ParseFile(users)
 	if err != nil {
 		t.Fatal(err)
 	}

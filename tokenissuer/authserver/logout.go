@@ -31,8 +31,8 @@ func (i *Issuer) serveLogout(w http.ResponseWriter, r *http.Request, s *Server) 
 		i.errorPage(w, http.StatusBadRequest, "The logout request is not valid.")
 		return
 	}
-	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" && len(ck.Value) <= 128 {
-		_, _ = i.store.UpdateRecord(r.Context(), store.NSSession, ck.Value, func([]byte) ([]byte, error) { return nil, nil })
+	if sid, ok := i.readCookie(r, sessionCookie); ok && len(sid) <= 128 {
+		_, _ = i.store.UpdateRecord(r.Context(), store.NSSession, sid, func([]byte) ([]byte, error) { return nil, nil })
 	}
 	c := i.cookie(r, sessionCookie, "", 0)
 	c.MaxAge = -1
