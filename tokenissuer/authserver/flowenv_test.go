@@ -123,10 +123,16 @@ func (e *flowEnv) post(path, client string, form url.Values) (int, map[string]an
 // verifier is not empty.
 func (e *flowEnv) code(client, redirect, verifier string, scopes ...string) string {
 	e.t.Helper()
+	return e.codeFor("u1", client, redirect, verifier, scopes...)
+}
+
+// codeFor is code for user uid.
+func (e *flowEnv) codeFor(uid, client, redirect, verifier string, scopes ...string) string {
+	e.t.Helper()
 	if len(scopes) == 0 {
 		scopes = []string{"openid", "offline_access", "read"}
 	}
-	req := authzRequest{Server: "default", ClientID: client, RedirectURI: redirect, Scopes: scopes, UserID: "u1",
+	req := authzRequest{Server: "default", ClientID: client, RedirectURI: redirect, Scopes: scopes, UserID: uid,
 		AuthTime: e.clock.now(), Amr: []string{"pwd"}}
 	if verifier != "" {
 		req.Challenge = s256(verifier)
@@ -161,14 +167,14 @@ func (e *flowEnv) active(tok string) bool {
 }
 
 // session starts an SSO session for user uid and returns its cookie.
-func (e *flowEnv) session(r *http.Request, uid string) *http.Cookie {
+func (e *flowEnv) session(uid string) *http.Cookie {
 	e.t.Helper()
 	sid := randomToken()
 	b, _ := json.Marshal(session{UserID: uid, AuthTime: e.clock.now(), Amr: []string{"pwd"}})
 	if err := e.st.PutRecord(context.Background(), store.NSSession, sid, b, time.Now().Add(SessionLifetime)); err != nil {
 		e.t.Fatal(err)
 	}
-	return e.iss.cookie(r, sessionCookie, sid, SessionLifetime)
+	return e.iss.cookie(httptest.NewRequest(http.MethodGet, e.iss.base+"/", nil), sessionCookie, sid, SessionLifetime)
 }
 
 // sessionAlive reports whether the session behind cookie still exists.
