@@ -476,3 +476,71 @@ func TestOpenIDClientInterop(t *testing.T) {
 		t.Fatalf("interop tests skipped:\n%s", out)
 	}
 }
+
+// TestBrowserDeviceApprovalChromium (RFC 8628 sections 3.3.1, 5.4): the
+// approval page shows the user code and the client. A code the user
+// types on the entry page is approved with one click; a
+// verification_uri_complete link, which an attacker can send to a
+// signed-in victim, cannot be approved until the user confirms that
+// the code matches their device.
+func TestBrowserDeviceApprovalChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tab, browserLog := chromium(t, ctx)
+	startRealClientEnv(t, []map[string]any{{"client_id": interopTV, "name": "Kitchen TV", "token_endpoint_auth_method": "none",
+		"grant_types": []string{deviceGrant}}})
+	d := tabDriver{t: t, tab: tab, log: browserLog}
+	fail, step, read := d.fail, d.step, d.read
+	authorize := func() map[string]any {
+		_, body := post(t, "/oauth2/default/v1/device/authorize", url.Values{"client_id": {interopTV}, "scope": {"openid"}}, nil)
+		if body["user_code"] == nil {
+			t.Fatalf("device authorization: %v", body)
+		}
+		return body
+	}
+	poll := func(da map[string]any) map[string]any {
+		_, body := post(t, "/oauth2/default/v1/token", url.Values{"grant_type": {deviceGrant}, "device_code": {da["device_code"].(string)}, "client_id": {interopTV}}, nil)
+		return body
+	}
+
+	// Typed: entry page, sign-in, approval showing code and client.
+	typed := authorize()
+	code := typed["user_code"].(string)
+	step("entry page", chromedp.Navigate(typed["verification_uri"].(string)), chromedp.WaitVisible(chromedp.CSS("#user_code")),
+		chromedp.SendKeys(chromedp.CSS("#user_code"), strings.ToLower(code)), chromedp.Submit(chromedp.CSS("#user_code")),
+		chromedp.WaitVisible(chromedp.CSS("#password")))
+	step("sign in", chromedp.SendKeys(chromedp.CSS("#username"), aliceLogin), chromedp.SendKeys(chromedp.CSS("#password"), alicePass),
+		chromedp.Submit(chromedp.CSS("#password")), chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, code) || !strings.Contains(text, "Kitchen TV") {
+		fail("approval page of a typed code shows %q", text)
+	}
+	step("allow typed", chromedp.Click(chromedp.CSS("button[value=allow]")), chromedp.WaitVisible(chromedp.CSS("p.error")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "connected") {
+		fail("after allowing a typed code: %q", text)
+	}
+
+	// A link: the signed-in user lands on the approval page at once.
+	link := authorize()
+	code = link["user_code"].(string)
+	step("link", chromedp.Navigate(link["verification_uri_complete"].(string)), chromedp.WaitVisible(chromedp.CSS("#code_matches")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, code) || !strings.Contains(text, "Kitchen TV") {
+		fail("approval page of a link shows %q", text)
+	}
+	// Allow without the confirmation does not submit the form: the
+	// browser holds it back (the server refuses it too: unit tests).
+	step("allow unconfirmed", chromedp.Click(chromedp.CSS("button[value=allow]")))
+	if invalid, err := chromedp.Run(tab, chromedp.Evaluate[bool](`document.getElementById("code_matches").matches(":invalid")`)); err != nil || !invalid {
+		fail("the unconfirmed form was not held back: %v %v", invalid, err)
+	}
+	if b := poll(link); b["error"] != "authorization_pending" {
+		fail("a link's device was approved without the confirmation: %v", b)
+	}
+	if loc := read(chromedp.Location()); loc != link["verification_uri_complete"].(string) {
+		fail("unconfirmed approval left the page for %s", loc)
+	}
+	step("allow confirmed", chromedp.Click(chromedp.CSS("#code_matches")), chromedp.Click(chromedp.CSS("button[value=allow]")),
+		chromedp.WaitVisible(chromedp.CSS("p.error")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "connected") {
+		fail("after the confirmed approval: %q", text)
+	}
+}

@@ -59,6 +59,9 @@ type authzRequest struct {
 	Amr          []string  `json:"amr,omitempty"`
 	// Device, for a device approval, is the device grant's key.
 	Device string `json:"device,omitempty"`
+	// DeviceCheck: the user code came in a link, so the user must
+	// confirm it matches their device before approving.
+	DeviceCheck bool `json:"device_check,omitempty"`
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 section 3.1,

@@ -106,10 +106,18 @@ type Logout struct {
 // RenderLogout writes the logout confirmation or signed-out page.
 func (p *Pages) RenderLogout(w io.Writer, d Logout) error { return p.logout.Execute(w, d) }
 
-// Device is the user-code entry page's data.
-type Device struct{ Title, Action, UserCode, Error string }
+// Device is the device page's data: the user-code entry form (Entry
+// binds it to the browser), or, with Txn set, the approval of a device
+// showing its UserCode and the client; Check asks the user to confirm
+// that the code matches their device.
+type Device struct {
+	Title, Action, UserCode, Error, Entry string
+	Txn, CSRF, ClientName                 string
+	Scopes                                []Scope
+	Check                                 bool
+}
 
-// RenderDevice writes the user-code entry page.
+// RenderDevice writes the user-code entry or device approval page.
 func (p *Pages) RenderDevice(w io.Writer, d Device) error { return p.device.Execute(w, d) }
 
 // RenderLogin, RenderConsent, RenderError and RenderFormPost write pages.
