@@ -55,8 +55,10 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 	c := &clock{t: time.Now()}
 	user := []string{GrantAuthorizationCode, GrantRefreshToken}
 	iss, err := New(Options{
-		BaseURL: base, Directory: dir, Now: c.now,
+		// ES256: key generation is cheap, which keeps these tests fast.
+		BaseURL: base, Directory: dir, Now: c.now, OrgSigningAlg: "ES256",
 		Servers: map[string]*ServerConfig{"default": {
+			SigningAlg: "ES256",
 			Scopes: []*Scope{{Name: "read", Default: true}, {Name: "pay", Consent: "required", Description: "Make payments"}},
 			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "r",
 				GrantTypes: []string{GrantAuthorizationCode, GrantClientCredentials, GrantDeviceCode}, Scopes: []string{"*"}}}}},
