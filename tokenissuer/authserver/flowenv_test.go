@@ -59,7 +59,7 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 		BaseURL: base, Directory: dir, Now: c.now, OrgSigningAlg: "ES256",
 		Servers: map[string]*ServerConfig{"default": {
 			SigningAlg: "ES256",
-			Scopes: []*Scope{{Name: "read", Default: true}, {Name: "pay", Consent: "required", Description: "Make payments"}},
+			Scopes:     []*Scope{{Name: "read", Default: true}, {Name: "pay", Consent: "required", Description: "Make payments"}},
 			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "r",
 				GrantTypes: []string{GrantAuthorizationCode, GrantClientCredentials, GrantDeviceCode}, Scopes: []string{"*"}}}}},
 		}},
