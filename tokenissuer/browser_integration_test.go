@@ -34,6 +34,8 @@ const (
 	aliceLogin  = "alice@example.com"
 	alicePass   = "alice-password"
 	aliceID     = "00u-alice"
+	malLogin    = "mallory@example.com"
+	malPass     = "mallory-password"
 	consentOnly = "payments:write"
 	deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
 )
@@ -59,9 +61,14 @@ func startRealClientEnv(t *testing.T, clients []map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	malHash, err := directory.HashBcrypt(malPass)
+	if err != nil {
+		t.Fatal(err)
+	}
 	startIssuer(t, issuerSetup{
 		users: []map[string]any{{"id": aliceID, "login": aliceLogin, "password_hash": hash, "groups": []string{"staff"},
-			"profile": map[string]any{"email": aliceLogin, "email_verified": true, "name": "Alice Smith", "given_name": "Alice"}}},
+			"profile": map[string]any{"email": aliceLogin, "email_verified": true, "name": "Alice Smith", "given_name": "Alice"}},
+			{"id": "00u-mallory", "login": malLogin, "password_hash": malHash, "profile": map[string]any{"email": malLogin}}},
 		clients: clients,
 		server: map[string]any{
 			"scopes": []map[string]any{{"name": "orders:read", "default": true},
@@ -317,16 +324,26 @@ func TestBrowserCodeFlowChromium(t *testing.T) {
 	}
 
 	// RP-initiated logout with the ID token the relying party kept.
-	res, err := http.Get(rp.URL + "/idtoken")
-	if err != nil {
-		t.Fatal(err)
+	idToken := rp.lastIDToken(t)
+
+	// Logout CSRF: a page of another site sends the signed-in victim to
+	// /logout with the attacker's own ID token. The session survives:
+	// the victim is asked, and signing in to the relying party again
+	// needs no password.
+	evil := evilLogoutPage(t, rp.signInWithHTTP(t, malLogin, malPass), rp.URL+"/bye")
+	step("cross-site logout with the attacker's ID token", chromedp.Navigate(evil.URL), chromedp.Click(chromedp.CSS("#go")),
+		chromedp.WaitReady(chromedp.CSS("main h1, #bye")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "Sign out of") || !strings.Contains(text, aliceLogin) {
+		fail("cross-site logout shows %q, want the confirmation", text)
 	}
-	idToken, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if len(idToken) == 0 {
-		t.Fatal("the relying party kept no ID token")
+	step("session survives", chromedp.Navigate(rp.URL+"/login"), chromedp.WaitReady(chromedp.CSS("#hello, #error, #password")))
+	if text := read(chromedp.Text(chromedp.CSS("body"))); text != "Hello "+aliceLogin {
+		fail("after the cross-site logout the relying party shows %q: the session ended", text)
 	}
-	logout := base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {string(idToken)},
+
+	// The victim's own ID token (okta-auth-js signOut()) signs out
+	// without a page.
+	logout := base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {idToken},
 		"post_logout_redirect_uri": {rp.URL + "/bye"}, "state": {"see-you"}}.Encode()
 	step("logout", chromedp.Navigate(logout), chromedp.WaitReady(chromedp.CSS("#bye")))
 	if loc, text := read(chromedp.Location()), read(chromedp.Text(chromedp.CSS("#bye"))); loc != rp.URL+"/bye?state=see-you" || !strings.HasSuffix(text, "see-you") {
@@ -349,6 +366,59 @@ func TestBrowserCodeFlowChromium(t *testing.T) {
 	if text := read(chromedp.Text(chromedp.CSS("body"))); text != "Hello "+aliceLogin {
 		fail("relying party shows %q", text)
 	}
+
+	// Confirming on the page signs out, and the browser goes to the
+	// post-logout URI registered for the hint's client.
+	step("confirm a foreign logout", chromedp.Navigate(evil.URL), chromedp.Click(chromedp.CSS("#go")),
+		chromedp.WaitVisible(chromedp.CSS("button[value=yes]")), chromedp.Click(chromedp.CSS("button[value=yes]")),
+		chromedp.WaitReady(chromedp.CSS("#bye")))
+	step("sign-in page after the confirmed logout", chromedp.Navigate(rp.URL+"/login"), chromedp.WaitVisible(chromedp.CSS("#password")))
+}
+
+// lastIDToken is the ID token the relying party verified last.
+func (rp *relyingParty) lastIDToken(t *testing.T) string {
+	t.Helper()
+	res, err := http.Get(rp.URL + "/idtoken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if len(b) == 0 {
+		t.Fatal("the relying party kept no ID token")
+	}
+	return string(b)
+}
+
+// signInWithHTTP signs a user in to the relying party with a plain HTTP
+// client (another browser) and returns the ID token it got.
+func (rp *relyingParty) signInWithHTTP(t *testing.T, login, pass string) string {
+	t.Helper()
+	b := newBrowser(t)
+	res, _ := b.get(rp.URL + "/login")
+	res, page := b.get(res.Header.Get("Location"))
+	res, page = b.signIn(page, login, pass)
+	if res.StatusCode == http.StatusOK { // consent
+		f := fields(page)
+		f.Set("decision", "allow")
+		res, _ = b.post(base+"/oauth2/v1/consent", f)
+	}
+	if res, text := b.get(res.Header.Get("Location")); res.StatusCode != http.StatusOK {
+		t.Fatalf("%s signing in to the relying party: %d %s", login, res.StatusCode, text)
+	}
+	return rp.lastIDToken(t)
+}
+
+// evilLogoutPage is a page of another site linking to the issuer's
+// logout with the attacker's ID token.
+func evilLogoutPage(t *testing.T, hint, postLogout string) *httptest.Server {
+	logout := base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {postLogout}}.Encode()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Win a prize</title><a id="go" href="%s">Claim</a>`, html.EscapeString(logout))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // TestOpenIDClientInterop: Node's openid-client (a certified OpenID
@@ -404,5 +474,73 @@ func TestOpenIDClientInterop(t *testing.T) {
 	t.Logf("node --test:\n%s", out)
 	if strings.Contains(string(out), "# skipped ") && !strings.Contains(string(out), "# skipped 0") {
 		t.Fatalf("interop tests skipped:\n%s", out)
+	}
+}
+
+// TestBrowserDeviceApprovalChromium (RFC 8628 sections 3.3.1, 5.4): the
+// approval page shows the user code and the client. A code the user
+// types on the entry page is approved with one click; a
+// verification_uri_complete link, which an attacker can send to a
+// signed-in victim, cannot be approved until the user confirms that
+// the code matches their device.
+func TestBrowserDeviceApprovalChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tab, browserLog := chromium(t, ctx)
+	startRealClientEnv(t, []map[string]any{{"client_id": interopTV, "name": "Kitchen TV", "token_endpoint_auth_method": "none",
+		"grant_types": []string{deviceGrant}}})
+	d := tabDriver{t: t, tab: tab, log: browserLog}
+	fail, step, read := d.fail, d.step, d.read
+	authorize := func() map[string]any {
+		_, body := post(t, "/oauth2/default/v1/device/authorize", url.Values{"client_id": {interopTV}, "scope": {"openid"}}, nil)
+		if body["user_code"] == nil {
+			t.Fatalf("device authorization: %v", body)
+		}
+		return body
+	}
+	poll := func(da map[string]any) map[string]any {
+		_, body := post(t, "/oauth2/default/v1/token", url.Values{"grant_type": {deviceGrant}, "device_code": {da["device_code"].(string)}, "client_id": {interopTV}}, nil)
+		return body
+	}
+
+	// Typed: entry page, sign-in, approval showing code and client.
+	typed := authorize()
+	code := typed["user_code"].(string)
+	step("entry page", chromedp.Navigate(typed["verification_uri"].(string)), chromedp.WaitVisible(chromedp.CSS("#user_code")),
+		chromedp.SendKeys(chromedp.CSS("#user_code"), strings.ToLower(code)), chromedp.Submit(chromedp.CSS("#user_code")),
+		chromedp.WaitVisible(chromedp.CSS("#password")))
+	step("sign in", chromedp.SendKeys(chromedp.CSS("#username"), aliceLogin), chromedp.SendKeys(chromedp.CSS("#password"), alicePass),
+		chromedp.Submit(chromedp.CSS("#password")), chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, code) || !strings.Contains(text, "Kitchen TV") {
+		fail("approval page of a typed code shows %q", text)
+	}
+	step("allow typed", chromedp.Click(chromedp.CSS("button[value=allow]")), chromedp.WaitVisible(chromedp.CSS("p.error")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "connected") {
+		fail("after allowing a typed code: %q", text)
+	}
+
+	// A link: the signed-in user lands on the approval page at once.
+	link := authorize()
+	code = link["user_code"].(string)
+	step("link", chromedp.Navigate(link["verification_uri_complete"].(string)), chromedp.WaitVisible(chromedp.CSS("#code_matches")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, code) || !strings.Contains(text, "Kitchen TV") {
+		fail("approval page of a link shows %q", text)
+	}
+	// Allow without the confirmation does not submit the form: the
+	// browser holds it back (the server refuses it too: unit tests).
+	step("allow unconfirmed", chromedp.Click(chromedp.CSS("button[value=allow]")))
+	if invalid, err := chromedp.Run(tab, chromedp.Evaluate[bool](`document.getElementById("code_matches").matches(":invalid")`)); err != nil || !invalid {
+		fail("the unconfirmed form was not held back: %v %v", invalid, err)
+	}
+	if b := poll(link); b["error"] != "authorization_pending" {
+		fail("a link's device was approved without the confirmation: %v", b)
+	}
+	if loc := read(chromedp.Location()); loc != link["verification_uri_complete"].(string) {
+		fail("unconfirmed approval left the page for %s", loc)
+	}
+	step("allow confirmed", chromedp.Click(chromedp.CSS("#code_matches")), chromedp.Click(chromedp.CSS("button[value=allow]")),
+		chromedp.WaitVisible(chromedp.CSS("p.error")))
+	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "connected") {
+		fail("after the confirmed approval: %q", text)
 	}
 }

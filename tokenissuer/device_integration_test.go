@@ -56,12 +56,15 @@ func TestDeviceFlow(t *testing.T) {
 		t.Fatalf("device page without a session must ask for sign-in: %d", res.StatusCode)
 	}
 	res, page = br.signIn(page, "alice@example.com", "alice-password")
-	if res.StatusCode != 200 || !strings.Contains(page, "Living-room TV") {
+	if res.StatusCode != 200 || !strings.Contains(page, "Living-room TV") || !strings.Contains(page, da.UserCode) {
 		t.Fatalf("device approval page: %d %.300s", res.StatusCode, page)
 	}
+	// The code came in the URL, as from a link: the user confirms it
+	// matches the device (RFC 8628 section 5.4).
 	f := fields(page)
 	f.Set("decision", "allow")
-	if res, page := br.post(base+"/oauth2/v1/consent", f); res.StatusCode != 200 || !strings.Contains(page, "connected") {
+	f.Set("code_matches", "yes")
+	if res, page := br.post(base+"/oauth2/v1/device", f); res.StatusCode != 200 || !strings.Contains(page, "connected") {
 		t.Fatalf("approval: %d", res.StatusCode)
 	}
 	// The x/oauth2 client polls (respecting slow_down) until it has tokens.
@@ -102,7 +105,7 @@ func TestDeviceFlow(t *testing.T) {
 	}
 	f = fields(page)
 	f.Set("decision", "deny")
-	br.post(base+"/oauth2/v1/consent", f)
+	br.post(base+"/oauth2/v1/device", f)
 	time.Sleep(10 * time.Second) // the interval, grown by slow_down
 	body := poll2()
 	if body["error"] != "access_denied" || body["access_token"] != nil {

@@ -59,6 +59,9 @@ type authzRequest struct {
 	Amr          []string  `json:"amr,omitempty"`
 	// Device, for a device approval, is the device grant's key.
 	Device string `json:"device,omitempty"`
+	// DeviceCheck: the user code came in a link, so the user must
+	// confirm it matches their device before approving.
+	DeviceCheck bool `json:"device_check,omitempty"`
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 section 3.1,
@@ -215,8 +218,8 @@ var errBadTxn = errors.New("unknown, expired or foreign pending request")
 // "expired".
 func (i *Issuer) loadTxn(r *http.Request, form map[string]string) (string, *authzRequest, error) {
 	txn := form["txn"]
-	ck, err := r.Cookie(txnCookie)
-	if txn == "" || err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(txn)) != 1 {
+	ck, ok := i.readCookie(r, txnCookie)
+	if txn == "" || !ok || subtle.ConstantTimeCompare([]byte(ck), []byte(txn)) != 1 {
 		return "", nil, errBadTxn
 	}
 	raw, err := i.store.GetRecord(r.Context(), store.NSTransaction, txn)
@@ -255,9 +258,36 @@ func (i *Issuer) postedPage(w http.ResponseWriter, r *http.Request, expired stri
 	return form, txn, req, true
 }
 
+// secure reports whether the browser reaches the issuer over HTTPS.
+func (i *Issuer) secure(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(i.base, "https://")
+}
+
+// cookieName is a cookie's name for the scheme in use: on HTTPS with
+// the `__Host-` prefix (RFC 6265bis section 4.1.3.2: Secure, Path=/, no
+// Domain), so a sibling subdomain or a plain-http page cannot set or
+// overwrite it; on plain http (loopback development) the bare name,
+// as browsers refuse Secure cookies there.
+func (i *Issuer) cookieName(r *http.Request, name string) string {
+	if i.secure(r) {
+		return "__Host-" + name
+	}
+	return name
+}
+
 func (i *Issuer) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()), HttpOnly: true,
-		Secure: r.TLS != nil || strings.HasPrefix(i.base, "https://"), SameSite: http.SameSiteLaxMode}
+	return &http.Cookie{Name: i.cookieName(r, name), Value: value, Path: "/", MaxAge: int(maxAge.Seconds()), HttpOnly: true,
+		Secure: i.secure(r), SameSite: http.SameSiteLaxMode}
+}
+
+// readCookie returns the value of cookie name as cookie sets it; a
+// cookie of the other scheme's name is ignored.
+func (i *Issuer) readCookie(r *http.Request, name string) (string, bool) {
+	c, err := r.Cookie(i.cookieName(r, name))
+	if err != nil || c.Value == "" {
+		return "", false
+	}
+	return c.Value, true
 }
 
 // redirectError sends an error to the client's redirect URI (RFC 6749

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -126,28 +127,63 @@ func (i *Issuer) serveDeviceAuthorize(w http.ResponseWriter, r *http.Request, s 
 	})
 }
 
-// serveDevicePage is where the user enters the user code (org path
-// /oauth2/v1/device). Behind sign-in: without a session the sign-in
-// page comes first, then the confirmation.
+// deviceEntryCookie binds the code entry form to the browser that
+// loaded it, so a typed code can be told from one in a link.
+const deviceEntryCookie = "apiaccess_dev"
+
+// serveDevicePage is where the user enters the user code and approves
+// the device (org path /oauth2/v1/device). Behind sign-in: without a
+// session the sign-in page comes first, then the approval.
+//
+// A code arrives typed (the entry form, posted with the token of its
+// cookie) or in a link: verification_uri_complete, which anyone can
+// send to a signed-in victim. The approval page always shows the code
+// and the client; for a code from a link the user must also confirm
+// that it matches their device (RFC 8628 sections 3.3.1 and 5.4).
 func (i *Issuer) serveDevicePage(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
+	switch r.Method {
+	case http.MethodGet:
+		raw := r.URL.Query().Get("user_code")
+		if raw == "" {
+			i.deviceEntryPage(w, r, "", "", http.StatusOK)
+			return
+		}
+		i.deviceLookup(w, r, raw, true)
+	case http.MethodPost:
+		form, e := oauth.ParseForm(w, r)
+		if e != nil {
+			i.errorPage(w, e.Status, "The request could not be read.")
+			return
+		}
+		if form["txn"] != "" {
+			i.deviceDecision(w, r, form)
+			return
+		}
+		ck, ok := i.readCookie(r, deviceEntryCookie)
+		typed := ok && form["entry"] != "" && subtle.ConstantTimeCompare([]byte(ck), []byte(form["entry"])) == 1
+		i.deviceLookup(w, r, form["user_code"], !typed)
+	default:
+		w.Header().Set("Allow", "GET, POST")
 		i.errorPage(w, http.StatusMethodNotAllowed, "The request method is not allowed.")
-		return
 	}
-	action := i.base + "/oauth2/v1/device"
-	raw := r.URL.Query().Get("user_code")
-	if raw == "" {
-		htmlHeaders(w)
-		_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: action})
-		return
-	}
+}
+
+// deviceEntryPage shows the code entry form, bound to this browser.
+func (i *Issuer) deviceEntryPage(w http.ResponseWriter, r *http.Request, code, msg string, status int) {
+	token := randomToken()
+	http.SetCookie(w, i.cookie(r, deviceEntryCookie, token, deviceLifetime))
+	htmlHeaders(w)
+	w.WriteHeader(status)
+	_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: i.base + "/oauth2/v1/device", UserCode: code, Entry: token, Error: msg})
+}
+
+// deviceLookup finds the pending device grant of a user code and goes
+// on to sign-in or approval; check says the user must confirm the code.
+func (i *Issuer) deviceLookup(w http.ResponseWriter, r *http.Request, raw string, check bool) {
 	ctx := r.Context()
 	addr := "device:" + clientip.From(r)
 	if i.throttled(ctx, addr, maxAddrFailures) {
-		htmlHeaders(w)
-		w.WriteHeader(http.StatusTooManyRequests)
-		_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: action, Error: "Too many attempts. Try again later."})
+		i.deviceEntryPage(w, r, "", "Too many attempts. Try again later.", http.StatusTooManyRequests)
 		return
 	}
 	hash, err := i.store.GetRecord(ctx, store.NSUserCode, normalizeUserCode(raw))
@@ -161,9 +197,7 @@ func (i *Issuer) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil || g.Status != devicePending {
 		i.fail(ctx, addr)
-		htmlHeaders(w)
-		w.WriteHeader(http.StatusBadRequest)
-		_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate", Action: action, UserCode: raw, Error: "That code is not valid or has expired."})
+		i.deviceEntryPage(w, r, raw, "That code is not valid or has expired.", http.StatusBadRequest)
 		return
 	}
 	s, ok := i.Server(g.Server)
@@ -172,7 +206,7 @@ func (i *Issuer) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
 		return
 	}
-	req := &authzRequest{Server: s.ID, ClientID: c.ID, Scopes: g.Scopes, MaxAge: -1, CSRF: randomToken(), Device: string(hash)}
+	req := &authzRequest{Server: s.ID, ClientID: c.ID, Scopes: g.Scopes, MaxAge: -1, CSRF: randomToken(), Device: string(hash), DeviceCheck: check}
 	if sess, ok := i.currentSession(r); ok {
 		req.UserID, req.AuthTime, req.Amr = sess.UserID, sess.AuthTime, sess.Amr
 		i.deviceConfirm(w, r, s, c, req)
@@ -189,6 +223,21 @@ func (i *Issuer) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 // device approval is confirmed, whatever the scopes' consent setting,
 // since the user must check it is their device.
 func (i *Issuer) deviceConfirm(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest) {
+	i.deviceApprovalPage(w, r, s, c, req, "", http.StatusOK)
+}
+
+// deviceApprovalPage shows the user code, the client and the scopes,
+// with the confirmation the code matches when it came in a link.
+func (i *Issuer) deviceApprovalPage(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest, msg string, status int) {
+	raw, err := i.store.GetRecord(r.Context(), store.NSDevice, req.Device)
+	var g deviceGrant
+	if err == nil {
+		err = json.Unmarshal(raw, &g)
+	}
+	if err != nil || g.Status != devicePending {
+		i.errorPage(w, http.StatusBadRequest, "That code is not valid or has expired.")
+		return
+	}
 	txn, ok := i.saveTxn(w, r, req)
 	if !ok {
 		return
@@ -202,11 +251,54 @@ func (i *Issuer) deviceConfirm(w http.ResponseWriter, r *http.Request, s *Server
 		lines = append(lines, ui.Scope{Name: name, Description: desc})
 	}
 	htmlHeaders(w)
-	_ = i.pages.RenderConsent(w, ui.Consent{Title: "Allow device", Action: i.base + "/oauth2/v1/consent", Txn: txn, CSRF: req.CSRF, ClientName: c.Name, Scopes: lines})
+	w.WriteHeader(status)
+	_ = i.pages.RenderDevice(w, ui.Device{Title: "Activate a device", Action: i.base + "/oauth2/v1/device", Txn: txn, CSRF: req.CSRF,
+		ClientName: c.Name, UserCode: g.UserCode, Scopes: lines, Check: req.DeviceCheck, Error: msg})
 }
 
-// decideDevice records the user's answer for a device.
+// deviceDecision takes the approval form: this browser's pending
+// request, its signed-in user, and for a code from a link the
+// confirmation that it matches the device.
+func (i *Issuer) deviceDecision(w http.ResponseWriter, r *http.Request, form map[string]string) {
+	const expired = "This page has expired or was not opened here. Start again with the code on your device."
+	_, req, err := i.loadTxn(r, form)
+	switch {
+	case errors.Is(err, errBadTxn) || (err == nil && (req.Device == "" || req.UserID == "")):
+		i.errorPage(w, http.StatusBadRequest, expired)
+		return
+	case err != nil:
+		i.storeFailurePage(w, err)
+		return
+	}
+	if sess, ok := i.currentSession(r); !ok || sess.UserID != req.UserID {
+		i.errorPage(w, http.StatusBadRequest, "Your session has ended. Start again with the code on your device.")
+		return
+	}
+	allow := form["decision"] == "allow"
+	if allow && req.DeviceCheck {
+		if form["code_matches"] != "yes" {
+			s, ok := i.Server(req.Server)
+			c, ok2 := i.auth.Client(req.ClientID)
+			if !ok || !ok2 {
+				i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
+				return
+			}
+			i.deviceApprovalPage(w, r, s, c, req, "Confirm that this code matches the one your device shows.", http.StatusBadRequest)
+			return
+		}
+		req.DeviceCheck = false
+	}
+	i.decideDevice(w, r, req, allow)
+}
+
+// decideDevice records the user's answer for a device. An approval
+// whose code must still be confirmed (a link's, posted elsewhere than
+// the device page) is refused.
 func (i *Issuer) decideDevice(w http.ResponseWriter, r *http.Request, req *authzRequest, allow bool) {
+	if allow && req.DeviceCheck {
+		i.errorPage(w, http.StatusBadRequest, "Confirm on the activation page that the code matches the one your device shows.")
+		return
+	}
 	_, err := i.store.UpdateRecord(r.Context(), store.NSDevice, req.Device, func(v []byte) ([]byte, error) {
 		var g deviceGrant
 		if err := json.Unmarshal(v, &g); err != nil {

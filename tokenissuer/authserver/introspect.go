@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -13,8 +14,11 @@ import (
 // 7662 section 2.2 forbids saying why.
 var inactive = map[string]bool{"active": false}
 
-// serveIntrospect is the introspection endpoint (RFC 7662). Any client
-// registered with the issuer may introspect, as resource servers must.
+// serveIntrospect is the introspection endpoint (RFC 7662). A
+// confidential client may introspect any token of the server, as
+// resource servers must; a public client proves only its client_id, so
+// it sees only tokens issued to it (RFC 7662 section 4: the server must
+// decide who may learn what about a token).
 func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Server) {
 	d := decision{server: s}
 	fail := func(e *oauth.Error) {
@@ -27,11 +31,17 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 	}
 	// token_type_hint is only a hint (RFC 7662 section 2.1): every token
 	// is looked up as an access token, the only kind this server issues.
+	// mayKnow says whether the caller may learn about a token issued to
+	// client cid.
+	mayKnow := func(cid string) bool {
+		c, ok := i.auth.Client(d.clientID)
+		return ok && (c.AuthMethod != clientauth.None || cid == c.ID)
+	}
 	t, err := i.verifyAccessToken(s, tok)
 	if err != nil {
 		rt, err := i.lookupRefresh(r.Context(), s, tok)
 		usable := false
-		if err == nil {
+		if err == nil && mayKnow(rt.ClientID) {
 			usable, err = i.refreshUsable(r.Context(), rt)
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -48,6 +58,11 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 		oauth.WriteJSON(w, http.StatusOK, inactive)
 		return
 	}
+	priv := t.PrivateClaims()
+	if cid, _ := priv["cid"].(string); !mayKnow(cid) {
+		oauth.WriteJSON(w, http.StatusOK, inactive)
+		return
+	}
 	rev, err := i.revoked(r.Context(), t.JwtID())
 	if err != nil {
 		fail(oauth.FromStore(err))
@@ -57,7 +72,6 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 		oauth.WriteJSON(w, http.StatusOK, inactive)
 		return
 	}
-	priv := t.PrivateClaims()
 	resp := map[string]any{
 		"active":     true,
 		"token_type": "Bearer",

@@ -1,47 +1,81 @@
 package authserver
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
-// serveRevoke is the revocation endpoint (RFC 7009). Unknown, invalid
-// and expired tokens are answered 200 (section 2.2); a token issued to
-// another client is refused (section 2.1).
+// The revocation budget: how many revocation records one client may
+// write per window. A revocation record lives until the token would
+// have expired, so without a bound a client could grow the store at
+// the rate it mints and revokes tokens. Revoking a token that is
+// expired, unknown or already revoked writes nothing and costs nothing.
+var (
+	revokeBudget = 600
+	revokeWindow = time.Minute
+)
+
+// serveRevoke is the revocation endpoint (RFC 7009). Unknown, invalid,
+// expired and already revoked tokens are answered 200 (section 2.2)
+// without a write; a token issued to another client is refused
+// (section 2.1); a client over its revocation budget gets 429.
 func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) {
 	d := decision{server: s}
 	fail := func(e *oauth.Error) {
 		i.logFailure(EventRevoke, d, e)
 		oauth.WriteError(w, e)
 	}
+	done := func() {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	}
 	tok, ok := i.tokenParam(w, r, s, "revoke", &d, fail)
 	if !ok {
 		return
 	}
-	t, err := i.verifyAccessToken(s, tok)
-	if err != nil {
-		// Not an access token: a refresh token revokes its family.
-		rt, err := i.lookupRefresh(r.Context(), s, tok)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+	ctx := r.Context()
+	// mark writes one revocation record within the client's budget.
+	mark := func(ns, key string, until time.Time) {
+		if already, err := i.store.Marked(ctx, ns, key); err != nil {
+			fail(oauth.FromStore(err))
+			return
+		} else if already {
+			done()
+			return
+		}
+		if wait, ok := i.spendRevokeBudget(ctx, d.clientID); !ok {
+			i.logFailure(EventRevoke, d, &oauth.Error{Code: "rate_limited", Reason: "revocation budget spent"})
+			writeRateLimited(w, revokeBudget, wait, i.now())
+			return
+		}
+		if _, err := i.store.Mark(ctx, ns, key, until); err != nil {
 			fail(oauth.FromStore(err))
 			return
 		}
-		if err == nil {
-			if rt.ClientID != d.clientID {
-				fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
-				return
-			}
-			if err := i.revokeFamily(r.Context(), rt); err != nil {
-				fail(oauth.FromStore(err))
-				return
-			}
-			i.logSuccess(EventRevoke, d)
+		i.logSuccess(EventRevoke, d)
+		done()
+	}
+	t, err := i.verifyAccessToken(s, tok)
+	if err != nil {
+		// Not an access token: a refresh token revokes its family.
+		rt, err := i.lookupRefresh(ctx, s, tok)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			done()
+		case err != nil:
+			fail(oauth.FromStore(err))
+		case rt.ClientID != d.clientID:
+			fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
+		default:
+			mark(store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute))
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
 		return
 	}
 	d.jti = t.JwtID()
@@ -49,11 +83,61 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 		fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
 		return
 	}
-	if err := i.revoke(r.Context(), t.JwtID(), t.Expiration()); err != nil {
-		fail(oauth.FromStore(err))
-		return
+	mark(store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute))
+}
+
+// revokeCounter is a client's use of its revocation budget.
+type revokeCounter struct {
+	N     int       `json:"n"`
+	Until time.Time `json:"until"`
+}
+
+// spendRevokeBudget counts one revocation record for client and
+// reports whether it is within the budget, and how long until the
+// window ends. The window is judged by the issuer's clock.
+func (i *Issuer) spendRevokeBudget(ctx context.Context, client string) (time.Duration, bool) {
+	now := i.now()
+	key := "revoke:" + client
+	var c revokeCounter
+	_, err := i.store.UpdateRecord(ctx, store.NSThrottle, key, func(v []byte) ([]byte, error) {
+		c = revokeCounter{}
+		_ = json.Unmarshal(v, &c)
+		if !now.Before(c.Until) {
+			c = revokeCounter{Until: now.Add(revokeWindow)}
+		}
+		if c.N >= revokeBudget {
+			return nil, errOverBudget
+		}
+		c.N++
+		return json.Marshal(c)
+	})
+	switch {
+	case errors.Is(err, errOverBudget):
+		return c.Until.Sub(now), false
+	case errors.Is(err, store.ErrNotFound):
+		// Two first revocations racing here undercount by one.
+		c = revokeCounter{N: 1, Until: now.Add(revokeWindow)}
+		b, _ := json.Marshal(c)
+		_ = i.store.PutRecord(ctx, store.NSThrottle, key, b, time.Now().Add(2*revokeWindow))
 	}
-	i.logSuccess(EventRevoke, d)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	// A failing store refuses the revocation write itself; the counter
+	// does not need to.
+	return 0, true
+}
+
+var errOverBudget = errors.New("revocation budget spent")
+
+// writeRateLimited answers Okta's rate-limit error: 429 with its
+// E0000047 body and X-Rate-Limit headers (Okta's rate limits answer
+// its OAuth endpoints in this shape too).
+func writeRateLimited(w http.ResponseWriter, limit int, wait time.Duration, now time.Time) {
+	h := w.Header()
+	h.Set("X-Rate-Limit-Limit", strconv.Itoa(limit))
+	h.Set("X-Rate-Limit-Remaining", "0")
+	h.Set("X-Rate-Limit-Reset", strconv.FormatInt(now.Add(wait).Unix(), 10))
+	h.Set("Retry-After", strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second))))
+	oauth.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
+		"errorCode": "E0000047", "errorSummary": "API call exceeded rate limit due to too many requests.",
+		"errorLink": "E0000047", "errorId": "oae" + randomToken()[:20], "errorCauses": []any{},
+	})
 }

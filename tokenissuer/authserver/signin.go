@@ -30,11 +30,11 @@ type session struct {
 }
 
 func (i *Issuer) currentSession(r *http.Request) (*session, bool) {
-	ck, err := r.Cookie(sessionCookie)
-	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
+	sid, ok := i.readCookie(r, sessionCookie)
+	if !ok || len(sid) > 128 {
 		return nil, false
 	}
-	raw, err := i.store.GetRecord(r.Context(), store.NSSession, ck.Value)
+	raw, err := i.store.GetRecord(r.Context(), store.NSSession, sid)
 	if err != nil {
 		return nil, false
 	}

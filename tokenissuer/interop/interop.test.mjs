@@ -297,8 +297,10 @@ test('device flow: a TV signs a user in (RFC 8628)', { skip }, async () => {
   res = await browser.post(page, { username, password });
   assert.equal(res.status, 200, 'device confirmation page');
   page = await res.text();
-  assert.equal(formAction(page).pathname, '/oauth2/v1/consent');
-  res = await browser.post(page, { decision: 'allow' });
+  assert.equal(formAction(page).pathname, '/oauth2/v1/device');
+  assert.ok(page.includes(da.user_code), 'the approval page shows the user code');
+  // The code came in the URL: the user confirms it matches the device.
+  res = await browser.post(page, { decision: 'allow', code_matches: 'yes' });
   assert.equal(res.status, 200);
   assert.match(await res.text(), /connected/);
 

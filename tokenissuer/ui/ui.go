@@ -5,11 +5,14 @@ package ui
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 //go:embed templates/*.html
@@ -18,9 +21,14 @@ var builtin embed.FS
 // Names of the templates a replacement directory must provide.
 var Names = []string{"layout.html", "login.html", "consent.html", "error.html", "form_post.html", "device.html"}
 
+// Optional templates a replacement directory may provide; the built-in
+// one (inside the directory's layout) is used otherwise, so directories
+// made before a template existed keep working.
+var Optional = []string{"logout.html"}
+
 // Pages holds parsed templates.
 type Pages struct {
-	login, consent, errorPage, formPost, device *template.Template
+	login, consent, errorPage, formPost, device, logout *template.Template
 }
 
 // Load parses the built-in templates, or those in dir when set.
@@ -28,7 +36,9 @@ func Load(dir string) (*Pages, error) {
 	read := func(name string) (string, error) {
 		if dir != "" {
 			b, err := os.ReadFile(filepath.Join(dir, name))
-			return string(b), err
+			if !(errors.Is(err, fs.ErrNotExist) && slices.Contains(Optional, name)) {
+				return string(b), err
+			}
 		}
 		b, err := builtin.ReadFile("templates/" + name)
 		return string(b), err
@@ -52,7 +62,7 @@ func Load(dir string) (*Pages, error) {
 		return t, nil
 	}
 	p := &Pages{}
-	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost, "device.html": &p.device} {
+	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost, "device.html": &p.device, "logout.html": &p.logout} {
 		if *dst, err = parse(name); err != nil {
 			return nil, err
 		}
@@ -83,10 +93,31 @@ type FormPost struct {
 	Params map[string]string
 }
 
-// Device is the user-code entry page's data.
-type Device struct{ Title, Action, UserCode, Error string }
+// Logout is the RP-initiated logout page's data: the confirmation
+// (OpenID Connect RP-Initiated Logout 1.0 section 2) whose form posts
+// Params and CSRF back to Action, or, when Done, the signed-out page.
+type Logout struct {
+	Title, Site, ClientName, Login, Action, CSRF string
+	Params                                       map[string]string
+	Done                                         bool
+	Message                                      string
+}
 
-// RenderDevice writes the user-code entry page.
+// RenderLogout writes the logout confirmation or signed-out page.
+func (p *Pages) RenderLogout(w io.Writer, d Logout) error { return p.logout.Execute(w, d) }
+
+// Device is the device page's data: the user-code entry form (Entry
+// binds it to the browser), or, with Txn set, the approval of a device
+// showing its UserCode and the client; Check asks the user to confirm
+// that the code matches their device.
+type Device struct {
+	Title, Action, UserCode, Error, Entry string
+	Txn, CSRF, ClientName                 string
+	Scopes                                []Scope
+	Check                                 bool
+}
+
+// RenderDevice writes the user-code entry or device approval page.
 func (p *Pages) RenderDevice(w io.Writer, d Device) error { return p.device.Execute(w, d) }
 
 // RenderLogin, RenderConsent, RenderError and RenderFormPost write pages.

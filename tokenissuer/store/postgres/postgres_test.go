@@ -496,3 +496,71 @@ func TestOperationTimeout(t *testing.T) {
 		t.Fatalf("record after the timeout: %q %v", v, err)
 	}
 }
+
+// TestConcurrentTakersOneWinner: 16 takers of one authorization code,
+// and of one approved device code, released together on a warm pool:
+// exactly one wins each time. UpdateRecord's row lock (SELECT ... FOR
+// UPDATE) is what makes the issuer's single use hold; without it every
+// taker reads the unused record and wins. The conformance suite's case
+// runs serially in practice and would not notice.
+func TestConcurrentTakersOneWinner(t *testing.T) {
+	needServer(t)
+	const takers, rounds = 16, 10
+	d := openTest(t, Config{Schema: freshSchema(t), MaxConns: takers})
+	ctx := context.Background()
+	// Warm the pool: every taker has a connection when released.
+	conns := make([]*pgxpool.Conn, takers)
+	for i := range conns {
+		c, err := d.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	errTaken := errors.New("code already used")
+	// The issuer's two single-use takes: a code is marked used (code.go),
+	// an approved device grant is deleted (device.go).
+	takes := map[string]func([]byte) ([]byte, error){
+		store.NSCode: func(v []byte) ([]byte, error) {
+			if string(v) == "used" {
+				return nil, errTaken
+			}
+			return []byte("used"), nil
+		},
+		store.NSDevice: func([]byte) ([]byte, error) { return nil, nil },
+	}
+	for ns, take := range takes {
+		for round := range rounds {
+			key := fmt.Sprintf("%s-%d", ns, round)
+			if err := d.PutRecord(ctx, ns, key, []byte("fresh"), time.Now().Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			wins, other := 0, []error{}
+			for range takers {
+				wg.Go(func() {
+					<-start
+					_, err := d.UpdateRecord(ctx, ns, key, take)
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						wins++
+					case !errors.Is(err, errTaken) && !errors.Is(err, store.ErrNotFound):
+						other = append(other, err)
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if wins != 1 || len(other) > 0 {
+				t.Fatalf("%s round %d: %d of %d takers won (want 1), other errors %v", ns, round, wins, takers, other)
+			}
+		}
+	}
+}
