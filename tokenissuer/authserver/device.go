@@ -261,7 +261,7 @@ func (i *Issuer) deviceApprovalPage(w http.ResponseWriter, r *http.Request, s *S
 // confirmation that it matches the device.
 func (i *Issuer) deviceDecision(w http.ResponseWriter, r *http.Request, form map[string]string) {
 	const expired = "This page has expired or was not opened here. Start again with the code on your device."
-	_, req, err := i.loadTxn(r, form)
+	txn, req, err := i.loadTxn(r, form)
 	switch {
 	case errors.Is(err, errBadTxn) || (err == nil && (req.Device == "" || req.UserID == "")):
 		i.errorPage(w, http.StatusBadRequest, expired)
@@ -283,10 +283,16 @@ func (i *Issuer) deviceDecision(w http.ResponseWriter, r *http.Request, form map
 				i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
 				return
 			}
+			// The page is shown again under a new pending request.
+			i.dropTxn(r.Context(), txn)
 			i.deviceApprovalPage(w, r, s, c, req, "Confirm that this code matches the one your device shows.", http.StatusBadRequest)
 			return
 		}
 		req.DeviceCheck = false
+	}
+	// One decision per approval page: a second post finds it gone.
+	if !i.takeTxn(w, r, txn, expired) {
+		return
 	}
 	i.decideDevice(w, r, req, allow)
 }

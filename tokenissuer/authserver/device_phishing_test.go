@@ -66,10 +66,17 @@ func TestDeviceLinkNeedsCodeConfirmation(t *testing.T) {
 			page, txn = w.Body.String(), cookieOf(w, "__Host-apiaccess_txn")
 		}
 	}
+	// The post to the consent endpoint used that page up (pending
+	// requests are single use): the victim opens the link again.
+	w = e.browse(http.MethodGet, strings.TrimPrefix(da.complete, "https://id.example.com"), nil, victim)
+	page, txn = w.Body.String(), cookieOf(w, "__Host-apiaccess_txn")
 	f := approvalForm(page, "allow")
 	f.Set("code_matches", "yes")
 	if w = e.browse(http.MethodPost, devicePage, f, victim, txn); w.Code != 200 || !strings.Contains(w.Body.String(), "connected") {
 		t.Fatalf("confirmed approval: %d %.300s", w.Code, w.Body.String())
+	}
+	if w = e.browse(http.MethodPost, devicePage, f, victim, txn); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "expired") {
+		t.Fatalf("the same approval posted again: %d %.300s", w.Code, w.Body.String())
 	}
 	if b := e.poll(da); b["access_token"] == nil {
 		t.Fatalf("approved device: %v", b)
