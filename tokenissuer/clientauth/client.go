@@ -51,9 +51,14 @@ type Client struct {
 	// private_key_jwt. Fetched on first use and cached, never at load.
 	JWKSURI string `json:"jwks_uri,omitempty"`
 	// RedirectURIs the authorization endpoint may send this client back
-	// to, compared exactly (no wildcards, no prefix match).
+	// to, compared exactly (no wildcards, no prefix match). Each is an
+	// https URL, an http URL to a loopback host (localhost, 127.0.0.0/8,
+	// [::1]) or a private-use scheme in reverse domain form
+	// (com.example.app:/callback, RFC 8252 section 7.1); never with a
+	// fragment. Anything else fails at load.
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
-	// PostLogoutRedirectURIs the logout endpoint may redirect to, exact.
+	// PostLogoutRedirectURIs the logout endpoint may redirect to, exact,
+	// under the same rules as RedirectURIs.
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 	// RefreshTokenRotation is `rotate` (default: every use returns a new
 	// refresh token, and reuse of a replaced one revokes the family) or
@@ -135,10 +140,14 @@ func (c *Client) Prepare() error {
 			return fmt.Errorf("client %q: empty grant type", c.ID)
 		}
 	}
-	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
-		pu, err := url.Parse(u)
-		if err != nil || pu.Scheme == "" || pu.Fragment != "" || pu.Opaque != "" || (pu.Scheme != "https" && pu.Scheme != "http" && !strings.Contains(pu.Scheme, ".")) {
-			return fmt.Errorf("client %q: redirect URI %q must be absolute, without fragment (https, http for loopback, or a private-use scheme)", c.ID, u)
+	for _, u := range c.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return fmt.Errorf("client %q: redirect_uris: %q %w", c.ID, u, err)
+		}
+	}
+	for _, u := range c.PostLogoutRedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return fmt.Errorf("client %q: post_logout_redirect_uris: %q %w", c.ID, u, err)
 		}
 	}
 	switch c.RefreshTokenRotation {
