@@ -259,8 +259,17 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	if err != nil {
 		return bad("client keys unavailable: " + err.Error())
 	}
+	keys := verificationKeys(set, hdr.KeyID(), hdr.Algorithm())
+	if len(keys) == 0 {
+		return bad("no signature key of the client fits the assertion's kid and alg")
+	}
 	tok, err := jwt.Parse([]byte(raw),
-		jwt.WithKeySet(set, jws.WithRequireKid(false), jws.WithInferAlgorithmFromKey(true)),
+		jwt.WithKeyProvider(jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, _ *jws.Signature, _ *jws.Message) error {
+			for _, k := range keys {
+				sink.Key(hdr.Algorithm(), k)
+			}
+			return nil
+		})),
 		jwt.WithValidate(true),
 		jwt.WithClock(jwt.ClockFunc(a.now)),
 		jwt.WithAcceptableSkew(Skew),

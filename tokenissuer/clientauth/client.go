@@ -117,6 +117,9 @@ func (c *Client) Prepare() error {
 			if err := onlyPublic(set); err != nil {
 				return fmt.Errorf("client %q: jwks: %w", c.ID, err)
 			}
+			if !hasSignatureKey(set) {
+				return fmt.Errorf("client %q: jwks: no key for signatures (every key has a use or key_ops other than sig/verify)", c.ID)
+			}
 			c.keys = set
 		}
 		if c.JWKSURI != "" {
