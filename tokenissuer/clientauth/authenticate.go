@@ -18,7 +18,10 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -63,6 +66,16 @@ type Authenticator struct {
 	// lengths, whatever the presented length.
 	plain map[string][]byte
 
+	// gate bounds the bcrypt checks running at once (shared with the
+	// password checks when injected); compare is the check itself.
+	gate    *hashgate.Gate
+	compare func(hash, secret []byte) error
+	// checks merges concurrent bcrypt checks of one client and secret.
+	checks singleflight.Group
+	// bcrypts counts bcrypt failures per client id (configured ids
+	// only), addrs failed credential checks per client address.
+	bcrypts, addrs *failures
+
 	registerMu  sync.Mutex
 	refreshedMu sync.Mutex
 	refreshed   map[string]time.Time
@@ -82,13 +95,39 @@ func (a *Authenticator) mayRefresh(u string) bool {
 	return true
 }
 
+// Option configures an Authenticator.
+type Option func(*Authenticator)
+
+// WithHashGate runs bcrypt secret checks through g, normally the gate
+// the process shares for all password and secret hashes. Without it (or
+// with nil) the Authenticator uses a private gate sized to the cores.
+func WithHashGate(g *hashgate.Gate) Option {
+	return func(a *Authenticator) {
+		if g != nil {
+			a.gate = g
+		}
+	}
+}
+
 // New returns an Authenticator for clients (already Prepared). cache
 // fetches jwks_uri key sets; it may be nil when no client has one.
-func New(clients []*Client, st store.Store, cache *jwk.Cache, now func() time.Time) *Authenticator {
+func New(clients []*Client, st store.Store, cache *jwk.Cache, now func() time.Time, opts ...Option) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	a := &Authenticator{clients: map[string]*Client{}, store: st, keys: cache, now: now, plain: map[string][]byte{}, refreshed: map[string]time.Time{}}
+	a := &Authenticator{clients: map[string]*Client{}, store: st, keys: cache, now: now, plain: map[string][]byte{}, refreshed: map[string]time.Time{},
+		compare: bcrypt.CompareHashAndPassword,
+		bcrypts: newFailures(DefaultClientFailures, DefaultThrottleWindow, 0, now),
+		addrs:   newFailures(DefaultAddressFailures, DefaultThrottleWindow, DefaultTrackedAddresses, now),
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(a)
+		}
+	}
+	if a.gate == nil {
+		a.gate = hashgate.New(hashgate.Config{})
+	}
 	a.mac = make([]byte, 32)
 	_, _ = rand.Read(a.mac)
 	for _, c := range clients {
@@ -116,8 +155,12 @@ type Audiences []string
 // Exactly one credential form must be present. On failure it still
 // returns the client id the request claimed (possibly empty), for logs.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences) (*Client, string, *oauth.Error) {
-	c, e := a.authenticate(ctx, r, form, aud)
+	addr := addressKey(clientip.From(r))
+	c, e := a.authenticate(ctx, r, form, aud, addr)
 	if e != nil {
+		if e.Status == http.StatusUnauthorized {
+			a.addrs.fail(addr)
+		}
 		return nil, claimedID(r, form), e
 	}
 	return c, c.ID, nil
@@ -141,7 +184,7 @@ func claimedID(r *http.Request, form map[string]string) string {
 	return ""
 }
 
-func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences) (*Client, *oauth.Error) {
+func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences, addr string) (*Client, *oauth.Error) {
 	_, hasHeader := r.Header["Authorization"]
 	_, hasSecret := form["client_secret"]
 	_, hasAssertion := form["client_assertion"]
@@ -152,13 +195,19 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 			n++
 		}
 	}
-	switch {
-	case n > 1:
+	if n > 1 {
 		return nil, ErrMultipleCredentials
+	}
+	if n == 1 {
+		if blocked, d := a.addrs.blocked(addr); blocked {
+			return nil, ErrThrottled.WithRetryAfter(d).WithReason("address throttled after failed client authentications")
+		}
+	}
+	switch {
 	case hasHeader:
-		return a.basic(r, form)
+		return a.basic(ctx, r, form)
 	case hasSecret:
-		return a.secret(form["client_id"], form["client_secret"], SecretPost)
+		return a.secret(ctx, form["client_id"], form["client_secret"], SecretPost)
 	case hasAssertion || hasAssertionType:
 		return a.assertion(ctx, form, aud)
 	}
@@ -170,7 +219,7 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 	return nil, oauth.ErrInvalidClient.WithReason("no client credentials")
 }
 
-func (a *Authenticator) basic(r *http.Request, form map[string]string) (*Client, *oauth.Error) {
+func (a *Authenticator) basic(ctx context.Context, r *http.Request, form map[string]string) (*Client, *oauth.Error) {
 	if len(r.Header.Values("Authorization")) != 1 {
 		return nil, oauth.ErrInvalidRequest.WithDescription("The Authorization header was included more than once.")
 	}
@@ -188,10 +237,10 @@ func (a *Authenticator) basic(r *http.Request, form map[string]string) (*Client,
 	if fid, ok := form["client_id"]; ok && fid != id {
 		return nil, oauth.ErrInvalidClient.WithReason("client_id in body differs from Authorization header")
 	}
-	return a.secret(id, secret, SecretBasic)
+	return a.secret(ctx, id, secret, SecretBasic)
 }
 
-func (a *Authenticator) secret(id, secret, method string) (*Client, *oauth.Error) {
+func (a *Authenticator) secret(ctx context.Context, id, secret, method string) (*Client, *oauth.Error) {
 	c, ok := a.clients[id]
 	if !ok {
 		return nil, oauth.ErrInvalidClient.WithReason("unknown client")
@@ -214,11 +263,32 @@ func (a *Authenticator) secret(id, secret, method string) (*Client, *oauth.Error
 	if v, ok := a.verified.Load(id); ok && subtle.ConstantTimeCompare(v.([]byte), d) == 1 {
 		return c, nil
 	}
-	if bcrypt.CompareHashAndPassword([]byte(c.SecretHash), []byte(secret)) != nil {
-		return nil, oauth.ErrInvalidClient.WithReason("wrong client secret")
+	res, _, _ := a.checks.Do(id+"\x00"+string(d), func() (any, error) {
+		return a.bcryptCheck(ctx, c, secret, d), nil
+	})
+	if e := res.(*oauth.Error); e != nil {
+		return nil, e
 	}
-	a.verified.Store(id, d)
 	return c, nil
+}
+
+// bcryptCheck checks secret against c's hash, within the client's
+// failure budget and a hash gate slot; d is the digest to remember.
+func (a *Authenticator) bcryptCheck(ctx context.Context, c *Client, secret string, d []byte) *oauth.Error {
+	if ok, wait := a.bcrypts.begin(c.ID); !ok {
+		return ErrThrottled.WithRetryAfter(wait).WithReason("client throttled after failed secret checks")
+	}
+	var err error
+	if gerr := a.gate.Run(ctx, 0, func() { err = a.compare([]byte(c.SecretHash), []byte(secret)) }); gerr != nil {
+		a.bcrypts.end(c.ID, false)
+		return oauth.ErrTemporarilyUnavailable.WithRetryAfter(a.gate.RetryAfter()).WithReason("secret check: " + gerr.Error())
+	}
+	a.bcrypts.end(c.ID, err != nil)
+	if err != nil {
+		return oauth.ErrInvalidClient.WithReason("wrong client secret")
+	}
+	a.verified.Store(c.ID, d)
+	return nil
 }
 
 func (a *Authenticator) assertion(ctx context.Context, form map[string]string, aud Audiences) (*Client, *oauth.Error) {

@@ -25,6 +25,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
@@ -78,8 +79,19 @@ func prepared(t *testing.T, cs ...*Client) []*Client {
 	return cs
 }
 
+// post is a token request from an address of its own (198.18.0.0/16,
+// in turn), so tests of other behaviour do not meet the address
+// throttle; throttle tests set addresses with from.
 func post() *http.Request {
-	return httptest.NewRequest(http.MethodPost, "/oauth2/default/v1/token", nil)
+	n := requestAddr.Add(1)
+	return from(httptest.NewRequest(http.MethodPost, "/oauth2/default/v1/token", nil), fmt.Sprintf("198.18.%d.%d", byte(n>>8), byte(n)))
+}
+
+var requestAddr atomic.Uint32
+
+// from sets the request's client address as the Caddy glue does.
+func from(r *http.Request, ip string) *http.Request {
+	return r.WithContext(clientip.With(r.Context(), ip))
 }
 
 // basicAuth sets the Authorization header the RFC 6749 2.3.1 way: both
