@@ -54,7 +54,7 @@ var ErrMultipleCredentials = oauth.ErrInvalidRequest.WithDescription(
 type Authenticator struct {
 	clients map[string]*Client
 	store   store.Store
-	keys    *jwk.Cache
+	remote  *remoteKeys
 	now     func() time.Time
 
 	// Verified bcrypt secrets, keyed by client: HMAC-SHA256 under a
@@ -75,24 +75,6 @@ type Authenticator struct {
 	// bcrypts counts bcrypt failures per client id (configured ids
 	// only), addrs failed credential checks per client address.
 	bcrypts, addrs *failures
-
-	registerMu  sync.Mutex
-	refreshedMu sync.Mutex
-	refreshed   map[string]time.Time
-}
-
-// refreshInterval is the least time between two unknown-kid refetches
-// of one jwks_uri, so forged kids cannot make us hammer a client.
-const refreshInterval = time.Minute
-
-func (a *Authenticator) mayRefresh(u string) bool {
-	a.refreshedMu.Lock()
-	defer a.refreshedMu.Unlock()
-	if t, ok := a.refreshed[u]; ok && a.now().Sub(t) < refreshInterval {
-		return false
-	}
-	a.refreshed[u] = a.now()
-	return true
 }
 
 // Option configures an Authenticator.
@@ -109,13 +91,14 @@ func WithHashGate(g *hashgate.Gate) Option {
 	}
 }
 
-// New returns an Authenticator for clients (already Prepared). cache
-// fetches jwks_uri key sets; it may be nil when no client has one.
-func New(clients []*Client, st store.Store, cache *jwk.Cache, now func() time.Time, opts ...Option) *Authenticator {
+// New returns an Authenticator for clients (already Prepared). Key sets
+// of jwks_uri clients are fetched on first use, never here.
+func New(clients []*Client, st store.Store, now func() time.Time, opts ...Option) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	a := &Authenticator{clients: map[string]*Client{}, store: st, keys: cache, now: now, plain: map[string][]byte{}, refreshed: map[string]time.Time{},
+	a := &Authenticator{clients: map[string]*Client{}, store: st, now: now, plain: map[string][]byte{},
+		remote:  newRemoteKeys(now),
 		compare: bcrypt.CompareHashAndPassword,
 		bcrypts: newFailures(DefaultClientFailures, DefaultThrottleWindow, 0, now),
 		addrs:   newFailures(DefaultAddressFailures, DefaultThrottleWindow, DefaultTrackedAddresses, now),
@@ -369,50 +352,12 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	return c, nil
 }
 
-// clientKeys returns the client's key set, fetching jwks_uri lazily and
-// refreshing it (rate-limited by the cache) when kid is not in it.
+// clientKeys returns the client's key set: the inline one, or the one
+// at its jwks_uri, fetched lazily and refetched (rate-limited) when kid
+// is not in it.
 func (a *Authenticator) clientKeys(ctx context.Context, c *Client, kid string) (jwk.Set, error) {
 	if c.keys != nil {
 		return c.keys, nil
 	}
-	if a.keys == nil {
-		return nil, errNoCache
-	}
-	a.registerMu.Lock()
-	if !a.keys.IsRegistered(c.JWKSURI) {
-		if err := a.keys.Register(c.JWKSURI, jwk.WithMinRefreshInterval(time.Minute)); err != nil {
-			a.registerMu.Unlock()
-			return nil, err
-		}
-	}
-	a.registerMu.Unlock()
-	set, err := a.keys.Get(ctx, c.JWKSURI)
-	if err != nil {
-		// The cache treats a failed first fetch as fetched; without a
-		// forced refetch the client would stay locked out until the
-		// cache's own schedule. Rate-limited like unknown kids.
-		if !a.mayRefresh(c.JWKSURI) {
-			return nil, err
-		}
-		if set, err = a.keys.Refresh(ctx, c.JWKSURI); err != nil {
-			return nil, err
-		}
-	}
-	if kid != "" {
-		if _, ok := set.LookupKeyID(kid); !ok && a.mayRefresh(c.JWKSURI) {
-			if fresh, err := a.keys.Refresh(ctx, c.JWKSURI); err == nil {
-				set = fresh
-			}
-		}
-	}
-	if err := onlyPublic(set); err != nil {
-		return nil, err
-	}
-	return set, nil
+	return a.remote.get(ctx, c.JWKSURI, kid)
 }
-
-type constErr string
-
-func (e constErr) Error() string { return string(e) }
-
-const errNoCache = constErr("no key cache")

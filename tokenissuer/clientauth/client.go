@@ -48,7 +48,14 @@ type Client struct {
 	// private_key_jwt.
 	JWKS json.RawMessage `json:"jwks,omitempty"`
 	// JWKSURI is where the client publishes its public keys for
-	// private_key_jwt. Fetched on first use and cached, never at load.
+	// private_key_jwt. Fetched on first use, never at load; reused for
+	// 15 minutes, refetched for an unknown kid at most once a minute.
+	// A fetch reads at most 1 MiB, takes at most 10s (5s to connect,
+	// 5s to the headers), follows redirects only within the URL's
+	// origin, uses no proxy, and reaches an internal address
+	// (loopback, private, link-local) only when the URL names it
+	// (https://10.0.0.5/jwks, http://localhost:8400/jwks), never
+	// through a host name.
 	JWKSURI string `json:"jwks_uri,omitempty"`
 	// RedirectURIs the authorization endpoint may send this client back
 	// to, compared exactly (no wildcards, no prefix match). Each is an

@@ -337,7 +337,7 @@ func newSecretFixture(t *testing.T) *secretFixture {
 		hash:  &Client{ID: "hashed", SecretHash: bcryptHash(t, "h4sh-secret")},
 		hash2: &Client{ID: "hashed2", SecretHash: bcryptHash(t, "other-secret"), AuthMethod: SecretPost},
 	}
-	f.a = New(prepared(t, f.basic, f.post, f.hash, f.hash2), openStore(t), nil, f.clk.Now)
+	f.a = New(prepared(t, f.basic, f.post, f.hash, f.hash2), openStore(t), f.clk.Now)
 	return f
 }
 
@@ -563,7 +563,7 @@ func newJWTFixture(t *testing.T) *jwtFixture {
 		&Client{ID: "ec-client", AuthMethod: PrivateKeyJWT, JWKS: json.RawMessage(publicJWKS(t, f.ec))},
 		&Client{ID: "basic-client", Secret: "s3cret"},
 	)
-	f.a = New(clients, f.stored, nil, f.clk.Now)
+	f.a = New(clients, f.stored, f.clk.Now)
 	return f
 }
 
@@ -800,7 +800,7 @@ func TestJWKSURI(t *testing.T) {
 	js := newJWKSServer(t, publicJWKS(t, key))
 	clk := newClock()
 	client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: js.srv.URL + "/jwks.json"}
-	a := New(prepared(t, client), openStore(t), jwk.NewCache(t.Context()), clk.Now)
+	a := New(prepared(t, client), openStore(t), clk.Now)
 	auth := func(assertion string) (*Client, string, *oauth.Error) {
 		return a.Authenticate(context.Background(), post(), assertionForm(assertion), aud)
 	}
@@ -870,7 +870,7 @@ func TestJWKSURIRefusesPrivateAndSymmetricKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			js := newJWKSServer(t, body)
 			client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: js.srv.URL + "/jwks.json"}
-			a := New(prepared(t, client), openStore(t), jwk.NewCache(t.Context()), nil)
+			a := New(prepared(t, client), openStore(t), nil)
 			now := time.Now()
 			for _, tok := range []string{
 				sign(t, claimsFor("remote", now), jwa.RS256, rsaKey(t), "rsa-1"),
@@ -883,9 +883,9 @@ func TestJWKSURIRefusesPrivateAndSymmetricKeys(t *testing.T) {
 	}
 }
 
-func TestJWKSURIWithoutCache(t *testing.T) {
+func TestJWKSURIUnreachable(t *testing.T) {
 	client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: "http://127.0.0.1:1/jwks.json"}
-	a := New(prepared(t, client), openStore(t), nil, nil)
+	a := New(prepared(t, client), openStore(t), nil)
 	c, _, e := a.Authenticate(context.Background(), post(), assertionForm(sign(t, claimsFor("remote", time.Now()), jwa.ES256, ecKey(t, "k"), "k")), aud)
 	wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
 }
@@ -947,7 +947,7 @@ func TestJWKSURIRecoversFromFailedFirstFetch(t *testing.T) {
 	t.Cleanup(srv.Close)
 	clk := newClock()
 	client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: srv.URL + "/jwks.json"}
-	a := New(prepared(t, client), openStore(t), jwk.NewCache(t.Context()), clk.Now)
+	a := New(prepared(t, client), openStore(t), clk.Now)
 	auth := func() (*Client, string, *oauth.Error) {
 		return a.Authenticate(context.Background(), post(), assertionForm(sign(t, claimsFor("remote", clk.Now()), jwa.ES256, key, "k1")), aud)
 	}

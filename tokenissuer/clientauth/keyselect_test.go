@@ -90,7 +90,7 @@ func TestAssertionKeySelection(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := &Client{ID: "crafted", AuthMethod: PrivateKeyJWT, JWKS: json.RawMessage(mustJSON(t, map[string]any{"keys": tc.keys}))}
-			auth := New(prepared(t, client), openStore(t), nil, nil)
+			auth := New(prepared(t, client), openStore(t), nil)
 			c, id, e := auth.Authenticate(context.Background(), post(), assertionForm(sign(t, claimsFor("crafted", newClock().Now()), tc.alg, rawKey(t, tc.signer), tc.kid)), aud)
 			if tc.ok {
 				wantOK(t, c, id, e, "crafted")

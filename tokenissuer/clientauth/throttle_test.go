@@ -208,7 +208,7 @@ func TestAddressTableBounded(t *testing.T) {
 func TestBusyGate(t *testing.T) {
 	gate := hashgate.New(hashgate.Config{Concurrency: 1, Queue: 1, Wait: 20 * time.Millisecond})
 	f := newSecretFixture(t)
-	f.a = New(prepared(t), openStore(t), nil, f.clk.Now, WithHashGate(gate))
+	f.a = New(prepared(t), openStore(t), f.clk.Now, WithHashGate(gate))
 	for _, c := range []*Client{f.basic, f.post, f.hash, f.hash2} {
 		f.a.clients[c.ID] = c
 	}
