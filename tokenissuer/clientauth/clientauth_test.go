@@ -971,3 +971,43 @@ func TestAssertionJTILength(t *testing.T) {
 	_, _, e := f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { m["jti"] = strings.Repeat("j", 300) })))
 	wantErr(t, nil, e, "invalid_client", 401)
 }
+
+// TestAssertionJTILengthBoundary: a jti of exactly maxJTILen is fine.
+func TestAssertionJTILengthBoundary(t *testing.T) {
+	f := newJWTFixture(t)
+	c, id, e := f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { m["jti"] = strings.Repeat("j", maxJTILen) })))
+	wantOK(t, c, id, e, "rsa-client")
+	_, _, e = f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { m["jti"] = strings.Repeat("k", maxJTILen+1) })))
+	wantErr(t, nil, e, "invalid_client", 401)
+}
+
+// TestClaimedIDAssertionSize: the log's claimed id is read from an
+// assertion only below 16 KiB (parsing is not free).
+func TestClaimedIDAssertionSize(t *testing.T) {
+	f := newJWTFixture(t)
+	raw := rawKey(t, f.rsa)
+	// sized pads a claim and the kid until the assertion is n bytes
+	// long (base64 skips some lengths, so both are varied).
+	sized := func(n int) string {
+		claims := claimsFor("rsa-client", f.clk.Now())
+		for kid := range 4 {
+			claims["pad"] = ""
+			base := len(sign(t, claims, jwa.RS256, raw, strings.Repeat("k", kid+1)))
+			guess := (n - base) * 3 / 4
+			for pad := max(guess-4, 0); pad <= guess+4; pad++ {
+				claims["pad"] = strings.Repeat("p", pad)
+				if s := sign(t, claims, jwa.RS256, raw, strings.Repeat("k", kid+1)); len(s) == n {
+					return s
+				}
+			}
+		}
+		t.Fatalf("no assertion of %d bytes", n)
+		return ""
+	}
+	for n, want := range map[int]string{16<<10 - 1: "rsa-client", 16 << 10: ""} {
+		_, id, e := f.auth(assertionForm(sized(n)))
+		if e == nil || id != want {
+			t.Errorf("assertion of %d bytes: claimed id %q (error %v), want %q", n, id, e, want)
+		}
+	}
+}

@@ -23,11 +23,12 @@ func checkRedirectURI(raw string) error {
 	}
 	switch {
 	case u.Scheme == "https":
-		if u.Host == "" || u.Opaque != "" {
+		// An opaque URI (https:host) has no Host either.
+		if u.Host == "" {
 			return errors.New("must be an absolute https URL with a host")
 		}
 	case u.Scheme == "http":
-		if u.Host == "" || u.Opaque != "" {
+		if u.Host == "" {
 			return errors.New("must be an absolute URL with a host")
 		}
 		if !loopbackHost(u.Hostname()) {

@@ -1,6 +1,7 @@
 package clientauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ const (
 	// jwks_uri for unknown kids or after a failure, so forged kids
 	// cannot make us hammer a client's key server.
 	refreshInterval = time.Minute
-	maxRedirects    = 3
+	maxRedirects    = 3 // followed, within the origin
 )
 
 // remoteKeys fetches and caches the key sets of jwks_uri clients. Each
@@ -171,11 +172,11 @@ func orNoSet(set jwk.Set, err error) error {
 	if set != nil {
 		return nil
 	}
-	if err == nil {
-		err = errors.New("key set not fetched yet")
-	}
-	return err
+	// Never nil with no set: callers use the set.
+	return cmp.Or(err, errNotFetched)
 }
+
+var errNotFetched = errors.New("key set not fetched yet")
 
 // fetch GETs one key set within the limits above.
 func (r *remoteKeys) fetch(ctx context.Context, client *http.Client, rawURL string) (jwk.Set, error) {
@@ -257,7 +258,7 @@ func (r *remoteKeys) httpClient(u *url.URL) *http.Client {
 		Transport: tr,
 		Timeout:   r.total,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= maxRedirects {
+			if len(via) > maxRedirects {
 				return errors.New("jwks_uri: too many redirects")
 			}
 			if got := req.URL.Scheme + "://" + strings.ToLower(req.URL.Host); got != origin {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -278,9 +279,12 @@ func TestKeySetInternalAddresses(t *testing.T) {
 		}
 		return nil, nil
 	}
-	for _, id := range []string{"rebound", "mixed", "nowhere"} {
+	for id, why := range map[string]string{"rebound": "resolves to 127.0.0.1, an internal address", "mixed": "resolves to ::ffff:127.0.0.1, an internal address", "nowhere": "has no address"} {
 		c, _, e := assertWith(t, a, t.Context(), id, key, "k1")
 		wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
+		if !strings.Contains(e.Reason, why) {
+			t.Errorf("%s: reason %q, want it to say %q", id, e.Reason, why)
+		}
 	}
 	if n := js.requests.Load(); n != 0 {
 		t.Fatalf("the key server was reached %d times through names of internal addresses", n)
@@ -373,5 +377,102 @@ func TestStaleKeySetRefreshedInBackground(t *testing.T) {
 	for range 3 {
 		c, id, e = auth(key2, "k2")
 		wantOK(t, c, id, e, "remote")
+	}
+}
+
+// TestFirstFetchShared: requests arriving while a client's first fetch
+// runs wait for it (or their own deadline) and use its result: one
+// fetch for all of them.
+func TestFirstFetchShared(t *testing.T) {
+	key := ecKey(t, "k1")
+	body := publicJWKS(t, key)
+	arrived, release := make(chan struct{}, 10), make(chan struct{})
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		arrived <- struct{}{}
+		<-release
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	a := remoteAuth(t, &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: srv.URL + "/jwks"})
+	a.remote.total = 30 * time.Second
+	a.remote.header = 30 * time.Second
+	results := make(chan *oauth.Error, 10)
+	go func() {
+		_, _, e := assertWith(t, a, t.Context(), "remote", key, "k1")
+		results <- e
+	}()
+	<-arrived
+	// A request whose caller has gone waits no more.
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	c, _, e := assertWith(t, a, gone, "remote", key, "k1")
+	wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
+	forms := make([]map[string]string, 8)
+	for i := range forms {
+		forms[i] = assertionForm(sign(t, claimsFor("remote", time.Now()), jwa.ES256, key, "k1"))
+	}
+	for _, form := range forms {
+		go func() {
+			_, _, e := a.Authenticate(t.Context(), post(), form, aud)
+			results <- e
+		}()
+	}
+	close(release)
+	for range 1 + len(forms) {
+		if e := <-results; e != nil {
+			t.Fatalf("a request sharing the first fetch failed: %v", e)
+		}
+	}
+	if n := requests.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
+// TestKeySetSizeAndRedirectLimits: exactly MaxJWKSBytes is read whole
+// (with or without Content-Length), one byte more is refused; three
+// redirects within the origin are followed, a fourth is not.
+func TestKeySetSizeAndRedirectLimits(t *testing.T) {
+	key := ecKey(t, "k1")
+	set := publicJWKS(t, key)
+	padded := func(n int) string { return strings.Repeat(" ", n-len(set)) + set } // leading blanks: a cut body does not parse
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		var hops int
+		if _, err := fmt.Sscanf(r.URL.Path, "/size/%d", &n); err == nil {
+			if r.URL.Query().Has("length") {
+				w.Header().Set("Content-Length", strconv.Itoa(n))
+			}
+			io.WriteString(w, padded(n))
+			return
+		}
+		if _, err := fmt.Sscanf(r.URL.Path, "/hops/%d", &hops); err == nil {
+			if hops == 0 {
+				io.WriteString(w, set)
+				return
+			}
+			http.Redirect(w, r, fmt.Sprintf("/hops/%d", hops-1), http.StatusFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{fmt.Sprintf("/size/%d", MaxJWKSBytes), true},
+		{fmt.Sprintf("/size/%d?length", MaxJWKSBytes), true},
+		{fmt.Sprintf("/size/%d", MaxJWKSBytes+1), false},
+		{fmt.Sprintf("/size/%d?length", MaxJWKSBytes+1), false},
+		{"/hops/3", true},
+		{"/hops/4", false},
+	} {
+		a := remoteAuth(t, &Client{ID: "c", AuthMethod: PrivateKeyJWT, JWKSURI: srv.URL + tc.path})
+		c, id, e := assertWith(t, a, t.Context(), "c", key, "k1")
+		if tc.ok {
+			wantOK(t, c, id, e, "c")
+		} else {
+			wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
+		}
 	}
 }

@@ -90,12 +90,13 @@ func (f *failures) get(key string, create bool) *failCount {
 	return e
 }
 
-// blocked reports whether key is throttled, and for how long.
+// blocked reports whether key has reached its failure limit, and for
+// how long (checks that need no begin: running ones do not count).
 func (f *failures) blocked(key string) (bool, time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e := f.get(key, false)
-	if e == nil || e.fails+e.running < f.limit {
+	if e == nil || e.fails < f.limit {
 		return false, 0
 	}
 	return true, f.retry(e)
