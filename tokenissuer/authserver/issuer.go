@@ -276,7 +276,8 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer,
 		return nil
 	}
 	i.store = st
-	i.auth = clientauth.New(i.clients, st, cache, i.now)
+	// cache is unused: clientauth fetches jwks_uri key sets itself.
+	i.auth = clientauth.New(i.clients, st, i.now)
 	for _, s := range i.Servers() {
 		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
 		what, err := s.keys.Ensure(ctx)

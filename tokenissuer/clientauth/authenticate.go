@@ -18,7 +18,10 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -51,7 +54,7 @@ var ErrMultipleCredentials = oauth.ErrInvalidRequest.WithDescription(
 type Authenticator struct {
 	clients map[string]*Client
 	store   store.Store
-	keys    *jwk.Cache
+	remote  *remoteKeys
 	now     func() time.Time
 
 	// Verified bcrypt secrets, keyed by client: HMAC-SHA256 under a
@@ -63,32 +66,51 @@ type Authenticator struct {
 	// lengths, whatever the presented length.
 	plain map[string][]byte
 
-	registerMu  sync.Mutex
-	refreshedMu sync.Mutex
-	refreshed   map[string]time.Time
+	// gate bounds the bcrypt checks running at once (shared with the
+	// password checks when injected); compare is the check itself.
+	gate    *hashgate.Gate
+	compare func(hash, secret []byte) error
+	// checks merges concurrent bcrypt checks of one client and secret.
+	checks singleflight.Group
+	// bcrypts counts bcrypt failures per client id (configured ids
+	// only), addrs failed credential checks per client address.
+	bcrypts, addrs *failures
 }
 
-// refreshInterval is the least time between two unknown-kid refetches
-// of one jwks_uri, so forged kids cannot make us hammer a client.
-const refreshInterval = time.Minute
+// Option configures an Authenticator.
+type Option func(*Authenticator)
 
-func (a *Authenticator) mayRefresh(u string) bool {
-	a.refreshedMu.Lock()
-	defer a.refreshedMu.Unlock()
-	if t, ok := a.refreshed[u]; ok && a.now().Sub(t) < refreshInterval {
-		return false
+// WithHashGate runs bcrypt secret checks through g, normally the gate
+// the process shares for all password and secret hashes. Without it (or
+// with nil) the Authenticator uses a private gate sized to the cores.
+func WithHashGate(g *hashgate.Gate) Option {
+	return func(a *Authenticator) {
+		if g != nil {
+			a.gate = g
+		}
 	}
-	a.refreshed[u] = a.now()
-	return true
 }
 
-// New returns an Authenticator for clients (already Prepared). cache
-// fetches jwks_uri key sets; it may be nil when no client has one.
-func New(clients []*Client, st store.Store, cache *jwk.Cache, now func() time.Time) *Authenticator {
+// New returns an Authenticator for clients (already Prepared). Key sets
+// of jwks_uri clients are fetched on first use, never here.
+func New(clients []*Client, st store.Store, now func() time.Time, opts ...Option) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	a := &Authenticator{clients: map[string]*Client{}, store: st, keys: cache, now: now, plain: map[string][]byte{}, refreshed: map[string]time.Time{}}
+	a := &Authenticator{clients: map[string]*Client{}, store: st, now: now, plain: map[string][]byte{},
+		remote:  newRemoteKeys(now),
+		compare: bcrypt.CompareHashAndPassword,
+		bcrypts: newFailures(DefaultClientFailures, DefaultThrottleWindow, 0, now),
+		addrs:   newFailures(DefaultAddressFailures, DefaultThrottleWindow, DefaultTrackedAddresses, now),
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(a)
+		}
+	}
+	if a.gate == nil {
+		a.gate = hashgate.New(hashgate.Config{})
+	}
 	a.mac = make([]byte, 32)
 	_, _ = rand.Read(a.mac)
 	for _, c := range clients {
@@ -116,8 +138,12 @@ type Audiences []string
 // Exactly one credential form must be present. On failure it still
 // returns the client id the request claimed (possibly empty), for logs.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences) (*Client, string, *oauth.Error) {
-	c, e := a.authenticate(ctx, r, form, aud)
+	addr := addressKey(clientip.From(r))
+	c, e := a.authenticate(ctx, r, form, aud, addr)
 	if e != nil {
+		if e.Status == http.StatusUnauthorized {
+			a.addrs.fail(addr)
+		}
 		return nil, claimedID(r, form), e
 	}
 	return c, c.ID, nil
@@ -141,7 +167,7 @@ func claimedID(r *http.Request, form map[string]string) string {
 	return ""
 }
 
-func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences) (*Client, *oauth.Error) {
+func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences, addr string) (*Client, *oauth.Error) {
 	_, hasHeader := r.Header["Authorization"]
 	_, hasSecret := form["client_secret"]
 	_, hasAssertion := form["client_assertion"]
@@ -152,13 +178,19 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 			n++
 		}
 	}
-	switch {
-	case n > 1:
+	if n > 1 {
 		return nil, ErrMultipleCredentials
+	}
+	if n == 1 {
+		if blocked, d := a.addrs.blocked(addr); blocked {
+			return nil, ErrThrottled.WithRetryAfter(d).WithReason("address throttled after failed client authentications")
+		}
+	}
+	switch {
 	case hasHeader:
-		return a.basic(r, form)
+		return a.basic(ctx, r, form)
 	case hasSecret:
-		return a.secret(form["client_id"], form["client_secret"], SecretPost)
+		return a.secret(ctx, form["client_id"], form["client_secret"], SecretPost)
 	case hasAssertion || hasAssertionType:
 		return a.assertion(ctx, form, aud)
 	}
@@ -170,7 +202,7 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 	return nil, oauth.ErrInvalidClient.WithReason("no client credentials")
 }
 
-func (a *Authenticator) basic(r *http.Request, form map[string]string) (*Client, *oauth.Error) {
+func (a *Authenticator) basic(ctx context.Context, r *http.Request, form map[string]string) (*Client, *oauth.Error) {
 	if len(r.Header.Values("Authorization")) != 1 {
 		return nil, oauth.ErrInvalidRequest.WithDescription("The Authorization header was included more than once.")
 	}
@@ -188,10 +220,10 @@ func (a *Authenticator) basic(r *http.Request, form map[string]string) (*Client,
 	if fid, ok := form["client_id"]; ok && fid != id {
 		return nil, oauth.ErrInvalidClient.WithReason("client_id in body differs from Authorization header")
 	}
-	return a.secret(id, secret, SecretBasic)
+	return a.secret(ctx, id, secret, SecretBasic)
 }
 
-func (a *Authenticator) secret(id, secret, method string) (*Client, *oauth.Error) {
+func (a *Authenticator) secret(ctx context.Context, id, secret, method string) (*Client, *oauth.Error) {
 	c, ok := a.clients[id]
 	if !ok {
 		return nil, oauth.ErrInvalidClient.WithReason("unknown client")
@@ -214,11 +246,32 @@ func (a *Authenticator) secret(id, secret, method string) (*Client, *oauth.Error
 	if v, ok := a.verified.Load(id); ok && subtle.ConstantTimeCompare(v.([]byte), d) == 1 {
 		return c, nil
 	}
-	if bcrypt.CompareHashAndPassword([]byte(c.SecretHash), []byte(secret)) != nil {
-		return nil, oauth.ErrInvalidClient.WithReason("wrong client secret")
+	res, _, _ := a.checks.Do(id+"\x00"+string(d), func() (any, error) {
+		return a.bcryptCheck(ctx, c, secret, d), nil
+	})
+	if e := res.(*oauth.Error); e != nil {
+		return nil, e
 	}
-	a.verified.Store(id, d)
 	return c, nil
+}
+
+// bcryptCheck checks secret against c's hash, within the client's
+// failure budget and a hash gate slot; d is the digest to remember.
+func (a *Authenticator) bcryptCheck(ctx context.Context, c *Client, secret string, d []byte) *oauth.Error {
+	if ok, wait := a.bcrypts.begin(c.ID); !ok {
+		return ErrThrottled.WithRetryAfter(wait).WithReason("client throttled after failed secret checks")
+	}
+	var err error
+	if gerr := a.gate.Run(ctx, 0, func() { err = a.compare([]byte(c.SecretHash), []byte(secret)) }); gerr != nil {
+		a.bcrypts.end(c.ID, false)
+		return oauth.ErrTemporarilyUnavailable.WithRetryAfter(a.gate.RetryAfter()).WithReason("secret check: " + gerr.Error())
+	}
+	a.bcrypts.end(c.ID, err != nil)
+	if err != nil {
+		return oauth.ErrInvalidClient.WithReason("wrong client secret")
+	}
+	a.verified.Store(c.ID, d)
+	return nil
 }
 
 func (a *Authenticator) assertion(ctx context.Context, form map[string]string, aud Audiences) (*Client, *oauth.Error) {
@@ -259,8 +312,17 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	if err != nil {
 		return bad("client keys unavailable: " + err.Error())
 	}
+	keys := verificationKeys(set, hdr.KeyID(), hdr.Algorithm())
+	if len(keys) == 0 {
+		return bad("no signature key of the client fits the assertion's kid and alg")
+	}
 	tok, err := jwt.Parse([]byte(raw),
-		jwt.WithKeySet(set, jws.WithRequireKid(false), jws.WithInferAlgorithmFromKey(true)),
+		jwt.WithKeyProvider(jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, _ *jws.Signature, _ *jws.Message) error {
+			for _, k := range keys {
+				sink.Key(hdr.Algorithm(), k)
+			}
+			return nil
+		})),
 		jwt.WithValidate(true),
 		jwt.WithClock(jwt.ClockFunc(a.now)),
 		jwt.WithAcceptableSkew(Skew),
@@ -290,50 +352,12 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	return c, nil
 }
 
-// clientKeys returns the client's key set, fetching jwks_uri lazily and
-// refreshing it (rate-limited by the cache) when kid is not in it.
+// clientKeys returns the client's key set: the inline one, or the one
+// at its jwks_uri, fetched lazily and refetched (rate-limited) when kid
+// is not in it.
 func (a *Authenticator) clientKeys(ctx context.Context, c *Client, kid string) (jwk.Set, error) {
 	if c.keys != nil {
 		return c.keys, nil
 	}
-	if a.keys == nil {
-		return nil, errNoCache
-	}
-	a.registerMu.Lock()
-	if !a.keys.IsRegistered(c.JWKSURI) {
-		if err := a.keys.Register(c.JWKSURI, jwk.WithMinRefreshInterval(time.Minute)); err != nil {
-			a.registerMu.Unlock()
-			return nil, err
-		}
-	}
-	a.registerMu.Unlock()
-	set, err := a.keys.Get(ctx, c.JWKSURI)
-	if err != nil {
-		// The cache treats a failed first fetch as fetched; without a
-		// forced refetch the client would stay locked out until the
-		// cache's own schedule. Rate-limited like unknown kids.
-		if !a.mayRefresh(c.JWKSURI) {
-			return nil, err
-		}
-		if set, err = a.keys.Refresh(ctx, c.JWKSURI); err != nil {
-			return nil, err
-		}
-	}
-	if kid != "" {
-		if _, ok := set.LookupKeyID(kid); !ok && a.mayRefresh(c.JWKSURI) {
-			if fresh, err := a.keys.Refresh(ctx, c.JWKSURI); err == nil {
-				set = fresh
-			}
-		}
-	}
-	if err := onlyPublic(set); err != nil {
-		return nil, err
-	}
-	return set, nil
+	return a.remote.get(ctx, c.JWKSURI, kid)
 }
-
-type constErr string
-
-func (e constErr) Error() string { return string(e) }
-
-const errNoCache = constErr("no key cache")

@@ -48,12 +48,24 @@ type Client struct {
 	// private_key_jwt.
 	JWKS json.RawMessage `json:"jwks,omitempty"`
 	// JWKSURI is where the client publishes its public keys for
-	// private_key_jwt. Fetched on first use and cached, never at load.
+	// private_key_jwt. Fetched on first use, never at load; reused for
+	// 15 minutes, refetched for an unknown kid at most once a minute.
+	// A fetch reads at most 1 MiB, takes at most 10s (5s to connect,
+	// 5s to the headers), follows redirects only within the URL's
+	// origin, uses no proxy, and reaches an internal address
+	// (loopback, private, link-local) only when the URL names it
+	// (https://10.0.0.5/jwks, http://localhost:8400/jwks), never
+	// through a host name.
 	JWKSURI string `json:"jwks_uri,omitempty"`
 	// RedirectURIs the authorization endpoint may send this client back
-	// to, compared exactly (no wildcards, no prefix match).
+	// to, compared exactly (no wildcards, no prefix match). Each is an
+	// https URL, an http URL to a loopback host (localhost, 127.0.0.0/8,
+	// [::1]) or a private-use scheme in reverse domain form
+	// (com.example.app:/callback, RFC 8252 section 7.1); never with a
+	// fragment. Anything else fails at load.
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
-	// PostLogoutRedirectURIs the logout endpoint may redirect to, exact.
+	// PostLogoutRedirectURIs the logout endpoint may redirect to, exact,
+	// under the same rules as RedirectURIs.
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 	// RefreshTokenRotation is `rotate` (default: every use returns a new
 	// refresh token, and reuse of a replaced one revokes the family) or
@@ -112,6 +124,9 @@ func (c *Client) Prepare() error {
 			if err := onlyPublic(set); err != nil {
 				return fmt.Errorf("client %q: jwks: %w", c.ID, err)
 			}
+			if !hasSignatureKey(set) {
+				return fmt.Errorf("client %q: jwks: no key for signatures (every key has a use or key_ops other than sig/verify)", c.ID)
+			}
 			c.keys = set
 		}
 		if c.JWKSURI != "" {
@@ -135,10 +150,14 @@ func (c *Client) Prepare() error {
 			return fmt.Errorf("client %q: empty grant type", c.ID)
 		}
 	}
-	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
-		pu, err := url.Parse(u)
-		if err != nil || pu.Scheme == "" || pu.Fragment != "" || pu.Opaque != "" || (pu.Scheme != "https" && pu.Scheme != "http" && !strings.Contains(pu.Scheme, ".")) {
-			return fmt.Errorf("client %q: redirect URI %q must be absolute, without fragment (https, http for loopback, or a private-use scheme)", c.ID, u)
+	for _, u := range c.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return fmt.Errorf("client %q: redirect_uris: %q %w", c.ID, u, err)
+		}
+	}
+	for _, u := range c.PostLogoutRedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return fmt.Errorf("client %q: post_logout_redirect_uris: %q %w", c.ID, u, err)
 		}
 	}
 	switch c.RefreshTokenRotation {

@@ -25,6 +25,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
@@ -78,8 +79,19 @@ func prepared(t *testing.T, cs ...*Client) []*Client {
 	return cs
 }
 
+// post is a token request from an address of its own (198.18.0.0/16,
+// in turn), so tests of other behaviour do not meet the address
+// throttle; throttle tests set addresses with from.
 func post() *http.Request {
-	return httptest.NewRequest(http.MethodPost, "/oauth2/default/v1/token", nil)
+	n := requestAddr.Add(1)
+	return from(httptest.NewRequest(http.MethodPost, "/oauth2/default/v1/token", nil), fmt.Sprintf("198.18.%d.%d", byte(n>>8), byte(n)))
+}
+
+var requestAddr atomic.Uint32
+
+// from sets the request's client address as the Caddy glue does.
+func from(r *http.Request, ip string) *http.Request {
+	return r.WithContext(clientip.With(r.Context(), ip))
 }
 
 // basicAuth sets the Authorization header the RFC 6749 2.3.1 way: both
@@ -325,7 +337,7 @@ func newSecretFixture(t *testing.T) *secretFixture {
 		hash:  &Client{ID: "hashed", SecretHash: bcryptHash(t, "h4sh-secret")},
 		hash2: &Client{ID: "hashed2", SecretHash: bcryptHash(t, "other-secret"), AuthMethod: SecretPost},
 	}
-	f.a = New(prepared(t, f.basic, f.post, f.hash, f.hash2), openStore(t), nil, f.clk.Now)
+	f.a = New(prepared(t, f.basic, f.post, f.hash, f.hash2), openStore(t), f.clk.Now)
 	return f
 }
 
@@ -551,7 +563,7 @@ func newJWTFixture(t *testing.T) *jwtFixture {
 		&Client{ID: "ec-client", AuthMethod: PrivateKeyJWT, JWKS: json.RawMessage(publicJWKS(t, f.ec))},
 		&Client{ID: "basic-client", Secret: "s3cret"},
 	)
-	f.a = New(clients, f.stored, nil, f.clk.Now)
+	f.a = New(clients, f.stored, f.clk.Now)
 	return f
 }
 
@@ -788,7 +800,7 @@ func TestJWKSURI(t *testing.T) {
 	js := newJWKSServer(t, publicJWKS(t, key))
 	clk := newClock()
 	client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: js.srv.URL + "/jwks.json"}
-	a := New(prepared(t, client), openStore(t), jwk.NewCache(t.Context()), clk.Now)
+	a := New(prepared(t, client), openStore(t), clk.Now)
 	auth := func(assertion string) (*Client, string, *oauth.Error) {
 		return a.Authenticate(context.Background(), post(), assertionForm(assertion), aud)
 	}
@@ -858,7 +870,7 @@ func TestJWKSURIRefusesPrivateAndSymmetricKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			js := newJWKSServer(t, body)
 			client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: js.srv.URL + "/jwks.json"}
-			a := New(prepared(t, client), openStore(t), jwk.NewCache(t.Context()), nil)
+			a := New(prepared(t, client), openStore(t), nil)
 			now := time.Now()
 			for _, tok := range []string{
 				sign(t, claimsFor("remote", now), jwa.RS256, rsaKey(t), "rsa-1"),
@@ -871,9 +883,9 @@ func TestJWKSURIRefusesPrivateAndSymmetricKeys(t *testing.T) {
 	}
 }
 
-func TestJWKSURIWithoutCache(t *testing.T) {
+func TestJWKSURIUnreachable(t *testing.T) {
 	client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: "http://127.0.0.1:1/jwks.json"}
-	a := New(prepared(t, client), openStore(t), nil, nil)
+	a := New(prepared(t, client), openStore(t), nil)
 	c, _, e := a.Authenticate(context.Background(), post(), assertionForm(sign(t, claimsFor("remote", time.Now()), jwa.ES256, ecKey(t, "k"), "k")), aud)
 	wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
 }
@@ -935,7 +947,7 @@ func TestJWKSURIRecoversFromFailedFirstFetch(t *testing.T) {
 	t.Cleanup(srv.Close)
 	clk := newClock()
 	client := &Client{ID: "remote", AuthMethod: PrivateKeyJWT, JWKSURI: srv.URL + "/jwks.json"}
-	a := New(prepared(t, client), openStore(t), jwk.NewCache(t.Context()), clk.Now)
+	a := New(prepared(t, client), openStore(t), clk.Now)
 	auth := func() (*Client, string, *oauth.Error) {
 		return a.Authenticate(context.Background(), post(), assertionForm(sign(t, claimsFor("remote", clk.Now()), jwa.ES256, key, "k1")), aud)
 	}
@@ -958,4 +970,44 @@ func TestAssertionJTILength(t *testing.T) {
 	f := newJWTFixture(t)
 	_, _, e := f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { m["jti"] = strings.Repeat("j", 300) })))
 	wantErr(t, nil, e, "invalid_client", 401)
+}
+
+// TestAssertionJTILengthBoundary: a jti of exactly maxJTILen is fine.
+func TestAssertionJTILengthBoundary(t *testing.T) {
+	f := newJWTFixture(t)
+	c, id, e := f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { m["jti"] = strings.Repeat("j", maxJTILen) })))
+	wantOK(t, c, id, e, "rsa-client")
+	_, _, e = f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { m["jti"] = strings.Repeat("k", maxJTILen+1) })))
+	wantErr(t, nil, e, "invalid_client", 401)
+}
+
+// TestClaimedIDAssertionSize: the log's claimed id is read from an
+// assertion only below 16 KiB (parsing is not free).
+func TestClaimedIDAssertionSize(t *testing.T) {
+	f := newJWTFixture(t)
+	raw := rawKey(t, f.rsa)
+	// sized pads a claim and the kid until the assertion is n bytes
+	// long (base64 skips some lengths, so both are varied).
+	sized := func(n int) string {
+		claims := claimsFor("rsa-client", f.clk.Now())
+		for kid := range 4 {
+			claims["pad"] = ""
+			base := len(sign(t, claims, jwa.RS256, raw, strings.Repeat("k", kid+1)))
+			guess := (n - base) * 3 / 4
+			for pad := max(guess-4, 0); pad <= guess+4; pad++ {
+				claims["pad"] = strings.Repeat("p", pad)
+				if s := sign(t, claims, jwa.RS256, raw, strings.Repeat("k", kid+1)); len(s) == n {
+					return s
+				}
+			}
+		}
+		t.Fatalf("no assertion of %d bytes", n)
+		return ""
+	}
+	for n, want := range map[int]string{16<<10 - 1: "rsa-client", 16 << 10: ""} {
+		_, id, e := f.auth(assertionForm(sized(n)))
+		if e == nil || id != want {
+			t.Errorf("assertion of %d bytes: claimed id %q (error %v), want %q", n, id, e, want)
+		}
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -19,6 +21,9 @@ type Error struct {
 	Status int `json:"-"`
 	// Reason is what the log records; never sent to the client.
 	Reason string `json:"-"`
+	// RetryAfter, when set, is sent as Retry-After (RFC 9110 section
+	// 10.2.3), on 429 and 503 answers.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -39,6 +44,13 @@ func (e *Error) WithDescription(d string) *Error {
 func (e *Error) WithReason(r string) *Error {
 	c := *e
 	c.Reason = r
+	return &c
+}
+
+// WithRetryAfter returns a copy answered with Retry-After d.
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
 	return &c
 }
 
@@ -97,7 +109,9 @@ func WriteError(w http.ResponseWriter, err *Error) {
 	if err.Status == http.StatusMethodNotAllowed {
 		h.Set("Allow", http.MethodPost)
 	}
-	if err.Status == http.StatusServiceUnavailable {
+	if err.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((err.RetryAfter+time.Second-1)/time.Second)))
+	} else if err.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", RetryAfter)
 	}
 	WriteJSON(w, err.Status, err)
