@@ -271,7 +271,7 @@ func (a *App) Start() error {
 	}
 	mctx, cancel := context.WithCancel(a.ctx)
 	a.cancel = cancel
-	if err := a.issuer.Start(mctx, st, sealer, nil); err != nil {
+	if err := a.issuer.Start(mctx, st, sealer); err != nil {
 		cancel()
 		return a.secretError(err)
 	}

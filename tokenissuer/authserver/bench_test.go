@@ -109,7 +109,7 @@ func newBenchIssuer(b *testing.B, alg string) *authserver.Issuer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		b.Fatal(err)
 	}
 	return iss

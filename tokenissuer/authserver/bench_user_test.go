@@ -57,7 +57,7 @@ func newUserBenchIssuerOn(b *testing.B, alg string, st store.Store) *Issuer {
 		b.Fatal(err)
 	}
 	sealer, _ := keys.NewSealer([]byte("bench-seal-secret-0123456789abcdef"))
-	if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		b.Fatal(err)
 	}
 	return iss

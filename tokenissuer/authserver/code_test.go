@@ -36,7 +36,7 @@ func TestExpiredCode(t *testing.T) {
 	st, _ := embedded.Open(filepath.Join(t.TempDir(), "db"))
 	defer st.Close()
 	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-	if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
 	put := func(issued time.Time) string {

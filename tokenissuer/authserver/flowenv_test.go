@@ -80,7 +80,7 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-	if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
 	return &flowEnv{t: t, iss: iss, st: st, clock: c}

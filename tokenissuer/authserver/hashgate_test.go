@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,7 +18,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 )
@@ -218,4 +222,48 @@ func memChild(t *testing.T) {
 	}
 	fmt.Printf("MEMRESULT base_kib=%d hwm_kib=%d ok=%d busy=%d other=%d busy_slowest_ms=%d missing_retry_after=%d\n",
 		base, hwm, ok, busy, other, slowest.Milliseconds(), missing)
+}
+
+// Client secrets (bcrypt) and user passwords share the Issuer's one
+// gate: while it is full, a client that must prove a bcrypt secret gets
+// 503 temporarily_unavailable, not a bcrypt of its own.
+func TestClientSecretsShareTheGate(t *testing.T) {
+	gate := hashgate.New(hashgate.Config{Concurrency: 1, Queue: 1, Wait: 20 * time.Millisecond})
+	hash, err := bcrypt.GenerateFromPassword([]byte("svc-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newSignInEnv(t, embeddedStore(t), 1, nil, func(o *Options) {
+		o.HashGate = gate
+		o.Clients = append(o.Clients, &clientauth.Client{ID: "svc", SecretHash: string(hash), GrantTypes: []string{GrantClientCredentials}})
+		r := o.Servers["default"].Policies[0].Rules[0]
+		r.GrantTypes = append(r.GrantTypes, GrantClientCredentials)
+	})
+	token := func() (int, map[string]any) {
+		form := url.Values{"grant_type": {GrantClientCredentials}, "scope": {"orders:read"}}
+		req, _ := http.NewRequest(http.MethodPost, e.urls[0]+"/oauth2/default/v1/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc", "svc-secret")
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal([]byte(readBody(resp)), &m)
+		return resp.StatusCode, m
+	}
+	running, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() { done <- gate.Run(context.Background(), 0, func() { close(running); <-release }) }()
+	<-running
+	if status, m := token(); status != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" {
+		t.Fatalf("bcrypt client while the gate is full: %d %v", status, m)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if status, m := token(); status != http.StatusOK || m["access_token"] == nil {
+		t.Fatalf("bcrypt client after the gate freed up: %d %v", status, m)
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
@@ -269,15 +268,14 @@ func (i *Issuer) ServerByIssuer(iss string) (*Server, bool) {
 
 // Start attaches the store, creates or loads every server's keys and
 // makes the endpoints live. It is idempotent.
-func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer, cache *jwk.Cache) error {
+func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer) error {
 	i.startMu.Lock()
 	defer i.startMu.Unlock()
 	if i.started.Load() {
 		return nil
 	}
 	i.store = st
-	// cache is unused: clientauth fetches jwks_uri key sets itself.
-	i.auth = clientauth.New(i.clients, st, i.now)
+	i.auth = clientauth.New(i.clients, st, i.now, clientauth.WithHashGate(i.gate))
 	for _, s := range i.Servers() {
 		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
 		what, err := s.keys.Ensure(ctx)

@@ -61,7 +61,7 @@ func newTestIssuer(t *testing.T, baseURL string, c *clock) (*Issuer, store.Store
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
 	return iss, st
@@ -258,7 +258,7 @@ func TestTokensVerifyForEveryAlgorithm(t *testing.T) {
 			st, _ := embedded.Open(filepath.Join(t.TempDir(), "db"))
 			defer st.Close()
 			sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-			if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+			if err := iss.Start(context.Background(), st, sealer); err != nil {
 				t.Fatal(err)
 			}
 			req := httptest.NewRequest(http.MethodPost, "/oauth2/a/v1/token", strings.NewReader("grant_type=client_credentials"))

@@ -139,7 +139,7 @@ func TestStoreOutage(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	st := &flakyStore{Store: db}
 	sealer, _ := keys.NewSealer([]byte("outage-seal-secret-0123456789abcdef"))
-	if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
 

@@ -114,7 +114,7 @@ func newSignInEnv(t *testing.T, st store.Store, nodes int, users []*directory.Us
 			t.Fatal(err)
 		}
 		iss.slowStep = 0
-		if err := iss.Start(context.Background(), st, sealer, nil); err != nil {
+		if err := iss.Start(context.Background(), st, sealer); err != nil {
 			t.Fatal(err)
 		}
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
