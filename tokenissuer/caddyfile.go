@@ -301,9 +301,9 @@ func parseClient(d *caddyfile.Dispenser, ids onceSet) (*clientauth.Client, error
 		case "jwks_uri":
 			err = singleArg(d, once, &c.JWKSURI)
 		case "redirect_uris":
-			err = listArg(d, once, &c.RedirectURIs)
+			err = redirectURIsArg(d, once, &c.RedirectURIs)
 		case "post_logout_redirect_uris":
-			err = listArg(d, once, &c.PostLogoutRedirectURIs)
+			err = redirectURIsArg(d, once, &c.PostLogoutRedirectURIs)
 		case "refresh_token_rotation":
 			err = singleArg(d, once, &c.RefreshTokenRotation)
 		case "refresh_token_leeway":
@@ -589,6 +589,21 @@ func listArg(d *caddyfile.Dispenser, once onceSet, dst *[]string) error {
 	*dst = d.RemainingArgs()
 	if len(*dst) == 0 {
 		return d.ArgErr()
+	}
+	return nil
+}
+
+// redirectURIsArg is listArg for redirect URIs, checked here too so
+// that `caddy validate` names the file and line.
+func redirectURIsArg(d *caddyfile.Dispenser, once onceSet, dst *[]string) error {
+	name := d.Val()
+	if err := listArg(d, once, dst); err != nil {
+		return err
+	}
+	for _, u := range *dst {
+		if err := clientauth.CheckRedirectURI(u); err != nil {
+			return d.Errf("%s: %q %v", name, u, err)
+		}
 	}
 	return nil
 }

@@ -194,6 +194,16 @@ func TestCaddyfileErrors(t *testing.T) {
 			want: []string{"wrong argument count", "Caddyfile:3"},
 		},
 		{
+			name: "redirect URI over http to a public host",
+			body: "client spa {\nauth_method none\nredirect_uris https://app.example.com/cb http://app.example.com/cb\n}",
+			want: []string{`redirect_uris: "http://app.example.com/cb" uses http for a host that is not loopback`, "Caddyfile:5"},
+		},
+		{
+			name: "post-logout redirect URI with a fragment",
+			body: "client spa {\nauth_method none\npost_logout_redirect_uris https://app.example.com/bye#x\n}",
+			want: []string{`post_logout_redirect_uris: "https://app.example.com/bye#x" must not have a fragment`, "Caddyfile:5"},
+		},
+		{
 			name: "password_checks memory not a size",
 			body: "password_checks {\nmemory lots\n}",
 			want: []string{`memory "lots": not a size`, "Caddyfile:4"},

@@ -151,12 +151,12 @@ func (c *Client) Prepare() error {
 		}
 	}
 	for _, u := range c.RedirectURIs {
-		if err := checkRedirectURI(u); err != nil {
+		if err := CheckRedirectURI(u); err != nil {
 			return fmt.Errorf("client %q: redirect_uris: %q %w", c.ID, u, err)
 		}
 	}
 	for _, u := range c.PostLogoutRedirectURIs {
-		if err := checkRedirectURI(u); err != nil {
+		if err := CheckRedirectURI(u); err != nil {
 			return fmt.Errorf("client %q: post_logout_redirect_uris: %q %w", c.ID, u, err)
 		}
 	}

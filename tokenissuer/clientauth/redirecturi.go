@@ -7,13 +7,13 @@ import (
 	"strings"
 )
 
-// checkRedirectURI enforces what a registered redirect or post-logout
+// CheckRedirectURI enforces what a registered redirect or post-logout
 // redirect URI may be: https; http only to a loopback host (RFC 8252
 // section 7.3, native apps listening locally; RFC 9700 section 2.6
 // forbids cleartext elsewhere); or a private-use scheme in reverse
 // domain form such as com.example.app:/cb (RFC 8252 section 7.1). Never
 // a fragment (RFC 6749 section 3.1.2).
-func checkRedirectURI(raw string) error {
+func CheckRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("is not a URI")
