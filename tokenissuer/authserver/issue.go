@@ -66,7 +66,9 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 			return nil, e
 		}
 	}
-	if slices.Contains(g.scopes, "offline_access") && c.AllowsGrant(GrantRefreshToken) {
+	// A refresh always continues its family, whatever narrower scope it
+	// asked for (the presented token is rotated).
+	if (g.family != nil || slices.Contains(g.scopes, "offline_access")) && c.AllowsGrant(GrantRefreshToken) {
 		if resp.RefreshToken, e = i.refreshTokenFor(r, s, c, u, g, d); e != nil {
 			return nil, e
 		}

@@ -44,6 +44,9 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	rt := store.RefreshToken{Hash: refreshHash(tok), Server: s.ID, ClientID: c.ID, UserID: u.ID, Scopes: g.scopes,
 		Policy: g.policy, Rule: g.rule.Name, Grant: g.grant, AuthTime: g.authTime, Issued: now}
 	if g.family != nil {
+		// RFC 6749 section 6: the successor's scope is the presented
+		// token's, even when this refresh asked for less.
+		rt.Scopes = g.family.Scopes
 		rt.Family, rt.FamilyExpires = g.family.Family, g.family.FamilyExpires
 	} else {
 		rt.Family, rt.FamilyExpires = randomToken(), now.Add(g.rule.RefreshLifetime())
