@@ -181,8 +181,11 @@ func (i *Issuer) deviceEntryPage(w http.ResponseWriter, r *http.Request, code, m
 // on to sign-in or approval; check says the user must confirm the code.
 func (i *Issuer) deviceLookup(w http.ResponseWriter, r *http.Request, raw string, check bool) {
 	ctx := r.Context()
-	addr := "device:" + clientip.From(r)
-	if i.throttled(ctx, addr, maxAddrFailures) {
+	// Counted before the lookup, atomically, so parallel guesses cannot
+	// all pass a limit read before any was counted; a valid code gives
+	// its count back.
+	addr := "device:" + clientip.Key(r)
+	if n, err := i.store.Incr(ctx, store.NSAttempts, addr, 1, i.now().Add(throttleWindow)); err == nil && n > maxAddrFailures {
 		i.deviceEntryPage(w, r, "", "Too many attempts. Try again later.", http.StatusTooManyRequests)
 		return
 	}
@@ -196,10 +199,10 @@ func (i *Issuer) deviceLookup(w http.ResponseWriter, r *http.Request, raw string
 		}
 	}
 	if err != nil || g.Status != devicePending {
-		i.fail(ctx, addr)
 		i.deviceEntryPage(w, r, raw, "That code is not valid or has expired.", http.StatusBadRequest)
 		return
 	}
+	_, _ = i.store.Incr(ctx, store.NSAttempts, addr, -1, i.now().Add(throttleWindow))
 	s, ok := i.Server(g.Server)
 	c, ok2 := i.auth.Client(g.ClientID)
 	if !ok || !ok2 {

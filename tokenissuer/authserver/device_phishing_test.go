@@ -1,9 +1,11 @@
 package authserver
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -152,5 +154,44 @@ func TestDeviceApprovalNeedsSessionAndCSRF(t *testing.T) {
 	}
 	if b := e.poll(da); b["error"] != "authorization_pending" {
 		t.Fatalf("approved without a valid form: %v", b)
+	}
+}
+
+// Guessing user codes in parallel: the per-address limit is counted
+// before each lookup, so 120 guesses released together from one address
+// get at most maxAddrFailures lookups; the rest are refused (429). The
+// limit used to be read before any guess was counted: all 120 were
+// looked up. A valid code from the same address does not use it up.
+func TestDeviceCodeGuessesInParallel(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	const guesses = 120
+	statuses := make(chan int, guesses)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for n := range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			w := e.browse(http.MethodGet, fmt.Sprintf("%s?user_code=BCDF-%04d", devicePage, n), nil)
+			statuses <- w.Code
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	looked, refused := 0, 0
+	for s := range statuses {
+		switch s {
+		case http.StatusBadRequest:
+			looked++
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Fatalf("guess answered %d", s)
+		}
+	}
+	if looked > maxAddrFailures || looked+refused != guesses {
+		t.Fatalf("%d guesses looked up, %d refused; want at most %d looked up", looked, refused, maxAddrFailures)
 	}
 }

@@ -90,7 +90,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, http.StatusBadRequest, expiredSignIn)
 		return
 	}
-	u, err := i.passwordAttempt(ctx, login, form["password"], clientip.From(r), d)
+	u, err := i.passwordAttempt(ctx, login, form["password"], clientip.Key(r), d)
 	switch {
 	case errors.Is(err, errLocked):
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "locked", Reason: "too many failed sign-ins"})

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -306,5 +307,30 @@ func TestSignInSuccessClearsCount(t *testing.T) {
 		if r := e.signIn(e.open(0), "alice@example.com", alicePass, ""); r.code() == "" {
 			t.Fatalf("success %d from one address: %d", n+1, r.status)
 		}
+	}
+}
+
+// Password spraying from one IPv6 /64: every address of the /64 counts
+// as one, so after maxAddrFailures attempts the whole /64 is locked,
+// while alice signs in from another network. One host holds a /64; per
+// address, it would get a fresh count for every guess.
+func TestSignInAddressLimitCountsIPv6By64(t *testing.T) {
+	e := newSignInEnv(t, embeddedStore(t), 1, nil, nil)
+	locked := 0
+	for n := range maxAddrFailures + 20 {
+		r := e.signIn(e.open(0), fmt.Sprintf("user%d@example.com", n), "guess", fmt.Sprintf("2001:db8:1:2::%x", n+1))
+		switch r.status {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			locked++
+		default:
+			t.Fatalf("guess %d: %d", n+1, r.status)
+		}
+	}
+	if locked != 20 {
+		t.Fatalf("%d of %d guesses from one /64 refused, want the 20 past the address limit of %d", locked, maxAddrFailures+20, maxAddrFailures)
+	}
+	if r := e.signIn(e.open(0), "alice@example.com", alicePass, "2001:db8:1:3::1"); r.code() == "" {
+		t.Fatalf("alice from the next /64: %d", r.status)
 	}
 }

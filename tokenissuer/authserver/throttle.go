@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -165,23 +164,6 @@ func (f *inFlight) acquire(login string) (release func(), ok bool) {
 			}
 		})
 	}, true
-}
-
-// throttled reports whether the counter under key has reached limit
-// (the device page's user-code guesses).
-func (i *Issuer) throttled(ctx context.Context, key string, limit int) bool {
-	raw, err := i.store.GetRecord(ctx, store.NSAttempts, key)
-	if err != nil {
-		return false
-	}
-	n, _ := strconv.ParseInt(string(raw), 10, 64)
-	return n >= int64(limit)
-}
-
-// fail counts a failure under key, atomically, and returns the new count.
-func (i *Issuer) fail(ctx context.Context, key string) int {
-	n, _ := i.store.Incr(ctx, store.NSAttempts, key, 1, i.now().Add(throttleWindow))
-	return int(n)
 }
 
 var (

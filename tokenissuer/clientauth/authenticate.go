@@ -138,7 +138,7 @@ type Audiences []string
 // Exactly one credential form must be present. On failure it still
 // returns the client id the request claimed (possibly empty), for logs.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form map[string]string, aud Audiences) (*Client, string, *oauth.Error) {
-	addr := addressKey(clientip.From(r))
+	addr := clientip.Key(r)
 	c, e := a.authenticate(ctx, r, form, aud, addr)
 	if e != nil {
 		if e.Status == http.StatusUnauthorized {

@@ -1,7 +1,6 @@
 package clientauth
 
 import (
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -19,7 +18,7 @@ import (
 //     that on one client. A secret already verified since the start
 //     costs one HMAC and is always accepted, so a client under attack
 //     keeps working with its real secret;
-//   - per client address (clientip.From: Caddy's client_ip), for every
+//   - per client address (clientip.Key: Caddy's client_ip, IPv6 by /64), for every
 //     credential check: after AddressFailures failures the address is
 //     refused outright, verified secrets included, so it gets no more
 //     guesses of any kind.
@@ -147,13 +146,4 @@ func (f *failures) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.m)
-}
-
-// addressKey is the throttle key of a client address: IPv6 addresses by
-// their /64, which one subscriber usually holds whole.
-func addressKey(ip string) string {
-	if a := net.ParseIP(ip); a != nil && a.To4() == nil {
-		return a.Mask(net.CIDRMask(64, 128)).String() + "/64"
-	}
-	return ip
 }

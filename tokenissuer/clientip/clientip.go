@@ -31,3 +31,18 @@ func From(r *http.Request) string {
 	}
 	return host
 }
+
+// Key is the address throttles count by: an IPv4 address as it is, an
+// IPv6 address by its /64, which one subscriber usually holds whole
+// (RFC 6177), so a single host cannot get a fresh count per address.
+func Key(r *http.Request) string {
+	ip := From(r)
+	a := net.ParseIP(ip)
+	switch {
+	case a == nil:
+		return ip
+	case a.To4() != nil:
+		return a.To4().String()
+	}
+	return a.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
