@@ -41,8 +41,10 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 		return
 	}
 	ctx := r.Context()
-	// mark writes one revocation record within the client's budget.
-	mark := func(ns, key string, until time.Time) {
+	// mark writes one revocation record within the budget of the
+	// client and the token's subject (who), so one user of a public
+	// app cannot spend every other user's revocations (and signOuts).
+	mark := func(ns, key string, until time.Time, who string) {
 		if already, err := i.store.Marked(ctx, ns, key); err != nil {
 			fail(oauth.FromStore(err))
 			return
@@ -50,7 +52,7 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 			done()
 			return
 		}
-		if wait, ok := i.spendRevokeBudget(ctx, d.clientID); !ok {
+		if wait, ok := i.spendRevokeBudget(ctx, d.clientID+"\x00"+who); !ok {
 			i.logFailure(EventRevoke, d, &oauth.Error{Code: "rate_limited", Reason: "revocation budget spent"})
 			writeRateLimited(w, revokeBudget, wait, i.now())
 			return
@@ -74,7 +76,7 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 		case rt.ClientID != d.clientID:
 			fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
 		default:
-			mark(store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute))
+			mark(store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute), rt.UserID)
 		}
 		return
 	}
@@ -83,7 +85,8 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 		fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
 		return
 	}
-	mark(store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute))
+	who, _ := t.PrivateClaims()["uid"].(string) // user tokens; else the client itself
+	mark(store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
 }
 
 // revokeCounter is a client's use of its revocation budget.
@@ -92,7 +95,8 @@ type revokeCounter struct {
 	Until time.Time `json:"until"`
 }
 
-// spendRevokeBudget counts one revocation record for client and
+// spendRevokeBudget counts one revocation record for client (a client
+// and subject) and
 // reports whether it is within the budget, and how long until the
 // window ends. The window is judged by the issuer's clock.
 func (i *Issuer) spendRevokeBudget(ctx context.Context, client string) (time.Duration, bool) {

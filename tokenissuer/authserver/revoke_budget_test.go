@@ -92,3 +92,33 @@ func TestRevokeExpiredWritesNothing(t *testing.T) {
 		t.Fatalf("live token after expired ones: %d", status)
 	}
 }
+
+// The budget is per client and subject: one user of a shared app who
+// spends it (mint and revoke in a loop) does not stop another user's
+// revocations, which okta-auth-js's signOut() awaits.
+func TestRevocationBudgetPerSubject(t *testing.T) {
+	old := revokeBudget
+	revokeBudget = 3
+	t.Cleanup(func() { revokeBudget = old })
+	e := newFlowEnv(t, "https://id.example.com")
+	revoke := func(tok string) int {
+		t.Helper()
+		status, _ := e.post("/oauth2/default/v1/revoke", "web", url.Values{"token": {tok}})
+		return status
+	}
+	spent := false
+	for n := 0; n < 10 && !spent; n++ {
+		_, pair := e.redeem("web", e.codeFor("u2", "web", webCB, ""), webCB, "")
+		spent = revoke(pair["access_token"].(string)) == http.StatusTooManyRequests
+	}
+	if !spent {
+		t.Fatal("one user's loop never met the budget")
+	}
+	_, pair := e.redeem("web", e.codeFor("u1", "web", webCB, ""), webCB, "")
+	if status := revoke(pair["refresh_token"].(string)); status != 200 {
+		t.Fatalf("another user's revocation after the first spent the budget: %d", status)
+	}
+	if status := revoke(pair["access_token"].(string)); status != 200 || e.active(pair["access_token"].(string)) {
+		t.Fatalf("another user's access token revocation: %d", status)
+	}
+}

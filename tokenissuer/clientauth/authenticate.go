@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"slices"
@@ -188,9 +189,9 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 	}
 	switch {
 	case hasHeader:
-		return a.basic(ctx, r, form)
+		return a.basic(ctx, r, form, addr)
 	case hasSecret:
-		return a.secret(ctx, form["client_id"], form["client_secret"], SecretPost)
+		return a.secret(ctx, form["client_id"], form["client_secret"], SecretPost, addr)
 	case hasAssertion || hasAssertionType:
 		return a.assertion(ctx, form, aud)
 	}
@@ -202,12 +203,15 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request, form 
 	return nil, oauth.ErrInvalidClient.WithReason("no client credentials")
 }
 
-func (a *Authenticator) basic(ctx context.Context, r *http.Request, form map[string]string) (*Client, *oauth.Error) {
+func (a *Authenticator) basic(ctx context.Context, r *http.Request, form map[string]string, addr string) (*Client, *oauth.Error) {
 	if len(r.Header.Values("Authorization")) != 1 {
 		return nil, oauth.ErrInvalidRequest.WithDescription("The Authorization header was included more than once.")
 	}
 	id, secret, ok := r.BasicAuth()
 	if !ok {
+		if c := a.publicBasic(r, form); c != nil {
+			return c, nil
+		}
 		return nil, oauth.ErrInvalidClient.WithReason("malformed Authorization header")
 	}
 	// RFC 6749 section 2.3.1: both parts are form-encoded before Basic.
@@ -220,10 +224,39 @@ func (a *Authenticator) basic(ctx context.Context, r *http.Request, form map[str
 	if fid, ok := form["client_id"]; ok && fid != id {
 		return nil, oauth.ErrInvalidClient.WithReason("client_id in body differs from Authorization header")
 	}
-	return a.secret(ctx, id, secret, SecretBasic)
+	if c, ok := a.clients[id]; ok && c.AuthMethod == None && secret == "" {
+		return c, nil // Basic base64(client_id + ":"): identification, as below
+	}
+	return a.secret(ctx, id, secret, SecretBasic, addr)
 }
 
-func (a *Authenticator) secret(ctx context.Context, id, secret, method string) (*Client, *oauth.Error) {
+// publicBasic is okta-auth-js's form for public clients at revoke and
+// introspect: `Authorization: Basic base64(client_id)`, no colon and no
+// secret (Okta accepts it). It identifies a client with auth method
+// none and authenticates nothing; for any other client it is nil.
+func (a *Authenticator) publicBasic(r *http.Request, form map[string]string) *Client {
+	h := r.Header.Get("Authorization")
+	if len(h) < 6 || !strings.EqualFold(h[:6], "basic ") {
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[6:]))
+	if err != nil || strings.Contains(string(raw), ":") {
+		return nil
+	}
+	id, err := url.QueryUnescape(string(raw))
+	if err != nil {
+		return nil
+	}
+	if fid, ok := form["client_id"]; ok && fid != id {
+		return nil
+	}
+	if c, ok := a.clients[id]; ok && c.AuthMethod == None {
+		return c
+	}
+	return nil
+}
+
+func (a *Authenticator) secret(ctx context.Context, id, secret, method, addr string) (*Client, *oauth.Error) {
 	c, ok := a.clients[id]
 	if !ok {
 		return nil, oauth.ErrInvalidClient.WithReason("unknown client")
@@ -247,7 +280,7 @@ func (a *Authenticator) secret(ctx context.Context, id, secret, method string) (
 		return c, nil
 	}
 	res, _, _ := a.checks.Do(id+"\x00"+string(d), func() (any, error) {
-		return a.bcryptCheck(ctx, c, secret, d), nil
+		return a.bcryptCheck(ctx, c, secret, d, addr), nil
 	})
 	if e := res.(*oauth.Error); e != nil {
 		return nil, e
@@ -257,16 +290,27 @@ func (a *Authenticator) secret(ctx context.Context, id, secret, method string) (
 
 // bcryptCheck checks secret against c's hash, within the client's
 // failure budget and a hash gate slot; d is the digest to remember.
-func (a *Authenticator) bcryptCheck(ctx context.Context, c *Client, secret string, d []byte) *oauth.Error {
+//
+// When the client's budget is spent, an address without a single failed
+// client authentication in the window still gets its check, one at a
+// time: otherwise ten guesses from anywhere would lock a client out on
+// every node and after every reload (its verified secret is remembered
+// per process). Each such check costs the attacker a fresh address.
+func (a *Authenticator) bcryptCheck(ctx context.Context, c *Client, secret string, d []byte, addr string) *oauth.Error {
+	end := func(failed bool) { a.bcrypts.end(c.ID, failed) }
 	if ok, wait := a.bcrypts.begin(c.ID); !ok {
-		return ErrThrottled.WithRetryAfter(wait).WithReason("client throttled after failed secret checks")
+		if !a.addrs.beginClean(addr) {
+			return ErrThrottled.WithRetryAfter(wait).WithReason("client throttled after failed secret checks")
+		}
+		// The address's failure, if any, is counted by Authenticate.
+		end = func(bool) { a.addrs.end(addr, false) }
 	}
 	var err error
 	if gerr := a.gate.Run(ctx, 0, func() { err = a.compare([]byte(c.SecretHash), []byte(secret)) }); gerr != nil {
-		a.bcrypts.end(c.ID, false)
+		end(false)
 		return oauth.ErrTemporarilyUnavailable.WithRetryAfter(a.gate.RetryAfter()).WithReason("secret check: " + gerr.Error())
 	}
-	a.bcrypts.end(c.ID, err != nil)
+	end(err != nil)
 	if err != nil {
 		return oauth.ErrInvalidClient.WithReason("wrong client secret")
 	}

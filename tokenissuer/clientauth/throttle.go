@@ -121,6 +121,19 @@ func (f *failures) begin(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// beginClean admits one check for key only while key has no failure
+// and no check running; end(key, false) finishes it.
+func (f *failures) beginClean(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.get(key, true)
+	if e == nil || e.fails > 0 || e.running > 0 {
+		return false
+	}
+	e.running++
+	return true
+}
+
 // end finishes a check admitted by begin.
 func (f *failures) end(key string, failed bool) {
 	f.mu.Lock()

@@ -2,6 +2,7 @@ package clientauth
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"sync"
@@ -47,14 +48,16 @@ func TestBcryptFloodFromManyAddresses(t *testing.T) {
 	wantOK(t, c, id, e, "hashed")
 	calls := countBcrypt(f.a)
 
-	const attempts = 100
+	// 100 guesses from 10 addresses: the client's budget, then one
+	// check per address that has not failed yet, then nothing.
+	const attempts, addresses = 100, 10
 	errs := make([]*oauth.Error, attempts)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range attempts {
 		wg.Go(func() {
 			<-start
-			r := from(basicAuth(post(), "hashed", fmt.Sprintf("guess-%d", i)), fmt.Sprintf("198.51.100.%d", i))
+			r := from(basicAuth(post(), "hashed", fmt.Sprintf("guess-%d", i)), fmt.Sprintf("198.51.100.%d", i%addresses))
 			_, _, errs[i] = f.auth(r, nil)
 		})
 	}
@@ -72,8 +75,8 @@ func TestBcryptFloodFromManyAddresses(t *testing.T) {
 			t.Fatalf("unexpected answer to a wrong secret: %v", e)
 		}
 	}
-	if n := calls.Load(); n > DefaultClientFailures || wrong != int(n) || throttled != attempts-int(n) {
-		t.Fatalf("%d bcrypt checks, %d wrong, %d throttled; want at most %d checks and the rest throttled", n, wrong, throttled, DefaultClientFailures)
+	if n := calls.Load(); n > DefaultClientFailures+addresses || wrong != int(n) || throttled != attempts-int(n) {
+		t.Fatalf("%d bcrypt checks, %d wrong, %d throttled; want at most %d checks and the rest throttled", n, wrong, throttled, DefaultClientFailures+addresses)
 	}
 
 	// The real client, from its own address, with its verified secret.
@@ -85,8 +88,9 @@ func TestBcryptFloodFromManyAddresses(t *testing.T) {
 	if calls.Load() != before {
 		t.Fatal("a verified secret cost a bcrypt check")
 	}
-	// Another wrong secret is still refused without a check ...
-	_, _, e = f.auth(from(basicAuth(post(), "hashed", "one-more"), "192.0.2.99"), nil)
+	// Another wrong secret from an attacking address is refused without
+	// a check ...
+	_, _, e = f.auth(from(basicAuth(post(), "hashed", "one-more"), "198.51.100.3"), nil)
 	wantThrottled(t, e, DefaultThrottleWindow)
 	// ... and other clients are not affected.
 	_, _, e = f.auth(from(post(), "192.0.2.98"), map[string]string{"client_id": "hashed2", "client_secret": "other-secret"})
@@ -240,4 +244,59 @@ func TestBusyGate(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Fatalf("%d bcrypt checks, want 1 (the last)", calls.Load())
 	}
+}
+
+// A spent client budget does not lock the client out where its secret
+// was never verified (another node, a reload): an address without a
+// failure still gets its check, so the right secret works; attacking
+// addresses get none.
+func TestSpentBudgetDoesNotLockOutTheClient(t *testing.T) {
+	f := newSecretFixture(t)
+	calls := countBcrypt(f.a)
+	for i := range DefaultClientFailures {
+		_, _, e := f.auth(from(basicAuth(post(), "hashed", fmt.Sprintf("guess-%d", i)), fmt.Sprintf("198.51.100.%d", i)), nil)
+		wantErr(t, nil, e, "invalid_client", http.StatusUnauthorized)
+	}
+	c, id, e := f.auth(from(basicAuth(post(), "hashed", "h4sh-secret"), "203.0.113.7"), nil)
+	wantOK(t, c, id, e, "hashed")
+	before := calls.Load()
+	_, _, e = f.auth(from(basicAuth(post(), "hashed", "again"), "198.51.100.1"), nil)
+	wantThrottled(t, e, DefaultThrottleWindow)
+	if calls.Load() != before {
+		t.Fatal("an attacking address got a bcrypt check past the client's budget")
+	}
+}
+
+// okta-auth-js revokes and introspects for a public client with
+// `Authorization: Basic base64(client_id)`: no colon, no secret. That
+// identifies a client with auth method none (as Okta accepts it) and
+// nothing else: a confidential client named so is refused, and failed
+// signOuts must not pile up as failures of the browser's address.
+func TestPublicClientBasicWithoutSecret(t *testing.T) {
+	f := newSecretFixture(t)
+	f.a.clients["spa"] = &Client{ID: "spa", AuthMethod: None}
+	bare := func(value string) *http.Request {
+		r := from(post(), "192.0.2.50")
+		r.Header.Set("Authorization", "Basic "+value)
+		return r
+	}
+	for range DefaultAddressFailures + 5 {
+		c, id, e := f.auth(bare(base64.StdEncoding.EncodeToString([]byte("spa"))), map[string]string{"token": "x"})
+		wantOK(t, c, id, e, "spa")
+	}
+	c, id, e := f.auth(basicAuth(post(), "spa", ""), map[string]string{"token": "x"})
+	wantOK(t, c, id, e, "spa")
+	// The body may name the same client, not another.
+	_, _, e = f.auth(bare(base64.StdEncoding.EncodeToString([]byte("spa"))), map[string]string{"client_id": "other"})
+	wantErr(t, nil, e, "invalid_client", http.StatusUnauthorized)
+	// A confidential client must prove its secret.
+	for _, id := range []string{"hashed", "svc+one"} {
+		_, _, e = f.auth(bare(base64.StdEncoding.EncodeToString([]byte(id))), nil)
+		wantErr(t, nil, e, "invalid_client", http.StatusUnauthorized)
+	}
+	_, _, e = f.auth(basicAuth(post(), "hashed", ""), nil)
+	wantErr(t, nil, e, "invalid_client", http.StatusUnauthorized)
+	// Not base64: malformed.
+	_, _, e = f.auth(bare("%%%"), nil)
+	wantErr(t, nil, e, "invalid_client", http.StatusUnauthorized)
 }
