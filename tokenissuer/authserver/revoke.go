@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -89,47 +88,24 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 	mark(store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
 }
 
-// revokeCounter is a client's use of its revocation budget.
-type revokeCounter struct {
-	N     int       `json:"n"`
-	Until time.Time `json:"until"`
-}
-
-// spendRevokeBudget counts one revocation record for client (a client
-// and subject) and
-// reports whether it is within the budget, and how long until the
-// window ends. The window is judged by the issuer's clock.
-func (i *Issuer) spendRevokeBudget(ctx context.Context, client string) (time.Duration, bool) {
+// spendRevokeBudget counts one revocation record for key (a client and
+// subject) and reports whether it is within the budget, and how long
+// until the window ends. Windows are fixed spans of the issuer's clock;
+// the count is the store's atomic Incr, shared by every node.
+func (i *Issuer) spendRevokeBudget(ctx context.Context, key string) (time.Duration, bool) {
 	now := i.now()
-	key := "revoke:" + client
-	var c revokeCounter
-	_, err := i.store.UpdateRecord(ctx, store.NSThrottle, key, func(v []byte) ([]byte, error) {
-		c = revokeCounter{}
-		_ = json.Unmarshal(v, &c)
-		if !now.Before(c.Until) {
-			c = revokeCounter{Until: now.Add(revokeWindow)}
-		}
-		if c.N >= revokeBudget {
-			return nil, errOverBudget
-		}
-		c.N++
-		return json.Marshal(c)
-	})
-	switch {
-	case errors.Is(err, errOverBudget):
-		return c.Until.Sub(now), false
-	case errors.Is(err, store.ErrNotFound):
-		// Two first revocations racing here undercount by one.
-		c = revokeCounter{N: 1, Until: now.Add(revokeWindow)}
-		b, _ := json.Marshal(c)
-		_ = i.store.PutRecord(ctx, store.NSThrottle, key, b, time.Now().Add(2*revokeWindow))
+	end := now.Truncate(revokeWindow).Add(revokeWindow)
+	n, err := i.store.Incr(ctx, store.NSAttempts, "revoke:"+key+"\x00"+strconv.FormatInt(end.Unix(), 10), 1, end)
+	if err != nil {
+		// A failing store refuses the revocation write itself; the
+		// counter does not need to.
+		return 0, true
 	}
-	// A failing store refuses the revocation write itself; the counter
-	// does not need to.
+	if n > int64(revokeBudget) {
+		return end.Sub(now), false
+	}
 	return 0, true
 }
-
-var errOverBudget = errors.New("revocation budget spent")
 
 // writeRateLimited answers Okta's rate-limit error: 429 with its
 // E0000047 body and X-Rate-Limit headers (Okta's rate limits answer
