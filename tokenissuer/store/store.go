@@ -154,8 +154,8 @@ const (
 	NSCode        = "code"
 	NSTransaction = "authz-txn"
 	NSConsent     = "consent"
-	NSThrottle    = "throttle"
-	// NSAttempts holds the sign-in attempt counters (Incr).
+	// NSAttempts holds the throttle counters (Incr): sign-in attempts,
+	// device-code lookups, revocation budgets.
 	NSAttempts = "attempts"
 	NSDevice   = "device"
 	NSUserCode = "user-code"
