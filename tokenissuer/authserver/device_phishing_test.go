@@ -159,7 +159,7 @@ func TestDeviceApprovalNeedsSessionAndCSRF(t *testing.T) {
 
 // Guessing user codes in parallel: the per-address limit is counted
 // before each lookup, so 120 guesses released together from one address
-// get at most maxAddrFailures lookups; the rest are refused (429). The
+// get exactly maxAddrFailures lookups; the rest are refused (429). The
 // limit used to be read before any guess was counted: all 120 were
 // looked up. A valid code from the same address does not use it up.
 func TestDeviceCodeGuessesInParallel(t *testing.T) {
@@ -191,7 +191,7 @@ func TestDeviceCodeGuessesInParallel(t *testing.T) {
 			t.Fatalf("guess answered %d", s)
 		}
 	}
-	if looked > maxAddrFailures || looked+refused != guesses {
-		t.Fatalf("%d guesses looked up, %d refused; want at most %d looked up", looked, refused, maxAddrFailures)
+	if looked != maxAddrFailures || looked+refused != guesses {
+		t.Fatalf("%d guesses looked up, %d refused; want exactly %d looked up", looked, refused, maxAddrFailures)
 	}
 }

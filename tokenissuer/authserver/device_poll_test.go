@@ -1,0 +1,38 @@
+package authserver
+
+import (
+	"net/url"
+	"testing"
+	"time"
+)
+
+// TestDevicePollInterval: polling after the interval, even exactly at
+// it, is authorization_pending; polling sooner is slow_down and each one adds
+// 5 seconds to the interval the client must keep from then on (RFC 8628
+// section 3.5).
+func TestDevicePollInterval(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	da := e.deviceAuthorize()
+	poll := func(after time.Duration) any {
+		t.Helper()
+		e.clock.add(after)
+		_, body := e.post(tokenEP, "tv", url.Values{"grant_type": {GrantDeviceCode}, "device_code": {da.deviceCode}})
+		return body["error"]
+	}
+	steps := []struct {
+		after time.Duration
+		want  string
+	}{
+		{0, "authorization_pending"}, // the first poll has no previous one
+		{pollInterval, "authorization_pending"},
+		{pollInterval - time.Second, "slow_down"},
+		{pollInterval, "slow_down"},                 // the interval was 10 s; now 15 s
+		{3*pollInterval - time.Second, "slow_down"}, // now 20 s
+		{4 * pollInterval, "authorization_pending"},
+	}
+	for n, s := range steps {
+		if got := poll(s.after); got != s.want {
+			t.Fatalf("poll %d, %v after the last: %v, want %s", n+1, s.after, got, s.want)
+		}
+	}
+}
