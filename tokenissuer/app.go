@@ -22,6 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -104,11 +105,11 @@ type App struct {
 
 	// KeyRotationInterval is how long a key signs before it is rotated
 	// automatically; at least 1h. Default: 90 days.
-	KeyRotationInterval caddy.Duration `json:"key_rotation_interval,omitempty"`
+	KeyRotationInterval duration.Duration `json:"key_rotation_interval,omitempty"`
 
 	// MaintenanceInterval is how often due rotations are performed and
 	// expired revocations purged. Default: 1m.
-	MaintenanceInterval caddy.Duration `json:"maintenance_interval,omitempty"`
+	MaintenanceInterval duration.Duration `json:"maintenance_interval,omitempty"`
 
 	issuer  *authserver.Issuer
 	storage store.Opener
@@ -172,7 +173,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.secret = []byte(s)
 	}
 	if a.KeyRotationInterval == 0 {
-		a.KeyRotationInterval = caddy.Duration(DefaultKeyRotationInterval)
+		a.KeyRotationInterval = duration.Duration(DefaultKeyRotationInterval)
 	}
 	if time.Duration(a.KeyRotationInterval) < minKeyRotationInterval {
 		return fmt.Errorf("key_rotation_interval must be at least %s", minKeyRotationInterval)
@@ -181,7 +182,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	case a.MaintenanceInterval < 0:
 		return fmt.Errorf("maintenance_interval must be positive")
 	case a.MaintenanceInterval == 0:
-		a.MaintenanceInterval = caddy.Duration(DefaultMaintenanceInterval)
+		a.MaintenanceInterval = duration.Duration(DefaultMaintenanceInterval)
 	}
 	orgAlg := ""
 	if a.Org != nil {

@@ -316,17 +316,17 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "bad duration",
 			body: "key_rotation_interval 90days",
-			want: []string{`key_rotation_interval "90days"`, "Caddyfile:3"},
+			want: []string{`key_rotation_interval "90days": not a duration; use a number and a unit (ns, us, ms, s, m, h, d), e.g. 90s, 15m, 7d`, "Caddyfile:3"},
 		},
 		{
 			name: "bad access_token_lifetime",
 			body: "authorization_server default {\npolicy p {\nrule r {\naccess_token_lifetime soon\n}\n}\n}",
-			want: []string{`access_token_lifetime "soon"`, "Caddyfile:6"},
+			want: []string{`access_token_lifetime "soon": not a duration`, "Caddyfile:6"},
 		},
 		{
 			name: "bad priority",
 			body: "authorization_server default {\npolicy p {\npriority first\n}\n}",
-			want: []string{`priority "first" is not an integer`, "Caddyfile:5"},
+			want: []string{`priority "first": not an integer`, "Caddyfile:5"},
 		},
 		{
 			name: "default with argument",
@@ -381,7 +381,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "directory file path given twice",
 			body: "directory file /a.json {\npath /b.json\n}",
-			want: []string{"path given twice", "Caddyfile:4"},
+			want: []string{`duplicate subdirective "path"`, "Caddyfile:4"},
 		},
 		{
 			name: "duplicate directory",

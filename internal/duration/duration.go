@@ -21,6 +21,10 @@ type Duration time.Duration
 // ErrSyntax is the reason Parse gives for text that is not a duration.
 var ErrSyntax = errors.New("not a duration; use a number and a unit (ns, us, ms, s, m, h, d), e.g. 90s, 15m, 7d")
 
+// ErrRange is the reason Parse gives for a duration beyond about 290
+// years, which time.Duration cannot hold.
+var ErrRange = errors.New("duration out of range")
+
 // maxLen bounds the input, as caddy.ParseDuration does.
 const maxLen = 1024
 
@@ -41,6 +45,9 @@ func Parse(s string) (time.Duration, error) {
 			}
 		case c == 'd' && num >= 0:
 			days, err := strconv.ParseFloat(s[num:i], 64)
+			if errors.Is(err, strconv.ErrRange) || days*24 > maxHours {
+				return 0, ErrRange
+			}
 			if err != nil {
 				return 0, ErrSyntax
 			}
@@ -60,9 +67,24 @@ func Parse(s string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(out.String())
 	if err != nil {
+		if _, serr := time.ParseDuration(strings.Map(smallDigits, out.String())); serr == nil {
+			return 0, ErrRange // well formed, only too large
+		}
 		return 0, ErrSyntax
 	}
 	return v, nil
+}
+
+// maxHours is about the longest time.Duration, in hours.
+const maxHours = float64(1<<63-1) / float64(time.Hour)
+
+// smallDigits turns every digit into 1, to tell a number too large from
+// a malformed text.
+func smallDigits(r rune) rune {
+	if r >= '0' && r <= '9' {
+		return '1'
+	}
+	return r
 }
 
 // UnmarshalJSON accepts a duration string (see Parse) or an integer of

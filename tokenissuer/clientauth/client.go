@@ -13,6 +13,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 )
 
 // Client authentication methods (RFC 7591 section 2 names).
@@ -74,7 +76,7 @@ type Client struct {
 	// RefreshTokenLeeway lets a replaced refresh token be used again for
 	// this long (a retried request), at most 60s. Default: 30s (zero
 	// means the default; give 1ns for practically none).
-	RefreshTokenLeeway Duration `json:"refresh_token_leeway,omitempty"`
+	RefreshTokenLeeway duration.Duration `json:"refresh_token_leeway,omitempty"`
 
 	keys jwk.Set
 }
@@ -168,7 +170,7 @@ func (c *Client) Prepare() error {
 		return fmt.Errorf("client %q: refresh_token_rotation must be rotate or static", c.ID)
 	}
 	if c.RefreshTokenLeeway == 0 {
-		c.RefreshTokenLeeway = Duration(DefaultLeeway)
+		c.RefreshTokenLeeway = duration.Duration(DefaultLeeway)
 	}
 	if c.RefreshTokenLeeway < 0 || time.Duration(c.RefreshTokenLeeway) > MaxLeeway {
 		return fmt.Errorf("client %q: refresh_token_leeway must be between 0 and %s", c.ID, MaxLeeway)
@@ -183,25 +185,6 @@ const (
 	DefaultLeeway = 30 * time.Second
 	MaxLeeway     = time.Minute
 )
-
-// Duration reads "30s" or nanoseconds, like caddy.Duration.
-type Duration time.Duration
-
-// UnmarshalJSON accepts a Go duration string or integer nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		*d = Duration(v)
-		return err
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("duration must be a string like \"30s\" or integer nanoseconds")
-	}
-	*d = Duration(n)
-	return nil
-}
 
 // AllowsGrant reports whether the client may use grant type g.
 func (c *Client) AllowsGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }

@@ -4,13 +4,13 @@ package policy
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 )
 
 // Any, alone in a list, matches every client or every scope.
@@ -56,17 +56,17 @@ type Rule struct {
 	Scopes []string `json:"scopes"`
 	// AccessTokenLifetime of tokens issued under this rule, between 5m
 	// and 24h. Default: 1h.
-	AccessTokenLifetime Duration `json:"access_token_lifetime,omitempty"`
+	AccessTokenLifetime duration.Duration `json:"access_token_lifetime,omitempty"`
 	// People limits the rule to some users in flows with a user. Default:
 	// everyone. A rule that names users or groups never matches a
 	// request without a user (client_credentials).
 	People *People `json:"people,omitempty"`
 	// RefreshTokenLifetime bounds a refresh token family from its first
 	// issue. Default: 90d.
-	RefreshTokenLifetime Duration `json:"refresh_token_lifetime,omitempty"`
+	RefreshTokenLifetime duration.Duration `json:"refresh_token_lifetime,omitempty"`
 	// RefreshTokenIdle is how long a refresh token stays usable unused.
 	// Default: 7d. Must not exceed the lifetime.
-	RefreshTokenIdle Duration `json:"refresh_token_idle,omitempty"`
+	RefreshTokenIdle duration.Duration `json:"refresh_token_idle,omitempty"`
 }
 
 // People selects users by id or login, and by group.
@@ -141,44 +141,6 @@ func (r *Rule) RefreshIdle() time.Duration {
 		return min(DefaultRefreshIdle, r.RefreshLifetime())
 	}
 	return time.Duration(r.RefreshTokenIdle)
-}
-
-// Duration is a time.Duration that reads "1h30m", "1d" or nanoseconds in
-// JSON, like caddy.Duration, without importing Caddy into the core.
-type Duration time.Duration
-
-// days matches the day units Go's ParseDuration lacks.
-var days = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)
-
-// UnmarshalJSON accepts a duration string (Go units plus "d" for 24h) or
-// an integer of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		var bad error
-		s = days.ReplaceAllStringFunc(s, func(m string) string {
-			f, err := strconv.ParseFloat(strings.TrimSuffix(m, "d"), 64)
-			if err != nil {
-				bad = err
-			}
-			return strconv.FormatFloat(f*24, 'f', -1, 64) + "h"
-		})
-		if bad != nil {
-			return bad
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("duration must be a string like \"1h\" or integer nanoseconds")
-	}
-	*d = Duration(n)
-	return nil
 }
 
 // Lifetime returns the rule's access-token lifetime with its default.
