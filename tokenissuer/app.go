@@ -22,6 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
@@ -167,26 +168,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(s) < keys.MinSecretLen {
-			return fmt.Errorf("key_encryption_secret must be at least %d bytes", keys.MinSecretLen)
+		if err := checkSecretLen(s); err != nil {
+			return err
 		}
 		a.secret = []byte(s)
+	}
+	if err := a.checkSettings(); err != nil {
+		return err
 	}
 	if a.KeyRotationInterval == 0 {
 		a.KeyRotationInterval = duration.Duration(DefaultKeyRotationInterval)
 	}
-	if time.Duration(a.KeyRotationInterval) < minKeyRotationInterval {
-		return fmt.Errorf("key_rotation_interval must be at least %s", minKeyRotationInterval)
-	}
-	switch {
-	case a.MaintenanceInterval < 0:
-		return fmt.Errorf("maintenance_interval must be positive")
-	case a.MaintenanceInterval == 0:
+	if a.MaintenanceInterval == 0 {
 		a.MaintenanceInterval = duration.Duration(DefaultMaintenanceInterval)
-	}
-	orgAlg := ""
-	if a.Org != nil {
-		orgAlg = a.Org.SigningAlg
 	}
 	var dir directory.Directory
 	if a.DirectoryRaw != nil {
@@ -203,18 +197,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.issuer, err = authserver.New(authserver.Options{
-		HashGate:       gate,
-		Directory:      dir,
-		TemplatesDir:   a.TemplatesDir,
-		TrustedOrigins: a.TrustedOrigins,
-		BaseURL:        a.BaseURL,
-		OrgSigningAlg:  orgAlg,
-		Servers:        a.AuthorizationServers,
-		Clients:        a.Clients,
-		Logger:         a.log,
-	})
-	if err != nil {
+	opts := a.issuerOptions()
+	opts.HashGate, opts.Directory, opts.Logger = gate, dir, a.log
+	if a.issuer, err = authserver.New(opts); err != nil {
 		return err
 	}
 	if a.StorageRaw == nil {
@@ -233,6 +218,74 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.log.Warn("base_url is plain HTTP: tokens and client secrets cross the network in the clear; use https", zap.String("base_url", a.BaseURL))
 	}
 	return nil
+}
+
+// issuerOptions is the configuration of the protocol core, whose
+// constructor makes every check of the servers and clients.
+func (a *App) issuerOptions() authserver.Options {
+	o := authserver.Options{
+		TemplatesDir:   a.TemplatesDir,
+		TrustedOrigins: a.TrustedOrigins,
+		BaseURL:        a.BaseURL,
+		Servers:        a.AuthorizationServers,
+		Clients:        a.Clients,
+	}
+	if a.Org != nil {
+		o.OrgSigningAlg = a.Org.SigningAlg
+	}
+	return o
+}
+
+// checkSettings checks the app's own settings; zero means the default.
+func (a *App) checkSettings() error {
+	if a.KeyRotationInterval != 0 && time.Duration(a.KeyRotationInterval) < minKeyRotationInterval {
+		return configerr.Fieldf("key_rotation_interval", "key_rotation_interval must be at least %s", minKeyRotationInterval)
+	}
+	if a.MaintenanceInterval < 0 {
+		return configerr.Fieldf("maintenance_interval", "maintenance_interval must be positive")
+	}
+	if _, err := a.PasswordChecks.hashGate(); err != nil {
+		return configerr.Field("password_checks", err)
+	}
+	return nil
+}
+
+func checkSecretLen(s string) error {
+	if len(s) < keys.MinSecretLen {
+		return configerr.Fieldf("key_encryption_secret", "key_encryption_secret must be at least %d bytes", keys.MinSecretLen)
+	}
+	return nil
+}
+
+// checkParsed runs, for the Caddyfile adapter, the checks Provision
+// runs: on a copy of the configuration (the checks fill in defaults and
+// sort rules, which the adapted JSON must not show), without what only
+// the running Caddy knows: placeholders (a value holding one is checked
+// at provision) and the templates directory.
+func checkParsed(app *App) error {
+	raw, err := json.Marshal(app)
+	if err != nil {
+		return err
+	}
+	var c App
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return err
+	}
+	if err := c.checkSettings(); err != nil {
+		return err
+	}
+	if s := c.KeyEncryptionSecret; s != "" && !strings.Contains(s, "{") {
+		if err := checkSecretLen(s); err != nil {
+			return err
+		}
+	}
+	o := c.issuerOptions()
+	o.TemplatesDir = ""
+	if strings.Contains(o.BaseURL, "{") {
+		o.BaseURL = "https://base-url.invalid"
+	}
+	_, err = authserver.New(o)
+	return err
 }
 
 // isLoopback reports whether host names this machine only.

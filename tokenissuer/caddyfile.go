@@ -2,6 +2,7 @@ package tokenissuer
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -9,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/caddyargs"
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
@@ -144,9 +146,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	app := new(App)
+	root := at{places: new(caddyargs.Places)}
+	root.mark(d, "")
 	once, clientIDs := caddyargs.Once{}, caddyargs.Names{}
 	for d.NextBlock(0) {
 		var err error
+		root.mark(d, d.Val())
 		switch d.Val() {
 		case "base_url":
 			err = caddyargs.One(d, once, &app.BaseURL)
@@ -174,11 +179,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "org":
 			if err = once.Check(d); err == nil {
-				app.Org, err = parseOrg(d)
+				app.Org, err = parseOrg(d, root)
 			}
 		case "client":
 			var c *clientauth.Client
-			if c, err = parseClient(d, clientIDs); err == nil {
+			if c, err = parseClient(d, clientIDs, root); err == nil {
 				app.Clients = append(app.Clients, c)
 			}
 		case "authorization_server":
@@ -189,8 +194,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if _, dup := app.AuthorizationServers[id]; dup {
 				return nil, d.Errf("authorization_server %q defined twice", id)
 			}
+			if err := authserver.ValidID(id); err != nil && !skipProvisionChecks {
+				return nil, d.WrapErr(err)
+			}
 			var s *authserver.ServerConfig
-			if s, err = parseAuthServer(d); err == nil {
+			if s, err = parseAuthServer(d, root.in(d, "authorization_server", id)); err == nil {
 				if app.AuthorizationServers == nil {
 					app.AuthorizationServers = map[string]*authserver.ServerConfig{}
 				}
@@ -203,11 +211,36 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			return nil, err
 		}
 	}
+	if err := checkParsed(app); err != nil && !skipProvisionChecks {
+		return nil, root.places.Wrap(err)
+	}
 	return httpcaddyfile.App{
 		Name:  "token_issuer",
 		Value: caddyconfig.JSON(app, nil),
 	}, nil
 }
+
+// skipProvisionChecks lets tests adapt a Caddyfile that the checks
+// refuse, to see Provision refuse the JSON alike.
+var skipProvisionChecks bool
+
+// at is where the parser is, as the checks name it (the item path of
+// configerr), to record the token of each item and field given.
+type at struct {
+	places *caddyargs.Places
+	path   []configerr.Item
+}
+
+// in enters the item kind name, whose keyword is at the cursor.
+func (a at) in(d *caddyfile.Dispenser, kind, name string) at {
+	inner := at{a.places, append(slices.Clip(a.path), configerr.Item{Kind: kind, Name: name})}
+	inner.mark(d, "")
+	return inner
+}
+
+// mark records the cursor as where field (the item itself when empty)
+// was given.
+func (a at) mark(d *caddyfile.Dispenser, field string) { a.places.Mark(d, a.path, field) }
 
 // parseStorage parses `storage <module> ...` at the `storage` token.
 func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
@@ -260,7 +293,7 @@ func parseDirectory(d *caddyfile.Dispenser) (json.RawMessage, error) {
 }
 
 // parseOrg parses the `org` block.
-func parseOrg(d *caddyfile.Dispenser) (*OrgConfig, error) {
+func parseOrg(d *caddyfile.Dispenser, root at) (*OrgConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -269,6 +302,7 @@ func parseOrg(d *caddyfile.Dispenser) (*OrgConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "signing_alg":
+			root.mark(d, "signing_alg") // the org server's errors have no item
 			if err := caddyargs.One(d, once, &o.SigningAlg); err != nil {
 				return nil, err
 			}
@@ -280,14 +314,16 @@ func parseOrg(d *caddyfile.Dispenser) (*OrgConfig, error) {
 }
 
 // parseClient parses `client <client_id> [{...}]` at the `client` token.
-func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names) (*clientauth.Client, error) {
+func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names, root at) (*clientauth.Client, error) {
 	c := new(clientauth.Client)
 	if err := caddyargs.Name(d, ids, &c.ID); err != nil {
 		return nil, err
 	}
+	here := root.in(d, "client", c.ID)
 	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, clientFields[d.Val()])
 		switch d.Val() {
 		case "name":
 			err = caddyargs.One(d, once, &c.Name)
@@ -327,8 +363,18 @@ func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names) (*clientauth.Clien
 	return c, nil
 }
 
+// clientFields are the JSON names of the client subdirectives, as
+// clientauth's errors name them.
+var clientFields = map[string]string{
+	"name": "name", "secret": "client_secret", "secret_hash": "client_secret_hash",
+	"auth_method": "token_endpoint_auth_method", "grant_types": "grant_types",
+	"jwks": "jwks", "jwks_uri": "jwks_uri", "redirect_uris": "redirect_uris",
+	"post_logout_redirect_uris": "post_logout_redirect_uris",
+	"refresh_token_rotation":    "refresh_token_rotation", "refresh_token_leeway": "refresh_token_leeway",
+}
+
 // parseAuthServer parses the optional block of `authorization_server <id>`.
-func parseAuthServer(d *caddyfile.Dispenser) (*authserver.ServerConfig, error) {
+func parseAuthServer(d *caddyfile.Dispenser, here at) (*authserver.ServerConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -337,6 +383,7 @@ func parseAuthServer(d *caddyfile.Dispenser) (*authserver.ServerConfig, error) {
 	names := map[string]caddyargs.Names{"scope": {}, "claim": {}, "policy": {}}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "name":
 			err = caddyargs.One(d, once, &s.Name)
@@ -348,17 +395,17 @@ func parseAuthServer(d *caddyfile.Dispenser) (*authserver.ServerConfig, error) {
 			err = caddyargs.One(d, once, &s.SigningAlg)
 		case "scope":
 			var sc *authserver.Scope
-			if sc, err = parseScope(d, names["scope"]); err == nil {
+			if sc, err = parseScope(d, names["scope"], here); err == nil {
 				s.Scopes = append(s.Scopes, sc)
 			}
 		case "claim":
 			var c *claims.Claim
-			if c, err = parseClaim(d, names["claim"]); err == nil {
+			if c, err = parseClaim(d, names["claim"], here); err == nil {
 				s.Claims = append(s.Claims, c)
 			}
 		case "policy":
 			var p *policy.Policy
-			if p, err = parsePolicy(d, names["policy"]); err == nil {
+			if p, err = parsePolicy(d, names["policy"], here); err == nil {
 				s.Policies = append(s.Policies, p)
 			}
 		default:
@@ -372,14 +419,16 @@ func parseAuthServer(d *caddyfile.Dispenser) (*authserver.ServerConfig, error) {
 }
 
 // parseScope parses `scope <name> [{...}]` at the `scope` token.
-func parseScope(d *caddyfile.Dispenser, names caddyargs.Names) (*authserver.Scope, error) {
+func parseScope(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*authserver.Scope, error) {
 	sc := new(authserver.Scope)
 	if err := caddyargs.Name(d, names, &sc.Name); err != nil {
 		return nil, err
 	}
+	here := server.in(d, "scope", sc.Name)
 	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "description":
 			err = caddyargs.One(d, once, &sc.Description)
@@ -401,23 +450,26 @@ func parseScope(d *caddyfile.Dispenser, names caddyargs.Names) (*authserver.Scop
 
 // parseClaim parses `claim <name> <cel_expression> [{...}]` or
 // `claim <name> groups <type> <value> [{...}]` at the `claim` token.
-func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names) (*claims.Claim, error) {
+func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*claims.Claim, error) {
 	c := new(claims.Claim)
 	switch args := d.RemainingArgs(); {
 	case len(args) == 4 && args[1] == "groups":
 		c.Name, c.Groups = args[0], &claims.GroupsFilter{Type: args[2], Value: args[3]}
 	case len(args) == 2 && args[1] != "groups":
 		c.Name, c.Value = args[0], args[1]
+	case len(args) > 2 && args[1] != "groups":
+		return nil, caddyargs.BackquoteErr(d, "claim "+args[0])
 	default:
 		return nil, d.ArgErr()
 	}
-	if names[c.Name] {
-		return nil, d.Errf("claim %q defined twice", c.Name)
+	if err := names.Add(d, "claim", c.Name); err != nil {
+		return nil, err
 	}
-	names[c.Name] = true
+	here := server.in(d, "claim", c.Name)
 	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "scopes":
 			err = caddyargs.List(d, once, &c.Scopes)
@@ -434,14 +486,16 @@ func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names) (*claims.Claim, e
 }
 
 // parsePolicy parses `policy <name> {...}` at the `policy` token.
-func parsePolicy(d *caddyfile.Dispenser, names caddyargs.Names) (*policy.Policy, error) {
+func parsePolicy(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*policy.Policy, error) {
 	p := new(policy.Policy)
 	if err := caddyargs.Name(d, names, &p.Name); err != nil {
 		return nil, err
 	}
+	here := server.in(d, "policy", p.Name)
 	once, rules := caddyargs.Once{}, caddyargs.Names{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "description":
 			err = caddyargs.One(d, once, &p.Description)
@@ -451,7 +505,7 @@ func parsePolicy(d *caddyfile.Dispenser, names caddyargs.Names) (*policy.Policy,
 			err = caddyargs.List(d, once, &p.Clients)
 		case "rule":
 			var r *policy.Rule
-			if r, err = parseRule(d, rules); err == nil {
+			if r, err = parseRule(d, rules, here); err == nil {
 				p.Rules = append(p.Rules, r)
 			}
 		default:
@@ -465,14 +519,16 @@ func parsePolicy(d *caddyfile.Dispenser, names caddyargs.Names) (*policy.Policy,
 }
 
 // parseRule parses `rule <name> {...}` at the `rule` token.
-func parseRule(d *caddyfile.Dispenser, names caddyargs.Names) (*policy.Rule, error) {
+func parseRule(d *caddyfile.Dispenser, names caddyargs.Names, pol at) (*policy.Rule, error) {
 	r := new(policy.Rule)
 	if err := caddyargs.Name(d, names, &r.Name); err != nil {
 		return nil, err
 	}
+	here := pol.in(d, "rule", r.Name)
 	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "priority":
 			err = caddyargs.Int(d, once, &r.Priority)
