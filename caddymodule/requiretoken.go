@@ -257,6 +257,9 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 				return err
 			}
 		}
+		if in, ok := localIssuer(ctx).(issuedAudiences); ok {
+			warnUnissuedAudience(in, is, rt.log)
+		}
 		cfg.Issuers = append(cfg.Issuers, is)
 	}
 	for _, c := range rt.Claims {

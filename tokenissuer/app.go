@@ -422,3 +422,18 @@ func (a *App) PublicKeys(iss string) (current func() jwk.Set, org bool, ok bool)
 		return nil
 	}, s.Org, true
 }
+
+// Audiences gives the gateway (`require_token`) the audiences the
+// authorization server whose issuer is iss writes into access tokens'
+// `aud` (one per server, Okta style), so that a route accepting none of
+// them is reported at load. ok is false for an unknown issuer.
+func (a *App) Audiences(iss string) (aud []string, ok bool) {
+	if a.issuer == nil {
+		return nil, false
+	}
+	s, found := a.issuer.ServerByIssuer(iss)
+	if !found {
+		return nil, false
+	}
+	return []string{s.Audience}, true
+}
