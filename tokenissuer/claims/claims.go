@@ -23,12 +23,20 @@ type Claim struct {
 	// (iss, sub, aud, exp, iat, nbf, jti, ver, cid, uid, scp, auth_time)
 	// are refused.
 	Name string `json:"name"`
-	// Value is a CEL expression. Variables: `client.id`, `client.name`,
-	// `scopes` (the granted scopes, a list of strings), `server.id`,
-	// `server.issuer`, and `user.id`, `user.login`, `user.profile.NAME`,
-	// `user.groups` (empty in flows without a user). A result of `null` leaves the claim out; CEL's
+	// Value is a CEL expression over typed variables: `client.id`,
+	// `client.name`, `server.id`, `server.issuer` (strings), `scopes`
+	// (the granted scopes, list(string)), and `user.id`, `user.login`
+	// (strings), `user.groups` (list(string)), `user.profile.NAME`
+	// (`profile` is a map(string, dyn): attributes are not declared). A
+	// field that does not exist, such as `client.nosuch`, fails at load.
+	// cel-go's string extensions (`lowerAscii`, `split`, `join`, `trim`,
+	// ...) are available. A result of `null` leaves the claim out; the
 	// type checker needs `dyn` for that in a conditional:
-	// `client.id == "reporting" ? dyn("internal") : null`.
+	// `client.id == "reporting" ? dyn(client.name) : null`. An
+	// expression that reads `user` is left out in flows without a user.
+	// One that fails at run time (a profile attribute the user lacks, a
+	// failed conversion, the cost limit) leaves its claim out of that
+	// token and is logged as a warning; the token is still issued.
 	Value string `json:"value,omitempty"`
 	// Scopes, when set, include the claim only when at least one of them
 	// is granted. Default: always included.
