@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 )
 
 // event returns the fields of the last event named name, or fails.
@@ -93,11 +97,11 @@ func TestKeyRotationEvents(t *testing.T) {
 			t.Fatalf("%d rollover events, want %d: %v", len(ev), n, ev)
 		}
 		last := ev[n-1]
-		if active := publishedKids(t, e.iss, jwks)[0]; last["active_kid"] != active || last["outcome"] != "SUCCESS" || (reason != "" && last["reason"] != reason) {
+		if active := publishedKids(t, e.iss, jwks)[0]; last["active_kid"] != active || last["outcome"] != "SUCCESS" || last["reason"] != reason {
 			t.Fatalf("event %v, want reason %q and active kid %s", last, reason, active)
 		}
 	}
-	check(1, "")
+	check(1, "created")
 	kid, err := e.iss.RotateKeys(context.Background(), "default")
 	if err != nil {
 		t.Fatal(err)
@@ -109,4 +113,28 @@ func TestKeyRotationEvents(t *testing.T) {
 	e.clock.add(25 * time.Hour)
 	e.iss.maintainOnce(context.Background(), 24*time.Hour)
 	check(3, "scheduled")
+}
+
+// TestQuietMaintenance: a maintenance pass with nothing due logs
+// nothing, and an issuer started again on the same store finds its
+// keys and logs no rollover.
+func TestQuietMaintenance(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	before := e.logs.Len()
+	e.iss.maintainOnce(context.Background(), 24*time.Hour)
+	if e.logs.Len() != before {
+		t.Fatalf("a maintenance pass with nothing due logged %v", e.logs.All()[before:])
+	}
+	again, err := New(Options{BaseURL: "https://id.example.com", Logger: zap.New(e.core), Now: e.clock.now, OrgSigningAlg: "ES256",
+		Servers: map[string]*ServerConfig{"default": {SigningAlg: "ES256"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
+	if err := again.Start(context.Background(), e.st, sealer); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.rotations("default")); n != 1 {
+		t.Fatalf("%d rollover events after a restart on the same keys, want the first one only", n)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
@@ -45,6 +46,7 @@ type flowEnv struct {
 	clock *clock
 	// logs holds the issuer's events (Info and above).
 	logs *observer.ObservedLogs
+	core zapcore.Core
 }
 
 func newFlowEnv(t *testing.T, base string) *flowEnv {
@@ -88,7 +90,7 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
-	return &flowEnv{t: t, iss: iss, st: st, clock: c, logs: logs}
+	return &flowEnv{t: t, iss: iss, st: st, clock: c, logs: logs, core: core}
 }
 
 // secrets of the confidential clients.

@@ -75,3 +75,20 @@ func TestTokenHash(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessTokenShape: Okta's access token claims for a user flow, with
+// the server's default audience api://{id} when none is configured.
+func TestAccessTokenShape(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	_, tok := e.redeem("web", e.code("web", webCB, ""), webCB, "")
+	at := payload(t, tok["access_token"].(string))
+	for k, want := range map[string]any{"ver": float64(1), "iss": "https://id.example.com/oauth2/default", "aud": "api://default",
+		"cid": "web", "uid": "u1", "sub": "alice@example.com"} {
+		if at[k] != want {
+			t.Errorf("%s = %v, want %v", k, at[k], want)
+		}
+	}
+	if scp, _ := at["scp"].([]any); len(scp) != 3 {
+		t.Errorf("scp = %v", at["scp"])
+	}
+}
