@@ -88,7 +88,7 @@ func newKeySources(ctx caddy.Context, log *zap.Logger) *keySources {
 // Defaults of fetched key sets.
 const (
 	defaultKeyRefresh = 15 * time.Minute
-	defaultMinRefresh = time.Minute
+	defaultMinRefresh = keyset.DefaultMinRefresh
 )
 
 func (k *keySources) source(ic *IssuerConfig) (keyset.Source, error) {

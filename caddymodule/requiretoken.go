@@ -142,7 +142,10 @@ type IssuerConfig struct {
 	KeyRefresh duration.Duration `json:"key_refresh,omitempty"`
 
 	// MinRefresh is the least time between two fetches caused by an
-	// unknown `kid` or a failure. Default: 1m.
+	// unknown `kid` or a failure, and so the longest a key the issuer
+	// starts using without publishing it first (an emergency rotation)
+	// is refused; a flood of unknown kids costs one fetch per
+	// MinRefresh. Default: 15s.
 	MinRefresh duration.Duration `json:"min_refresh,omitempty"`
 }
 
