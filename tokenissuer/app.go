@@ -193,12 +193,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("directory module %T does not look users up", mod)
 		}
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	gate, err := a.PasswordChecks.hashGate()
 	if err != nil {
 		return err
 	}
 	opts := a.issuerOptions()
-	opts.HashGate, opts.Directory, opts.Logger = gate, dir, a.log
+	opts.HashGate, opts.Directory, opts.Logger, opts.Observer = gate, dir, a.log, observer{}
 	if a.issuer, err = authserver.New(opts); err != nil {
 		return err
 	}
@@ -304,6 +307,7 @@ func (a *App) Start() error {
 	if err != nil {
 		return err
 	}
+	st = countStoreErrors(st)
 	secret := a.secret
 	if secret == nil {
 		if secret, err = a.generatedSecret(); err != nil {

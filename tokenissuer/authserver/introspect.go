@@ -48,6 +48,7 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 			fail(oauth.FromStore(err))
 			return
 		}
+		i.obs.Introspection(s.ID, usable)
 		if usable {
 			oauth.WriteJSON(w, http.StatusOK, map[string]any{
 				"active": true, "token_type": "refresh_token", "scope": strings.Join(rt.Scopes, " "),
@@ -60,6 +61,7 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 	}
 	priv := t.PrivateClaims()
 	if cid, _ := priv["cid"].(string); !mayKnow(cid) {
+		i.obs.Introspection(s.ID, false)
 		oauth.WriteJSON(w, http.StatusOK, inactive)
 		return
 	}
@@ -68,6 +70,7 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 		fail(oauth.FromStore(err))
 		return
 	}
+	i.obs.Introspection(s.ID, !rev)
 	if rev {
 		oauth.WriteJSON(w, http.StatusOK, inactive)
 		return

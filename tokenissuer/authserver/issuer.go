@@ -65,6 +65,9 @@ type Options struct {
 	HashGate *hashgate.Gate
 	// Logger receives one event per decision.
 	Logger *zap.Logger
+	// Observer is told of every token, introspection and revocation
+	// answer and every key rotation (metrics); nil: nobody.
+	Observer Observer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -79,6 +82,7 @@ type Issuer struct {
 	dir      directory.Directory
 	pages    *ui.Pages
 	log      *zap.Logger
+	obs      Observer
 	now      func() time.Time
 	origins  map[string]bool // trusted CORS origins
 	gate     *hashgate.Gate  // every password check runs through it
@@ -134,7 +138,10 @@ func New(o Options) (*Issuer, error) {
 	if o.HashGate == nil {
 		o.HashGate = hashgate.New(hashgate.Config{})
 	}
-	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
+	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate, obs: o.Observer}
 	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
 		return nil, configerr.Field("trusted_origins", err)
 	}

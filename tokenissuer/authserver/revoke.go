@@ -28,10 +28,12 @@ var (
 func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) {
 	d := decision{server: s}
 	fail := func(e *oauth.Error) {
+		i.obs.Revocation(s.ID, e.Code)
 		i.logFailure(EventRevoke, d, e)
 		oauth.WriteError(w, e)
 	}
 	done := func() {
+		i.obs.Revocation(s.ID, OutcomeSuccess)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 	}
@@ -52,6 +54,7 @@ func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) 
 			return
 		}
 		if wait, ok := i.spendRevokeBudget(ctx, d.clientID+"\x00"+who); !ok {
+			i.obs.Revocation(s.ID, "rate_limited")
 			i.logFailure(EventRevoke, d, &oauth.Error{Code: "rate_limited", Reason: "revocation budget spent"})
 			writeRateLimited(w, revokeBudget, wait, i.now())
 			return

@@ -3,6 +3,7 @@ package authserver
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -27,8 +28,10 @@ func (s *Server) audiences(ep string) clientauth.Audiences {
 // serveToken is the token endpoint (RFC 6749 section 3.2): parse,
 // authenticate the client, then hand over to the grant.
 func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request, s *Server) {
+	start := time.Now() // a latency: the wall clock, not i.now
 	d := decision{server: s}
 	fail := func(e *oauth.Error) {
+		i.obs.TokenRequest(s.ID, d.grantType, e.Code, time.Since(start))
 		i.logFailure(EventTokenDenied, d, e)
 		oauth.WriteError(w, e)
 	}
@@ -77,6 +80,7 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request, s *Server) {
 		fail(e)
 		return
 	}
+	i.obs.TokenRequest(s.ID, d.grantType, OutcomeSuccess, time.Since(start))
 	i.logSuccess(EventTokenGrant, d)
 	oauth.WriteJSON(w, http.StatusOK, resp)
 }
