@@ -37,7 +37,7 @@ var (
 
 	keyRotations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "token_issuer", Name: "key_rotations_total",
-		Help: "Signing key changes made by this instance, by authorization server and reason (scheduled, admin, alg_change, created).",
+		Help: "Signing key changes made by this instance, by authorization server and reason (scheduled, admin, created, published: a key of a new signing_alg published as NEXT, alg_change: that key promoted at start).",
 	}, []string{"server", "reason"})
 
 	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{

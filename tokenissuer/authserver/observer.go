@@ -28,7 +28,8 @@ type Observer interface {
 const (
 	RotationScheduled = "scheduled"  // the key reached key_rotation_interval
 	RotationAdmin     = "admin"      // the admin API asked for it
-	RotationAlgChange = "alg_change" // signing_alg changed, seen at start
+	RotationAlgChange = "alg_change" // the new signing_alg's key, published long enough, promoted at start
+	RotationPublished = "published"  // signing_alg changed: a key of the new one published as NEXT
 	RotationCreated   = "created"    // first keys of a server (empty store)
 )
 

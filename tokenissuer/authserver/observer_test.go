@@ -107,7 +107,8 @@ func TestObserverSeesEveryAnswer(t *testing.T) {
 	want("scheduled rotation", "rotate org scheduled", "rotate default scheduled")
 }
 
-// A signing_alg change seen at start is reported as such; Options
+// A signing_alg change seen at start publishes a key of the new
+// algorithm as NEXT, reported as such; Options
 // carries the Observer.
 func TestObserverSeesAlgChange(t *testing.T) {
 	e := newFlowEnv(t, "https://id.test")
@@ -121,7 +122,7 @@ func TestObserverSeesAlgChange(t *testing.T) {
 	if err := iss.Start(context.Background(), e.st, sealer); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.take(); !slices.Equal(got, []string{"rotate default alg_change"}) {
+	if got := rec.take(); !slices.Equal(got, []string{"rotate default published"}) {
 		t.Fatalf("observed %q", got)
 	}
 }
