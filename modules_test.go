@@ -18,8 +18,9 @@ import (
 
 const modulePath = "github.com/apiaccess/caddy-apiaccess"
 
-// projectModules is every Caddy module the project registers. A new
-// module must be added here and to the package doc.
+// projectModules is every Caddy module the project registers; a new one
+// must be added here and to the package doc. .ci/xcaddy-smoke reads this
+// list too.
 var projectModules = []string{
 	"admin.api.token_issuer",
 	"http.handlers.require_token",
