@@ -230,8 +230,8 @@ func TestClusterTwoNodes(t *testing.T) {
 	schema := pgtest.FreshSchema(t, "apiaccess_cluster_")
 	bin := testkit.CaddyBinary(t)
 	const base = "http://localhost:9480" // the load balancer's address: an issuer name, never listened on
-	a := newNode(t, "node A", base, testkit.FreePort(t), testkit.FreePort(t), dsn, schema)
-	b := newNode(t, "node B", base, testkit.FreePort(t), testkit.FreePort(t), dsn, schema)
+	a := newNode(t, "node A", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, schema)
+	b := newNode(t, "node B", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, schema)
 	a.launch(bin)
 	b.launch(bin)
 	a.wait()
@@ -419,8 +419,8 @@ func TestClusterSurvivesPostgresRestart(t *testing.T) {
 	bin := testkit.CaddyBinary(t)
 	const base = "http://localhost:9485" // an issuer name, never listened on
 	nodes := []*node{
-		newNode(t, "node A", base, testkit.FreePort(t), testkit.FreePort(t), dsn, "apiaccess"),
-		newNode(t, "node B", base, testkit.FreePort(t), testkit.FreePort(t), dsn, "apiaccess"),
+		newNode(t, "node A", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, "apiaccess"),
+		newNode(t, "node B", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, "apiaccess"),
 	}
 	for _, n := range nodes {
 		n.launch(bin)
