@@ -14,6 +14,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
+
 	_ "github.com/apiaccess/caddy-apiaccess/caddymodule"
 )
 
@@ -425,8 +428,8 @@ func TestCaddyfileLoadErrors(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := "{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tskip_install_trust\n}\n\n" +
-				"http://localhost:9080 {\n\t" + tc.handler + "\n\trespond \"ok\"\n}\n"
+			cfg := "{\n\tadmin " + caddytester.AdminAddr() + "\n\thttp_port " + gwPort + "\n\thttps_port " + testkit.ProcessPortString("gateway-https") + "\n\tgrace_period 1ns\n\tskip_install_trust\n}\n\n" +
+				"http://localhost:" + gwPort + " {\n\t" + tc.handler + "\n\trespond \"ok\"\n}\n"
 			// A config that loaded would replace the running one and
 			// AssertLoadError would then panic on a nil error; check
 			// offline first that it fails.
@@ -441,7 +444,7 @@ func TestCaddyfileLoadErrors(t *testing.T) {
 			if err := caddy.Validate(&c); err == nil {
 				t.Fatalf("config validates:\n%s", cfg)
 			}
-			caddytest.AssertLoadError(t, cfg, "caddyfile", tc.want)
+			caddytester.AssertLoadError(t, cfg, "caddyfile", tc.want)
 		})
 	}
 }

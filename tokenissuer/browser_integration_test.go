@@ -1,6 +1,7 @@
 package tokenissuer_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/headless"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 )
 
@@ -39,19 +42,6 @@ const (
 	consentOnly = "payments:write"
 	deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
 )
-
-// needTool skips a test that lacks an outside tool, or fails it when
-// APIACCESS_STRICT=1 (CI) says every such skip is a failure.
-func needTool(t *testing.T, ok bool, reason string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("APIACCESS_STRICT") == "1" {
-		t.Fatalf("%s (APIACCESS_STRICT=1)", reason)
-	}
-	t.Skip(reason)
-}
 
 // startRealClientEnv starts an issuer with alice in its directory, the
 // given clients and one policy letting every client sign users in.
@@ -184,93 +174,6 @@ func (rp *relyingParty) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// chromium starts a headless Chromium with a fresh profile and returns
-// a tab, and a report of what the browser logged (for failures).
-func chromium(t *testing.T, ctx context.Context) (context.Context, func() string) {
-	t.Helper()
-	const exe = "/usr/bin/chromium"
-	_, err := os.Stat(exe)
-	needTool(t, err == nil, "no Chromium at "+exe+" (apt-get install chromium)")
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1000, 800),
-	)
-	tab, cancelTab := chromedp.NewContext(actx)
-	// Cancelling waits for Chromium to exit: before t.TempDir's cleanup.
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	// Console starts the browser (outside any step's timeout, which
-	// would end it) and collects the console and the browser log: a CSP
-	// violation or a blocked request shows there.
-	var mu sync.Mutex
-	var logged []string
-	msgs := chromedp.Console(tab)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			logged = append(logged, fmt.Sprintf("%s %s: %s %s", m.Type, m.Source, m.Text, m.URL))
-			mu.Unlock()
-		}
-	}()
-	if err := chromedp.Do(tab, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return tab, func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Join(logged, "\n")
-	}
-}
-
-// tabDriver runs steps in a Chromium tab, each under a timeout; a
-// failure reports where the browser is, what it shows and what it
-// logged.
-type tabDriver struct {
-	t   *testing.T
-	tab context.Context
-	log func() string
-}
-
-func (d tabDriver) fail(format string, args ...any) {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(d.tab, 3*time.Second)
-	defer cancel()
-	loc, _ := chromedp.Run(ctx, chromedp.Location())
-	text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-	d.t.Fatalf("%s\nbrowser at %s showing %q\nbrowser log:\n%s", fmt.Sprintf(format, args...), loc, text, d.log())
-}
-
-func (d tabDriver) step(name string, actions ...chromedp.Action[chromedp.Void]) {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(d.tab, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		d.fail("%s: %v", name, err)
-	}
-}
-
-func (d tabDriver) read(a chromedp.Action[string]) string {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(d.tab, 5*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		d.fail("reading the page: %v", err)
-	}
-	return v
-}
-
 // TestBrowserCodeFlowChromium: a real browser signs a user in to a real
 // relying party: sign-in page, consent page, callback with an ID token
 // the relying party verifies; then RP-initiated logout back to the
@@ -280,7 +183,7 @@ func (d tabDriver) read(a chromedp.Action[string]) string {
 func TestBrowserCodeFlowChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tab, browserLog := chromium(t, ctx)
+	tab, browserLog := headless.Chromium(t, ctx)
 
 	rp := newRelyingParty(t)
 	startRealClientEnv(t, []map[string]any{{
@@ -290,8 +193,8 @@ func TestBrowserCodeFlowChromium(t *testing.T) {
 	}})
 	rp.connect(t, chromeSPA)
 
-	d := tabDriver{t: t, tab: tab, log: browserLog}
-	fail, step, read := d.fail, d.step, d.read
+	d := headless.Driver{T: t, Tab: tab, Log: browserLog}
+	fail, step, read := d.Fail, d.Step, d.Read
 
 	// The relying party sends the browser to the sign-in page.
 	step("sign-in page", chromedp.Navigate(rp.URL+"/login"), chromedp.WaitVisible(chromedp.CSS("#password")))
@@ -429,9 +332,9 @@ func evilLogoutPage(t *testing.T, hint, postLogout string) *httptest.Server {
 // tokenissuer/interop`.
 func TestOpenIDClientInterop(t *testing.T) {
 	node, err := exec.LookPath("node")
-	needTool(t, err == nil, "no node on PATH")
+	testkit.Need(t, err == nil, "no node on PATH")
 	_, err = os.Stat(filepath.Join("interop", "node_modules", "openid-client"))
-	needTool(t, err == nil, "no tokenissuer/interop/node_modules (npm ci --prefix tokenissuer/interop)")
+	testkit.Need(t, err == nil, "no tokenissuer/interop/node_modules (npm ci --prefix tokenissuer/interop)")
 
 	// The redirect URIs are never fetched: the test reads the redirects.
 	const (
@@ -467,12 +370,15 @@ func TestOpenIDClientInterop(t *testing.T) {
 		"APIACCESS_CONSENT_SCOPE="+consentOnly,
 		"NO_COLOR=1",
 	)
-	out, err := cmd.CombinedOutput()
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	err = testkit.Start(t, cmd).Wait() // killed with the test binary, unlike CommandContext alone
+	out := output.String()
 	if err != nil {
 		t.Fatalf("node --test: %v\n%s", err, out)
 	}
 	t.Logf("node --test:\n%s", out)
-	if strings.Contains(string(out), "# skipped ") && !strings.Contains(string(out), "# skipped 0") {
+	if strings.Contains(out, "# skipped ") && !strings.Contains(out, "# skipped 0") {
 		t.Fatalf("interop tests skipped:\n%s", out)
 	}
 }
@@ -486,11 +392,11 @@ func TestOpenIDClientInterop(t *testing.T) {
 func TestBrowserDeviceApprovalChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tab, browserLog := chromium(t, ctx)
+	tab, browserLog := headless.Chromium(t, ctx)
 	startRealClientEnv(t, []map[string]any{{"client_id": interopTV, "name": "Kitchen TV", "token_endpoint_auth_method": "none",
 		"grant_types": []string{deviceGrant}}})
-	d := tabDriver{t: t, tab: tab, log: browserLog}
-	fail, step, read := d.fail, d.step, d.read
+	d := headless.Driver{T: t, Tab: tab, Log: browserLog}
+	fail, step, read := d.Fail, d.Step, d.Read
 	authorize := func() map[string]any {
 		_, body := post(t, "/oauth2/default/v1/device/authorize", url.Values{"client_id": {interopTV}, "scope": {"openid"}}, nil)
 		if body["user_code"] == nil {

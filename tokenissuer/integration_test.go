@@ -25,15 +25,21 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
+
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer"
 )
 
+// The in-process Caddy's addresses: free ports chosen once per test
+// process, so that two test runs on one machine do not collide.
+var (
+	issuerPort = testkit.ProcessPortString("issuer")
+	base       = "http://localhost:" + issuerPort
+	adminURL   = caddytester.AdminURL()
+)
+
 const (
-	// Ports of their own: go test runs packages in parallel, and the
-	// gateway's tests run another in-process Caddy on 2999/9080.
-	base       = "http://localhost:9380"
-	adminURL   = "http://localhost:2899"
-	adminPort  = 2899
 	basicID    = "reporting"
 	basicSec   = "reporting-secret-0123456789"
 	postID     = "billing-sync"
@@ -45,17 +51,8 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	// Keep Caddy's data (and our generated files) out of the user's home.
-	dir, err := os.MkdirTemp("", "tokenissuer-it")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("XDG_DATA_HOME", dir)
-	os.Setenv("XDG_CONFIG_HOME", dir)
 	os.Setenv("APIACCESS_TEST_SECRET", basicSec)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testkit.Main(m) // Caddy's data (and our generated files) out of the user's home
 }
 
 // env is one test's issuer configuration and its client key.
@@ -77,7 +74,7 @@ func newEnv(t *testing.T) *env {
 	dir := t.TempDir()
 	e := &env{t: t, jwtKey: k, dbPath: filepath.Join(dir, "issuer.db"), logPath: filepath.Join(dir, "caddy.log")}
 	e.config = e.render(nil)
-	e.tester = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
+	e.tester = caddytester.NewTester(t)
 	e.tester.InitServer(e.config, "json")
 	return e
 }
@@ -107,7 +104,7 @@ func (e *env) render(extraScopes []string) string {
 		scopes = append(scopes, map[string]any{"name": s})
 	}
 	cfg := map[string]any{
-		"admin": map[string]any{"listen": "localhost:2899"},
+		"admin": map[string]any{"listen": caddytester.AdminAddr()},
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{
 			"writer": map[string]any{"output": "file", "filename": e.logPath},
 			"level":  "DEBUG",
@@ -148,7 +145,7 @@ func (e *env) render(extraScopes []string) string {
 				},
 			},
 			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":9380"},
+				"listen": []string{":" + issuerPort},
 				"routes": []map[string]any{{"handle": []map[string]any{
 					{"handler": "token_issuer"},
 					{"handler": "static_response", "status_code": 418, "body": "next handler"},

@@ -14,6 +14,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
 )
 
 func kids(set jwk.Set) []string {
@@ -132,7 +134,7 @@ func TestRestartAndReloadKeepState(t *testing.T) {
 		t.Fatalf("reload changed keys: %v -> %v", keysBefore, got)
 	}
 	// Stop the issuer entirely (the store file is closed), then start.
-	e.tester.InitServer(`{"admin":{"listen":"localhost:2899"}}`, "json")
+	e.tester.InitServer(`{"admin":{"listen":"`+caddytester.AdminAddr()+`"}}`, "json")
 	e.tester.InitServer(e.config, "json")
 	if got := kids(fetchKeys(t, "default")); !slices.Equal(got, keysBefore) {
 		t.Fatalf("restart changed keys: %v -> %v", keysBefore, got)

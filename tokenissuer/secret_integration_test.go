@@ -11,6 +11,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
 )
 
 // reconfigure returns cfg with another key_encryption_secret and the
@@ -73,7 +75,7 @@ func TestWrongSecretRefusedAtStart(t *testing.T) {
 	bad := reconfigure(t, e.config, wrongSecret, "EdDSA")
 	for _, step := range []string{"reload", "cold start"} {
 		if step == "cold start" {
-			e.tester.InitServer(`{"admin":{"listen":"localhost:2899"}}`, "json")
+			e.tester.InitServer(`{"admin":{"listen":"`+caddytester.AdminAddr()+`"}}`, "json")
 		}
 		msg := loadRefused(t, bad)
 		if !strings.Contains(msg, "key_encryption_secret does not open the signing keys already in the store") {

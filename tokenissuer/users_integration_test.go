@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 )
 
@@ -103,12 +103,12 @@ func startIssuer(t *testing.T, s issuerSetup) {
 	if s.routes == nil {
 		s.routes = []map[string]any{{"handle": []map[string]any{{"handler": "token_issuer"}}}}
 	}
-	srv := map[string]any{"listen": []string{":9380"}, "routes": s.routes}
+	srv := map[string]any{"listen": []string{":" + issuerPort}, "routes": s.routes}
 	for k, v := range s.site {
 		srv[k] = v
 	}
 	cfg := map[string]any{
-		"admin": map[string]any{"listen": "localhost:2899"},
+		"admin": map[string]any{"listen": caddytester.AdminAddr()},
 		"apps": map[string]any{
 			"token_issuer": map[string]any{
 				"base_url":              base,
@@ -122,7 +122,7 @@ func startIssuer(t *testing.T, s issuerSetup) {
 		},
 	}
 	cb, _ := json.Marshal(cfg)
-	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(string(cb), "json")
+	caddytester.NewTester(t).InitServer(string(cb), "json")
 }
 
 // TestPasswordGrantWithOIDCRelyingParty: a real relying party

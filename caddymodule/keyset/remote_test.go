@@ -17,27 +17,13 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/keyset"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
-// fakeClock is a settable clock for Remote.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the test kit's settable clock, for Remote.Now.
+type fakeClock = testkit.Clock
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return testkit.NewClock(time.Unix(1_700_000_000, 0)) }
 
 // issuerServer serves discovery metadata and a JWKS on 127.0.0.1.
 type issuerServer struct {

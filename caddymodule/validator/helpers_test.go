@@ -21,6 +21,7 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/keyset"
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
 const (
@@ -33,25 +34,10 @@ const (
 // t0 is the fixed "now" of every test clock.
 var t0 = time.Unix(1_700_000_000, 0)
 
-// clock is a fake, settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the test kit's settable clock.
+type clock = testkit.Clock
 
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+func newClock() *clock { return testkit.NewClock(t0) }
 
 // testKeys are generated once per test binary (RSA generation is slow
 // under -race).

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
 // DefaultDSN is the local server of a development machine or CI.
@@ -45,12 +47,7 @@ func DSN(t testing.TB) string {
 			conn.Close(ctx)
 		}
 	})
-	if reachErr != nil {
-		if os.Getenv("APIACCESS_STRICT") == "1" {
-			t.Fatalf("PostgreSQL unreachable (APIACCESS_STRICT=1): %v", reachErr)
-		}
-		t.Skipf("PostgreSQL unreachable, set APIACCESS_POSTGRES_DSN: %v", reachErr)
-	}
+	testkit.Needf(t, reachErr == nil, "PostgreSQL unreachable, set APIACCESS_POSTGRES_DSN: %v", reachErr)
 	return DSNFromEnv()
 }
 

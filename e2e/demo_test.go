@@ -1,4 +1,4 @@
-package tokenissuer_test
+package e2e
 
 import (
 	"context"
@@ -8,13 +8,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/chromedp"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/headless"
 )
 
-// demoCaddyfile is Caddyfile.example as shipped, moved to this
-// package's ports (the demo's own may be taken on a developer's
-// machine) and admin address.
+// The demo's other ports (8081 to 8083 in Caddyfile.example).
+var (
+	demoAPIPort  = testkit.ProcessPortString("demo-8081")
+	demo8082Port = testkit.ProcessPortString("demo-8082")
+	demoAppPort  = testkit.ProcessPortString("demo-8083")
+)
+
+// demoCaddyfile is Caddyfile.example as shipped, moved to free ports
+// (the demo's own may be taken on a developer's machine) and this
+// process's admin address.
 func demoCaddyfile(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("../Caddyfile.example")
@@ -22,8 +32,8 @@ func demoCaddyfile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	s := string(b)
-	for from, to := range map[string]string{"localhost:8080": "localhost:9380", "localhost:8081": "localhost:9381",
-		"localhost:8082": "localhost:9382", "localhost:8083": "localhost:9383"} {
+	for from, to := range map[string]string{"localhost:8080": "localhost:" + issuerPort, "localhost:8081": "localhost:" + demoAPIPort,
+		"localhost:8082": "localhost:" + demo8082Port, "localhost:8083": "localhost:" + demoAppPort} {
 		if !strings.Contains(s, from) {
 			t.Fatalf("Caddyfile.example no longer uses %s; update this test", from)
 		}
@@ -33,7 +43,7 @@ func demoCaddyfile(t *testing.T) string {
 	if global < 0 {
 		t.Fatal("Caddyfile.example has no global options block")
 	}
-	return s[:global+3] + "\tadmin localhost:2899\n" + s[global+3:]
+	return s[:global+3] + "\tadmin " + caddytester.AdminAddr() + "\n" + s[global+3:]
 }
 
 // TestDemoAppChromium is the README's browser walk-through, run by a
@@ -44,13 +54,13 @@ func demoCaddyfile(t *testing.T) string {
 func TestDemoAppChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	tab, browserLog := chromium(t, ctx)
-	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(demoCaddyfile(t), "caddyfile")
-	const app = "http://localhost:9383"
+	tab, browserLog := headless.Chromium(t, ctx)
+	caddytester.NewTester(t).InitServer(demoCaddyfile(t), "caddyfile")
+	app := "http://localhost:" + demoAppPort
 
-	d := tabDriver{t: t, tab: tab, log: browserLog}
-	fail, step := d.fail, d.step
-	text := func(sel string) string { t.Helper(); return d.read(chromedp.Text(chromedp.CSS(sel))) }
+	d := headless.Driver{T: t, Tab: tab, Log: browserLog}
+	fail, step := d.Fail, d.Step
+	text := func(sel string) string { t.Helper(); return d.Read(chromedp.Text(chromedp.CSS(sel))) }
 
 	step("demo app", chromedp.Navigate(app+"/"), chromedp.WaitVisible(chromedp.CSS("#signin")))
 	if s := text("#status"); s != "Not signed in." {
@@ -95,7 +105,7 @@ func TestDemoAppChromium(t *testing.T) {
 
 	// CORS is for the trusted origin only.
 	req, _ := http.NewRequest(http.MethodOptions, base+"/oauth2/default/v1/token", nil)
-	req.Header.Set("Origin", "http://evil.localhost:9383")
+	req.Header.Set("Origin", "http://evil.localhost:"+demoAppPort)
 	req.Header.Set("Access-Control-Request-Method", "POST")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

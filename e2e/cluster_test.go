@@ -1,4 +1,4 @@
-package tokenissuer_test
+package e2e
 
 import (
 	"crypto/sha256"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
@@ -36,40 +36,13 @@ const (
 	clusterRedir  = "http://localhost:9400/cb"
 )
 
-var (
-	clusterBuildOnce sync.Once
-	clusterBin       string
-	clusterBuildErr  error
-)
-
-// caddyBinary builds this repository's cmd/caddy once per test binary.
-func caddyBinary(t *testing.T) string {
-	t.Helper()
-	clusterBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "apiaccess-caddy-bin")
-		if err != nil {
-			clusterBuildErr = err
-			return
-		}
-		clusterBin = filepath.Join(dir, "caddy")
-		out, err := exec.Command("go", "build", "-o", clusterBin, "github.com/apiaccess/caddy-apiaccess/cmd/caddy").CombinedOutput()
-		if err != nil {
-			clusterBuildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if clusterBuildErr != nil {
-		t.Fatal(clusterBuildErr)
-	}
-	return clusterBin
-}
-
 // node is one Caddy process of the cluster.
 type node struct {
 	t           *testing.T
 	name        string
 	url, admin  string
 	cfg, dir    string
-	cmd         *exec.Cmd
+	proc        *testkit.Proc
 	logPath     string
 	stopWaiting chan struct{}
 }
@@ -149,12 +122,10 @@ func (n *node) launch(bin string) {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.cmd = exec.Command(bin, "run", "--config", n.cfg)
-	n.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+n.dir, "XDG_CONFIG_HOME="+n.dir)
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
+	cmd := exec.Command(bin, "run", "--config", n.cfg)
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+n.dir, "XDG_CONFIG_HOME="+n.dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	n.proc = testkit.Start(n.t, cmd)
 	logf.Close()
 }
 
@@ -177,12 +148,11 @@ func (n *node) wait() {
 }
 
 func (n *node) stop() {
-	if n.cmd == nil || n.cmd.Process == nil {
+	if n.proc == nil {
 		return
 	}
-	_ = n.cmd.Process.Kill()
-	_, _ = n.cmd.Process.Wait()
-	n.cmd = nil
+	n.proc.Stop()
+	n.proc = nil
 }
 
 // post sends a form to one of the node's endpoints with the client's
@@ -258,10 +228,10 @@ func kidOfToken(t *testing.T, tok string) string {
 func TestClusterTwoNodes(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	schema := pgtest.FreshSchema(t, "apiaccess_cluster_")
-	bin := caddyBinary(t)
-	const base = "http://localhost:9480" // the load balancer's address
-	a := newNode(t, "node A", base, 2895, 9481, dsn, schema)
-	b := newNode(t, "node B", base, 2894, 9482, dsn, schema)
+	bin := testkit.CaddyBinary(t)
+	const base = "http://localhost:9480" // the load balancer's address: an issuer name, never listened on
+	a := newNode(t, "node A", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, schema)
+	b := newNode(t, "node B", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, schema)
 	a.launch(bin)
 	b.launch(bin)
 	a.wait()
@@ -370,21 +340,16 @@ func privatePostgres(t *testing.T) (string, func(down time.Duration) error) {
 	t.Helper()
 	// A free loopback port, not a fixed one: a server left behind by an
 	// interrupted run must not make this one fail.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testkit.FreePort(t)
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	needTool(t, len(bins) > 0, "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) to run a private server")
+	testkit.Need(t, len(bins) > 0, "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) to run a private server")
 	binDir := filepath.Dir(bins[len(bins)-1])
 	var prefix []string
 	var uid, gid = -1, -1
 	if os.Geteuid() == 0 {
 		// initdb refuses to run as root.
 		u, err := user.Lookup("postgres")
-		needTool(t, err == nil, "running as root without a postgres user for a private PostgreSQL server")
+		testkit.Need(t, err == nil, "running as root without a postgres user for a private PostgreSQL server")
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
 		prefix = []string{"runuser", "-u", "postgres", "--"}
@@ -451,11 +416,11 @@ func privatePostgres(t *testing.T) (string, func(down time.Duration) error) {
 // no refresh token a client received was lost.
 func TestClusterSurvivesPostgresRestart(t *testing.T) {
 	dsn, restart := privatePostgres(t)
-	bin := caddyBinary(t)
-	const base = "http://localhost:9485"
+	bin := testkit.CaddyBinary(t)
+	const base = "http://localhost:9485" // an issuer name, never listened on
 	nodes := []*node{
-		newNode(t, "node A", base, 2893, 9486, dsn, "apiaccess"),
-		newNode(t, "node B", base, 2892, 9487, dsn, "apiaccess"),
+		newNode(t, "node A", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, "apiaccess"),
+		newNode(t, "node B", base, testkit.CaddyPort(t), testkit.CaddyPort(t), dsn, "apiaccess"),
 	}
 	for _, n := range nodes {
 		n.launch(bin)

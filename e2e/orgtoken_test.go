@@ -1,4 +1,4 @@
-package tokenissuer_test
+package e2e
 
 import (
 	"context"
