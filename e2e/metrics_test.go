@@ -3,8 +3,8 @@ package e2e_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -16,18 +16,14 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/apiaccess/caddy-apiaccess/caddymodule"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer"
 )
 
 // freeAddr is a loopback address no one listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", testkit.CaddyPort(t))
 }
 
 // metricsConfig is an issuer with one custom server and a route behind
@@ -110,7 +106,7 @@ func scrape(t *testing.T, admin string) map[string]float64 {
 
 // call sends a form (nil: a GET) to the site and returns the status and
 // the decoded JSON body, if any.
-func call(t *testing.T, method, target string, form url.Values, auth func(*http.Request)) (int, map[string]any) {
+func metricsCall(t *testing.T, method, target string, form url.Values, auth func(*http.Request)) (int, map[string]any) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -172,25 +168,25 @@ func TestMetricsOnAdminEndpointSurviveReload(t *testing.T) {
 	)
 	before := scrape(t, admin)
 
-	status, body := call(t, http.MethodPost, tokenURL, grant("read"), svc)
+	status, body := metricsCall(t, http.MethodPost, tokenURL, grant("read"), svc)
 	if status != http.StatusOK {
 		t.Fatalf("client_credentials: %d %v", status, body)
 	}
 	tok, _ := body["access_token"].(string)
-	if status, body := call(t, http.MethodPost, tokenURL, grant("read"), func(r *http.Request) { r.SetBasicAuth("svc", "wrong") }); status != http.StatusUnauthorized {
+	if status, body := metricsCall(t, http.MethodPost, tokenURL, grant("read"), func(r *http.Request) { r.SetBasicAuth("svc", "wrong") }); status != http.StatusUnauthorized {
 		t.Fatalf("wrong secret: %d %v", status, body)
 	}
-	if status, body := call(t, http.MethodPost, tokenURL, grant("reload:marker"), svc); status != http.StatusBadRequest || body["error"] != "invalid_scope" {
+	if status, body := metricsCall(t, http.MethodPost, tokenURL, grant("reload:marker"), svc); status != http.StatusBadRequest || body["error"] != "invalid_scope" {
 		t.Fatalf("unknown scope: %d %v", status, body)
 	}
 	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
-	if status, _ := call(t, http.MethodGet, base+"/api/x", nil, bearer); status != http.StatusOK {
+	if status, _ := metricsCall(t, http.MethodGet, base+"/api/x", nil, bearer); status != http.StatusOK {
 		t.Fatalf("gateway with a valid token: %d", status)
 	}
-	if status, body := call(t, http.MethodPost, base+"/oauth2/default/v1/introspect", url.Values{"token": {tok}}, svc); status != http.StatusOK || body["active"] != true {
+	if status, body := metricsCall(t, http.MethodPost, base+"/oauth2/default/v1/introspect", url.Values{"token": {tok}}, svc); status != http.StatusOK || body["active"] != true {
 		t.Fatalf("introspect: %d %v", status, body)
 	}
-	if status, body := call(t, http.MethodPost, base+"/oauth2/default/v1/revoke", url.Values{"token": {tok}}, svc); status != http.StatusOK {
+	if status, body := metricsCall(t, http.MethodPost, base+"/oauth2/default/v1/revoke", url.Values{"token": {tok}}, svc); status != http.StatusOK {
 		t.Fatalf("revoke: %d %v", status, body)
 	}
 
@@ -217,15 +213,15 @@ func TestMetricsOnAdminEndpointSurviveReload(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("POST /load: %s %s", res.Status, msg)
 	}
-	if status, body := call(t, http.MethodPost, tokenURL, grant("reload:marker"), svc); status != http.StatusOK {
+	if status, body := metricsCall(t, http.MethodPost, tokenURL, grant("reload:marker"), svc); status != http.StatusOK {
 		t.Fatalf("the reloaded config is not serving (new scope refused): %d %v", status, body)
 	}
-	status, body = call(t, http.MethodPost, tokenURL, grant("read"), svc)
+	status, body = metricsCall(t, http.MethodPost, tokenURL, grant("read"), svc)
 	if status != http.StatusOK {
 		t.Fatalf("client_credentials after reload: %d %v", status, body)
 	}
 	tok, _ = body["access_token"].(string)
-	if status, _ := call(t, http.MethodGet, base+"/api/x", nil, bearer); status != http.StatusOK {
+	if status, _ := metricsCall(t, http.MethodGet, base+"/api/x", nil, bearer); status != http.StatusOK {
 		t.Fatalf("gateway after reload: %d", status)
 	}
 

@@ -1,4 +1,4 @@
-package caddymodule_test
+package e2e
 
 import (
 	"crypto/ecdsa"
@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,22 +17,12 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
-// freeLoopbackPort returns a TCP port on 127.0.0.1 that nothing listens
-// on right now.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // runCaddy starts the test binary of Caddy as a child process on cfg,
-// with its own data directory, and kills it at the end of the test.
+// with its own data directory, killed at the end of the test.
 func runCaddy(t *testing.T, name string, cfg map[string]any) {
 	t.Helper()
 	dir := t.TempDir()
@@ -41,16 +30,10 @@ func runCaddy(t *testing.T, name string, cfg map[string]any) {
 	if err := os.WriteFile(path, []byte(mustJSON(t, cfg)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(caddyBinary(t), "run", "--config", path)
+	cmd := exec.Command(testkit.CaddyBinary(t), "run", "--config", path)
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-	})
+	testkit.Start(t, cmd)
 }
 
 // status GETs u with a bearer token and returns the status, 0 when the
@@ -87,7 +70,7 @@ func headerKID(t *testing.T, tok string) string {
 // the refetch is rate limited, and accepted within 15 s of the first
 // one signed, even with forged kids arriving all the while.
 func TestEmergencyRotationReachesRemoteGateway(t *testing.T) {
-	issPort, issAdmin, gwPort, gwAdmin := freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t)
+	issPort, issAdmin, gwPort, gwAdmin := testkit.CaddyPort(t), testkit.CaddyPort(t), testkit.CaddyPort(t), testkit.CaddyPort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", issPort)
 	issuer := base + "/oauth2/default"
 	gateway := fmt.Sprintf("http://127.0.0.1:%d/orders", gwPort)
@@ -115,8 +98,8 @@ func TestEmergencyRotationReachesRemoteGateway(t *testing.T) {
 			}}},
 		}}}},
 	})
-	waitFor(t, "the issuer", func() bool { return status(issuer+"/.well-known/openid-configuration", "") == 200 })
-	waitFor(t, "the gateway", func() bool { return status(gateway, "") == 401 })
+	testkit.WaitFor(t, "the issuer", 20*time.Second, func() bool { return status(issuer+"/.well-known/openid-configuration", "") == 200 })
+	testkit.WaitFor(t, "the gateway", 20*time.Second, func() bool { return status(gateway, "") == 401 })
 
 	// First use: the gateway fetches the JWKS (ACTIVE and NEXT).
 	fetchedAt := time.Now()
