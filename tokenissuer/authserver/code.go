@@ -101,7 +101,7 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		// Not consumed: the client may retry with the same code.
 		return nil, oauth.FromStore(err)
 	case err != nil:
-		return nil, errBadCode.WithReason("unreadable authorization code record: " + err.Error())
+		return nil, errBadCode.WithReason("unreadable authorization code record").WithCause(err)
 	}
 	d.userID = g.UserID
 	u, e := i.activeUser(ctx, g.UserID)

@@ -74,7 +74,11 @@ func (i *Issuer) logFailure(event string, d decision, e *oauth.Error) {
 		if reason == "" {
 			reason = e.Description
 		}
-		c.Write(append(d.fields(3), zap.String("outcome", "FAILURE"), zap.String("error", e.Code), zap.String("reason", reason))...)
+		f := append(d.fields(4), zap.String("outcome", "FAILURE"), zap.String("error", e.Code), zap.String("reason", reason))
+		if e.Cause != nil {
+			f = append(f, zap.NamedError("cause", e.Cause))
+		}
+		c.Write(f...)
 	}
 }
 

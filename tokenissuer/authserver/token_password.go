@@ -44,13 +44,13 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 		return nil, errBadCredentials.WithReason("too many failed sign-ins")
 	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
 		// Retry-After comes with every 503 (oauth.WriteError).
-		return nil, oauth.ErrTemporarilyUnavailable.WithReason(err.Error())
+		return nil, oauth.ErrTemporarilyUnavailable.WithCause(err)
 	case errors.Is(err, errInactive):
 		return nil, errBadCredentials.WithReason("user is " + u.Status)
 	case errors.Is(err, directory.ErrBadCredentials):
 		return nil, errBadCredentials.WithReason("bad credentials")
 	case errors.Is(err, errDirectory):
-		return nil, oauth.ErrServer.WithReason(err.Error())
+		return nil, oauth.ErrServer.WithCause(err)
 	case err != nil:
 		return nil, oauth.FromStore(err)
 	}
