@@ -76,55 +76,37 @@ func normalizeUserCode(s string) string {
 	return b.String()
 }
 
-// serveDeviceAuthorize is the device authorization endpoint (RFC 8628
-// section 3.1).
-func (i *Issuer) serveDeviceAuthorize(w http.ResponseWriter, r *http.Request, s *Server) {
-	d := decision{server: s, grantType: GrantDeviceCode}
-	fail := func(e *oauth.Error) {
-		i.logFailure(EventDeviceAuthorize, d, e)
-		oauth.WriteError(w, e)
-	}
-	form, e := oauth.ParseForm(w, r)
-	if e != nil {
-		fail(e)
-		return
-	}
-	c, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("device/authorize"))
-	if e != nil {
-		d.clientID = claimed
-		fail(e)
-		return
-	}
-	d.clientID = c.ID
+// deviceAuthorizeEndpoint is the device authorization endpoint (RFC
+// 8628 section 3.1).
+var deviceAuthorizeEndpoint = &backChannel{name: "device/authorize", event: EventDeviceAuthorize, failEvent: EventDeviceAuthorize,
+	grantType: GrantDeviceCode, run: (*Issuer).runDeviceAuthorize}
+
+func (i *Issuer) runDeviceAuthorize(x *exchange) outcome {
+	s, c := x.s, x.client
 	if !s.supports(GrantDeviceCode) || !c.AllowsGrant(GrantDeviceCode) {
-		fail(oauth.ErrUnauthorizedClient.WithDescription("The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(c.GrantTypes, ", ") + "]."))
-		return
+		return failed(oauth.ErrUnauthorizedClient.WithDescription("The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(c.GrantTypes, ", ") + "]."))
 	}
-	scopes, e := s.requestedScopes(form["scope"], &d)
+	scopes, e := s.requestedScopes(x.form["scope"], &x.d)
 	if e != nil {
-		fail(e)
-		return
+		return failed(e)
 	}
 	deviceCode, userCode := randomToken(), newUserCode()
 	g := deviceGrant{Server: s.ID, ClientID: c.ID, Scopes: scopes, UserCode: userCode, Status: devicePending, Interval: int(pollInterval.Seconds())}
 	b, _ := json.Marshal(g)
 	until := i.now().Add(deviceLifetime)
-	ctx := r.Context()
+	ctx := x.r.Context()
 	if err := i.store.PutRecord(ctx, store.NSDevice, refreshHash(deviceCode), b, until); err != nil {
-		fail(oauth.FromStore(err))
-		return
+		return failed(oauth.FromStore(err))
 	}
 	if err := i.store.PutRecord(ctx, store.NSUserCode, normalizeUserCode(userCode), []byte(refreshHash(deviceCode)), until); err != nil {
-		fail(oauth.FromStore(err))
-		return
+		return failed(oauth.FromStore(err))
 	}
 	verify := i.base + "/oauth2/v1/device"
-	i.logSuccess(EventDeviceAuthorize, d)
-	oauth.WriteJSON(w, http.StatusOK, map[string]any{
+	return outcome{body: map[string]any{
 		"device_code": deviceCode, "user_code": userCode, "verification_uri": verify,
 		"verification_uri_complete": verify + "?user_code=" + userCode,
 		"expires_in":                int(deviceLifetime.Seconds()), "interval": g.Interval,
-	})
+	}}
 }
 
 // deviceEntryCookie binds the code entry form to the browser that

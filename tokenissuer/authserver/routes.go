@@ -77,17 +77,17 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep str
 	case "v1/keys":
 		s.serveKeys(w, r)
 	case "v1/token":
-		i.serveToken(w, r, s)
+		i.serveBackChannel(w, r, s, tokenEndpoint)
 	case "v1/introspect":
-		i.serveIntrospect(w, r, s)
+		i.serveBackChannel(w, r, s, introspectEndpoint)
 	case "v1/revoke":
-		i.serveRevoke(w, r, s)
+		i.serveBackChannel(w, r, s, revokeEndpoint)
 	case "v1/userinfo":
 		i.serveUserinfo(w, r, s)
 	case "v1/authorize":
 		i.serveAuthorize(w, r, s)
 	case "v1/device/authorize":
-		i.serveDeviceAuthorize(w, r, s)
+		i.serveBackChannel(w, r, s, deviceAuthorizeEndpoint)
 	case "v1/logout":
 		i.serveLogout(w, r, s)
 	case "v1/device", "v1/signin", "v1/consent":
