@@ -78,10 +78,12 @@ type Issuer struct {
 	pages    *ui.Pages
 	log      *zap.Logger
 	now      func() time.Time
-	origins  map[string]bool // trusted CORS origins
-	gate     *hashgate.Gate  // every password check runs through it
-	inflight inFlight        // password checks running, per login
-	slowStep time.Duration   // slowStep; tests set 0 to not wait
+	origins  map[string]bool  // trusted CORS origins
+	gate     *hashgate.Gate   // every password check runs through it
+	routes   map[string]route // every path served (routes.go)
+	spaces   []string         // path prefixes that are the issuer's
+	inflight inFlight         // password checks running, per login
+	slowStep time.Duration    // slowStep; tests set 0 to not wait
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -171,6 +173,7 @@ func New(o Options) (*Issuer, error) {
 		}
 		i.servers[id] = s
 	}
+	i.routes, i.spaces = i.buildRoutes(), i.namespaces()
 	return i, nil
 }
 

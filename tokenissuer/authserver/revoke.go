@@ -107,8 +107,5 @@ func writeRateLimited(w http.ResponseWriter, limit int, wait time.Duration, now 
 	h.Set("X-Rate-Limit-Remaining", "0")
 	h.Set("X-Rate-Limit-Reset", strconv.FormatInt(now.Add(wait).Unix(), 10))
 	h.Set("Retry-After", strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second))))
-	oauth.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
-		"errorCode": "E0000047", "errorSummary": "API call exceeded rate limit due to too many requests.",
-		"errorLink": "E0000047", "errorId": "oae" + randomToken()[:20], "errorCauses": []any{},
-	})
+	writeOktaError(w, http.StatusTooManyRequests, "E0000047", "API call exceeded rate limit due to too many requests.")
 }

@@ -99,8 +99,6 @@ var (
 		Description: "The endpoint only accepts POST requests."}
 	ErrTooLarge = &Error{Code: "invalid_request", Status: http.StatusRequestEntityTooLarge,
 		Description: "The request body is too large."}
-	ErrNotFound = &Error{Code: "not_found", Status: http.StatusNotFound,
-		Description: "Not found: resource not found."}
 )
 
 // FromStore answers a failed store operation: 503
