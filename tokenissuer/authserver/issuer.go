@@ -230,7 +230,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 		}
 	}
 	s.retention += 5 * time.Minute
-	s.metadata = s.buildMetadata()
+	s.metadata = s.buildMetadata(i.clients)
 	return s, nil
 }
 
