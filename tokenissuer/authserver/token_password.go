@@ -35,7 +35,8 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 	}
 	// The sign-in page's counters and limits: a lockout on either blocks
 	// both, and a locked user gets the same answer as a wrong password.
-	u, err := i.passwordAttempt(r.Context(), directory.NormalizeLogin(login), pw, clientip.Key(r), *d)
+	d.login, d.clientIP = directory.NormalizeLogin(login), clientip.From(r)
+	u, err := i.passwordAttempt(r.Context(), d.login, pw, clientip.Key(r), *d)
 	if u != nil {
 		d.userID = u.ID
 	}
