@@ -188,7 +188,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "duplicate issuer",
 			body: "issuer https://id.example.com/oauth2/default\nissuer https://id.example.com/oauth2/default",
-			want: []string{`issuer "https://id.example.com/oauth2/default" given twice`, "Caddyfile:4"},
+			want: []string{`issuer "https://id.example.com/oauth2/default" defined twice`, "Caddyfile:4"},
 		},
 		{
 			name: "issuer audience inline and in block",
@@ -218,7 +218,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "bad clock_skew",
 			body: "clock_skew soon",
-			want: []string{`clock_skew "soon"`, "Caddyfile:3"},
+			want: []string{`clock_skew "soon": not a duration; use a number and a unit (ns, us, ms, s, m, h, d), e.g. 90s, 15m, 7d`, "Caddyfile:3"},
 		},
 		{
 			name: "negative clock_skew",
@@ -233,7 +233,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "bad key_refresh",
 			body: "issuer https://id.example.com/oauth2/default {\nkey_refresh often\n}",
-			want: []string{`key_refresh "often"`, "Caddyfile:4"},
+			want: []string{`key_refresh "often": not a duration`, "Caddyfile:4"},
 		},
 		{
 			name: "zero min_refresh",
@@ -243,12 +243,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "bad introspect cache",
 			body: "introspect {\ncache forever\n}",
-			want: []string{`cache "forever"`, "Caddyfile:4"},
+			want: []string{`cache "forever": not a duration`, "Caddyfile:4"},
 		},
 		{
 			name: "bad introspect negative_cache",
 			body: "introspect {\nnegative_cache never\n}",
-			want: []string{`negative_cache "never"`, "Caddyfile:4"},
+			want: []string{`negative_cache "never": not a duration`, "Caddyfile:4"},
 		},
 		{
 			name: "zero introspect negative_cache",
@@ -268,7 +268,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "bad cache_size",
 			body: "cache_size many",
-			want: []string{`cache_size "many" is not an integer`, "Caddyfile:3"},
+			want: []string{`cache_size "many": not an integer`, "Caddyfile:3"},
 		},
 		{
 			name: "zero cache_size",
@@ -283,7 +283,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "bad max_token_size",
 			body: "max_token_size 8k",
-			want: []string{`max_token_size "8k" is not an integer`, "Caddyfile:3"},
+			want: []string{`max_token_size "8k": not an integer`, "Caddyfile:3"},
 		},
 		{
 			name: "zero max_token_size",
@@ -363,7 +363,7 @@ func TestCaddyfileDirectiveErrors(t *testing.T) {
 		{
 			name: "inline issuer repeated",
 			site: "require_token https://a.example.com {\nissuer https://a.example.com api://a\n}",
-			want: []string{`issuer "https://a.example.com" given twice`, "Caddyfile:3"},
+			want: []string{`issuer "https://a.example.com" defined twice`, "Caddyfile:3"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -611,7 +611,7 @@ func TestUnknownKidFlood(t *testing.T) {
 		t.Fatalf("%d tokens with unknown kids were accepted", accepted.Load())
 	}
 	// One fetch on first use, at most one more for the whole flood
-	// (min_refresh defaults to a minute).
+	// (min_refresh defaults to 15 s).
 	if n := fetches.Load(); n > 2 {
 		t.Fatalf("320 unknown kids caused %d JWKS fetches", n)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/keyset"
+	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
 )
 
 // inProcessIssuer is what the `token_issuer` app offers, so keys of an
@@ -22,6 +24,41 @@ import (
 // issuers without it (an ID token, typ "JWT") is refused.
 type inProcessIssuer interface {
 	PublicKeys(iss string) (current func() jwk.Set, org bool, ok bool)
+}
+
+// issuedAudiences is offered by the `token_issuer` app beside
+// inProcessIssuer: the audiences the authorization server whose issuer
+// is iss writes into `aud`, so that a route accepting none of them is
+// reported at load instead of refusing every token.
+type issuedAudiences interface {
+	Audiences(iss string) (aud []string, ok bool)
+}
+
+// warnUnissuedAudience warns when is names an issuer of this Caddy that
+// issues none of the audiences is accepts: every token would be refused
+// as wrong_audience. It reads configuration only (no network).
+func warnUnissuedAudience(in issuedAudiences, is *validator.Issuer, log *zap.Logger) {
+	issued, ok := in.Audiences(is.URL)
+	if !ok || len(is.Audiences) == 0 { // no audience at all is an error later
+		return
+	}
+	for _, a := range is.Audiences {
+		if slices.Contains(issued, a) {
+			return
+		}
+	}
+	log.Warn("require_token accepts no audience this issuer issues: every token of it will be refused (wrong_audience)",
+		zap.String("issuer", is.URL), zap.Strings("issued_audiences", issued), zap.Strings("accepted_audiences", is.Audiences))
+}
+
+// localIssuer returns the `token_issuer` app of this Caddy, when there
+// is one, without provisioning anything else.
+func localIssuer(ctx caddy.Context) any {
+	app, err := ctx.AppIfConfigured("token_issuer")
+	if err != nil {
+		return nil
+	}
+	return app
 }
 
 // remotes shares fetched key sets across handlers and config reloads,
@@ -51,7 +88,7 @@ func newKeySources(ctx caddy.Context, log *zap.Logger) *keySources {
 // Defaults of fetched key sets.
 const (
 	defaultKeyRefresh = 15 * time.Minute
-	defaultMinRefresh = time.Minute
+	defaultMinRefresh = keyset.DefaultMinRefresh
 )
 
 func (k *keySources) source(ic *IssuerConfig) (keyset.Source, error) {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 )
 
 func init() {
@@ -82,7 +83,7 @@ type RequireToken struct {
 	TokenQuery string `json:"token_query,omitempty"`
 
 	// ClockSkew tolerated on `exp`, `nbf` and `iat`. Default: 30s.
-	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+	ClockSkew duration.Duration `json:"clock_skew,omitempty"`
 
 	// Algorithms allowed for issuers that set none of their own.
 	// Default: RS256, ES256, EdDSA. Only asymmetric algorithms exist.
@@ -138,11 +139,14 @@ type IssuerConfig struct {
 
 	// KeyRefresh is the background refresh period of fetched keys.
 	// Default: 15m.
-	KeyRefresh caddy.Duration `json:"key_refresh,omitempty"`
+	KeyRefresh duration.Duration `json:"key_refresh,omitempty"`
 
 	// MinRefresh is the least time between two fetches caused by an
-	// unknown `kid` or a failure. Default: 1m.
-	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
+	// unknown `kid` or a failure, and so the longest a key the issuer
+	// starts using without publishing it first (an emergency rotation)
+	// is refused; a flood of unknown kids costs one fetch per
+	// MinRefresh. Default: 15s.
+	MinRefresh duration.Duration `json:"min_refresh,omitempty"`
 }
 
 // ClaimConfig is one claim condition.
@@ -178,7 +182,7 @@ type IntrospectionConfig struct {
 	ClientSecret string `json:"client_secret"`
 	// Cache reuses an answer this long (never past the token's exp).
 	// Default: 0, every request asks.
-	Cache caddy.Duration `json:"cache,omitempty"`
+	Cache duration.Duration `json:"cache,omitempty"`
 	// NegativeCache reuses a refusal decided by the issuer's answer
 	// (inactive, wrong issuer or audience, expired, not an access
 	// token) this long, so a bad token sent again costs no issuer call.
@@ -186,7 +190,7 @@ type IntrospectionConfig struct {
 	// kept. Entries are keyed by a SHA-256 of the token and bounded by
 	// `cache_size`, apart from the accepted tokens. Default: 10s; a
 	// negative value disables it (as does `cache_size` -1).
-	NegativeCache caddy.Duration `json:"negative_cache,omitempty"`
+	NegativeCache duration.Duration `json:"negative_cache,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -255,6 +259,9 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 			if is.Keys, err = keys.source(ic); err != nil {
 				return err
 			}
+		}
+		if in, ok := localIssuer(ctx).(issuedAudiences); ok {
+			warnUnissuedAudience(in, is, rt.log)
 		}
 		cfg.Issuers = append(cfg.Issuers, is)
 	}

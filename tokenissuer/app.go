@@ -22,6 +22,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -104,11 +106,11 @@ type App struct {
 
 	// KeyRotationInterval is how long a key signs before it is rotated
 	// automatically; at least 1h. Default: 90 days.
-	KeyRotationInterval caddy.Duration `json:"key_rotation_interval,omitempty"`
+	KeyRotationInterval duration.Duration `json:"key_rotation_interval,omitempty"`
 
 	// MaintenanceInterval is how often due rotations are performed and
 	// expired revocations purged. Default: 1m.
-	MaintenanceInterval caddy.Duration `json:"maintenance_interval,omitempty"`
+	MaintenanceInterval duration.Duration `json:"maintenance_interval,omitempty"`
 
 	issuer  *authserver.Issuer
 	storage store.Opener
@@ -166,26 +168,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(s) < keys.MinSecretLen {
-			return fmt.Errorf("key_encryption_secret must be at least %d bytes", keys.MinSecretLen)
+		if err := checkSecretLen(s); err != nil {
+			return err
 		}
 		a.secret = []byte(s)
 	}
+	if err := a.checkSettings(); err != nil {
+		return err
+	}
 	if a.KeyRotationInterval == 0 {
-		a.KeyRotationInterval = caddy.Duration(DefaultKeyRotationInterval)
+		a.KeyRotationInterval = duration.Duration(DefaultKeyRotationInterval)
 	}
-	if time.Duration(a.KeyRotationInterval) < minKeyRotationInterval {
-		return fmt.Errorf("key_rotation_interval must be at least %s", minKeyRotationInterval)
-	}
-	switch {
-	case a.MaintenanceInterval < 0:
-		return fmt.Errorf("maintenance_interval must be positive")
-	case a.MaintenanceInterval == 0:
-		a.MaintenanceInterval = caddy.Duration(DefaultMaintenanceInterval)
-	}
-	orgAlg := ""
-	if a.Org != nil {
-		orgAlg = a.Org.SigningAlg
+	if a.MaintenanceInterval == 0 {
+		a.MaintenanceInterval = duration.Duration(DefaultMaintenanceInterval)
 	}
 	var dir directory.Directory
 	if a.DirectoryRaw != nil {
@@ -198,22 +193,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("directory module %T does not look users up", mod)
 		}
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	gate, err := a.PasswordChecks.hashGate()
 	if err != nil {
 		return err
 	}
-	a.issuer, err = authserver.New(authserver.Options{
-		HashGate:       gate,
-		Directory:      dir,
-		TemplatesDir:   a.TemplatesDir,
-		TrustedOrigins: a.TrustedOrigins,
-		BaseURL:        a.BaseURL,
-		OrgSigningAlg:  orgAlg,
-		Servers:        a.AuthorizationServers,
-		Clients:        a.Clients,
-		Logger:         a.log,
-	})
-	if err != nil {
+	opts := a.issuerOptions()
+	opts.HashGate, opts.Directory, opts.Logger, opts.Observer = gate, dir, a.log, observer{}
+	if a.issuer, err = authserver.New(opts); err != nil {
 		return err
 	}
 	if a.StorageRaw == nil {
@@ -234,6 +223,74 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// issuerOptions is the configuration of the protocol core, whose
+// constructor makes every check of the servers and clients.
+func (a *App) issuerOptions() authserver.Options {
+	o := authserver.Options{
+		TemplatesDir:   a.TemplatesDir,
+		TrustedOrigins: a.TrustedOrigins,
+		BaseURL:        a.BaseURL,
+		Servers:        a.AuthorizationServers,
+		Clients:        a.Clients,
+	}
+	if a.Org != nil {
+		o.OrgSigningAlg = a.Org.SigningAlg
+	}
+	return o
+}
+
+// checkSettings checks the app's own settings; zero means the default.
+func (a *App) checkSettings() error {
+	if a.KeyRotationInterval != 0 && time.Duration(a.KeyRotationInterval) < minKeyRotationInterval {
+		return configerr.Fieldf("key_rotation_interval", "key_rotation_interval must be at least %s", minKeyRotationInterval)
+	}
+	if a.MaintenanceInterval < 0 {
+		return configerr.Fieldf("maintenance_interval", "maintenance_interval must be positive")
+	}
+	if _, err := a.PasswordChecks.hashGate(); err != nil {
+		return configerr.Field("password_checks", err)
+	}
+	return nil
+}
+
+func checkSecretLen(s string) error {
+	if len(s) < keys.MinSecretLen {
+		return configerr.Fieldf("key_encryption_secret", "key_encryption_secret must be at least %d bytes", keys.MinSecretLen)
+	}
+	return nil
+}
+
+// checkParsed runs, for the Caddyfile adapter, the checks Provision
+// runs: on a copy of the configuration (the checks fill in defaults and
+// sort rules, which the adapted JSON must not show), without what only
+// the running Caddy knows: placeholders (a value holding one is checked
+// at provision) and the templates directory.
+func checkParsed(app *App) error {
+	raw, err := json.Marshal(app)
+	if err != nil {
+		return err
+	}
+	var c App
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return err
+	}
+	if err := c.checkSettings(); err != nil {
+		return err
+	}
+	if s := c.KeyEncryptionSecret; s != "" && !strings.Contains(s, "{") {
+		if err := checkSecretLen(s); err != nil {
+			return err
+		}
+	}
+	o := c.issuerOptions()
+	o.TemplatesDir = ""
+	if strings.Contains(o.BaseURL, "{") {
+		o.BaseURL = "https://base-url.invalid"
+	}
+	_, err = authserver.New(o)
+	return err
+}
+
 // isLoopback reports whether host names this machine only.
 func isLoopback(host string) bool {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
@@ -250,6 +307,7 @@ func (a *App) Start() error {
 	if err != nil {
 		return err
 	}
+	st = countStoreErrors(st)
 	secret := a.secret
 	if secret == nil {
 		if secret, err = a.generatedSecret(); err != nil {
@@ -367,4 +425,19 @@ func (a *App) PublicKeys(iss string) (current func() jwk.Set, org bool, ok bool)
 		}
 		return nil
 	}, s.Org, true
+}
+
+// Audiences gives the gateway (`require_token`) the audiences the
+// authorization server whose issuer is iss writes into access tokens'
+// `aud` (one per server, Okta style), so that a route accepting none of
+// them is reported at load. ok is false for an unknown issuer.
+func (a *App) Audiences(iss string) (aud []string, ok bool) {
+	if a.issuer == nil {
+		return nil, false
+	}
+	s, found := a.issuer.ServerByIssuer(iss)
+	if !found {
+		return nil, false
+	}
+	return []string{s.Audience}, true
 }

@@ -2,14 +2,15 @@ package tokenissuer
 
 import (
 	"encoding/json"
-	"strconv"
+	"slices"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/caddyargs"
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
@@ -126,14 +127,16 @@ func init() {
 // named by id or login and to members of groups; the exclusions win,
 // and with exclusions only, everyone else is included.
 //
-// Durations accept Caddy's units, including `d`; a zero or negative
-// `refresh_token_leeway`, `refresh_token_lifetime` or
-// `refresh_token_idle`, which the JSON would read as the default, is
-// refused. Values outside the allowed ranges, unknown names (such as an
-// auth method, a rotation mode, a claim's token or a groups filter type)
-// and bad redirect URIs are reported when the app is provisioned.
-// Placeholders are resolved then too, except in `templates_dir`, which
-// is used as given.
+// Durations take Go's units and `d` (days), as in 90d or 1d12h; zero
+// and negative durations, which the JSON would read as the default, are
+// refused. Every check the app makes when it is provisioned also runs
+// here, so `caddy adapt` and `caddy validate` report a value out of
+// range, an unknown name (a client or scope in a policy, an auth
+// method, a claim's token, a groups filter type), a reserved claim
+// name, a CEL expression that does not compile and a bad redirect URI
+// at the line that gives it. Placeholders are resolved at provision
+// (values that hold one are checked then), except in `templates_dir`,
+// which is used as given.
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	d.Next() // consume option name
 	if existing != nil {
@@ -143,41 +146,44 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	app := new(App)
-	once, clientIDs := onceSet{}, onceSet{}
+	root := at{places: new(caddyargs.Places)}
+	root.mark(d, "")
+	once, clientIDs := caddyargs.Once{}, caddyargs.Names{}
 	for d.NextBlock(0) {
 		var err error
+		root.mark(d, d.Val())
 		switch d.Val() {
 		case "base_url":
-			err = singleArg(d, once, &app.BaseURL)
+			err = caddyargs.One(d, once, &app.BaseURL)
 		case "key_encryption_secret":
-			err = singleArg(d, once, &app.KeyEncryptionSecret)
+			err = caddyargs.One(d, once, &app.KeyEncryptionSecret)
 		case "key_rotation_interval":
-			err = durationArg(d, once, &app.KeyRotationInterval)
+			err = caddyargs.Duration(d, once, &app.KeyRotationInterval)
 		case "maintenance_interval":
-			err = durationArg(d, once, &app.MaintenanceInterval)
+			err = caddyargs.Duration(d, once, &app.MaintenanceInterval)
 		case "storage":
-			if err = once.check(d); err == nil {
+			if err = once.Check(d); err == nil {
 				app.StorageRaw, err = parseStorage(d)
 			}
 		case "directory":
-			if err = once.check(d); err == nil {
+			if err = once.Check(d); err == nil {
 				app.DirectoryRaw, err = parseDirectory(d)
 			}
 		case "templates_dir":
-			err = singleArg(d, once, &app.TemplatesDir)
+			err = caddyargs.One(d, once, &app.TemplatesDir)
 		case "trusted_origins":
-			err = listArg(d, once, &app.TrustedOrigins)
+			err = caddyargs.List(d, once, &app.TrustedOrigins)
 		case "password_checks":
-			if err = once.check(d); err == nil {
+			if err = once.Check(d); err == nil {
 				app.PasswordChecks, err = parsePasswordChecks(d)
 			}
 		case "org":
-			if err = once.check(d); err == nil {
-				app.Org, err = parseOrg(d)
+			if err = once.Check(d); err == nil {
+				app.Org, err = parseOrg(d, root)
 			}
 		case "client":
 			var c *clientauth.Client
-			if c, err = parseClient(d, clientIDs); err == nil {
+			if c, err = parseClient(d, clientIDs, root); err == nil {
 				app.Clients = append(app.Clients, c)
 			}
 		case "authorization_server":
@@ -188,25 +194,53 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if _, dup := app.AuthorizationServers[id]; dup {
 				return nil, d.Errf("authorization_server %q defined twice", id)
 			}
+			if err := authserver.ValidID(id); err != nil && !skipProvisionChecks {
+				return nil, d.WrapErr(err)
+			}
 			var s *authserver.ServerConfig
-			if s, err = parseAuthServer(d); err == nil {
+			if s, err = parseAuthServer(d, root.in(d, "authorization_server", id)); err == nil {
 				if app.AuthorizationServers == nil {
 					app.AuthorizationServers = map[string]*authserver.ServerConfig{}
 				}
 				app.AuthorizationServers[id] = s
 			}
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
 		}
+	}
+	if err := checkParsed(app); err != nil && !skipProvisionChecks {
+		return nil, root.places.Wrap(err)
 	}
 	return httpcaddyfile.App{
 		Name:  "token_issuer",
 		Value: caddyconfig.JSON(app, nil),
 	}, nil
 }
+
+// skipProvisionChecks lets tests adapt a Caddyfile that the checks
+// refuse, to see Provision refuse the JSON alike.
+var skipProvisionChecks bool
+
+// at is where the parser is, as the checks name it (the item path of
+// configerr), to record the token of each item and field given.
+type at struct {
+	places *caddyargs.Places
+	path   []configerr.Item
+}
+
+// in enters the item kind name, whose keyword is at the cursor.
+func (a at) in(d *caddyfile.Dispenser, kind, name string) at {
+	inner := at{a.places, append(slices.Clip(a.path), configerr.Item{Kind: kind, Name: name})}
+	inner.mark(d, "")
+	return inner
+}
+
+// mark records the cursor as where field (the item itself when empty)
+// was given.
+func (a at) mark(d *caddyfile.Dispenser, field string) { a.places.Mark(d, a.path, field) }
 
 // parseStorage parses `storage <module> ...` at the `storage` token.
 func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
@@ -223,10 +257,10 @@ func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	}
 	// The embedded module has no Caddyfile unmarshaler of its own.
 	m := new(embedded.Module)
-	once := onceSet{}
+	once := caddyargs.Once{}
 	if d.NextArg() {
 		m.Path = d.Val()
-		once["path"] = true
+		once["path"] = true // `storage embedded <path>` sets it
 		if d.NextArg() {
 			return nil, d.ArgErr()
 		}
@@ -234,11 +268,11 @@ func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "path":
-			if err := singleArg(d, once, &m.Path); err != nil {
+			if err := caddyargs.One(d, once, &m.Path); err != nil {
 				return nil, err
 			}
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 	}
 	return caddyconfig.JSONModuleObject(m, "module", name, nil), nil
@@ -259,65 +293,68 @@ func parseDirectory(d *caddyfile.Dispenser) (json.RawMessage, error) {
 }
 
 // parseOrg parses the `org` block.
-func parseOrg(d *caddyfile.Dispenser) (*OrgConfig, error) {
+func parseOrg(d *caddyfile.Dispenser, root at) (*OrgConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
 	o := new(OrgConfig)
-	once := onceSet{}
+	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "signing_alg":
-			if err := singleArg(d, once, &o.SigningAlg); err != nil {
+			root.mark(d, "signing_alg") // the org server's errors have no item
+			if err := caddyargs.One(d, once, &o.SigningAlg); err != nil {
 				return nil, err
 			}
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 	}
 	return o, nil
 }
 
 // parseClient parses `client <client_id> [{...}]` at the `client` token.
-func parseClient(d *caddyfile.Dispenser, ids onceSet) (*clientauth.Client, error) {
+func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names, root at) (*clientauth.Client, error) {
 	c := new(clientauth.Client)
-	if err := nameArg(d, ids, &c.ID); err != nil {
+	if err := caddyargs.Name(d, ids, &c.ID); err != nil {
 		return nil, err
 	}
-	once := onceSet{}
+	here := root.in(d, "client", c.ID)
+	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, clientFields[d.Val()])
 		switch d.Val() {
 		case "name":
-			err = singleArg(d, once, &c.Name)
+			err = caddyargs.One(d, once, &c.Name)
 		case "secret":
-			err = singleArg(d, once, &c.Secret)
+			err = caddyargs.One(d, once, &c.Secret)
 		case "secret_hash":
-			err = singleArg(d, once, &c.SecretHash)
+			err = caddyargs.One(d, once, &c.SecretHash)
 		case "auth_method":
-			err = singleArg(d, once, &c.AuthMethod)
+			err = caddyargs.One(d, once, &c.AuthMethod)
 		case "grant_types":
-			err = listArg(d, once, &c.GrantTypes)
+			err = caddyargs.List(d, once, &c.GrantTypes)
 		case "jwks_uri":
-			err = singleArg(d, once, &c.JWKSURI)
+			err = caddyargs.One(d, once, &c.JWKSURI)
 		case "redirect_uris":
 			err = redirectURIsArg(d, once, &c.RedirectURIs)
 		case "post_logout_redirect_uris":
 			err = redirectURIsArg(d, once, &c.PostLogoutRedirectURIs)
 		case "refresh_token_rotation":
-			err = singleArg(d, once, &c.RefreshTokenRotation)
+			err = caddyargs.One(d, once, &c.RefreshTokenRotation)
 		case "refresh_token_leeway":
-			err = positiveDurationArg(d, once, &c.RefreshTokenLeeway)
+			err = caddyargs.Duration(d, once, &c.RefreshTokenLeeway)
 		case "jwks":
 			var s string
-			if err = singleArg(d, once, &s); err == nil {
+			if err = caddyargs.One(d, once, &s); err == nil {
 				if !json.Valid([]byte(s)) {
 					return nil, d.Errf("jwks is not valid JSON (quote it with backquotes)")
 				}
 				c.JWKS = json.RawMessage(s)
 			}
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -326,42 +363,53 @@ func parseClient(d *caddyfile.Dispenser, ids onceSet) (*clientauth.Client, error
 	return c, nil
 }
 
+// clientFields are the JSON names of the client subdirectives, as
+// clientauth's errors name them.
+var clientFields = map[string]string{
+	"name": "name", "secret": "client_secret", "secret_hash": "client_secret_hash",
+	"auth_method": "token_endpoint_auth_method", "grant_types": "grant_types",
+	"jwks": "jwks", "jwks_uri": "jwks_uri", "redirect_uris": "redirect_uris",
+	"post_logout_redirect_uris": "post_logout_redirect_uris",
+	"refresh_token_rotation":    "refresh_token_rotation", "refresh_token_leeway": "refresh_token_leeway",
+}
+
 // parseAuthServer parses the optional block of `authorization_server <id>`.
-func parseAuthServer(d *caddyfile.Dispenser) (*authserver.ServerConfig, error) {
+func parseAuthServer(d *caddyfile.Dispenser, here at) (*authserver.ServerConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
 	s := new(authserver.ServerConfig)
-	once := onceSet{}
-	names := map[string]onceSet{"scope": {}, "claim": {}, "policy": {}}
+	once := caddyargs.Once{}
+	names := map[string]caddyargs.Names{"scope": {}, "claim": {}, "policy": {}}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "name":
-			err = singleArg(d, once, &s.Name)
+			err = caddyargs.One(d, once, &s.Name)
 		case "description":
-			err = singleArg(d, once, &s.Description)
+			err = caddyargs.One(d, once, &s.Description)
 		case "audience":
-			err = singleArg(d, once, &s.Audience)
+			err = caddyargs.One(d, once, &s.Audience)
 		case "signing_alg":
-			err = singleArg(d, once, &s.SigningAlg)
+			err = caddyargs.One(d, once, &s.SigningAlg)
 		case "scope":
 			var sc *authserver.Scope
-			if sc, err = parseScope(d, names["scope"]); err == nil {
+			if sc, err = parseScope(d, names["scope"], here); err == nil {
 				s.Scopes = append(s.Scopes, sc)
 			}
 		case "claim":
 			var c *claims.Claim
-			if c, err = parseClaim(d, names["claim"]); err == nil {
+			if c, err = parseClaim(d, names["claim"], here); err == nil {
 				s.Claims = append(s.Claims, c)
 			}
 		case "policy":
 			var p *policy.Policy
-			if p, err = parsePolicy(d, names["policy"]); err == nil {
+			if p, err = parsePolicy(d, names["policy"], here); err == nil {
 				s.Policies = append(s.Policies, p)
 			}
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -371,25 +419,27 @@ func parseAuthServer(d *caddyfile.Dispenser) (*authserver.ServerConfig, error) {
 }
 
 // parseScope parses `scope <name> [{...}]` at the `scope` token.
-func parseScope(d *caddyfile.Dispenser, names onceSet) (*authserver.Scope, error) {
+func parseScope(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*authserver.Scope, error) {
 	sc := new(authserver.Scope)
-	if err := nameArg(d, names, &sc.Name); err != nil {
+	if err := caddyargs.Name(d, names, &sc.Name); err != nil {
 		return nil, err
 	}
-	once := onceSet{}
+	here := server.in(d, "scope", sc.Name)
+	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "description":
-			err = singleArg(d, once, &sc.Description)
+			err = caddyargs.One(d, once, &sc.Description)
 		case "default":
-			err = flag(d, once, &sc.Default)
+			err = caddyargs.Flag(d, once, &sc.Default)
 		case "consent":
-			err = singleArg(d, once, &sc.Consent)
+			err = caddyargs.One(d, once, &sc.Consent)
 		case "publish":
-			err = flag(d, once, &sc.Publish)
+			err = caddyargs.Flag(d, once, &sc.Publish)
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -400,30 +450,33 @@ func parseScope(d *caddyfile.Dispenser, names onceSet) (*authserver.Scope, error
 
 // parseClaim parses `claim <name> <cel_expression> [{...}]` or
 // `claim <name> groups <type> <value> [{...}]` at the `claim` token.
-func parseClaim(d *caddyfile.Dispenser, names onceSet) (*claims.Claim, error) {
+func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*claims.Claim, error) {
 	c := new(claims.Claim)
 	switch args := d.RemainingArgs(); {
 	case len(args) == 4 && args[1] == "groups":
 		c.Name, c.Groups = args[0], &claims.GroupsFilter{Type: args[2], Value: args[3]}
 	case len(args) == 2 && args[1] != "groups":
 		c.Name, c.Value = args[0], args[1]
+	case len(args) > 2 && args[1] != "groups":
+		return nil, caddyargs.BackquoteErr(d, "claim "+args[0])
 	default:
 		return nil, d.ArgErr()
 	}
-	if names[c.Name] {
-		return nil, d.Errf("claim %q defined twice", c.Name)
+	if err := names.Add(d, "claim", c.Name); err != nil {
+		return nil, err
 	}
-	names[c.Name] = true
-	once := onceSet{}
+	here := server.in(d, "claim", c.Name)
+	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "scopes":
-			err = listArg(d, once, &c.Scopes)
+			err = caddyargs.List(d, once, &c.Scopes)
 		case "token":
-			err = singleArg(d, once, &c.Token)
+			err = caddyargs.One(d, once, &c.Token)
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -433,28 +486,30 @@ func parseClaim(d *caddyfile.Dispenser, names onceSet) (*claims.Claim, error) {
 }
 
 // parsePolicy parses `policy <name> {...}` at the `policy` token.
-func parsePolicy(d *caddyfile.Dispenser, names onceSet) (*policy.Policy, error) {
+func parsePolicy(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*policy.Policy, error) {
 	p := new(policy.Policy)
-	if err := nameArg(d, names, &p.Name); err != nil {
+	if err := caddyargs.Name(d, names, &p.Name); err != nil {
 		return nil, err
 	}
-	once, rules := onceSet{}, onceSet{}
+	here := server.in(d, "policy", p.Name)
+	once, rules := caddyargs.Once{}, caddyargs.Names{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "description":
-			err = singleArg(d, once, &p.Description)
+			err = caddyargs.One(d, once, &p.Description)
 		case "priority":
-			err = intArg(d, once, &p.Priority)
+			err = caddyargs.Int(d, once, &p.Priority)
 		case "clients":
-			err = listArg(d, once, &p.Clients)
+			err = caddyargs.List(d, once, &p.Clients)
 		case "rule":
 			var r *policy.Rule
-			if r, err = parseRule(d, rules); err == nil {
+			if r, err = parseRule(d, rules, here); err == nil {
 				p.Rules = append(p.Rules, r)
 			}
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -464,33 +519,35 @@ func parsePolicy(d *caddyfile.Dispenser, names onceSet) (*policy.Policy, error) 
 }
 
 // parseRule parses `rule <name> {...}` at the `rule` token.
-func parseRule(d *caddyfile.Dispenser, names onceSet) (*policy.Rule, error) {
+func parseRule(d *caddyfile.Dispenser, names caddyargs.Names, pol at) (*policy.Rule, error) {
 	r := new(policy.Rule)
-	if err := nameArg(d, names, &r.Name); err != nil {
+	if err := caddyargs.Name(d, names, &r.Name); err != nil {
 		return nil, err
 	}
-	once := onceSet{}
+	here := pol.in(d, "rule", r.Name)
+	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		here.mark(d, d.Val())
 		switch d.Val() {
 		case "priority":
-			err = intArg(d, once, &r.Priority)
+			err = caddyargs.Int(d, once, &r.Priority)
 		case "grant_types":
-			err = listArg(d, once, &r.GrantTypes)
+			err = caddyargs.List(d, once, &r.GrantTypes)
 		case "scopes":
-			err = listArg(d, once, &r.Scopes)
+			err = caddyargs.List(d, once, &r.Scopes)
 		case "access_token_lifetime":
-			err = durationArg(d, once, &r.AccessTokenLifetime)
+			err = caddyargs.Duration(d, once, &r.AccessTokenLifetime)
 		case "refresh_token_lifetime":
-			err = positiveDurationArg(d, once, &r.RefreshTokenLifetime)
+			err = caddyargs.Duration(d, once, &r.RefreshTokenLifetime)
 		case "refresh_token_idle":
-			err = positiveDurationArg(d, once, &r.RefreshTokenIdle)
+			err = caddyargs.Duration(d, once, &r.RefreshTokenIdle)
 		case "people":
-			if err = once.check(d); err == nil {
+			if err = once.Check(d); err == nil {
 				r.People, err = parsePeople(d)
 			}
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -505,20 +562,20 @@ func parsePeople(d *caddyfile.Dispenser) (*policy.People, error) {
 		return nil, d.ArgErr()
 	}
 	p := new(policy.People)
-	once := onceSet{}
+	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch d.Val() {
 		case "users":
-			err = listArg(d, once, &p.Users)
+			err = caddyargs.List(d, once, &p.Users)
 		case "groups":
-			err = listArg(d, once, &p.Groups)
+			err = caddyargs.List(d, once, &p.Groups)
 		case "exclude_users":
-			err = listArg(d, once, &p.ExcludeUsers)
+			err = caddyargs.List(d, once, &p.ExcludeUsers)
 		case "exclude_groups":
-			err = listArg(d, once, &p.ExcludeGroups)
+			err = caddyargs.List(d, once, &p.ExcludeGroups)
 		default:
-			return nil, d.Errf("unknown subdirective %q", d.Val())
+			return nil, caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -544,126 +601,17 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	return new(Handler), nil
 }
 
-// onceSet records the names given in one block, to refuse repeats.
-type onceSet map[string]bool
-
-// check refuses the subdirective at the cursor if it was given before.
-func (s onceSet) check(d *caddyfile.Dispenser) error {
-	if s[d.Val()] {
-		return d.Errf("duplicate subdirective %q", d.Val())
-	}
-	s[d.Val()] = true
-	return nil
-}
-
-// nameArg reads the single name argument of a repeatable block such as
-// `scope <name>`, refusing a name already used in names.
-func nameArg(d *caddyfile.Dispenser, names onceSet, dst *string) error {
-	kind := d.Val()
-	if !d.Args(dst) || d.NextArg() {
-		return d.ArgErr()
-	}
-	if names[*dst] {
-		return d.Errf("%s %q defined twice", kind, *dst)
-	}
-	names[*dst] = true
-	return nil
-}
-
-// singleArg reads the one argument of a subdirective given once.
-func singleArg(d *caddyfile.Dispenser, once onceSet, dst *string) error {
-	if err := once.check(d); err != nil {
-		return err
-	}
-	if !d.Args(dst) || d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-// listArg reads the one or more arguments of a subdirective given once.
-func listArg(d *caddyfile.Dispenser, once onceSet, dst *[]string) error {
-	if err := once.check(d); err != nil {
-		return err
-	}
-	*dst = d.RemainingArgs()
-	if len(*dst) == 0 {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-// redirectURIsArg is listArg for redirect URIs, checked here too so
-// that `caddy validate` names the file and line.
-func redirectURIsArg(d *caddyfile.Dispenser, once onceSet, dst *[]string) error {
+// redirectURIsArg is caddyargs.List for redirect URIs, checked here
+// too so that the error points at the line.
+func redirectURIsArg(d *caddyfile.Dispenser, once caddyargs.Once, dst *[]string) error {
 	name := d.Val()
-	if err := listArg(d, once, dst); err != nil {
+	if err := caddyargs.List(d, once, dst); err != nil {
 		return err
 	}
 	for _, u := range *dst {
 		if err := clientauth.CheckRedirectURI(u); err != nil {
 			return d.Errf("%s: %q %v", name, u, err)
 		}
-	}
-	return nil
-}
-
-// flag sets a boolean subdirective that takes no arguments.
-func flag(d *caddyfile.Dispenser, once onceSet, dst *bool) error {
-	if err := once.check(d); err != nil {
-		return err
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = true
-	return nil
-}
-
-// intArg reads an integer argument.
-func intArg(d *caddyfile.Dispenser, once onceSet, dst *int) error {
-	name := d.Val()
-	var s string
-	if err := singleArg(d, once, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return d.Errf("%s %q is not an integer", name, s)
-	}
-	*dst = n
-	return nil
-}
-
-// durationArg reads a duration with caddy.ParseDuration, which also
-// accepts days (`d`), into a caddy.Duration or policy.Duration.
-func durationArg[T ~int64](d *caddyfile.Dispenser, once onceSet, dst *T) error {
-	name := d.Val()
-	var s string
-	if err := singleArg(d, once, &s); err != nil {
-		return err
-	}
-	v, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("%s %q: %v", name, s, err)
-	}
-	*dst = T(v)
-	return nil
-}
-
-// positiveDurationArg is durationArg for the durations whose zero the
-// JSON reads as the default: zero and negative values are refused, so
-// that a Caddyfile never means something other than it says.
-func positiveDurationArg[T ~int64](d *caddyfile.Dispenser, once onceSet, dst *T) error {
-	name := d.Val()
-	if err := durationArg(d, once, dst); err != nil {
-		return err
-	}
-	switch {
-	case *dst < 0:
-		return d.Errf("%s %q: must not be negative", name, d.Val())
-	case *dst == 0:
-		return d.Errf("%s %q: zero would mean the default; give a positive duration", name, d.Val())
 	}
 	return nil
 }

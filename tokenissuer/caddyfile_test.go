@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
-	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer"
 )
 
 func init() {
@@ -105,64 +106,78 @@ func TestCaddyfileAdaptUsersProvisions(t *testing.T) {
 	}
 }
 
-// TestCaddyfileProvisionErrors checks values the parser passes on as
-// given are refused when the app is provisioned, with the reason.
-func TestCaddyfileProvisionErrors(t *testing.T) {
+// TestCaddyfileCheckErrors: every check the app makes when it is
+// provisioned already runs while the Caddyfile is adapted, so `caddy
+// adapt` and `caddy validate` report the mistake at the line of the
+// offending value; the same configuration as JSON (adapted with those
+// checks left to Provision) is refused by Provision with the same words.
+func TestCaddyfileCheckErrors(t *testing.T) {
+	const (
+		rule   = "authorization_server default {\nscope read\npolicy p {\nclients *\nrule r {\ngrant_types client_credentials\nscopes *\n" // rule body from line 11
+		client = "client svc {\nsecret s\n}\n"                                                                                             // lines 4-6
+	)
 	for _, tc := range []struct {
-		name, body string // body goes inside `token_issuer { ... }`
+		name, body string // body goes inside `token_issuer { ... }` after base_url, from line 4
 		want       string
+		line       int
 	}{
-		{
-			name: "unknown refresh_token_rotation",
-			body: "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_rotation sometimes\n}",
-			want: `client "spa": refresh_token_rotation must be rotate or static`,
-		},
-		{
-			name: "refresh_token_leeway over the maximum",
-			body: "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_leeway 2m\n}",
-			want: `client "spa": refresh_token_leeway must be between`,
-		},
-		{
-			name: "unknown groups filter type",
-			body: "authorization_server default {\nclaim teams groups prefix fin\n}",
-			want: "groups filter type must be starts_with, equals, contains or regex",
-		},
-		{
-			name: "unknown claim token",
-			body: "authorization_server default {\nclaim teams groups equals fin {\ntoken both\n}\n}",
-			want: "token must be access_token or id_token",
-		},
-		{
-			name: "trusted origin with a path",
-			body: "trusted_origins https://app.example.com/spa",
-			want: `trusted origin "https://app.example.com/spa" must be scheme://host[:port]`,
-		},
-		{
-			name: "static directory user without id",
-			body: "directory static {\nuser alice@example.com {\nprofile name Alice\n}\n}",
-			want: "user 0: id is required",
-		},
-		{
-			name: "refresh_token_idle over the lifetime",
-			body: "authorization_server default {\npolicy p {\nclients *\nrule r {\ngrant_types password\nscopes *\nrefresh_token_lifetime 1h\nrefresh_token_idle 2h\n}\n}\n}",
-			want: "refresh_token_idle 2h0m0s must be between",
-		},
+		{"access token lifetime too short", rule + "access_token_lifetime 1m\n}\n}\n}", `rule "r": access_token_lifetime 1m0s is outside 5m0s..24h0m0s`, 11},
+		{"access token lifetime too long", rule + "access_token_lifetime 2d\n}\n}\n}", "access_token_lifetime 48h0m0s is outside", 11},
+		{"refresh_token_idle over the lifetime", rule + "refresh_token_lifetime 1h\nrefresh_token_idle 2h\n}\n}\n}", "refresh_token_idle 2h0m0s must be between", 12},
+		{"unknown scope in rule", "authorization_server default {\nscope read\npolicy p {\nclients *\nrule r {\ngrant_types client_credentials\nscopes read write\n}\n}\n}", `rule "r": unknown scope "write"`, 10},
+		{"rule for an unsupported grant type", "authorization_server default {\npolicy p {\nclients *\nrule r {\ngrant_types implicit\nscopes *\n}\n}\n}", `grant type "implicit" is not supported`, 8},
+		{"unknown client in policy", client + "authorization_server default {\npolicy p {\nclients svc nosuch\n}\n}", `policy "p": unknown client "nosuch"`, 9},
+		{"unknown scope in claim condition", "authorization_server default {\nscope read\nclaim tier `\"a\"` {\nscopes read write\n}\n}", `claim "tier": unknown scope "write"`, 7},
+		{"reserved claim name", "authorization_server default {\nclaim sub `\"a\"`\n}", `claim "sub": the name is reserved`, 5},
+		{"CEL that does not compile", "authorization_server default {\nclaim tier `client.id ==`\n}", `claim "tier": the CEL expression does not compile`, 5},
+		{"CEL with an unknown field", "authorization_server default {\nscope read\nclaim team `client.nosuch.field`\n}", "undefined field 'nosuch'", 6},
+		{"unknown groups filter type", "authorization_server default {\nclaim teams groups prefix fin\n}", "groups filter type must be starts_with, equals, contains or regex", 5},
+		{"unknown claim token", "authorization_server default {\nclaim teams groups equals fin {\ntoken both\n}\n}", "token must be access_token or id_token", 6},
+		{"bad consent", "authorization_server default {\nscope read {\nconsent maybe\n}\n}", `scope "read": consent must be implicit or required`, 6},
+		{"bad server signing_alg", "authorization_server default {\nsigning_alg HS256\n}", `authorization server "default": unsupported signing algorithm "HS256"`, 5},
+		{"bad org signing_alg", "org {\nsigning_alg PS256\n}", `unsupported signing algorithm "PS256"`, 5},
+		{"bad server id", "authorization_server v1", `authorization server id "v1" is reserved`, 4},
+		{"unknown auth method", "client svc {\nsecret s\nauth_method basic\n}", `client "svc": unsupported token_endpoint_auth_method "basic"`, 6},
+		{"secret and secret_hash", "client svc {\nsecret s\nsecret_hash $2a$10$FVHb5JAK6m.EdJ3ra0xXcu7GnMO9YdDQyodAkOVfGj3D7JQ/ETcuO\n}", "exactly one of client_secret and client_secret_hash", 4},
+		{"unknown refresh_token_rotation", "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_rotation sometimes\n}", `client "spa": refresh_token_rotation must be rotate or static`, 7},
+		{"refresh_token_leeway over the maximum", "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_leeway 2m\n}", `client "spa": refresh_token_leeway must be between`, 7},
+		{"public client with client_credentials", "client spa {\nauth_method none\ngrant_types client_credentials\n}", "a public client cannot use client_credentials", 6},
+		{"key_rotation_interval too short", "key_rotation_interval 30m", "key_rotation_interval must be at least 1h0m0s", 4},
+		{"key_encryption_secret too short", "key_encryption_secret short", "key_encryption_secret must be at least 32 bytes", 4},
+		{"trusted origin with a path", "trusted_origins https://app.example.com/spa", `trusted origin "https://app.example.com/spa" must be scheme://host[:port]`, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := "{\n\ttoken_issuer {\nbase_url https://id.example.com\n" + tc.body + "\n\t}\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+			at := "Caddyfile:" + strconv.Itoa(tc.line)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasSuffix(err.Error(), ", at "+at) {
+				t.Errorf("adapt: got %v, want an error containing %q at %s", err, tc.want, at)
+			}
+
+			tokenissuer.SkipProvisionChecks(true)
 			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+			tokenissuer.SkipProvisionChecks(false)
 			if err != nil {
-				t.Fatalf("adapting: %v", err)
+				t.Fatalf("adapting without the checks: %v", err)
 			}
 			var c caddy.Config
 			if err := json.Unmarshal(out, &c); err != nil {
 				t.Fatal(err)
 			}
-			err = caddy.Validate(&c)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			if err := caddy.Validate(&c); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("JSON: got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCaddyfileCheckPlaceholders: values holding placeholders are
+// checked when Caddy resolves them, not while adapting, and a valid
+// configuration adapts with them.
+func TestCaddyfileCheckPlaceholders(t *testing.T) {
+	cfg := "{\n\ttoken_issuer {\nbase_url {env.APIACCESS_BASE}\nkey_encryption_secret {env.APIACCESS_KEY}\nclient svc {\nsecret {env.SVC_SECRET}\n}\nauthorization_server default {\nscope read\npolicy p {\nclients svc\nrule r {\ngrant_types client_credentials\nscopes read\n}\n}\n}\n\t}\n}\n"
+	if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil); err != nil {
+		t.Fatalf("adapt: %v", err)
 	}
 }
 
@@ -316,17 +331,17 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "bad duration",
 			body: "key_rotation_interval 90days",
-			want: []string{`key_rotation_interval "90days"`, "Caddyfile:3"},
+			want: []string{`key_rotation_interval "90days": not a duration; use a number and a unit (ns, us, ms, s, m, h, d), e.g. 90s, 15m, 7d`, "Caddyfile:3"},
 		},
 		{
 			name: "bad access_token_lifetime",
 			body: "authorization_server default {\npolicy p {\nrule r {\naccess_token_lifetime soon\n}\n}\n}",
-			want: []string{`access_token_lifetime "soon"`, "Caddyfile:6"},
+			want: []string{`access_token_lifetime "soon": not a duration`, "Caddyfile:6"},
 		},
 		{
 			name: "bad priority",
 			body: "authorization_server default {\npolicy p {\npriority first\n}\n}",
-			want: []string{`priority "first" is not an integer`, "Caddyfile:5"},
+			want: []string{`priority "first": not an integer`, "Caddyfile:5"},
 		},
 		{
 			name: "default with argument",
@@ -381,7 +396,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "directory file path given twice",
 			body: "directory file /a.json {\npath /b.json\n}",
-			want: []string{"path given twice", "Caddyfile:4"},
+			want: []string{`duplicate subdirective "path"`, "Caddyfile:4"},
 		},
 		{
 			name: "duplicate directory",

@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/dustin/go-humanize"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/caddyargs"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 )
 
@@ -38,7 +39,7 @@ type PasswordChecks struct {
 
 	// Wait is how long a check waits for a slot before it is refused.
 	// Default: 2s.
-	Wait caddy.Duration `json:"wait,omitempty"`
+	Wait duration.Duration `json:"wait,omitempty"`
 }
 
 // hashGate builds the gate p describes; nil p means the defaults.
@@ -72,7 +73,7 @@ func parsePasswordChecks(d *caddyfile.Dispenser) (*PasswordChecks, error) {
 		return nil, d.ArgErr()
 	}
 	p := &PasswordChecks{}
-	once := onceSet{}
+	once := caddyargs.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch d.Val() {
@@ -81,10 +82,10 @@ func parsePasswordChecks(d *caddyfile.Dispenser) (*PasswordChecks, error) {
 		case "queue":
 			err = positiveIntArg(d, once, &p.Queue)
 		case "wait":
-			err = positiveDurationArg(d, once, &p.Wait)
+			err = caddyargs.Duration(d, once, &p.Wait)
 		case "memory":
 			var s string
-			if err = singleArg(d, once, &s); err == nil {
+			if err = caddyargs.One(d, once, &s); err == nil {
 				n, perr := humanize.ParseBytes(s)
 				switch {
 				case perr != nil:
@@ -96,7 +97,7 @@ func parsePasswordChecks(d *caddyfile.Dispenser) (*PasswordChecks, error) {
 				}
 			}
 		default:
-			err = d.Errf("password_checks: unknown subdirective %q", d.Val())
+			err = caddyargs.Unknown(d)
 		}
 		if err != nil {
 			return nil, err
@@ -107,9 +108,9 @@ func parsePasswordChecks(d *caddyfile.Dispenser) (*PasswordChecks, error) {
 
 // positiveIntArg is intArg refusing zero and negative values, which the
 // JSON would read as the default.
-func positiveIntArg(d *caddyfile.Dispenser, once onceSet, dst *int) error {
+func positiveIntArg(d *caddyfile.Dispenser, once caddyargs.Once, dst *int) error {
 	name := d.Val()
-	if err := intArg(d, once, dst); err != nil {
+	if err := caddyargs.Int(d, once, dst); err != nil {
 		return err
 	}
 	if *dst < 1 {

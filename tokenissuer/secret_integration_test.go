@@ -97,8 +97,22 @@ func TestWrongSecretRefusedAtStart(t *testing.T) {
 	if kidOf(t, token(t, "es", "read")) != esKeys[0] {
 		t.Fatal("the right secret does not sign with the key it had")
 	}
+	// The right secret changes the algorithm like a scheduled rotation:
+	// an EdDSA key is published as NEXT, the ES256 key keeps signing
+	// until it has been published for keys.Publication.
 	e.tester.InitServer(reconfigure(t, e.config, sealSecret, "EdDSA"), "json")
-	if _, h := verify(t, "es", token(t, "es", "read")); h.Algorithm() != jwa.EdDSA {
-		t.Fatalf("after the right secret changed the algorithm tokens are %s, want EdDSA", h.Algorithm())
+	if _, h := verify(t, "es", token(t, "es", "read")); h.Algorithm() != jwa.ES256 || h.KeyID() != esKeys[0] {
+		t.Fatalf("right after the algorithm change tokens are %s by %s, want ES256 by %s until the EdDSA key is published", h.Algorithm(), h.KeyID(), esKeys[0])
+	}
+	set := fetchKeys(t, "es")
+	eddsa := 0
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if k.Algorithm() == jwa.EdDSA {
+			eddsa++
+		}
+	}
+	if eddsa != 1 {
+		t.Fatalf("after the algorithm change the JWKS publishes %d EdDSA keys, want 1 (the NEXT): %v", eddsa, kids(set))
 	}
 }

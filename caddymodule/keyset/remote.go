@@ -18,14 +18,22 @@ import (
 // Remote fetches an issuer's keys over HTTP: lazily on first use (never
 // at load), then in the background; an unknown kid triggers at most one
 // refetch per MinRefresh, shared by all requests waiting for it (single
-// flight), and is then remembered as unknown until the next one. When
-// the issuer is unreachable, the last keys fetched keep being used.
+// flight). When the issuer is unreachable, the last keys fetched keep
+// being used.
+//
+// Freshness: a key the issuer publishes at time P (an emergency
+// rotation activates a key in that same moment) is found by every
+// request from P + MinRefresh on, since a fetch may start by then and
+// any fetch started after P sees the key. A flood of unknown kids costs
+// at most one fetch per MinRefresh, whatever their number: all that is
+// remembered is when the last fetch started.
 type Remote struct {
 	Issuer string
 	// JWKSURI, when empty, is discovered from the issuer's metadata.
 	JWKSURI string
 	// MinRefresh is the least time between two fetches caused by
-	// unknown kids or failures.
+	// unknown kids or failures, and so the longest a key used without
+	// prior publication is refused. Default DefaultMinRefresh.
 	MinRefresh time.Duration
 	// RefreshEvery is the background refresh period.
 	RefreshEvery time.Duration
@@ -41,12 +49,14 @@ type Remote struct {
 	inflight    chan struct{}
 	lastAttempt time.Time
 	jwksURI     string
-	negative    map[string]time.Time
 }
 
-// maxNegative bounds the unknown-kid memory; beyond it, it is reset
-// (the refetch rate limit still holds).
-const maxNegative = 10000
+// DefaultMinRefresh is MinRefresh when unset: a key activated without
+// prior publication is accepted within 15 s, and an unknown-kid flood
+// costs at most four fetches a minute. It is above the 10 s fetch
+// timeout, so a fetch that started before a key was published has
+// ended when the next one may start.
+const DefaultMinRefresh = 15 * time.Second
 
 // maxBody bounds metadata and JWKS documents.
 const maxBody = 1 << 20
@@ -61,7 +71,7 @@ func (r *Remote) Key(ctx context.Context, kid string) (*Key, error) {
 			return k, nil
 		}
 	}
-	if !r.refresh(ctx, kid) {
+	if !r.refresh(ctx) {
 		// A concurrent fetch may have stored new keys since the first look.
 		m := r.keys.Load()
 		if m == nil {
@@ -79,16 +89,14 @@ func (r *Remote) Key(ctx context.Context, kid string) (*Key, error) {
 	if k, ok := (*m)[kid]; ok {
 		return k, nil
 	}
-	r.mu.Lock()
-	if len(r.negative) >= maxNegative {
-		r.negative = nil
-	}
-	if r.negative == nil {
-		r.negative = map[string]time.Time{}
-	}
-	r.negative[kid] = r.now().Add(r.MinRefresh)
-	r.mu.Unlock()
 	return nil, ErrUnknownKID
+}
+
+func (r *Remote) minRefresh() time.Duration {
+	if r.MinRefresh > 0 {
+		return r.MinRefresh
+	}
+	return DefaultMinRefresh
 }
 
 func (r *Remote) now() time.Time {
@@ -100,7 +108,11 @@ func (r *Remote) now() time.Time {
 
 // refresh fetches once if allowed, or waits for the fetch in flight. It
 // reports whether a fetch completed (successfully or not) for this call.
-func (r *Remote) refresh(ctx context.Context, kid string) bool {
+// The limit counts from when the last fetch started, not from when a
+// kid was last found missing: a kid first seen during a fetch that
+// began before its key was published must not wait longer than
+// MinRefresh after that fetch began.
+func (r *Remote) refresh(ctx context.Context) bool {
 	r.mu.Lock()
 	if ch := r.inflight; ch != nil {
 		r.mu.Unlock()
@@ -112,11 +124,7 @@ func (r *Remote) refresh(ctx context.Context, kid string) bool {
 		}
 	}
 	now := r.now()
-	if until, ok := r.negative[kid]; ok && now.Before(until) {
-		r.mu.Unlock()
-		return false
-	}
-	if !r.lastAttempt.IsZero() && now.Sub(r.lastAttempt) < r.MinRefresh {
+	if !r.lastAttempt.IsZero() && now.Sub(r.lastAttempt) < r.minRefresh() {
 		r.mu.Unlock()
 		return false
 	}
@@ -127,9 +135,6 @@ func (r *Remote) refresh(ctx context.Context, kid string) bool {
 	err := r.fetch(context.WithoutCancel(ctx))
 	r.mu.Lock()
 	r.inflight = nil
-	if err == nil {
-		r.negative = nil
-	}
 	r.mu.Unlock()
 	close(ch)
 	if err != nil && r.OnError != nil {

@@ -7,9 +7,10 @@ import (
 	// Caddy's standard modules.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	// caddy-apiaccess: the gateway and the issuer.
-	_ "github.com/apiaccess/caddy-apiaccess/caddymodule"
-	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer"
+	// caddy-apiaccess: every module of the gateway and the issuer, the
+	// same package `xcaddy build --with github.com/apiaccess/caddy-apiaccess`
+	// imports.
+	_ "github.com/apiaccess/caddy-apiaccess"
 )
 
 func main() {

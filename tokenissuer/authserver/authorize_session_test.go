@@ -70,3 +70,49 @@ func TestAuthorizeBadMaxAgeAndPromptNone(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizeResponseModes: query (the default) redirects with the
+// code in the query; form_post answers a self-submitting form to the
+// redirect URI (OAuth 2.0 Form Post Response Mode), with the state and
+// issuer; a mode this server does not offer is invalid_request, sent
+// in the query.
+func TestAuthorizeResponseModes(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	sess := e.session("u1")
+	for _, mode := range []string{"", "query", "form_post", "bogus"} {
+		q := url.Values{"client_id": {"web"}, "response_type": {"code"}, "scope": {"openid read"}, "state": {"st8"}, "redirect_uri": {webCB}}
+		if mode != "" {
+			q.Set("response_mode", mode)
+		}
+		w := e.browse(http.MethodGet, "/oauth2/default/v1/authorize?"+q.Encode(), nil, sess)
+		if mode == "form_post" {
+			page := w.Body.String()
+			if w.Code != 200 || w.Header().Get("Location") != "" || !strings.Contains(page, `action="`+webCB+`"`) ||
+				hidden(page, "code") == "" || hidden(page, "state") != "st8" || hidden(page, "iss") != "https://id.example.com/oauth2/default" {
+				t.Errorf("form_post: %d %.400s", w.Code, page)
+			}
+			continue
+		}
+		loc, _ := url.Parse(w.Header().Get("Location"))
+		want := "code"
+		if mode == "bogus" {
+			want = "error"
+		}
+		if w.Code != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), webCB+"?") || loc.Query().Get(want) == "" || loc.Query().Get("state") != "st8" {
+			t.Errorf("response_mode %q: %d %q", mode, w.Code, w.Header().Get("Location"))
+		}
+	}
+}
+
+// TestPageFormActionNamesTheClient: a page whose form answer redirects
+// to the client (here consent) allows exactly that origin in its CSP
+// form-action, beside 'self', since browsers apply form-action to the
+// redirect after the submission too.
+func TestPageFormActionNamesTheClient(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	q := url.Values{"client_id": {"web"}, "response_type": {"code"}, "scope": {"openid pay"}, "state": {"s"}, "redirect_uri": {webCB}}
+	w := e.browse(http.MethodGet, "/oauth2/default/v1/authorize?"+q.Encode(), nil, e.session("u1"))
+	if csp := w.Header().Get("Content-Security-Policy"); w.Code != 200 || !strings.Contains(csp, "; form-action 'self' https://app.test; ") {
+		t.Fatalf("consent page: %d, CSP %q", w.Code, csp)
+	}
+}

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -26,6 +27,8 @@ type backChannel struct {
 	before func(form map[string]string, d *decision) *oauth.Error
 	// run serves an authenticated client's request.
 	run func(i *Issuer, x *exchange) outcome
+	// observe tells the Observer of the answer; nil: nothing to tell.
+	observe func(o Observer, d decision, out outcome, elapsed time.Duration)
 }
 
 // exchange is one back-channel request after its opening.
@@ -50,19 +53,31 @@ type outcome struct {
 	// unlogged: nothing was decided (an unknown or inactive token, which
 	// RFC 7662 section 2.2 and RFC 7009 section 2.2 answer as usual).
 	unlogged bool
+	// active: the introspected token is active (RFC 7662 section 2.2).
+	active bool
 }
 
 func failed(e *oauth.Error) outcome { return outcome{err: e} }
 
+// code is the outcome as the Observer names it: OutcomeSuccess or the
+// error code.
+func (o outcome) code() string {
+	if o.err != nil {
+		return o.err.Code
+	}
+	return OutcomeSuccess
+}
+
 // serveBackChannel parses the form, authenticates the client, runs the
 // endpoint, records the decision and writes the answer, once.
 func (i *Issuer) serveBackChannel(w http.ResponseWriter, r *http.Request, s *Server, b *backChannel) {
+	start := time.Now() // a latency: the wall clock, not i.now
 	x := &exchange{r: r, s: s, d: decision{server: s, grantType: b.grantType}}
 	out := i.openBackChannel(w, x, b)
 	if out.err == nil {
 		out = b.run(i, x)
 	}
-	i.recordBackChannel(b, x.d, out)
+	i.recordBackChannel(b, x.d, out, time.Since(start))
 	out.writeTo(w)
 }
 
@@ -87,8 +102,12 @@ func (i *Issuer) openBackChannel(w http.ResponseWriter, x *exchange, b *backChan
 	return outcome{}
 }
 
-// recordBackChannel is the one place a back-channel decision is logged.
-func (i *Issuer) recordBackChannel(b *backChannel, d decision, out outcome) {
+// recordBackChannel is the one place a back-channel decision is logged
+// and observed.
+func (i *Issuer) recordBackChannel(b *backChannel, d decision, out outcome, elapsed time.Duration) {
+	if b.observe != nil {
+		b.observe(i.obs, d, out, elapsed)
+	}
 	switch {
 	case out.unlogged:
 	case out.err != nil:

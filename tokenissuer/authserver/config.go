@@ -3,9 +3,11 @@
 package authserver
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
@@ -72,12 +74,12 @@ func ValidID(id string) error {
 
 func (s *Scope) validate() error {
 	if !scopeToken.MatchString(s.Name) {
-		return fmt.Errorf("scope %q: invalid name (RFC 6749 section 3.3)", s.Name)
+		return errors.New("invalid name (RFC 6749 section 3.3)")
 	}
 	switch s.Consent {
 	case "", "implicit", "required":
 	default:
-		return fmt.Errorf("scope %q: consent must be implicit or required", s.Name)
+		return configerr.Fieldf("consent", "consent must be implicit or required")
 	}
 	return nil
 }

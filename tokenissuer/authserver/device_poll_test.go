@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,6 +34,18 @@ func TestDevicePollInterval(t *testing.T) {
 	for n, s := range steps {
 		if got := poll(s.after); got != s.want {
 			t.Fatalf("poll %d, %v after the last: %v, want %s", n+1, s.after, got, s.want)
+		}
+	}
+}
+
+// TestUserCodeShape: user codes are two groups of four letters from an
+// alphabet without vowels or look-alikes, as RFC 8628 section 6.1
+// suggests, so a user can type one from a TV screen.
+func TestUserCodeShape(t *testing.T) {
+	for range 50 {
+		c := newUserCode()
+		if len(c) != 9 || c[4] != '-' || strings.Trim(c[:4]+c[5:], userCodeAlphabet) != "" {
+			t.Fatalf("user code %q", c)
 		}
 	}
 }

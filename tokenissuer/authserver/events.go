@@ -98,4 +98,5 @@ func (i *Issuer) logKeyRotation(s *Server, why, kid string) {
 		kid = s.keys.Current().Active.KeyID()
 	}
 	s.log.Info(EventKeyRollover, zap.String("reason", why), zap.String("active_kid", kid), zap.String("outcome", "SUCCESS"))
+	i.obs.KeyRotation(s.ID, rotationReason(why))
 }

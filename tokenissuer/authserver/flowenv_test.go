@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
@@ -41,6 +44,9 @@ type flowEnv struct {
 	iss   *Issuer
 	st    store.Store
 	clock *clock
+	// logs holds the issuer's events (Info and above).
+	logs *observer.ObservedLogs
+	core zapcore.Core
 }
 
 func newFlowEnv(t *testing.T, base string) *flowEnv {
@@ -53,10 +59,11 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Now()}
+	core, logs := observer.New(zap.InfoLevel)
 	user := []string{GrantAuthorizationCode, GrantRefreshToken}
 	iss, err := New(Options{
 		// ES256: key generation is cheap, which keeps these tests fast.
-		BaseURL: base, Directory: dir, Now: c.now, OrgSigningAlg: "ES256",
+		BaseURL: base, Directory: dir, Now: c.now, OrgSigningAlg: "ES256", Logger: zap.New(core),
 		Servers: map[string]*ServerConfig{"default": {
 			SigningAlg: "ES256",
 			Scopes:     []*Scope{{Name: "read", Default: true}, {Name: "pay", Consent: "required", Description: "Make payments"}},
@@ -83,7 +90,7 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
-	return &flowEnv{t: t, iss: iss, st: st, clock: c}
+	return &flowEnv{t: t, iss: iss, st: st, clock: c, logs: logs, core: core}
 }
 
 // secrets of the confidential clients.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
@@ -36,10 +35,7 @@ func (i *Issuer) signIDToken(s *Server, c *clientauth.Client, u *directory.User,
 	}
 	if s.claims.HasToken(claims.IDToken) {
 		custom := map[string]any{}
-		if err := s.claims.EvaluateFor(claims.IDToken, in, custom); err != nil {
-			s.log.Error("claim evaluation failed", zap.String("client_id", c.ID), zap.Error(err))
-			return "", oauth.ErrServer.WithReason("claim evaluation failed")
-		}
+		s.logClaimFailures(c, s.claims.EvaluateFor(claims.IDToken, in, custom))
 		for k, v := range custom {
 			if _, taken := m[k]; !taken {
 				m[k] = v

@@ -3,6 +3,7 @@ package authserver
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -18,7 +19,14 @@ var inactive = map[string]bool{"active": false}
 // resource servers must; a public client proves only its client_id, so
 // it sees only tokens issued to it (RFC 7662 section 4: the server must
 // decide who may learn what about a token).
-var introspectEndpoint = &backChannel{name: "introspect", event: EventIntrospect, failEvent: EventIntrospect, run: (*Issuer).runIntrospect}
+var introspectEndpoint = &backChannel{name: "introspect", event: EventIntrospect, failEvent: EventIntrospect, run: (*Issuer).runIntrospect,
+	// Failed requests (a bad client, the store) are not introspections.
+	observe: func(o Observer, d decision, out outcome, _ time.Duration) {
+		if out.err == nil {
+			o.Introspection(d.server.ID, out.active)
+		}
+	},
+}
 
 // notActive answers a token that is not active; it decides nothing.
 var notActive = outcome{body: inactive, unlogged: true}
@@ -49,7 +57,7 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 		if !usable {
 			return notActive
 		}
-		return outcome{unlogged: true, body: map[string]any{
+		return outcome{unlogged: true, active: true, body: map[string]any{
 			"active": true, "token_type": "refresh_token", "scope": strings.Join(rt.Scopes, " "),
 			"client_id": rt.ClientID, "uid": rt.UserID, "iat": rt.Issued.Unix(), "exp": rt.IdleExpires.Unix(), "iss": s.Issuer,
 		}}
@@ -90,5 +98,5 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 		resp["uid"] = uid
 	}
 	x.d.jti = t.JwtID()
-	return outcome{body: resp}
+	return outcome{body: resp, active: true}
 }

@@ -46,10 +46,7 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 	var custom map[string]any
 	if s.claims.HasToken(claims.AccessToken) {
 		custom = map[string]any{}
-		if err := s.claims.Evaluate(in, custom); err != nil {
-			s.log.Error("claim evaluation failed", zap.String("client_id", c.ID), zap.Error(err))
-			return nil, oauth.ErrServer.WithReason("claim evaluation failed")
-		}
+		s.logClaimFailures(c, s.claims.Evaluate(in, custom))
 	}
 	lifetime := g.rule.Lifetime()
 	tok, jti, e := i.signAccessToken(s, at, lifetime, custom)
@@ -82,4 +79,12 @@ func claimsUser(u *directory.User) *claims.User {
 
 func policyUser(u *directory.User) *policy.User {
 	return &policy.User{ID: u.ID, Login: u.Login, Groups: u.Groups}
+}
+
+// logClaimFailures warns about claims left out of a token because their
+// expression failed at run time; the token is issued without them.
+func (s *Server) logClaimFailures(c *clientauth.Client, failed []claims.Failure) {
+	for _, f := range failed {
+		s.log.Warn("claim left out: its expression failed", zap.String("claim", f.Claim), zap.String("client_id", c.ID), zap.Error(f.Err))
+	}
 }

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -63,6 +65,9 @@ type Options struct {
 	HashGate *hashgate.Gate
 	// Logger receives one event per decision.
 	Logger *zap.Logger
+	// Observer is told of every token, introspection and revocation
+	// answer and every key rotation (metrics); nil: nobody.
+	Observer Observer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -77,6 +82,7 @@ type Issuer struct {
 	dir      directory.Directory
 	pages    *ui.Pages
 	log      *zap.Logger
+	obs      Observer
 	now      func() time.Time
 	origins  map[string]bool  // trusted CORS origins
 	gate     *hashgate.Gate   // every password check runs through it
@@ -123,7 +129,7 @@ type Server struct {
 func New(o Options) (*Issuer, error) {
 	u, err := url.Parse(o.BaseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("base_url %q must be an absolute http(s) URL without query or fragment", o.BaseURL)
+		return nil, configerr.Fieldf("base_url", "base_url %q must be an absolute http(s) URL without query or fragment", o.BaseURL)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -134,12 +140,15 @@ func New(o Options) (*Issuer, error) {
 	if o.HashGate == nil {
 		o.HashGate = hashgate.New(hashgate.Config{})
 	}
-	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
+	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate, obs: o.Observer}
 	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
-		return nil, err
+		return nil, configerr.Field("trusted_origins", err)
 	}
 	if i.pages, err = ui.Load(o.TemplatesDir); err != nil {
-		return nil, fmt.Errorf("templates: %w", err)
+		return nil, configerr.Field("templates_dir", fmt.Errorf("templates: %w", err))
 	}
 	ids := map[string]bool{}
 	for _, c := range o.Clients {
@@ -147,7 +156,7 @@ func New(o Options) (*Issuer, error) {
 			return nil, err
 		}
 		if ids[c.ID] {
-			return nil, fmt.Errorf("client %q: defined twice", c.ID)
+			return nil, configerr.In("client", c.ID, errors.New("defined twice"))
 		}
 		ids[c.ID] = true
 	}
@@ -156,18 +165,25 @@ func New(o Options) (*Issuer, error) {
 		return nil, err
 	}
 	i.org = org
-	for id, cfg := range o.Servers {
+	// In order of id, so that of two mistakes the same is reported.
+	serverIDs := make([]string, 0, len(o.Servers))
+	for id := range o.Servers {
+		serverIDs = append(serverIDs, id)
+	}
+	slices.Sort(serverIDs)
+	for _, id := range serverIDs {
+		cfg := o.Servers[id]
 		if err := ValidID(id); err != nil {
 			return nil, err
 		}
 		s, err := i.compile(id, false, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("authorization server %q: %w", id, err)
+			return nil, configerr.In("authorization_server", id, err)
 		}
 		for _, p := range s.policies.Policies() {
 			for _, c := range p.Clients {
 				if c != policy.Any && !ids[c] {
-					return nil, fmt.Errorf("authorization server %q: policy %q: unknown client %q", id, p.Name, c)
+					return nil, configerr.In("authorization_server", id, configerr.In("policy", p.Name, configerr.Fieldf("clients", "unknown client %q", c)))
 				}
 			}
 		}
@@ -195,14 +211,14 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	}
 	var err error
 	if s.alg, err = keys.ParseAlg(cfg.SigningAlg); err != nil {
-		return nil, err
+		return nil, configerr.Field("signing_alg", err)
 	}
 	for _, sc := range withSystemScopes(cfg.Scopes) {
 		if err := sc.validate(); err != nil {
-			return nil, err
+			return nil, configerr.In("scope", sc.Name, err)
 		}
 		if s.scopes[sc.Name] != nil {
-			return nil, fmt.Errorf("scope %q: defined twice", sc.Name)
+			return nil, configerr.In("scope", sc.Name, errors.New("defined twice"))
 		}
 		s.scopes[sc.Name] = sc
 		s.scopeOrder = append(s.scopeOrder, sc)

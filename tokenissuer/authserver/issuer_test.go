@@ -15,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
@@ -43,7 +44,7 @@ func newTestIssuer(t *testing.T, baseURL string, c *clock) (*Issuer, store.Store
 			SigningAlg: "ES256",
 			Scopes:     []*Scope{{Name: "read", Default: true}},
 			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{
-				{Name: "r", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"*"}, AccessTokenLifetime: policy.Duration(2 * time.Hour)},
+				{Name: "r", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"*"}, AccessTokenLifetime: duration.Duration(2 * time.Hour)},
 			}}},
 		}},
 		Clients: []*clientauth.Client{{ID: "svc", Secret: "svc-secret"}},

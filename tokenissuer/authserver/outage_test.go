@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
@@ -127,7 +128,7 @@ func TestStoreOutage(t *testing.T) {
 			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "r",
 				GrantTypes: []string{GrantAuthorizationCode, GrantClientCredentials}, Scopes: []string{"*"}}}}}}},
 		Clients: []*clientauth.Client{{ID: "web", Secret: "web-secret", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
-			RedirectURIs: []string{"https://app.test/cb"}, RefreshTokenLeeway: clientauth.Duration(10 * time.Second)}},
+			RedirectURIs: []string{"https://app.test/cb"}, RefreshTokenLeeway: duration.Duration(10 * time.Second)}},
 		Logger: zap.New(core),
 		Now:    c.now,
 	})

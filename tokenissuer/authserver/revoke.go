@@ -25,7 +25,9 @@ var (
 // invalid, expired and already revoked tokens are answered 200 (section
 // 2.2) without a write; a token issued to another client is refused
 // (section 2.1); a client over its revocation budget gets 429.
-var revokeEndpoint = &backChannel{name: "revoke", event: EventRevoke, failEvent: EventRevoke, run: (*Issuer).runRevoke}
+var revokeEndpoint = &backChannel{name: "revoke", event: EventRevoke, failEvent: EventRevoke, run: (*Issuer).runRevoke,
+	observe: func(o Observer, d decision, out outcome, _ time.Duration) { o.Revocation(d.server.ID, out.code()) },
+}
 
 // nothingToRevoke is section 2.2's 200 for a token with nothing to revoke.
 var nothingToRevoke = outcome{unlogged: true}

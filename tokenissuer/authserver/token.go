@@ -3,6 +3,7 @@ package authserver
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -37,6 +38,9 @@ var tokenEndpoint = &backChannel{
 		return nil
 	},
 	run: (*Issuer).runToken,
+	observe: func(o Observer, d decision, out outcome, elapsed time.Duration) {
+		o.TokenRequest(d.server.ID, d.grantType, out.code(), elapsed)
+	},
 }
 
 // grant is one grant type's token request, for an authenticated client

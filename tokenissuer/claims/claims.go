@@ -2,6 +2,7 @@
 package claims
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -10,7 +11,10 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/ext"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 )
 
 // Claim is one custom claim of an authorization server.
@@ -19,12 +23,20 @@ type Claim struct {
 	// (iss, sub, aud, exp, iat, nbf, jti, ver, cid, uid, scp, auth_time)
 	// are refused.
 	Name string `json:"name"`
-	// Value is a CEL expression. Variables: `client.id`, `client.name`,
-	// `scopes` (the granted scopes, a list of strings), `server.id`,
-	// `server.issuer`, and `user.id`, `user.login`, `user.profile.NAME`,
-	// `user.groups` (empty in flows without a user). A result of `null` leaves the claim out; CEL's
+	// Value is a CEL expression over typed variables: `client.id`,
+	// `client.name`, `server.id`, `server.issuer` (strings), `scopes`
+	// (the granted scopes, list(string)), and `user.id`, `user.login`
+	// (strings), `user.groups` (list(string)), `user.profile.NAME`
+	// (`profile` is a map(string, dyn): attributes are not declared). A
+	// field that does not exist, such as `client.nosuch`, fails at load.
+	// cel-go's string extensions (`lowerAscii`, `split`, `join`, `trim`,
+	// ...) are available. A result of `null` leaves the claim out; the
 	// type checker needs `dyn` for that in a conditional:
-	// `client.id == "reporting" ? dyn("internal") : null`.
+	// `client.id == "reporting" ? dyn(client.name) : null`. An
+	// expression that reads `user` is left out in flows without a user.
+	// One that fails at run time (a profile attribute the user lacks, a
+	// failed conversion, the cost limit) leaves its claim out of that
+	// token and is logged as a warning; the token is still issued.
 	Value string `json:"value,omitempty"`
 	// Scopes, when set, include the claim only when at least one of them
 	// is granted. Default: always included.
@@ -75,25 +87,50 @@ type User struct {
 	Groups    []string
 }
 
-func (in Input) activation() map[string]any {
-	user := map[string]any{}
+// The variables as CEL sees them: declared types, so that a field that
+// does not exist (`client.nosuch`) fails when the claim is compiled.
+type celClient struct {
+	ID   string `cel:"id"`
+	Name string `cel:"name"`
+}
+
+type celServer struct {
+	ID     string `cel:"id"`
+	Issuer string `cel:"issuer"`
+}
+
+// celUser's profile is a google.protobuf.Struct, CEL's map(string, dyn):
+// attributes differ between directories, so they are not declared.
+type celUser struct {
+	ID      string           `cel:"id"`
+	Login   string           `cel:"login"`
+	Profile *structpb.Struct `cel:"profile"`
+	Groups  []string         `cel:"groups"`
+}
+
+// activation returns the variables; user is absent without a user.
+func (in Input) activation() (map[string]any, error) {
+	scopes := in.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	act := map[string]any{
+		"client": &celClient{ID: in.ClientID, Name: in.ClientName},
+		"scopes": scopes,
+		"server": &celServer{ID: in.ServerID, Issuer: in.Issuer},
+	}
 	if in.User != nil {
 		groups := in.User.Groups
 		if groups == nil {
 			groups = []string{}
 		}
-		profile := in.User.Profile
-		if profile == nil {
-			profile = map[string]any{}
+		profile, err := structpb.NewStruct(in.User.Profile)
+		if err != nil {
+			return nil, fmt.Errorf("user profile: %w", err)
 		}
-		user = map[string]any{"id": in.User.ID, "login": in.User.Login, "profile": profile, "groups": groups}
+		act["user"] = &celUser{ID: in.User.ID, Login: in.User.Login, Profile: profile, Groups: groups}
 	}
-	return map[string]any{
-		"client": map[string]any{"id": in.ClientID, "name": in.ClientName},
-		"scopes": in.Scopes,
-		"server": map[string]any{"id": in.ServerID, "issuer": in.Issuer},
-		"user":   user,
-	}
+	return act, nil
 }
 
 type compiled struct {
@@ -102,8 +139,8 @@ type compiled struct {
 	scopes []string
 	prg    cel.Program
 	groups func(string) bool
-	// user: the expression reads user attributes, so a missing one
-	// (an unset profile field, or no user at all) omits the claim.
+	// user: the expression reads the variable user, so in a flow without
+	// a user the claim is left out without evaluating it.
 	user bool
 }
 
@@ -114,10 +151,12 @@ type Set struct {
 
 var env = func() *cel.Env {
 	e, err := cel.NewEnv(
-		cel.Variable("client", cel.MapType(cel.StringType, cel.DynType)),
+		ext.NativeTypes(reflect.TypeOf(celClient{}), reflect.TypeOf(celServer{}), reflect.TypeOf(celUser{}), ext.ParseStructTags(true)),
+		ext.Strings(),
+		cel.Variable("client", cel.ObjectType("claims.celClient")),
 		cel.Variable("scopes", cel.ListType(cel.StringType)),
-		cel.Variable("server", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("user", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("server", cel.ObjectType("claims.celServer")),
+		cel.Variable("user", cel.ObjectType("claims.celUser")),
 	)
 	if err != nil {
 		panic(err)
@@ -125,59 +164,78 @@ var env = func() *cel.Env {
 	return e
 }()
 
+// readsUser reports whether the checked expression refers to the
+// variable user.
+func readsUser(ast *cel.Ast) bool {
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		if ref.Name == "user" {
+			return true
+		}
+	}
+	return false
+}
+
 // Compile checks and compiles claims. knownScope reports whether a scope
 // name exists, so a condition on an unknown scope fails at load.
 func Compile(list []*Claim, knownScope func(string) bool) (*Set, error) {
 	s := &Set{}
 	seen := map[string]bool{}
 	for _, c := range list {
-		if c.Name == "" {
-			return nil, fmt.Errorf("claim: name is required")
+		if err := compileOne(s, c, seen, knownScope); err != nil {
+			return nil, configerr.In("claim", c.Name, err)
 		}
-		if slices.Contains(Reserved, c.Name) {
-			return nil, fmt.Errorf("claim %q: the name is reserved", c.Name)
-		}
-		if seen[c.Name] {
-			return nil, fmt.Errorf("claim %q: defined twice", c.Name)
-		}
-		seen[c.Name] = true
-		for _, sc := range c.Scopes {
-			if !knownScope(sc) {
-				return nil, fmt.Errorf("claim %q: unknown scope %q", c.Name, sc)
-			}
-		}
-		cc := compiled{name: c.Name, scopes: c.Scopes, token: c.Token}
-		switch c.Token {
-		case "":
-			cc.token = AccessToken
-		case AccessToken, IDToken:
-		default:
-			return nil, fmt.Errorf("claim %q: token must be access_token or id_token", c.Name)
-		}
-		if c.Groups != nil {
-			if c.Value != "" {
-				return nil, fmt.Errorf("claim %q: use value or groups, not both", c.Name)
-			}
-			f, err := groupFilter(c.Groups)
-			if err != nil {
-				return nil, fmt.Errorf("claim %q: %w", c.Name, err)
-			}
-			cc.groups = f
-			s.claims = append(s.claims, cc)
-			continue
-		}
-		ast, iss := env.Compile(c.Value)
-		if iss != nil && iss.Err() != nil {
-			return nil, fmt.Errorf("claim %q: %w", c.Name, iss.Err())
-		}
-		prg, err := env.Program(ast, cel.CostLimit(costLimit))
-		if err != nil {
-			return nil, fmt.Errorf("claim %q: %w", c.Name, err)
-		}
-		cc.prg, cc.user = prg, strings.Contains(c.Value, "user")
-		s.claims = append(s.claims, cc)
 	}
 	return s, nil
+}
+
+// compileOne checks c and adds it to s.
+func compileOne(s *Set, c *Claim, seen map[string]bool, knownScope func(string) bool) error {
+	if c.Name == "" {
+		return errors.New("name is required")
+	}
+	if slices.Contains(Reserved, c.Name) {
+		return fmt.Errorf("the name is reserved (reserved: %s)", strings.Join(Reserved, ", "))
+	}
+	if seen[c.Name] {
+		return errors.New("defined twice")
+	}
+	seen[c.Name] = true
+	for _, sc := range c.Scopes {
+		if !knownScope(sc) {
+			return configerr.Fieldf("scopes", "unknown scope %q", sc)
+		}
+	}
+	cc := compiled{name: c.Name, scopes: c.Scopes, token: c.Token}
+	switch c.Token {
+	case "":
+		cc.token = AccessToken
+	case AccessToken, IDToken:
+	default:
+		return configerr.Fieldf("token", "token must be access_token or id_token")
+	}
+	if c.Groups != nil {
+		if c.Value != "" {
+			return errors.New("use value or groups, not both")
+		}
+		f, err := groupFilter(c.Groups)
+		if err != nil {
+			return err
+		}
+		cc.groups = f
+		s.claims = append(s.claims, cc)
+		return nil
+	}
+	ast, iss := env.Compile(c.Value)
+	if iss != nil && iss.Err() != nil {
+		return fmt.Errorf("the CEL expression does not compile: %w", iss.Err())
+	}
+	prg, err := env.Program(ast, cel.CostLimit(costLimit))
+	if err != nil {
+		return err
+	}
+	cc.prg, cc.user = prg, readsUser(ast)
+	s.claims = append(s.claims, cc)
+	return nil
 }
 
 // Empty reports whether there are no claims to compute.
@@ -185,20 +243,33 @@ func (s *Set) Empty() bool { return s == nil || len(s.claims) == 0 }
 
 var jsonValueType = reflect.TypeOf(&structpb.Value{})
 
+// Failure is a claim left out because its expression failed at run
+// time, for the caller to log. Err names no value of the token.
+type Failure struct {
+	Claim string
+	Err   error
+}
+
 // Evaluate computes the access-token claims for in and adds them to out.
-func (s *Set) Evaluate(in Input, out map[string]any) error {
+func (s *Set) Evaluate(in Input, out map[string]any) []Failure {
 	return s.EvaluateFor(AccessToken, in, out)
 }
 
-// EvaluateFor computes the claims of one token kind. In an expression
-// that reads `user`, a missing key (a profile attribute the user lacks,
-// or any user attribute in a flow without a user) leaves the claim out,
-// like a null result; any other evaluation error fails.
-func (s *Set) EvaluateFor(token string, in Input, out map[string]any) error {
+// EvaluateFor computes the claims of one token kind. A claim whose
+// expression fails at run time (a profile attribute the user lacks, a
+// conversion that fails, the cost limit) is left out and reported in
+// the failures; it never fails the token. A `null` result leaves the
+// claim out too, and so does, silently, an expression that reads `user`
+// in a flow without a user.
+func (s *Set) EvaluateFor(token string, in Input, out map[string]any) []Failure {
 	if s.Empty() {
 		return nil
 	}
-	var act map[string]any
+	var (
+		act    map[string]any
+		actErr error
+		failed []Failure
+	)
 	for _, c := range s.claims {
 		if c.token != token {
 			continue
@@ -219,26 +290,32 @@ func (s *Set) EvaluateFor(token string, in Input, out map[string]any) error {
 			out[c.name] = matched
 			continue
 		}
-		if act == nil {
-			act = in.activation()
+		if c.user && in.User == nil {
+			continue
+		}
+		if act == nil && actErr == nil {
+			act, actErr = in.activation()
+		}
+		if actErr != nil {
+			failed = append(failed, Failure{c.name, actErr})
+			continue
 		}
 		v, _, err := c.prg.Eval(act)
 		if err != nil {
-			if c.user && strings.Contains(err.Error(), "no such key") {
-				continue
-			}
-			return fmt.Errorf("claim %q: %w", c.name, err)
+			failed = append(failed, Failure{c.name, err})
+			continue
 		}
 		if v == types.NullValue {
 			continue
 		}
 		nv, err := v.ConvertToNative(jsonValueType)
 		if err != nil {
-			return fmt.Errorf("claim %q: value is not JSON: %w", c.name, err)
+			failed = append(failed, Failure{c.name, fmt.Errorf("the value is not JSON: %w", err)})
+			continue
 		}
 		out[c.name] = nv.(*structpb.Value).AsInterface()
 	}
-	return nil
+	return failed
 }
 
 // HasToken reports whether any claim goes into the token kind.

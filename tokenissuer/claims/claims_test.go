@@ -31,10 +31,23 @@ var input = Input{
 func eval(t *testing.T, s *Set, in Input) map[string]any {
 	t.Helper()
 	out := map[string]any{}
-	if err := s.Evaluate(in, out); err != nil {
-		t.Fatalf("Evaluate: %v", err)
+	if failed := s.Evaluate(in, out); failed != nil {
+		t.Fatalf("Evaluate: %v", failed)
 	}
 	return out
+}
+
+// failedClaims runs Evaluate and returns the names of the claims left
+// out for a run-time failure, with the claims computed.
+func failedClaims(s *Set, in Input) (names []string, out map[string]any) {
+	out = map[string]any{}
+	for _, f := range s.Evaluate(in, out) {
+		if f.Err == nil {
+			panic("failure without a cause")
+		}
+		names = append(names, f.Claim)
+	}
+	return names, out
 }
 
 func TestCompileErrors(t *testing.T) {
@@ -82,7 +95,7 @@ func TestEmpty(t *testing.T) {
 	if !nilSet.Empty() {
 		t.Error("nil set not Empty")
 	}
-	if err := nilSet.Evaluate(input, map[string]any{}); err != nil {
+	if err := nilSet.Evaluate(input, map[string]any{}); len(err) != 0 {
 		t.Errorf("Evaluate on nil set: %v", err)
 	}
 	if !compile(t).Empty() {
@@ -152,8 +165,8 @@ func TestEvaluateValueTypes(t *testing.T) {
 func TestEvaluateKeepsOtherClaims(t *testing.T) {
 	s := compile(t, &Claim{Name: "team", Value: `"bi"`})
 	out := map[string]any{"sub": "reporting", "scp": []string{"read"}}
-	if err := s.Evaluate(input, out); err != nil {
-		t.Fatal(err)
+	if failed := s.Evaluate(input, out); failed != nil {
+		t.Fatal(failed)
 	}
 	if out["sub"] != "reporting" || out["team"] != "bi" || len(out) != 3 {
 		t.Fatalf("out = %v", out)
@@ -163,7 +176,7 @@ func TestEvaluateKeepsOtherClaims(t *testing.T) {
 func TestNullOmitsClaim(t *testing.T) {
 	s := compile(t,
 		&Claim{Name: "always_null", Value: `null`},
-		&Claim{Name: "maybe", Value: `client.id == "reporting" ? client.name : null`},
+		&Claim{Name: "maybe", Value: `client.id == "reporting" ? dyn(client.name) : null`}, // typed string: dyn for null
 		&Claim{Name: "maybe_literal", Value: `"write" in scopes ? dyn("w") : null`},
 	)
 	got := eval(t, s, input)
@@ -212,38 +225,39 @@ func TestScopeCondition(t *testing.T) {
 func TestConditionSkipsEvaluation(t *testing.T) {
 	// A claim whose condition is not met is not evaluated at all, so a
 	// failing expression behind it cannot break issuance.
-	s := compile(t, &Claim{Name: "x", Value: `client.missing_key`, Scopes: []string{"admin"}})
+	s := compile(t, &Claim{Name: "x", Value: `10 / (size(scopes) - 2)`, Scopes: []string{"admin"}})
 	if got := eval(t, s, input); len(got) != 0 {
 		t.Fatalf("got %v", got)
 	}
 }
 
-func TestRuntimeErrorNamesClaim(t *testing.T) {
+// TestRuntimeFailureLeavesClaimOut: an expression that fails at run
+// time leaves only its claim out and is reported by name; the other
+// claims and the token stand.
+func TestRuntimeFailureLeavesClaimOut(t *testing.T) {
 	s := compile(t,
 		&Claim{Name: "fine", Value: `"ok"`},
-		&Claim{Name: "broken", Value: `client.missing_key`}, // a typo, not a missing user attribute
+		&Claim{Name: "div", Value: `10 / (size(scopes) - 2)`},
+		&Claim{Name: "dept", Value: `user.profile.department`},
+		&Claim{Name: "num", Value: `int(user.profile.level)`},
 	)
-	err := s.Evaluate(input, map[string]any{})
-	if err == nil {
-		t.Fatal("Evaluate of client.missing_key succeeded")
+	in := input
+	in.User = &User{ID: "u1", Login: "bob@example.com", Profile: map[string]any{"level": "high"}}
+	names, out := failedClaims(s, in)
+	if !reflect.DeepEqual(names, []string{"div", "dept", "num"}) {
+		t.Fatalf("failed claims %v, want div, dept, num", names)
 	}
-	if !strings.Contains(err.Error(), `"broken"`) {
-		t.Fatalf("error %q does not name the claim", err)
-	}
-
-	s = compile(t, &Claim{Name: "div", Value: `10 / (size(scopes) - 2)`})
-	if err := s.Evaluate(input, map[string]any{}); err == nil || !strings.Contains(err.Error(), `"div"`) {
-		t.Fatalf("division by zero: err = %v", err)
+	if len(out) != 1 || out["fine"] != "ok" {
+		t.Fatalf("claims %v, want only fine", out)
 	}
 }
 
-func TestNonJSONValueIsAnError(t *testing.T) {
+func TestNonJSONValueIsLeftOut(t *testing.T) {
 	for _, v := range []string{`type(1)`, `{1: 2}`} {
 		s := compile(t, &Claim{Name: "t", Value: v})
-		out := map[string]any{}
-		err := s.Evaluate(input, out)
-		if err == nil || !strings.Contains(err.Error(), `"t"`) {
-			t.Fatalf("%s as claim value: err = %v, want an error naming the claim", v, err)
+		names, out := failedClaims(s, input)
+		if !reflect.DeepEqual(names, []string{"t"}) || !strings.Contains(fmt.Sprint(s.Evaluate(input, map[string]any{})), "not JSON") {
+			t.Fatalf("%s as claim value: failed %v, want t, not JSON", v, names)
 		}
 		if _, ok := out["t"]; ok {
 			t.Fatalf("%s: failed claim was still set", v)
@@ -254,9 +268,44 @@ func TestNonJSONValueIsAnError(t *testing.T) {
 func TestCostLimit(t *testing.T) {
 	// A runaway expression is stopped rather than stalling issuance.
 	s := compile(t, &Claim{Name: "big", Value: `[1,2,3,4,5,6,7,8,9,10].map(a, [1,2,3,4,5,6,7,8,9,10].map(b, [1,2,3,4,5,6,7,8,9,10].map(c, [1,2,3,4,5,6,7,8,9,10].map(d, [1,2,3,4,5,6,7,8,9,10].map(e, a+b+c+d+e)))))`})
-	err := s.Evaluate(input, map[string]any{})
-	if err == nil || !strings.Contains(err.Error(), `"big"`) || !strings.Contains(err.Error(), "cost") {
-		t.Fatalf("expression of ~100k operations: err = %v, want a cost-limit error naming the claim", err)
+	failed := s.Evaluate(input, map[string]any{})
+	if len(failed) != 1 || failed[0].Claim != "big" || !strings.Contains(failed[0].Err.Error(), "cost") {
+		t.Fatalf("expression of ~100k operations: %v, want a cost-limit failure of big", failed)
+	}
+}
+
+// TestTypedVariables: the variables have declared types, so a field
+// that does not exist fails at load instead of at every token request.
+func TestTypedVariables(t *testing.T) {
+	for expr, diag := range map[string]string{
+		`client.nosuch.field`:         "undefined field 'nosuch'",
+		`client.nosuch`:               "undefined field 'nosuch'",
+		`server.audience`:             "undefined field 'audience'",
+		`user.email`:                  "undefined field 'email'",
+		`user.groups + 1`:             "no matching overload",
+		`client.id.size() + 1 == "a"`: "no matching overload",
+	} {
+		_, err := Compile([]*Claim{{Name: "c", Value: expr}}, isKnown)
+		if err == nil || !strings.Contains(err.Error(), `claim "c": the CEL expression does not compile`) || !strings.Contains(err.Error(), diag) {
+			t.Errorf("%s: err = %v, want %q", expr, err, diag)
+		}
+	}
+	// Profile attributes are not declared: any name compiles.
+	compile(t, &Claim{Name: "c", Value: `user.profile.anything.deep`})
+}
+
+// TestStringExtensions: claims have cel-go's string library.
+func TestStringExtensions(t *testing.T) {
+	s := compile(t,
+		&Claim{Name: "lower", Value: `client.name.lowerAscii()`},
+		&Claim{Name: "parts", Value: `server.issuer.split("/")[2]`},
+		&Claim{Name: "joined", Value: `scopes.join(",")`},
+		&Claim{Name: "trimmed", Value: `"  x ".trim()`},
+	)
+	got := eval(t, s, input)
+	want := map[string]any{"lower": "reporting service", "parts": "id.example.com", "joined": "read,write", "trimmed": "x"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 
@@ -274,9 +323,10 @@ func TestUserClaims(t *testing.T) {
 	)
 	in := input
 	in.User = &User{ID: "u1", Login: "alice@example.com", Profile: map[string]any{"email": "alice@example.com"}, Groups: []string{"finance", "staff", "devops", "fin"}}
-	out := map[string]any{}
-	if err := s.Evaluate(in, out); err != nil {
-		t.Fatal(err)
+	// The user lacks phone: that claim is left out, and reported.
+	names, out := failedClaims(s, in)
+	if !reflect.DeepEqual(names, []string{"phone"}) {
+		t.Fatalf("failed claims %v, want phone", names)
 	}
 	want := map[string]any{"email": "alice@example.com", "fin": []string{"finance", "fin"}, "exact": []string{"staff"}, "has_ops": []string{"devops"}, "re": []string{"staff", "fin"}}
 	if len(out) != len(want) {
@@ -288,12 +338,12 @@ func TestUserClaims(t *testing.T) {
 		}
 	}
 	id := map[string]any{}
-	if err := s.EvaluateFor(IDToken, in, id); err != nil || id["login"] != "alice@example.com" || len(id) != 1 {
+	if err := s.EvaluateFor(IDToken, in, id); len(err) != 0 || id["login"] != "alice@example.com" || len(id) != 1 {
 		t.Fatalf("id token claims %v %v", id, err)
 	}
-	// Without a user, user claims are simply absent.
+	// Without a user, user claims are simply absent, and no failure.
 	out = map[string]any{}
-	if err := s.Evaluate(input, out); err != nil || len(out) != 0 {
+	if err := s.Evaluate(input, out); len(err) != 0 || len(out) != 0 {
 		t.Fatalf("no user: %v %v", out, err)
 	}
 	for _, bad := range []*Claim{

@@ -13,6 +13,9 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 )
 
 // Client authentication methods (RFC 7591 section 2 names).
@@ -74,18 +77,23 @@ type Client struct {
 	// RefreshTokenLeeway lets a replaced refresh token be used again for
 	// this long (a retried request), at most 60s. Default: 30s (zero
 	// means the default; give 1ns for practically none).
-	RefreshTokenLeeway Duration `json:"refresh_token_leeway,omitempty"`
+	RefreshTokenLeeway duration.Duration `json:"refresh_token_leeway,omitempty"`
 
 	keys jwk.Set
 }
 
-// Prepare applies defaults and validates the client.
+// Prepare applies defaults and validates the client. Its errors are
+// configerr errors in the item `client <id>`.
 func (c *Client) Prepare() error {
+	return configerr.In("client", c.ID, c.prepare())
+}
+
+func (c *Client) prepare() error {
 	if c.ID == "" {
-		return fmt.Errorf("client: client_id is required")
+		return configerr.Fieldf("client_id", "client_id is required")
 	}
 	if strings.ContainsAny(c.ID, ":\x00") {
-		return fmt.Errorf("client %q: client_id may not contain ':' or NUL", c.ID)
+		return configerr.Fieldf("client_id", "client_id may not contain ':' or NUL")
 	}
 	if c.Name == "" {
 		c.Name = c.ID
@@ -99,65 +107,65 @@ func (c *Client) Prepare() error {
 	switch c.AuthMethod {
 	case SecretBasic, SecretPost:
 		if (c.Secret == "") == (c.SecretHash == "") {
-			return fmt.Errorf("client %q: exactly one of client_secret and client_secret_hash is required for %s", c.ID, c.AuthMethod)
+			return fmt.Errorf("exactly one of client_secret and client_secret_hash is required for %s", c.AuthMethod)
 		}
 		if c.SecretHash != "" {
 			if _, err := bcrypt.Cost([]byte(c.SecretHash)); err != nil {
-				return fmt.Errorf("client %q: client_secret_hash is not a bcrypt hash", c.ID)
+				return configerr.Fieldf("client_secret_hash", "client_secret_hash is not a bcrypt hash")
 			}
 		}
 		if len(c.JWKS) > 0 || c.JWKSURI != "" {
-			return fmt.Errorf("client %q: jwks and jwks_uri only apply to private_key_jwt", c.ID)
+			return fmt.Errorf("jwks and jwks_uri only apply to private_key_jwt")
 		}
 	case PrivateKeyJWT:
 		if c.Secret != "" || c.SecretHash != "" {
-			return fmt.Errorf("client %q: a private_key_jwt client has no secret", c.ID)
+			return fmt.Errorf("a private_key_jwt client has no secret")
 		}
 		if (len(c.JWKS) == 0) == (c.JWKSURI == "") {
-			return fmt.Errorf("client %q: exactly one of jwks and jwks_uri is required for private_key_jwt", c.ID)
+			return fmt.Errorf("exactly one of jwks and jwks_uri is required for private_key_jwt")
 		}
 		if len(c.JWKS) > 0 {
 			set, err := jwk.Parse(c.JWKS)
 			if err != nil {
-				return fmt.Errorf("client %q: jwks: %w", c.ID, err)
+				return configerr.Fieldf("jwks", "jwks: %w", err)
 			}
 			if err := onlyPublic(set); err != nil {
-				return fmt.Errorf("client %q: jwks: %w", c.ID, err)
+				return configerr.Fieldf("jwks", "jwks: %w", err)
 			}
 			if !hasSignatureKey(set) {
-				return fmt.Errorf("client %q: jwks: no key for signatures (every key has a use or key_ops other than sig/verify)", c.ID)
+				return configerr.Fieldf("jwks", "jwks: no key for signatures (every key has a use or key_ops other than sig/verify)")
 			}
 			c.keys = set
 		}
 		if c.JWKSURI != "" {
 			u, err := url.Parse(c.JWKSURI)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				return fmt.Errorf("client %q: jwks_uri must be an absolute http(s) URL", c.ID)
+				return configerr.Fieldf("jwks_uri", "jwks_uri must be an absolute http(s) URL")
 			}
 		}
 	case None:
 		if c.Secret != "" || c.SecretHash != "" || len(c.JWKS) > 0 || c.JWKSURI != "" {
-			return fmt.Errorf("client %q: a public client (none) has no secret or keys", c.ID)
+			return fmt.Errorf("a public client (none) has no secret or keys")
 		}
 		if slices.Contains(c.GrantTypes, "client_credentials") || slices.Contains(c.GrantTypes, "password") {
-			return fmt.Errorf("client %q: a public client cannot use client_credentials or password", c.ID)
+			return configerr.Fieldf("grant_types", "a public client cannot use client_credentials or password")
 		}
 	default:
-		return fmt.Errorf("client %q: unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post, private_key_jwt or none)", c.ID, c.AuthMethod)
+		return configerr.Fieldf("token_endpoint_auth_method", "unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post, private_key_jwt or none)", c.AuthMethod)
 	}
 	for _, g := range c.GrantTypes {
 		if g == "" {
-			return fmt.Errorf("client %q: empty grant type", c.ID)
+			return configerr.Fieldf("grant_types", "empty grant type")
 		}
 	}
 	for _, u := range c.RedirectURIs {
 		if err := CheckRedirectURI(u); err != nil {
-			return fmt.Errorf("client %q: redirect_uris: %q %w", c.ID, u, err)
+			return configerr.Fieldf("redirect_uris", "redirect_uris: %q %w", u, err)
 		}
 	}
 	for _, u := range c.PostLogoutRedirectURIs {
 		if err := CheckRedirectURI(u); err != nil {
-			return fmt.Errorf("client %q: post_logout_redirect_uris: %q %w", c.ID, u, err)
+			return configerr.Fieldf("post_logout_redirect_uris", "post_logout_redirect_uris: %q %w", u, err)
 		}
 	}
 	switch c.RefreshTokenRotation {
@@ -165,13 +173,13 @@ func (c *Client) Prepare() error {
 		c.RefreshTokenRotation = RotateRefresh
 	case RotateRefresh, StaticRefresh:
 	default:
-		return fmt.Errorf("client %q: refresh_token_rotation must be rotate or static", c.ID)
+		return configerr.Fieldf("refresh_token_rotation", "refresh_token_rotation must be rotate or static")
 	}
 	if c.RefreshTokenLeeway == 0 {
-		c.RefreshTokenLeeway = Duration(DefaultLeeway)
+		c.RefreshTokenLeeway = duration.Duration(DefaultLeeway)
 	}
 	if c.RefreshTokenLeeway < 0 || time.Duration(c.RefreshTokenLeeway) > MaxLeeway {
-		return fmt.Errorf("client %q: refresh_token_leeway must be between 0 and %s", c.ID, MaxLeeway)
+		return configerr.Fieldf("refresh_token_leeway", "refresh_token_leeway must be between 0 and %s", MaxLeeway)
 	}
 	return nil
 }
@@ -183,25 +191,6 @@ const (
 	DefaultLeeway = 30 * time.Second
 	MaxLeeway     = time.Minute
 )
-
-// Duration reads "30s" or nanoseconds, like caddy.Duration.
-type Duration time.Duration
-
-// UnmarshalJSON accepts a Go duration string or integer nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		*d = Duration(v)
-		return err
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("duration must be a string like \"30s\" or integer nanoseconds")
-	}
-	*d = Duration(n)
-	return nil
-}
 
 // AllowsGrant reports whether the client may use grant type g.
 func (c *Client) AllowsGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }

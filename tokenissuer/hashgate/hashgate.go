@@ -1,5 +1,6 @@
 // Package hashgate bounds the password and secret hash checks that run
-// at once. An argon2id check holds its memory parameter (64 MiB by
+// at once, and orders the token signatures (authserver's signGate, sized
+// to the cores only). An argon2id check holds its memory parameter (64 MiB by
 // default) for its whole run and a bcrypt check a core for ~50-800 ms;
 // without a bound, a few hundred unauthenticated sign-ins exhaust the
 // memory of the process and every site it serves. Checks beyond the
@@ -18,8 +19,8 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// ErrBusy means no check slot became free in time.
-var ErrBusy = errors.New("too many password checks in progress")
+// ErrBusy means no slot became free in time, or the queue was full.
+var ErrBusy = errors.New("too many checks in progress")
 
 // Defaults of Config.
 const (

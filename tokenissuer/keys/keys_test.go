@@ -563,6 +563,12 @@ func TestRotateIfDueConcurrentRotatesOnce(t *testing.T) {
 	}
 }
 
+// TestAlgorithmChange: a changed signing_alg publishes a key of the new
+// algorithm as NEXT and the old ACTIVE key keeps signing, so no
+// verifier ever sees a token of a key it could not have fetched; once
+// the NEXT key has been published for Publication, maintenance
+// (RotateIfDue, whatever its schedule) promotes it, and the old key
+// stays published as EXPIRED for the retention.
 func TestAlgorithmChange(t *testing.T) {
 	st, clk := openStore(t), newClock()
 	rs := NewManager("default", jwa.RS256, st, sealer(t, secret1), retention, clk.Now)
@@ -572,20 +578,56 @@ func TestAlgorithmChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs, _ := st.Keys(context.Background(), "default")
+	oldNext := one(t, recs, store.KeyNext).KID
 
 	clk.Advance(time.Hour)
+	changedAt := clk.Now()
 	es := NewManager("default", jwa.ES256, st, sealer(t, secret1), retention, clk.Now)
-	if what := ensure(t, es); what != "rotated" {
-		t.Fatalf("Ensure after an algorithm change reported %q, want rotated", what)
+	if what := ensure(t, es); what != Published {
+		t.Fatalf("Ensure after an algorithm change reported %q, want %q", what, Published)
 	}
 	set := es.Current()
-	if set.ActiveAlg != jwa.ES256 || set.Active.KeyType() != "EC" {
-		t.Fatalf("active after change: alg %s kty %s, want ES256/EC", set.ActiveAlg, set.Active.KeyType())
+	if set.ActiveAlg != jwa.RS256 || set.Active.KeyID() != oldActive {
+		t.Fatalf("after the change %s (%s) signs; want the old RS256 key %s until the new one is published", set.Active.KeyID(), set.ActiveAlg, oldActive)
 	}
-	recs, _ := st.Keys(context.Background(), "default")
-	if a := one(t, recs, store.KeyActive); a.Alg != "ES256" {
-		t.Errorf("ACTIVE record alg %s", a.Alg)
+	recs, _ = st.Keys(context.Background(), "default")
+	next := one(t, recs, store.KeyNext)
+	if next.Alg != "ES256" || next.KID == oldNext || !next.Created.Equal(changedAt) {
+		t.Fatalf("NEXT after the change: %s %s created %v; want a fresh ES256 key created %v", next.KID, next.Alg, next.Created, changedAt)
 	}
+	if len(recs) != 2 {
+		t.Fatalf("records after the change: %+v; want the RS256 ACTIVE and the ES256 NEXT (the RS256 NEXT never signed)", recs)
+	}
+	if got, want := published(t, set), sorted(oldActive, next.KID); !slices.Equal(got, want) {
+		t.Fatalf("JWKS after the change = %v, want %v", got, want)
+	}
+	// A restart in the meantime changes nothing.
+	if what := ensure(t, NewManager("default", jwa.ES256, st, sealer(t, secret1), retention, clk.Now)); what != "" {
+		t.Fatalf("Ensure while the new key is being published reported %q", what)
+	}
+
+	// Maintenance leaves it alone until the publication period is over,
+	// although the rotation schedule (24h here) would allow it...
+	const interval = 24 * time.Hour
+	clk.Advance(Publication - time.Second)
+	if rotated, err := es.RotateIfDue(context.Background(), interval); err != nil || rotated {
+		t.Fatalf("RotateIfDue %v before the publication period: rotated %v, %v", Publication-time.Second, rotated, err)
+	}
+	if es.Current().ActiveAlg != jwa.RS256 {
+		t.Fatalf("active alg %s before the publication period ended", es.Current().ActiveAlg)
+	}
+	// ...and promotes the published key when it is, before the schedule.
+	clk.Advance(time.Second)
+	rotated, err := es.RotateIfDue(context.Background(), interval)
+	if err != nil || !rotated {
+		t.Fatalf("RotateIfDue after the publication period: rotated %v, %v", rotated, err)
+	}
+	set = es.Current()
+	if set.ActiveAlg != jwa.ES256 || set.Active.KeyID() != next.KID {
+		t.Fatalf("active after the publication period: %s (%s), want the published ES256 key %s", set.Active.KeyID(), set.ActiveAlg, next.KID)
+	}
+	recs, _ = st.Keys(context.Background(), "default")
 	if n := one(t, recs, store.KeyNext); n.Alg != "ES256" {
 		t.Errorf("NEXT record alg %s, want ES256", n.Alg)
 	}
@@ -593,15 +635,54 @@ func TestAlgorithmChange(t *testing.T) {
 	if exp.KID != oldActive || exp.Alg != "RS256" {
 		t.Fatalf("EXPIRED = %s/%s, want the old RS256 active %s", exp.KID, exp.Alg, oldActive)
 	}
-	if !slices.Contains(published(t, set), oldActive) {
-		t.Fatalf("old RS256 key %s not published after the change: %v", oldActive, published(t, set))
-	}
 	if _, err := jws.Verify(oldToken, jws.WithKeySet(set.Public)); err != nil {
 		t.Fatalf("RS256 token no longer verifies after switching to ES256: %v", err)
 	}
-	// A restart with the new algorithm keeps things as they are.
+	// A restart with the new algorithm keeps things as they are, and
+	// the schedule now counts from the promotion.
 	if what := ensure(t, NewManager("default", jwa.ES256, st, sealer(t, secret1), retention, clk.Now)); what != "" {
 		t.Fatalf("Ensure after settling reported %q", what)
+	}
+	if rotated, err := es.RotateIfDue(context.Background(), interval); err != nil || rotated {
+		t.Fatalf("RotateIfDue right after the promotion: rotated %v, %v", rotated, err)
+	}
+}
+
+// TestAlgorithmChangeAtStartAfterPublication: a node that restarts with
+// the new algorithm after the NEXT key has been published long enough
+// promotes it at start.
+func TestAlgorithmChangeAtStartAfterPublication(t *testing.T) {
+	st, clk := openStore(t), newClock()
+	ensure(t, NewManager("default", jwa.RS256, st, sealer(t, secret1), retention, clk.Now))
+	if what := ensure(t, NewManager("default", jwa.ES256, st, sealer(t, secret1), retention, clk.Now)); what != Published {
+		t.Fatalf("first start with ES256 reported %q", what)
+	}
+	recs, _ := st.Keys(context.Background(), "default")
+	next := one(t, recs, store.KeyNext)
+	clk.Advance(Publication)
+	m := NewManager("default", jwa.ES256, st, sealer(t, secret1), retention, clk.Now)
+	if what := ensure(t, m); what != Rotated {
+		t.Fatalf("start after the publication period reported %q, want %q", what, Rotated)
+	}
+	if m.Current().Active.KeyID() != next.KID || m.Current().ActiveAlg != jwa.ES256 {
+		t.Fatalf("active %s (%s), want the published ES256 key %s", m.Current().Active.KeyID(), m.Current().ActiveAlg, next.KID)
+	}
+}
+
+// TestScheduledRotationWaitsForPublication: a rotation falling due
+// while a NEXT key of a new algorithm is younger than Publication does
+// not activate it early.
+func TestScheduledRotationWaitsForPublication(t *testing.T) {
+	st, clk := openStore(t), newClock()
+	ensure(t, NewManager("default", jwa.RS256, st, sealer(t, secret1), retention, clk.Now))
+	clk.Advance(48 * time.Hour)
+	es := NewManager("default", jwa.ES256, st, sealer(t, secret1), retention, clk.Now)
+	ensure(t, es)
+	if rotated, err := es.RotateIfDue(context.Background(), 24*time.Hour); err != nil || rotated {
+		t.Fatalf("scheduled rotation with a just-published NEXT: rotated %v, %v; want it to wait", rotated, err)
+	}
+	if es.Current().ActiveAlg != jwa.RS256 {
+		t.Fatalf("active alg %s", es.Current().ActiveAlg)
 	}
 }
 

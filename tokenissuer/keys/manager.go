@@ -74,39 +74,88 @@ func NewManager(as string, alg jwa.SignatureAlgorithm, st store.Store, s *Sealer
 // Current returns the loaded key set, or nil before Load.
 func (m *Manager) Current() *Set { return m.cur.Load() }
 
-// Ensure makes sure an ACTIVE and a NEXT key of the configured algorithm
-// exist, creating them on first start (or rotating when the configured
-// algorithm changed), then loads the set. It reports what it did: "",
-// "created" or "rotated".
+// Publication is how long a NEXT key of a newly configured signing
+// algorithm is published before it signs: the keys endpoint lets
+// caches keep its answer 5 minutes and require_token refreshes fetched
+// keys every 15 minutes, so an hour lets every verifier that honours
+// either see the key first. A scheduled rotation promotes a NEXT key
+// published for a whole rotation interval (at least an hour) already.
+const Publication = time.Hour
+
+// What Ensure did.
+const (
+	// Created: the server had no keys; an ACTIVE and a NEXT were made.
+	Created = "created"
+	// Published: the configured algorithm differs from the NEXT key's
+	// (or there was none), so a NEXT key of the configured algorithm is
+	// now published; the ACTIVE key keeps signing until it has been
+	// published for Publication.
+	Published = "published"
+	// Rotated: a NEXT key of the configured algorithm, published for
+	// Publication, was promoted in place of an ACTIVE key of another.
+	Rotated = "rotated"
+)
+
+// Ensure makes sure an ACTIVE key and a NEXT key of the configured
+// algorithm exist, then loads the set. On first start it creates both.
+// After a change of the configured algorithm it publishes a NEXT key of
+// the new one and leaves the ACTIVE key signing, like a scheduled
+// rotation; RotateIfDue (or a later Ensure) promotes it once it has
+// been published for Publication. It reports what it did: "", Created,
+// Published or Rotated.
 func (m *Manager) Ensure(ctx context.Context) (string, error) {
-	ok := func(recs []store.KeyRecord) bool {
-		act, next := find(recs, store.KeyActive), find(recs, store.KeyNext)
-		return act != nil && act.Alg == string(m.alg) && next != nil && next.Alg == string(m.alg)
-	}
 	recs, err := m.store.Keys(ctx, m.as)
 	if err != nil {
 		return "", err
 	}
-	if ok(recs) {
+	if m.plan(recs) == "" {
 		return "", m.Load(ctx)
 	}
-	what := "rotated"
-	if find(recs, store.KeyActive) == nil {
-		what = "created"
-	}
-	changed, err := m.update(ctx, func(recs []store.KeyRecord) bool { return !ok(recs) })
+	var did string
+	changed, err := m.change(ctx, func(recs []store.KeyRecord, fresh [2]store.KeyRecord) ([]store.KeyRecord, error) {
+		switch did = m.plan(recs); did {
+		case Created, Rotated:
+			return m.rotated(recs, fresh), nil
+		case Published:
+			return m.published(recs, fresh[1]), nil
+		}
+		return nil, errNoChange
+	})
 	if err != nil {
 		return "", err
 	}
 	if !changed {
-		what = ""
+		did = ""
 	}
-	return what, m.Load(ctx)
+	return did, m.Load(ctx)
+}
+
+// plan says what Ensure must do with recs: "" (nothing), Created,
+// Published or Rotated.
+func (m *Manager) plan(recs []store.KeyRecord) string {
+	act, next := find(recs, store.KeyActive), find(recs, store.KeyNext)
+	switch {
+	case act == nil:
+		return Created
+	case next == nil || next.Alg != string(m.alg):
+		return Published
+	case act.Alg != string(m.alg) && m.publishedLongEnough(next):
+		return Rotated
+	}
+	return ""
+}
+
+// publishedLongEnough reports whether NEXT key r has been published
+// for Publication (it is published from its creation on).
+func (m *Manager) publishedLongEnough(r *store.KeyRecord) bool {
+	return !m.now().Before(r.Created.Add(Publication))
 }
 
 // Rotate retires the ACTIVE key (it stays published as EXPIRED for the
 // retention period), promotes NEXT when it has the configured algorithm,
-// and creates a new NEXT. It returns the new active kid.
+// and creates a new NEXT. It returns the new active kid. An operator's
+// rotation (the admin API) is immediate whatever the NEXT key's age:
+// remote gateways refetch an unknown kid within their min_refresh.
 func (m *Manager) Rotate(ctx context.Context) (string, error) {
 	if _, err := m.update(ctx, nil); err != nil {
 		return "", err
@@ -118,12 +167,25 @@ func (m *Manager) Rotate(ctx context.Context) (string, error) {
 }
 
 // RotateIfDue rotates when the ACTIVE key has signed for at least
-// interval. The check runs again inside the store's atomic update so
-// several processes sharing a store rotate once.
+// interval, or when it is of another algorithm than the configured one
+// and the NEXT key of the configured one has been published for
+// Publication. A NEXT key of the configured algorithm published for
+// less waits, whatever the schedule. The check runs again inside the
+// store's atomic update so several processes sharing a store rotate
+// once.
 func (m *Manager) RotateIfDue(ctx context.Context, interval time.Duration) (bool, error) {
 	due := func(recs []store.KeyRecord) bool {
-		a := find(recs, store.KeyActive)
-		return a != nil && !m.now().Before(a.Activated.Add(interval))
+		a, n := find(recs, store.KeyActive), find(recs, store.KeyNext)
+		if a == nil {
+			return false
+		}
+		scheduled := !m.now().Before(a.Activated.Add(interval))
+		if n == nil || n.Alg != string(m.alg) {
+			// Nothing of this algorithm to promote (another node's
+			// config wrote this NEXT): the schedule alone decides.
+			return scheduled
+		}
+		return (scheduled || a.Alg != string(m.alg)) && m.publishedLongEnough(n)
 	}
 	recs, err := m.store.Keys(ctx, m.as)
 	if err != nil {
@@ -140,9 +202,21 @@ func (m *Manager) RotateIfDue(ctx context.Context, interval time.Duration) (bool
 }
 
 // update rotates the stored records when cond (nil: always) holds for
-// them inside the store's transaction. Keys are generated before it:
-// generation is slow and must not run inside the transaction.
+// them inside the store's transaction.
 func (m *Manager) update(ctx context.Context, cond func([]store.KeyRecord) bool) (bool, error) {
+	return m.change(ctx, func(recs []store.KeyRecord, fresh [2]store.KeyRecord) ([]store.KeyRecord, error) {
+		if cond != nil && !cond(recs) {
+			return nil, errNoChange
+		}
+		return m.rotated(recs, fresh), nil
+	})
+}
+
+// change replaces the stored records with what step makes of them and
+// two freshly generated ones, inside the store's transaction; step
+// returns errNoChange to leave them. Keys are generated before it:
+// generation is slow and must not run inside the transaction.
+func (m *Manager) change(ctx context.Context, step func(recs []store.KeyRecord, fresh [2]store.KeyRecord) ([]store.KeyRecord, error)) (bool, error) {
 	var fresh [2]store.KeyRecord
 	for i := range fresh {
 		r, err := m.newRecord()
@@ -152,8 +226,9 @@ func (m *Manager) update(ctx context.Context, cond func([]store.KeyRecord) bool)
 		fresh[i] = r
 	}
 	err := m.store.UpdateKeys(ctx, m.as, func(recs []store.KeyRecord) ([]store.KeyRecord, error) {
-		if cond != nil && !cond(recs) {
-			return nil, errNoChange
+		out, err := step(recs, fresh)
+		if err != nil {
+			return nil, err
 		}
 		// Checked on the records being replaced, inside the transaction:
 		// keys sealed with a secret that cannot open the stored ones
@@ -161,7 +236,7 @@ func (m *Manager) update(ctx context.Context, cond func([]store.KeyRecord) bool)
 		if err := opens(m.sealer, m.as, recs, m.now()); err != nil {
 			return nil, err
 		}
-		return m.rotated(recs, fresh), nil
+		return out, nil
 	})
 	if errors.Is(err, errNoChange) {
 		return false, nil
@@ -241,6 +316,27 @@ func (m *Manager) rotated(recs []store.KeyRecord, fresh [2]store.KeyRecord) []st
 	next.State = store.KeyNext
 	// Active first, then next, then expired: the JWKS order.
 	return append([]store.KeyRecord{act, next}, out...)
+}
+
+// published computes the records with next, a fresh key of the
+// configured algorithm, as the NEXT key in place of any other; the
+// ACTIVE key keeps signing. A replaced NEXT never signed: it is dropped.
+func (m *Manager) published(recs []store.KeyRecord, next store.KeyRecord) []store.KeyRecord {
+	now := m.now()
+	next.State = store.KeyNext
+	out := make([]store.KeyRecord, 0, len(recs)+1)
+	for _, r := range recs {
+		switch {
+		case r.State == store.KeyNext, retired(r, now):
+			continue
+		case r.State == store.KeyActive:
+			// Active first, then next, then expired: the JWKS order.
+			out = append([]store.KeyRecord{r, next}, out...)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func (m *Manager) newRecord() (store.KeyRecord, error) {

@@ -102,8 +102,12 @@ func TestWrongSecretAndAlgChangeWritesNothing(t *testing.T) {
 	}
 	signs(t, old)
 	moved := NewManager("default", jwa.RS256, st, sealer(t, secret1), retention, clk.Now)
-	if what := ensure(t, moved); what != "rotated" {
-		t.Fatalf("the right secret with the new algorithm reported %q, want rotated", what)
+	if what := ensure(t, moved); what != Published {
+		t.Fatalf("the right secret with the new algorithm reported %q, want %q", what, Published)
+	}
+	clk.Advance(Publication)
+	if rotated, err := moved.RotateIfDue(context.Background(), 24*time.Hour); err != nil || !rotated {
+		t.Fatalf("promoting the published RS256 key: rotated %v, %v", rotated, err)
 	}
 	if moved.Current().ActiveAlg != jwa.RS256 {
 		t.Fatalf("active alg %s after the change, want RS256", moved.Current().ActiveAlg)

@@ -3,6 +3,8 @@ package policy
 import (
 	"testing"
 	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 )
 
 // TestPeopleConditions: include and exclude by user (id or login) and by
@@ -47,7 +49,7 @@ func TestPeopleConditions(t *testing.T) {
 func TestRefreshTokenBounds(t *testing.T) {
 	mk := func(life, idle time.Duration) []*Policy {
 		return []*Policy{{Name: "p", Clients: []string{"*"}, Rules: []*Rule{{Name: "r", GrantTypes: []string{"password"}, Scopes: []string{"*"},
-			RefreshTokenLifetime: Duration(life), RefreshTokenIdle: Duration(idle)}}}}
+			RefreshTokenLifetime: duration.Duration(life), RefreshTokenIdle: duration.Duration(idle)}}}}
 	}
 	for _, c := range []struct {
 		life, idle time.Duration
@@ -69,7 +71,7 @@ func TestRefreshTokenBounds(t *testing.T) {
 			t.Errorf("lifetime %s idle %s: err %v", c.life, c.idle, err)
 		}
 	}
-	r := &Rule{RefreshTokenLifetime: Duration(24 * time.Hour)}
+	r := &Rule{RefreshTokenLifetime: duration.Duration(24 * time.Hour)}
 	if r.RefreshIdle() != 24*time.Hour || (&Rule{}).RefreshIdle() != DefaultRefreshIdle || (&Rule{}).RefreshLifetime() != DefaultRefreshLifetime {
 		t.Error("refresh defaults")
 	}

@@ -4,13 +4,15 @@ package policy
 
 import (
 	"cmp"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 )
 
 // Any, alone in a list, matches every client or every scope.
@@ -56,17 +58,17 @@ type Rule struct {
 	Scopes []string `json:"scopes"`
 	// AccessTokenLifetime of tokens issued under this rule, between 5m
 	// and 24h. Default: 1h.
-	AccessTokenLifetime Duration `json:"access_token_lifetime,omitempty"`
+	AccessTokenLifetime duration.Duration `json:"access_token_lifetime,omitempty"`
 	// People limits the rule to some users in flows with a user. Default:
 	// everyone. A rule that names users or groups never matches a
 	// request without a user (client_credentials).
 	People *People `json:"people,omitempty"`
 	// RefreshTokenLifetime bounds a refresh token family from its first
 	// issue. Default: 90d.
-	RefreshTokenLifetime Duration `json:"refresh_token_lifetime,omitempty"`
+	RefreshTokenLifetime duration.Duration `json:"refresh_token_lifetime,omitempty"`
 	// RefreshTokenIdle is how long a refresh token stays usable unused.
 	// Default: 7d. Must not exceed the lifetime.
-	RefreshTokenIdle Duration `json:"refresh_token_idle,omitempty"`
+	RefreshTokenIdle duration.Duration `json:"refresh_token_idle,omitempty"`
 }
 
 // People selects users by id or login, and by group.
@@ -143,44 +145,6 @@ func (r *Rule) RefreshIdle() time.Duration {
 	return time.Duration(r.RefreshTokenIdle)
 }
 
-// Duration is a time.Duration that reads "1h30m", "1d" or nanoseconds in
-// JSON, like caddy.Duration, without importing Caddy into the core.
-type Duration time.Duration
-
-// days matches the day units Go's ParseDuration lacks.
-var days = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)
-
-// UnmarshalJSON accepts a duration string (Go units plus "d" for 24h) or
-// an integer of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		var bad error
-		s = days.ReplaceAllStringFunc(s, func(m string) string {
-			f, err := strconv.ParseFloat(strings.TrimSuffix(m, "d"), 64)
-			if err != nil {
-				bad = err
-			}
-			return strconv.FormatFloat(f*24, 'f', -1, 64) + "h"
-		})
-		if bad != nil {
-			return bad
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("duration must be a string like \"1h\" or integer nanoseconds")
-	}
-	*d = Duration(n)
-	return nil
-}
-
 // Lifetime returns the rule's access-token lifetime with its default.
 func (r *Rule) Lifetime() time.Duration {
 	if r.AccessTokenLifetime == 0 {
@@ -215,22 +179,22 @@ func NewSet(policies []*Policy, scopes map[string]bool, grantTypes []string) (*S
 	seen := map[string]bool{}
 	for _, p := range policies {
 		if p.Name == "" {
-			return nil, fmt.Errorf("policy: name is required")
+			return nil, configerr.In("policy", "", errors.New("name is required"))
 		}
 		if seen[p.Name] {
-			return nil, fmt.Errorf("policy %q: defined twice", p.Name)
+			return nil, configerr.In("policy", p.Name, errors.New("defined twice"))
 		}
 		seen[p.Name] = true
 		if err := checkList("clients", p.Clients); err != nil {
-			return nil, fmt.Errorf("policy %q: %w", p.Name, err)
+			return nil, configerr.In("policy", p.Name, configerr.Field("clients", err))
 		}
 		rules := map[string]bool{}
 		for _, r := range p.Rules {
 			if err := r.validate(scopes, grantTypes); err != nil {
-				return nil, fmt.Errorf("policy %q: %w", p.Name, err)
+				return nil, configerr.In("policy", p.Name, configerr.In("rule", r.Name, err))
 			}
 			if rules[r.Name] {
-				return nil, fmt.Errorf("policy %q: rule %q defined twice", p.Name, r.Name)
+				return nil, configerr.In("policy", p.Name, configerr.In("rule", r.Name, errors.New("defined twice")))
 			}
 			rules[r.Name] = true
 		}
@@ -243,32 +207,35 @@ func NewSet(policies []*Policy, scopes map[string]bool, grantTypes []string) (*S
 
 func (r *Rule) validate(scopes map[string]bool, grantTypes []string) error {
 	if r.Name == "" {
-		return fmt.Errorf("rule: name is required")
+		return errors.New("name is required")
 	}
 	if len(r.GrantTypes) == 0 {
-		return fmt.Errorf("rule %q: grant_types is required", r.Name)
+		return configerr.Fieldf("grant_types", "grant_types is required")
 	}
 	for _, g := range r.GrantTypes {
 		if !slices.Contains(grantTypes, g) {
-			return fmt.Errorf("rule %q: grant type %q is not supported (supported: %v); the rule could never match", r.Name, g, grantTypes)
+			return configerr.Fieldf("grant_types", "grant type %q is not supported (supported: %v); the rule could never match", g, grantTypes)
 		}
 	}
 	if err := checkList("scopes", r.Scopes); err != nil {
-		return fmt.Errorf("rule %q: %w", r.Name, err)
+		return configerr.Field("scopes", err)
 	}
 	for _, s := range r.Scopes {
 		if s != Any && !scopes[s] {
-			return fmt.Errorf("rule %q: unknown scope %q", r.Name, s)
+			return configerr.Fieldf("scopes", "unknown scope %q", s)
 		}
 	}
 	if lt := r.Lifetime(); lt < MinAccessTokenLifetime || lt > MaxAccessTokenLifetime {
-		return fmt.Errorf("rule %q: access_token_lifetime %s is outside %s..%s", r.Name, lt, MinAccessTokenLifetime, MaxAccessTokenLifetime)
+		return configerr.Fieldf("access_token_lifetime", "access_token_lifetime %s is outside %s..%s", lt, MinAccessTokenLifetime, MaxAccessTokenLifetime)
 	}
-	if r.RefreshTokenLifetime < 0 || r.RefreshTokenIdle < 0 {
-		return fmt.Errorf("rule %q: refresh token durations must be positive", r.Name)
+	if r.RefreshTokenLifetime < 0 {
+		return configerr.Fieldf("refresh_token_lifetime", "refresh token durations must be positive")
+	}
+	if r.RefreshTokenIdle < 0 {
+		return configerr.Fieldf("refresh_token_idle", "refresh token durations must be positive")
 	}
 	if idle := r.RefreshIdle(); idle < MinRefreshIdle || idle > r.RefreshLifetime() {
-		return fmt.Errorf("rule %q: refresh_token_idle %s must be between %s and the refresh_token_lifetime %s", r.Name, idle, MinRefreshIdle, r.RefreshLifetime())
+		return configerr.Fieldf("refresh_token_idle", "refresh_token_idle %s must be between %s and the refresh_token_lifetime %s", idle, MinRefreshIdle, r.RefreshLifetime())
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/caddyargs"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 )
 
@@ -71,17 +72,15 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
+	once := caddyargs.Once{"path": m.Path != ""}
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "path":
-			if m.Path != "" {
-				return d.Errf("path given twice")
-			}
-			if !d.AllArgs(&m.Path) {
-				return d.ArgErr()
+			if err := caddyargs.One(d, once, &m.Path); err != nil {
+				return err
 			}
 		default:
-			return d.Errf("unknown subdirective %q", d.Val())
+			return caddyargs.Unknown(d)
 		}
 	}
 	if m.Path == "" {

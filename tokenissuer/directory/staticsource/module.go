@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/caddyargs"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 )
 
@@ -75,20 +76,19 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		if d.Val() != "user" {
-			return d.Errf("unknown subdirective %q (want user)", d.Val())
+			return caddyargs.Unknown(d)
 		}
 		u := &directory.User{}
 		if !d.Args(&u.Login) || d.NextArg() {
 			return d.Err("user takes exactly one login")
 		}
-		seen := map[string]bool{}
+		once, profile := caddyargs.Once{}, caddyargs.Names{}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			key := d.Val()
 			if key != "profile" && key != "groups" {
-				if seen[key] {
-					return d.Errf("user %q: %s given twice", u.Login, key)
+				if err := once.Check(d); err != nil {
+					return err
 				}
-				seen[key] = true
 			}
 			switch key {
 			case "id":
@@ -111,8 +111,8 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if u.Profile == nil {
 					u.Profile = map[string]any{}
 				}
-				if _, dup := u.Profile[k]; dup {
-					return d.Errf("user %q: profile %s given twice", u.Login, k)
+				if err := profile.Add(d, "profile", k); err != nil {
+					return err
 				}
 				u.Profile[k] = v
 			case "groups":
@@ -122,7 +122,7 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				u.Groups = append(u.Groups, gs...)
 			default:
-				return d.Errf("user %q: unknown subdirective %q", u.Login, key)
+				return caddyargs.Unknown(d)
 			}
 		}
 		m.Users = append(m.Users, u)

@@ -74,7 +74,7 @@ func TestCaddyfileErrors(t *testing.T) {
 				id 1
 				id 2
 			}
-		}`, "id given twice"},
+		}`, `duplicate subdirective "id"`},
 		{`static {
 			user a {
 				profile name
@@ -85,7 +85,7 @@ func TestCaddyfileErrors(t *testing.T) {
 				profile name x
 				profile name y
 			}
-		}`, "profile name given twice"},
+		}`, `profile "name" defined twice`},
 		{`static {
 			user a {
 				password secret

@@ -3,8 +3,9 @@ package postgres
 import (
 	"strconv"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/caddyargs"
 )
 
 // UnmarshalCaddyfile parses the module's part of the `token_issuer`
@@ -25,66 +26,55 @@ import (
 // `{env.DATABASE_URL}` are expanded when the config loads.
 func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
-	seen := map[string]bool{}
+	once := caddyargs.Once{}
 	if d.NextArg() {
 		m.DSN = d.Val()
-		seen["dsn"] = true
+		once["dsn"] = true // `postgres <dsn>` sets it
 		if d.NextArg() {
 			return d.ArgErr()
 		}
 	}
 	for d.NextBlock(0) {
-		name := d.Val()
-		var dst any
-		switch name {
+		var err error
+		switch name := d.Val(); name {
 		case "dsn":
-			dst = &m.DSN
+			err = caddyargs.One(d, once, &m.DSN)
 		case "schema":
-			dst = &m.Schema
+			err = caddyargs.One(d, once, &m.Schema)
 		case "max_conns":
-			dst = &m.MaxConns
+			err = connsArg(d, once, &m.MaxConns, 1)
 		case "min_conns":
-			dst = &m.MinConns
+			err = connsArg(d, once, &m.MinConns, 0)
 		case "max_conn_lifetime":
-			dst = &m.MaxConnLifetime
+			err = caddyargs.Duration(d, once, &m.MaxConnLifetime)
 		case "max_conn_idle_time":
-			dst = &m.MaxConnIdleTime
+			err = caddyargs.Duration(d, once, &m.MaxConnIdleTime)
 		case "connect_timeout":
-			dst = &m.ConnectTimeout
+			err = caddyargs.Duration(d, once, &m.ConnectTimeout)
 		case "operation_timeout":
-			dst = &m.OperationTimeout
+			err = caddyargs.Duration(d, once, &m.OperationTimeout)
 		default:
-			return d.Errf("unknown subdirective %q", name)
+			return caddyargs.Unknown(d)
 		}
-		if seen[name] {
-			return d.Errf("%s given twice", name)
-		}
-		seen[name] = true
-		var arg string
-		if !d.Args(&arg) || d.NextArg() {
-			return d.ArgErr()
-		}
-		switch dst := dst.(type) {
-		case *string:
-			*dst = arg
-		case *int32:
-			least := int64(0)
-			if name == "max_conns" {
-				least = 1
-			}
-			n, err := strconv.ParseInt(arg, 10, 32)
-			if err != nil || n < least {
-				return d.Errf("%s %q: want a whole number of at least %d", name, arg, least)
-			}
-			*dst = int32(n)
-		case *caddy.Duration:
-			dur, err := caddy.ParseDuration(arg)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s %q: want a positive duration such as 5s or 30m", name, arg)
-			}
-			*dst = caddy.Duration(dur)
+		if err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// connsArg reads a connection count of at least least.
+func connsArg(d *caddyfile.Dispenser, once caddyargs.Once, dst *int32, least int64) error {
+	name := d.Val()
+	var arg string
+	if err := caddyargs.One(d, once, &arg); err != nil {
+		return err
+	}
+	n, err := strconv.ParseInt(arg, 10, 32)
+	if err != nil || n < least {
+		return d.Errf("%s %q: want a whole number of at least %d", name, arg, least)
+	}
+	*dst = int32(n)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
@@ -56,23 +57,23 @@ type Module struct {
 	// MaxConnLifetime is how long a connection is used before it is
 	// replaced, so that load spreads after a failover or scale-out.
 	// Default: the DSN's `pool_max_conn_lifetime`, else 1h.
-	MaxConnLifetime caddy.Duration `json:"max_conn_lifetime,omitempty"`
+	MaxConnLifetime duration.Duration `json:"max_conn_lifetime,omitempty"`
 
 	// MaxConnIdleTime is how long an idle connection stays open.
 	// Default: the DSN's `pool_max_conn_idle_time`, else 30m.
-	MaxConnIdleTime caddy.Duration `json:"max_conn_idle_time,omitempty"`
+	MaxConnIdleTime duration.Duration `json:"max_conn_idle_time,omitempty"`
 
 	// ConnectTimeout bounds each attempt to open a connection; a request
 	// that needs one gets 503 `temporarily_unavailable` when the database
 	// cannot be reached in time. Default: the DSN's `connect_timeout`,
 	// else 5s.
-	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
+	ConnectTimeout duration.Duration `json:"connect_timeout,omitempty"`
 
 	// OperationTimeout bounds each read or write of issuer state, so a
 	// database that stops answering without closing the connection gets
 	// requests a 503 `temporarily_unavailable` instead of holding them.
 	// Default: 10s.
-	OperationTimeout caddy.Duration `json:"operation_timeout,omitempty"`
+	OperationTimeout duration.Duration `json:"operation_timeout,omitempty"`
 
 	cfg    Config
 	key    string

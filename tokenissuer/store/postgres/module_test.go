@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
@@ -32,7 +33,7 @@ func TestProvisionMakesNoConnection(t *testing.T) {
 	defer l.Close()
 	dsn := "postgres://issuer:pw@" + l.Addr().String() + "/issuer?sslmode=disable"
 	t.Setenv("APIACCESS_TEST_PG_DSN", dsn)
-	m := &Module{DSN: "{env.APIACCESS_TEST_PG_DSN}", MinConns: 2, MaxConns: 4, ConnectTimeout: caddy.Duration(time.Second)}
+	m := &Module{DSN: "{env.APIACCESS_TEST_PG_DSN}", MinConns: 2, MaxConns: 4, ConnectTimeout: duration.Duration(time.Second)}
 	if err := m.Provision(caddyCtx(t)); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
@@ -170,15 +171,15 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				connect_timeout 3s
 			}`,
 			want: Module{DSN: "postgres://issuer@db/issuer?sslmode=verify-full", Schema: "issuer", MaxConns: 20, MinConns: 2,
-				MaxConnLifetime: caddy.Duration(30 * time.Minute), MaxConnIdleTime: caddy.Duration(5 * time.Minute),
-				ConnectTimeout: caddy.Duration(3 * time.Second)}},
+				MaxConnLifetime: duration.Duration(30 * time.Minute), MaxConnIdleTime: duration.Duration(5 * time.Minute),
+				ConnectTimeout: duration.Duration(3 * time.Second)}},
 		{name: "inline dsn and block", input: "postgres {env.DATABASE_URL} {\nmax_conns 8\n}",
 			want: Module{DSN: "{env.DATABASE_URL}", MaxConns: 8}},
 		{name: "min_conns zero", input: "postgres x {\nmin_conns 0\n}", want: Module{DSN: "x"}},
 
 		{name: "two inline arguments", input: `postgres a b`, err: "wrong argument count"},
-		{name: "dsn twice", input: "postgres a {\ndsn b\n}", err: "dsn given twice"},
-		{name: "duplicate", input: "postgres {\nmax_conns 2\nmax_conns 3\n}", err: "max_conns given twice"},
+		{name: "dsn twice", input: "postgres a {\ndsn b\n}", err: `duplicate subdirective "dsn"`},
+		{name: "duplicate", input: "postgres {\nmax_conns 2\nmax_conns 3\n}", err: `duplicate subdirective "max_conns"`},
 		{name: "unknown", input: "postgres {\nmax_connections 2\n}", err: `unknown subdirective "max_connections"`},
 		{name: "no value", input: "postgres {\nschema\n}", err: "wrong argument count"},
 		{name: "two values", input: "postgres {\nschema a b\n}", err: "wrong argument count"},
@@ -186,8 +187,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "max_conns zero", input: "postgres {\nmax_conns 0\n}", err: `max_conns "0": want a whole number of at least 1`},
 		{name: "min_conns negative", input: "postgres {\nmin_conns -1\n}", err: `min_conns "-1": want a whole number of at least 0`},
 		{name: "max_conns overflow", input: "postgres {\nmax_conns 3000000000\n}", err: "want a whole number"},
-		{name: "bad duration", input: "postgres {\nconnect_timeout soon\n}", err: `connect_timeout "soon": want a positive duration`},
-		{name: "zero duration", input: "postgres {\nmax_conn_lifetime 0s\n}", err: `max_conn_lifetime "0s": want a positive duration`},
+		{name: "bad duration", input: "postgres {\nconnect_timeout soon\n}", err: `connect_timeout "soon": not a duration`},
+		{name: "zero duration", input: "postgres {\nmax_conn_lifetime 0s\n}", err: `max_conn_lifetime "0s": zero would mean the default`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m Module

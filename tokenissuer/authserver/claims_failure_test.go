@@ -1,0 +1,91 @@
+package authserver
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
+)
+
+// TestClaimRunTimeFailureLeavesClaimOut: a claim whose expression fails
+// at run time (here a division by zero for a client with one scope)
+// does not turn the token request into a 500: the token is issued
+// without that claim, with the others, and a warning names the claim
+// and the server, never the client's secret or the token.
+func TestClaimRunTimeFailureLeavesClaimOut(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	iss, err := New(Options{
+		BaseURL: "https://id.example.com", Logger: zap.New(core), OrgSigningAlg: "ES256",
+		Servers: map[string]*ServerConfig{"default": {
+			SigningAlg: "ES256",
+			Scopes:     []*Scope{{Name: "read", Default: true}},
+			Claims: []*claims.Claim{
+				{Name: "tier", Value: `client.id == "svc" ? "internal" : "partner"`},
+				{Name: "ratio", Value: `10 / (size(scopes) - 1)`},
+			},
+			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{
+				{Name: "r", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"*"}}}}},
+		}},
+		Clients: []*clientauth.Client{{ID: "svc", Secret: "svc-secret"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
+	if err := iss.Start(context.Background(), st, sealer); err != nil {
+		t.Fatal(err)
+	}
+	e := &flowEnv{t: t, iss: iss, st: st}
+	code, body := e.post(tokenEP, "svc", url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
+	if code != 200 {
+		t.Fatalf("token request: %d %v, want 200", code, body)
+	}
+	tok, _ := body["access_token"].(string)
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("access token %q is not a JWS", tok)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(raw, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := payload["ratio"]; ok || payload["tier"] != "internal" {
+		t.Fatalf("claims tier=%v ratio=%v, want tier internal and no ratio", payload["tier"], payload["ratio"])
+	}
+	warned := logs.FilterMessage("claim left out: its expression failed").All()
+	if len(warned) != 1 || warned[0].Level != zap.WarnLevel {
+		t.Fatalf("warnings %v, want one", warned)
+	}
+	fields := warned[0].ContextMap()
+	if fields["claim"] != "ratio" || fields["authorization_server"] != "default" || fields["client_id"] != "svc" {
+		t.Errorf("warning fields %v, want claim ratio, authorization_server default, client_id svc", fields)
+	}
+	for _, entry := range logs.All() {
+		for k, v := range entry.ContextMap() {
+			if s, _ := v.(string); strings.Contains(s, "svc-secret") || (tok != "" && strings.Contains(s, tok)) {
+				t.Errorf("log %q field %s holds a secret or the token", entry.Message, k)
+			}
+		}
+	}
+}
