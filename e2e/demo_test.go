@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,36 @@ func TestDemoAppChromium(t *testing.T) {
 	res.Body.Close()
 	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("untrusted origin got Access-Control-Allow-Origin %q", got)
+	}
+}
+
+// TestDemoDiscovery: the demo's discovery offers only the grants its
+// clients and rules allow (no password, no device grant), so a client
+// library is not offered flows every request of which is refused.
+func TestDemoDiscovery(t *testing.T) {
+	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(demoCaddyfile(t), "caddyfile")
+	for path, want := range map[string][]string{
+		"/oauth2/default/.well-known/openid-configuration":       {"client_credentials", "authorization_code"},
+		"/oauth2/default/.well-known/oauth-authorization-server": {"client_credentials", "authorization_code"},
+		"/.well-known/openid-configuration":                      {"authorization_code"},
+	} {
+		res, err := http.Get("http://localhost:9380" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var md struct {
+			Grants    []string `json:"grant_types_supported"`
+			Authorize string   `json:"authorization_endpoint"`
+			Device    *string  `json:"device_authorization_endpoint"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&md)
+		res.Body.Close()
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, res.StatusCode, err)
+		}
+		if !slices.Equal(md.Grants, want) || md.Authorize == "" || md.Device != nil {
+			t.Errorf("%s: grant_types_supported %v (want %v), authorization_endpoint %q, device_authorization_endpoint %v",
+				path, md.Grants, want, md.Authorize, md.Device)
+		}
 	}
 }

@@ -64,8 +64,6 @@ func TestBadInputs(t *testing.T) {
 		{name: "password grant not enabled for the client", path: tokenPath, body: "grant_type=password&username=a&password=b", mod: basic, status: 400, errCode: "unauthorized_client", desc: "Configured grant types: [client_credentials]"},
 		{name: "openid scope without a user", path: tokenPath, body: withScope("openid billing:read").Encode(), mod: basic, status: 400, errCode: "invalid_scope", desc: "not allowed for the client_credentials grant"},
 		{name: "org server has no client_credentials", path: "/oauth2/v1/token", body: cc("").Encode(), mod: basic, status: 400, errCode: "unsupported_grant_type"},
-		{name: "unknown authorization server", path: "/oauth2/nope/v1/token", body: cc("").Encode(), mod: basic, status: 404, errCode: "not_found"},
-		{name: "unknown endpoint", path: "/oauth2/default/v1/nope", body: cc("").Encode(), mod: basic, status: 404, errCode: "not_found"},
 		{name: "unknown scope", path: tokenPath, body: withScope("billing:read nonsense").Encode(), mod: basic, status: 400, errCode: "invalid_scope", desc: "One or more scopes are not configured"},
 		{name: "malformed scope", path: tokenPath, body: withScope(`bad"scope`).Encode(), mod: basic, status: 400, errCode: "invalid_scope"},
 		{name: "scope no rule allows", path: tokenPath, body: withScope("admin").Encode(), mod: basic, status: 400, errCode: "access_denied", desc: "Policy evaluation failed"},
@@ -126,6 +124,23 @@ func TestBadInputs(t *testing.T) {
 	res, _ = doRaw(t, mustReq(http.MethodGet, base+"/somewhere/else"))
 	if res.StatusCode != 418 {
 		t.Fatalf("non-issuer path: status %d, want the next handler's 418", res.StatusCode)
+	}
+	// Unknown paths in the issuer's namespaces are Okta's 404, not the
+	// next handler's answer.
+	for path, what := range map[string]string{
+		"/oauth2/nope/v1/token":                               "nope (AuthorizationServer)",
+		"/oauth2/default/v1/nope":                             "/oauth2/default/v1/nope (Path)",
+		"/api/v1/sessions/me":                                 "/api/v1/sessions/me (Path)",
+		"/.well-known/oauth-authorization-server/oauth2/nope": "nope (AuthorizationServer)",
+	} {
+		req := mustReq(http.MethodPost, base+path)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		basic(req)
+		res, body := do(t, req)
+		if res.StatusCode != 404 || body["errorCode"] != "E0000007" || body["errorSummary"] != "Not found: Resource not found: "+what ||
+			body["errorLink"] != "E0000007" || body["errorId"] == nil || res.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %v, want Okta's 404 E0000007", path, res.StatusCode, body)
+		}
 	}
 }
 

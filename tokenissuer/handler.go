@@ -19,8 +19,10 @@ func init() {
 // (`/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server`,
 // and their `/oauth2/{id}/...` forms), `keys`, `token`, `introspect`
 // and `revoke` under `/oauth2/v1/` (org) and `/oauth2/{id}/v1/` (custom),
-// relative to the path of `base_url`. Other requests go to the next
-// handler; an unknown authorization server id is a 404.
+// relative to the path of `base_url`. An unknown path under the
+// issuer's namespaces (`/oauth2/...`, `/api/v1/...` and its
+// `/.well-known/...` documents) is a 404 in Okta's error shape
+// (`E0000007`); requests outside them go to the next handler.
 type Handler struct {
 	issuer *authserver.Issuer
 }

@@ -65,8 +65,25 @@ type authzRequest struct {
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 section 3.1,
-// OpenID Connect Core section 3.1.2), response type code only.
+// OpenID Connect Core section 3.1.2), response type code only: the
+// request is read and validated, then an SSO session that satisfies it
+// goes straight on, else the user signs in first.
 func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request, s *Server) {
+	params, ok := i.authorizeParams(w, r)
+	if !ok {
+		return
+	}
+	c, req, ok := i.validateAuthorize(w, r, s, params)
+	if !ok {
+		return
+	}
+	i.continueAuthorize(w, r, s, c, req)
+}
+
+// authorizeParams reads the request's parameters: the query of a GET,
+// the form of a POST (OpenID Connect Core section 3.1.2.1), each at
+// most once. On failure it has answered with an error page.
+func (i *Issuer) authorizeParams(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	var params url.Values
 	switch r.Method {
 	case http.MethodGet:
@@ -75,119 +92,137 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request, s *Serve
 		r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxBodyBytes)
 		if err := r.ParseForm(); err != nil {
 			i.errorPage(w, http.StatusBadRequest, "The request could not be read.")
-			return
+			return nil, false
 		}
 		params = r.PostForm
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		i.errorPage(w, http.StatusMethodNotAllowed, "The request method is not allowed.")
-		return
+		return nil, false
 	}
-	one := func(k string) (string, bool) {
-		v := params[k]
-		return strings.Join(v, ""), len(v) <= 1
-	}
-	for k := range params {
-		if _, ok := one(k); !ok {
+	for _, v := range params {
+		if len(v) > 1 {
 			i.errorPage(w, http.StatusBadRequest, "A parameter was included more than once.")
-			return
+			return nil, false
 		}
 	}
-	cid, _ := one("client_id")
-	c, ok := i.auth.Client(cid)
+	return params, true
+}
+
+// validateAuthorize checks the request against the client and the
+// server. Until the client and its redirect URI are known, errors are
+// pages (RFC 6749 section 4.1.2.1: never redirect to an unverified
+// URI); after that they go to the redirect URI. On failure it has
+// answered.
+func (i *Issuer) validateAuthorize(w http.ResponseWriter, r *http.Request, s *Server, params url.Values) (*clientauth.Client, *authzRequest, bool) {
+	one := params.Get
+	c, ok := i.auth.Client(one("client_id"))
 	if !ok {
 		i.errorPage(w, http.StatusBadRequest, "The client is not known.")
-		return
+		return nil, nil, false
 	}
-	redirect, _ := one("redirect_uri")
+	redirect := one("redirect_uri")
 	// An unregistered redirect URI never gets a redirect: that would be
 	// an open redirector (RFC 6749 section 4.1.2.1).
 	if redirect == "" || !slices.Contains(c.RedirectURIs, redirect) {
 		i.errorPage(w, http.StatusBadRequest, "The redirect URI is not registered for this client.")
-		return
+		return nil, nil, false
 	}
 	req := &authzRequest{Server: s.ID, ClientID: c.ID, RedirectURI: redirect, MaxAge: -1}
-	req.State, _ = one("state")
-	mode, _ := one("response_mode")
+	req.State = one("state")
+	mode := one("response_mode")
 	req.ResponseMode = mode
 	if mode != "" && mode != "query" && mode != "form_post" {
 		req.ResponseMode = "query"
 		i.redirectError(w, r, s, req, "invalid_request", "The response mode is not supported.")
-		return
+		return nil, nil, false
 	}
-	fail := func(code, desc string) { i.redirectError(w, r, s, req, code, desc) }
-	if rt, _ := one("response_type"); rt != "code" {
-		fail("unsupported_response_type", "The response type is not supported by the authorization server. Configured response types: [code].")
-		return
+	if code, desc := i.checkAuthorize(s, c, req, params); code != "" {
+		i.redirectError(w, r, s, req, code, desc)
+		return nil, nil, false
+	}
+	req.CSRF = randomToken()
+	return c, req, true
+}
+
+// checkAuthorize validates the rest of the request into req; it returns
+// the error code and description to redirect with, or "".
+func (i *Issuer) checkAuthorize(s *Server, c *clientauth.Client, req *authzRequest, params url.Values) (string, string) {
+	one := params.Get
+	if one("response_type") != "code" {
+		return "unsupported_response_type", "The response type is not supported by the authorization server. Configured response types: [code]."
 	}
 	if !s.supports(GrantAuthorizationCode) || !c.AllowsGrant(GrantAuthorizationCode) {
-		fail("unauthorized_client", "The client is not authorized to use the provided grant type. Configured grant types: ["+strings.Join(c.GrantTypes, ", ")+"].")
-		return
+		return "unauthorized_client", "The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(c.GrantTypes, ", ") + "]."
 	}
-	req.Nonce, _ = one("nonce")
-	req.LoginHint, _ = one("login_hint")
+	req.Nonce, req.LoginHint = one("nonce"), one("login_hint")
 	if len(req.State) > 2048 || len(req.Nonce) > 2048 || len(req.LoginHint) > 256 {
-		fail("invalid_request", "A parameter is too long.")
-		return
+		return "invalid_request", "A parameter is too long."
 	}
-	challenge, _ := one("code_challenge")
-	method, _ := one("code_challenge_method")
+	challenge, method := one("code_challenge"), one("code_challenge_method")
 	switch {
 	case challenge == "" && method != "":
-		fail("invalid_request", "The code_challenge_method requires a code_challenge.")
-		return
+		return "invalid_request", "The code_challenge_method requires a code_challenge."
 	case challenge == "" && c.AuthMethod == clientauth.None:
-		fail("invalid_request", "PKCE code challenge is required when the token endpoint authentication method is 'NONE'.")
-		return
+		return "invalid_request", "PKCE code challenge is required when the token endpoint authentication method is 'NONE'."
 	case challenge != "" && method != "S256":
 		// RFC 7636 section 4.2 allows plain; OAuth 2.0 Security BCP
 		// (RFC 9700 section 2.1.1) says S256 only.
-		fail("invalid_request", "PKCE code_challenge_method must be S256.")
-		return
+		return "invalid_request", "PKCE code_challenge_method must be S256."
 	case challenge != "" && !pkceChars.MatchString(challenge):
-		fail("invalid_request", "PKCE code challenge is malformed.")
-		return
+		return "invalid_request", "PKCE code challenge is malformed."
 	}
 	req.Challenge = challenge
-	var d decision
-	d.server = s
-	scopes, e := s.requestedScopes(func() string { v, _ := one("scope"); return v }(), &d)
+	scopes, e := s.requestedScopes(one("scope"), &decision{server: s})
 	if e != nil {
-		fail(e.Code, e.Description)
-		return
+		return e.Code, e.Description
 	}
 	req.Scopes = scopes
-	if p, _ := one("prompt"); p != "" {
+	if p := one("prompt"); p != "" {
 		req.Prompt = strings.Fields(p)
 		for _, v := range req.Prompt {
 			if v != "none" && v != "login" && v != "consent" {
-				fail("invalid_request", "The prompt value is not supported.")
-				return
+				return "invalid_request", "The prompt value is not supported."
 			}
 		}
 		if slices.Contains(req.Prompt, "none") && len(req.Prompt) > 1 {
-			fail("invalid_request", "prompt=none cannot be combined with other values.")
-			return
+			return "invalid_request", "prompt=none cannot be combined with other values."
 		}
 	}
-	if ma, _ := one("max_age"); ma != "" {
+	if ma := one("max_age"); ma != "" {
 		n, err := strconv.Atoi(ma)
 		if err != nil || n < 0 {
-			fail("invalid_request", "The max_age parameter must be a non-negative integer.")
-			return
+			return "invalid_request", "The max_age parameter must be a non-negative integer."
 		}
 		req.MaxAge = n
 	}
-	req.CSRF = randomToken()
-	// A valid SSO session that satisfies prompt and max_age skips sign-in.
-	if sess, ok := i.currentSession(r); ok && !slices.Contains(req.Prompt, "login") &&
-		(req.MaxAge < 0 || i.now().Sub(sess.AuthTime) <= time.Duration(req.MaxAge)*time.Second) {
+	return "", ""
+}
+
+// satisfyingSession is the browser's SSO session when it satisfies the
+// request's prompt and max_age (OpenID Connect Core section 3.1.2.1).
+func (i *Issuer) satisfyingSession(r *http.Request, req *authzRequest) (*session, bool) {
+	if slices.Contains(req.Prompt, "login") {
+		return nil, false
+	}
+	sess, ok := i.currentSession(r)
+	if !ok || (req.MaxAge >= 0 && i.now().Sub(sess.AuthTime) > time.Duration(req.MaxAge)*time.Second) {
+		return nil, false
+	}
+	return sess, true
+}
+
+// continueAuthorize goes on with a valid request: with a satisfying
+// session straight to consent and the code, else to sign-in, unless
+// the client asked not to prompt.
+func (i *Issuer) continueAuthorize(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest) {
+	if sess, ok := i.satisfyingSession(r, req); ok {
 		req.UserID, req.AuthTime, req.Amr = sess.UserID, sess.AuthTime, sess.Amr
 		i.afterSignIn(w, r, s, c, req)
 		return
 	}
 	if slices.Contains(req.Prompt, "none") {
-		fail("login_required", "The client specified not to prompt, but the user is not logged in.")
+		i.redirectError(w, r, s, req, "login_required", "The client specified not to prompt, but the user is not logged in.")
 		return
 	}
 	txn, ok := i.saveTxn(w, r, req)

@@ -7,21 +7,6 @@ import (
 	"strings"
 )
 
-// corsMethods are the endpoints a browser app calls with fetch, and
-// their methods (Okta's Trusted Origins of the CORS kind). Pages the
-// browser navigates to (authorize, sign-in, consent, logout) never
-// answer cross-origin reads.
-var corsMethods = map[string]string{
-	".well-known/" + docOIDC:  "GET",
-	".well-known/" + docOAuth: "GET",
-	"v1/keys":                 "GET",
-	"v1/token":                "POST",
-	"v1/introspect":           "POST",
-	"v1/revoke":               "POST",
-	"v1/userinfo":             "GET, POST",
-	"v1/device/authorize":     "POST",
-}
-
 // corsMaxAge lets a browser cache a preflight for 10 minutes.
 const corsMaxAge = "600"
 
@@ -43,15 +28,16 @@ func parseOrigins(list []string) (map[string]bool, error) {
 	return out, nil
 }
 
-// cors adds the CORS response headers for a trusted Origin and answers
-// its preflight (Fetch standard, "CORS protocol"); it reports true when
-// the request was a preflight and is answered. Untrusted origins get no
+// cors adds the CORS response headers of an endpoint open to fetch
+// (endpoint.cors) for a trusted Origin and answers its preflight (Fetch
+// standard, "CORS protocol"); it reports true when the request was a
+// preflight and is answered. Untrusted origins get no
 // CORS headers, so the browser withholds the response. Credentials
 // (cookies) are never allowed: these endpoints authenticate by
 // parameters and bearer tokens.
-func (i *Issuer) cors(w http.ResponseWriter, r *http.Request, ep string) bool {
-	methods, ok := corsMethods[ep]
-	if !ok || len(i.origins) == 0 {
+func (i *Issuer) cors(w http.ResponseWriter, r *http.Request, ep *endpoint) bool {
+	methods := ep.cors
+	if methods == "" || len(i.origins) == 0 {
 		return false
 	}
 	h := w.Header()

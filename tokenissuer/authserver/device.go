@@ -12,7 +12,6 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ui"
 )
@@ -76,55 +75,37 @@ func normalizeUserCode(s string) string {
 	return b.String()
 }
 
-// serveDeviceAuthorize is the device authorization endpoint (RFC 8628
-// section 3.1).
-func (i *Issuer) serveDeviceAuthorize(w http.ResponseWriter, r *http.Request, s *Server) {
-	d := decision{server: s, grantType: GrantDeviceCode}
-	fail := func(e *oauth.Error) {
-		i.logFailure(EventDeviceAuthorize, d, e)
-		oauth.WriteError(w, e)
-	}
-	form, e := oauth.ParseForm(w, r)
-	if e != nil {
-		fail(e)
-		return
-	}
-	c, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("device/authorize"))
-	if e != nil {
-		d.clientID = claimed
-		fail(e)
-		return
-	}
-	d.clientID = c.ID
+// deviceAuthorizeEndpoint is the device authorization endpoint (RFC
+// 8628 section 3.1).
+var deviceAuthorizeEndpoint = &backChannel{name: "device/authorize", event: EventDeviceAuthorize, failEvent: EventDeviceAuthorize,
+	grantType: GrantDeviceCode, run: (*Issuer).runDeviceAuthorize}
+
+func (i *Issuer) runDeviceAuthorize(x *exchange) outcome {
+	s, c := x.s, x.client
 	if !s.supports(GrantDeviceCode) || !c.AllowsGrant(GrantDeviceCode) {
-		fail(oauth.ErrUnauthorizedClient.WithDescription("The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(c.GrantTypes, ", ") + "]."))
-		return
+		return failed(oauth.ErrUnauthorizedClient.WithDescription("The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(c.GrantTypes, ", ") + "]."))
 	}
-	scopes, e := s.requestedScopes(form["scope"], &d)
+	scopes, e := s.requestedScopes(x.form["scope"], &x.d)
 	if e != nil {
-		fail(e)
-		return
+		return failed(e)
 	}
 	deviceCode, userCode := randomToken(), newUserCode()
 	g := deviceGrant{Server: s.ID, ClientID: c.ID, Scopes: scopes, UserCode: userCode, Status: devicePending, Interval: int(pollInterval.Seconds())}
 	b, _ := json.Marshal(g)
 	until := i.now().Add(deviceLifetime)
-	ctx := r.Context()
+	ctx := x.r.Context()
 	if err := i.store.PutRecord(ctx, store.NSDevice, refreshHash(deviceCode), b, until); err != nil {
-		fail(oauth.FromStore(err))
-		return
+		return failed(oauth.FromStore(err))
 	}
 	if err := i.store.PutRecord(ctx, store.NSUserCode, normalizeUserCode(userCode), []byte(refreshHash(deviceCode)), until); err != nil {
-		fail(oauth.FromStore(err))
-		return
+		return failed(oauth.FromStore(err))
 	}
 	verify := i.base + "/oauth2/v1/device"
-	i.logSuccess(EventDeviceAuthorize, d)
-	oauth.WriteJSON(w, http.StatusOK, map[string]any{
+	return outcome{body: map[string]any{
 		"device_code": deviceCode, "user_code": userCode, "verification_uri": verify,
 		"verification_uri_complete": verify + "?user_code=" + userCode,
 		"expires_in":                int(deviceLifetime.Seconds()), "interval": g.Interval,
-	})
+	}}
 }
 
 // deviceEntryCookie binds the code entry form to the browser that
@@ -335,69 +316,3 @@ func (i *Issuer) decideDevice(w http.ResponseWriter, r *http.Request, req *authz
 }
 
 var errDeviceDecided = errors.New("device already decided")
-
-// Device token errors (RFC 8628 section 3.5).
-var (
-	errPending  = &oauth.Error{Code: "authorization_pending", Status: http.StatusBadRequest, Description: "The device authorization is pending. Please try again later."}
-	errSlowDown = &oauth.Error{Code: "slow_down", Status: http.StatusBadRequest, Description: "The client is polling too fast. Increase the interval."}
-	errExpired  = &oauth.Error{Code: "expired_token", Status: http.StatusBadRequest, Description: "The device code has expired."}
-	errDenied   = &oauth.Error{Code: "access_denied", Status: http.StatusBadRequest, Description: "The resource owner denied the request."}
-)
-
-// deviceCodeGrant is the token request of RFC 8628 section 3.4.
-func (i *Issuer) deviceCodeGrant(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
-	dc := form["device_code"]
-	if dc == "" {
-		return nil, oauth.ErrInvalidRequest.WithDescription("The 'device_code' parameter is required.")
-	}
-	now := i.now()
-	var g deviceGrant
-	var verdict *oauth.Error
-	_, err := i.store.UpdateRecord(r.Context(), store.NSDevice, refreshHash(dc), func(v []byte) ([]byte, error) {
-		if err := json.Unmarshal(v, &g); err != nil {
-			return nil, err
-		}
-		if g.Server != s.ID || g.ClientID != c.ID {
-			verdict = errExpired.WithReason("device code of another client or server")
-			return v, nil
-		}
-		// Section 3.5: polling faster than the interval earns slow_down
-		// and a longer interval.
-		if !g.LastPoll.IsZero() && now.Sub(g.LastPoll) < time.Duration(g.Interval)*time.Second {
-			g.Interval += 5
-			g.LastPoll = now
-			verdict = errSlowDown
-			return json.Marshal(g)
-		}
-		g.LastPoll = now
-		switch g.Status {
-		case devicePending:
-			verdict = errPending
-			return json.Marshal(g)
-		case deviceDenied:
-			verdict = errDenied
-			return nil, nil // used up
-		}
-		return nil, nil // approved: single use
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errExpired
-	}
-	if err != nil {
-		return nil, oauth.FromStore(err)
-	}
-	if verdict != nil {
-		return nil, verdict
-	}
-	d.scopes, d.userID = g.Scopes, g.UserID
-	u, e := i.activeUser(r.Context(), g.UserID)
-	if e != nil {
-		return nil, errDenied.WithReason("user missing or not active")
-	}
-	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantDeviceCode, Scopes: g.Scopes, User: policyUser(u)}, d)
-	if e != nil {
-		return nil, e
-	}
-	return i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantDeviceCode,
-		authTime: g.AuthTime, amr: g.Amr}, d)
-}

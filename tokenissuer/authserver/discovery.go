@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
 
 // Discovery document names.
@@ -22,11 +24,64 @@ var (
 	publicAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
 
+// usableGrants are the server's grant types that some client can use
+// under some rule: a rule naming the grant in a policy whose clients
+// include a client whose grant_types include it. refresh_token is
+// usable where such a client may also refresh after a grant with a
+// user (the family is judged by the grant that started it). The org
+// server has no policies: any client may use its code flow.
+func (s *Server) usableGrants(clients []*clientauth.Client) []string {
+	policies := s.policies.Policies()
+	if s.Org {
+		policies = []*policy.Policy{orgPolicy}
+	}
+	usable := map[string]bool{}
+	for _, p := range policies {
+		for _, c := range clients {
+			if !coversClient(p.Clients, c.ID) {
+				continue
+			}
+			for _, r := range p.Rules {
+				for _, g := range r.GrantTypes {
+					if !s.supports(g) || !c.AllowsGrant(g) {
+						continue
+					}
+					if g == GrantClientCredentials {
+						// A rule naming people never matches without a user.
+						usable[g] = usable[g] || r.People == nil || (len(r.People.Users) == 0 && len(r.People.Groups) == 0)
+						continue
+					}
+					usable[g] = true
+					if s.supports(GrantRefreshToken) && c.AllowsGrant(GrantRefreshToken) {
+						usable[GrantRefreshToken] = true
+					}
+				}
+			}
+		}
+	}
+	out := []string{}
+	for _, g := range s.grantTypes {
+		if usable[g] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// coversClient is a policy's client condition (policy.Any alone covers
+// every client).
+func coversClient(list []string, id string) bool {
+	return (len(list) == 1 && list[0] == policy.Any) || slices.Contains(list, id)
+}
+
 // buildMetadata renders both discovery documents once (RFC 8414
 // section 2, OpenID Connect Discovery section 3). They list only what
-// the server really supports.
-func (s *Server) buildMetadata() map[string][]byte {
+// some client can really use: a grant type where a client and a rule
+// allow it, the authorization endpoint and its parameters where the
+// code flow is usable, the device endpoint where the device grant is.
+func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 	ep := s.endpoints
+	grants := s.usableGrants(clients)
 	var published []string
 	for _, sc := range s.scopeOrder {
 		if sc.Publish {
@@ -38,8 +93,9 @@ func (s *Server) buildMetadata() map[string][]byte {
 		"gender", "birthdate", "zoneinfo", "locale", "updated_at", "email", "email_verified", "address", "phone_number",
 		"phone_number_verified", "groups"}
 	assertionAlgs := []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	code := slices.Contains(grants, GrantAuthorizationCode)
 	respTypes := []string{}
-	if s.supports(GrantAuthorizationCode) {
+	if code {
 		respTypes = []string{"code"}
 	}
 	m := map[string]any{
@@ -48,7 +104,7 @@ func (s *Server) buildMetadata() map[string][]byte {
 		"jwks_uri":                              ep + "/keys",
 		"introspection_endpoint":                ep + "/introspect",
 		"revocation_endpoint":                   ep + "/revoke",
-		"grant_types_supported":                 nonNil(s.grantTypes),
+		"grant_types_supported":                 grants,
 		"response_types_supported":              respTypes,
 		"scopes_supported":                      nonNil(published),
 		"claims_supported":                      claims,
@@ -60,7 +116,7 @@ func (s *Server) buildMetadata() map[string][]byte {
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
 		"request_parameter_supported":                              false,
 	}
-	if s.supports(GrantAuthorizationCode) {
+	if code {
 		m["authorization_endpoint"] = ep + "/authorize"
 		m["response_modes_supported"] = []string{"query", "form_post"}
 		m["code_challenge_methods_supported"] = []string{"S256"}
@@ -68,7 +124,7 @@ func (s *Server) buildMetadata() map[string][]byte {
 		m["end_session_endpoint"] = ep + "/logout"
 		m["prompt_values_supported"] = []string{"none", "login", "consent"}
 	}
-	if s.supports(GrantDeviceCode) {
+	if slices.Contains(grants, GrantDeviceCode) {
 		m["device_authorization_endpoint"] = ep + "/device/authorize"
 	}
 	out := map[string][]byte{}

@@ -32,12 +32,17 @@ type decision struct {
 	rule      string
 	jti       string
 	family    string
+	// login is what a password sign-in named (Okta's actor alternateId),
+	// clientIP where it came from (client.ipAddress): sign-in, lockout
+	// and password-grant events carry both, never the password.
+	login    string
+	clientIP string
 }
 
 // fields are the event's own fields; the server's are pre-encoded in
 // its logger (Server.log).
 func (d decision) fields(extra int) []zap.Field {
-	f := make([]zap.Field, 0, 7+extra)
+	f := make([]zap.Field, 0, 9+extra)
 	if d.clientID != "" {
 		f = append(f, zap.String("client_id", d.clientID))
 	}
@@ -59,6 +64,12 @@ func (d decision) fields(extra int) []zap.Field {
 	if d.jti != "" {
 		f = append(f, zap.String("jti", d.jti))
 	}
+	if d.login != "" {
+		f = append(f, zap.String("login", echo(d.login)))
+	}
+	if d.clientIP != "" {
+		f = append(f, zap.String("client_ip", d.clientIP))
+	}
 	return f
 }
 
@@ -74,7 +85,11 @@ func (i *Issuer) logFailure(event string, d decision, e *oauth.Error) {
 		if reason == "" {
 			reason = e.Description
 		}
-		c.Write(append(d.fields(3), zap.String("outcome", "FAILURE"), zap.String("error", e.Code), zap.String("reason", reason))...)
+		f := append(d.fields(4), zap.String("outcome", "FAILURE"), zap.String("error", e.Code), zap.String("reason", reason))
+		if e.Cause != nil {
+			f = append(f, zap.NamedError("cause", e.Cause))
+		}
+		c.Write(f...)
 	}
 }
 

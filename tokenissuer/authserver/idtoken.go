@@ -44,7 +44,7 @@ func (i *Issuer) signIDToken(s *Server, c *clientauth.Client, u *directory.User,
 	}
 	payload, err := json.Marshal(m)
 	if err != nil {
-		return "", oauth.ErrServer.WithReason("encoding ID token: " + err.Error())
+		return "", oauth.ErrServer.WithReason("encoding ID token").WithCause(err)
 	}
 	return i.sign(s, set, set.IDHeader, payload)
 }

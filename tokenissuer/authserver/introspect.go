@@ -2,8 +2,8 @@ package authserver
 
 import (
 	"errors"
-	"net/http"
 	"strings"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -14,66 +14,64 @@ import (
 // 7662 section 2.2 forbids saying why.
 var inactive = map[string]bool{"active": false}
 
-// serveIntrospect is the introspection endpoint (RFC 7662). A
+// introspectEndpoint is the introspection endpoint (RFC 7662). A
 // confidential client may introspect any token of the server, as
 // resource servers must; a public client proves only its client_id, so
 // it sees only tokens issued to it (RFC 7662 section 4: the server must
 // decide who may learn what about a token).
-func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Server) {
-	d := decision{server: s}
-	fail := func(e *oauth.Error) {
-		i.logFailure(EventIntrospect, d, e)
-		oauth.WriteError(w, e)
+var introspectEndpoint = &backChannel{name: "introspect", event: EventIntrospect, failEvent: EventIntrospect, run: (*Issuer).runIntrospect,
+	// Failed requests (a bad client, the store) are not introspections.
+	observe: func(o Observer, d decision, out outcome, _ time.Duration) {
+		if out.err == nil {
+			o.Introspection(d.server.ID, out.active)
+		}
+	},
+}
+
+// notActive answers a token that is not active; it decides nothing.
+var notActive = outcome{body: inactive, unlogged: true}
+
+func (i *Issuer) runIntrospect(x *exchange) outcome {
+	tok, e := tokenParam(x.form)
+	if e != nil {
+		return failed(e)
 	}
-	tok, ok := i.tokenParam(w, r, s, "introspect", &d, fail)
-	if !ok {
-		return
-	}
+	ctx, s, c := x.r.Context(), x.s, x.client
 	// token_type_hint is only a hint (RFC 7662 section 2.1): every token
 	// is looked up as an access token, the only kind this server issues.
 	// mayKnow says whether the caller may learn about a token issued to
 	// client cid.
 	mayKnow := func(cid string) bool {
-		c, ok := i.auth.Client(d.clientID)
-		return ok && (c.AuthMethod != clientauth.None || cid == c.ID)
+		return c.AuthMethod != clientauth.None || cid == c.ID
 	}
 	t, err := i.verifyAccessToken(s, tok)
 	if err != nil {
-		rt, err := i.lookupRefresh(r.Context(), s, tok)
+		rt, err := i.lookupRefresh(ctx, s, tok)
 		usable := false
 		if err == nil && mayKnow(rt.ClientID) {
-			usable, err = i.refreshUsable(r.Context(), rt)
+			usable, err = i.refreshUsable(ctx, rt)
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			fail(oauth.FromStore(err))
-			return
+			return failed(oauth.FromStore(err))
 		}
-		i.obs.Introspection(s.ID, usable)
-		if usable {
-			oauth.WriteJSON(w, http.StatusOK, map[string]any{
-				"active": true, "token_type": "refresh_token", "scope": strings.Join(rt.Scopes, " "),
-				"client_id": rt.ClientID, "uid": rt.UserID, "iat": rt.Issued.Unix(), "exp": rt.IdleExpires.Unix(), "iss": s.Issuer,
-			})
-			return
+		if !usable {
+			return notActive
 		}
-		oauth.WriteJSON(w, http.StatusOK, inactive)
-		return
+		return outcome{unlogged: true, active: true, body: map[string]any{
+			"active": true, "token_type": "refresh_token", "scope": strings.Join(rt.Scopes, " "),
+			"client_id": rt.ClientID, "uid": rt.UserID, "iat": rt.Issued.Unix(), "exp": rt.IdleExpires.Unix(), "iss": s.Issuer,
+		}}
 	}
 	priv := t.PrivateClaims()
 	if cid, _ := priv["cid"].(string); !mayKnow(cid) {
-		i.obs.Introspection(s.ID, false)
-		oauth.WriteJSON(w, http.StatusOK, inactive)
-		return
+		return notActive
 	}
-	rev, err := i.revoked(r.Context(), t.JwtID())
+	rev, err := i.revoked(ctx, t.JwtID())
 	if err != nil {
-		fail(oauth.FromStore(err))
-		return
+		return failed(oauth.FromStore(err))
 	}
-	i.obs.Introspection(s.ID, !rev)
 	if rev {
-		oauth.WriteJSON(w, http.StatusOK, inactive)
-		return
+		return notActive
 	}
 	resp := map[string]any{
 		"active":     true,
@@ -99,7 +97,6 @@ func (i *Issuer) serveIntrospect(w http.ResponseWriter, r *http.Request, s *Serv
 	if uid, ok := priv["uid"]; ok {
 		resp["uid"] = uid
 	}
-	d.jti = t.JwtID()
-	i.logSuccess(EventIntrospect, d)
-	oauth.WriteJSON(w, http.StatusOK, resp)
+	x.d.jti = t.JwtID()
+	return outcome{body: resp, active: true}
 }

@@ -84,10 +84,12 @@ type Issuer struct {
 	log      *zap.Logger
 	obs      Observer
 	now      func() time.Time
-	origins  map[string]bool // trusted CORS origins
-	gate     *hashgate.Gate  // every password check runs through it
-	inflight inFlight        // password checks running, per login
-	slowStep time.Duration   // slowStep; tests set 0 to not wait
+	origins  map[string]bool  // trusted CORS origins
+	gate     *hashgate.Gate   // every password check runs through it
+	routes   map[string]route // every path served (routes.go)
+	spaces   []string         // path prefixes that are the issuer's
+	inflight inFlight         // password checks running, per login
+	slowStep time.Duration    // slowStep; tests set 0 to not wait
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -187,6 +189,7 @@ func New(o Options) (*Issuer, error) {
 		}
 		i.servers[id] = s
 	}
+	i.routes, i.spaces = i.buildRoutes(), i.namespaces()
 	return i, nil
 }
 
@@ -243,7 +246,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 		}
 	}
 	s.retention += 5 * time.Minute
-	s.metadata = s.buildMetadata()
+	s.metadata = s.buildMetadata(i.clients)
 	return s, nil
 }
 

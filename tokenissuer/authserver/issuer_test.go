@@ -164,8 +164,8 @@ func TestRoutesUnderBasePath(t *testing.T) {
 		if meta["issuer"] != want || !strings.HasPrefix(meta["token_endpoint"].(string), want) {
 			t.Errorf("%s: issuer %v token_endpoint %v", path, meta["issuer"], meta["token_endpoint"])
 		}
-		if ae, _ := meta["authorization_endpoint"].(string); !strings.HasPrefix(ae, want) || !strings.HasSuffix(ae, "/v1/authorize") {
-			t.Errorf("%s: authorization_endpoint %q", path, ae)
+		if ju, _ := meta["jwks_uri"].(string); !strings.HasPrefix(ju, want) || !strings.HasSuffix(ju, "/v1/keys") {
+			t.Errorf("%s: jwks_uri %q", path, ju)
 		}
 	}
 	for _, path := range []string{"/oauth2/default/v1/keys", "/elsewhere", "/idp/other"} {

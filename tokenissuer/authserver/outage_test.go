@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
@@ -115,6 +116,7 @@ func (f *flakyStore) UpdateRecord(ctx context.Context, ns, key string, fn func([
 // even when the outage outlasted the refresh-token leeway.
 func TestStoreOutage(t *testing.T) {
 	c := &clock{t: time.Now()}
+	core, logs := observer.New(zap.InfoLevel)
 	dir, err := directory.ParseFile([]byte(`{"users":[{"id":"00u1","login":"alice@example.com"}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func TestStoreOutage(t *testing.T) {
 				GrantTypes: []string{GrantAuthorizationCode, GrantClientCredentials}, Scopes: []string{"*"}}}}}}},
 		Clients: []*clientauth.Client{{ID: "web", Secret: "web-secret", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
 			RedirectURIs: []string{"https://app.test/cb"}, RefreshTokenLeeway: duration.Duration(10 * time.Second)}},
-		Logger: zap.NewNop(),
+		Logger: zap.New(core),
 		Now:    c.now,
 	})
 	if err != nil {
@@ -211,6 +213,16 @@ func TestStoreOutage(t *testing.T) {
 	unavailable("introspection", n, h, m)
 	n, h, m = call("/oauth2/default/v1/revoke", "token="+next)
 	unavailable("revocation", n, h, m)
+	// The log names the store's own failure, which the client never sees.
+	var causes []string
+	for _, e := range logs.FilterMessage(EventIntrospect).All() {
+		if cause, ok := e.ContextMap()["cause"].(string); ok {
+			causes = append(causes, cause)
+		}
+	}
+	if len(causes) != 1 || !strings.Contains(causes[0], "connection refused") || strings.Contains(fmt.Sprint(m), "connection refused") {
+		t.Fatalf("introspection failure events carry causes %q; want the store's error", causes)
+	}
 
 	// client_credentials persists nothing: it keeps working.
 	n, _, m = call("/oauth2/default/v1/token", "grant_type=client_credentials&scope=orders:read")

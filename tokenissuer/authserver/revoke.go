@@ -21,74 +21,64 @@ var (
 	revokeWindow = time.Minute
 )
 
-// serveRevoke is the revocation endpoint (RFC 7009). Unknown, invalid,
-// expired and already revoked tokens are answered 200 (section 2.2)
-// without a write; a token issued to another client is refused
+// revokeEndpoint is the revocation endpoint (RFC 7009). Unknown,
+// invalid, expired and already revoked tokens are answered 200 (section
+// 2.2) without a write; a token issued to another client is refused
 // (section 2.1); a client over its revocation budget gets 429.
-func (i *Issuer) serveRevoke(w http.ResponseWriter, r *http.Request, s *Server) {
-	d := decision{server: s}
-	fail := func(e *oauth.Error) {
-		i.obs.Revocation(s.ID, e.Code)
-		i.logFailure(EventRevoke, d, e)
-		oauth.WriteError(w, e)
+var revokeEndpoint = &backChannel{name: "revoke", event: EventRevoke, failEvent: EventRevoke, run: (*Issuer).runRevoke,
+	observe: func(o Observer, d decision, out outcome, _ time.Duration) { o.Revocation(d.server.ID, out.code()) },
+}
+
+// nothingToRevoke is section 2.2's 200 for a token with nothing to revoke.
+var nothingToRevoke = outcome{unlogged: true}
+
+func (i *Issuer) runRevoke(x *exchange) outcome {
+	tok, e := tokenParam(x.form)
+	if e != nil {
+		return failed(e)
 	}
-	done := func() {
-		i.obs.Revocation(s.ID, OutcomeSuccess)
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
-	}
-	tok, ok := i.tokenParam(w, r, s, "revoke", &d, fail)
-	if !ok {
-		return
-	}
-	ctx := r.Context()
-	// mark writes one revocation record within the budget of the
-	// client and the token's subject (who), so one user of a public
-	// app cannot spend every other user's revocations (and signOuts).
-	mark := func(ns, key string, until time.Time, who string) {
-		if already, err := i.store.Marked(ctx, ns, key); err != nil {
-			fail(oauth.FromStore(err))
-			return
-		} else if already {
-			done()
-			return
-		}
-		if wait, ok := i.spendRevokeBudget(ctx, d.clientID+"\x00"+who); !ok {
-			i.obs.Revocation(s.ID, "rate_limited")
-			i.logFailure(EventRevoke, d, &oauth.Error{Code: "rate_limited", Reason: "revocation budget spent"})
-			writeRateLimited(w, revokeBudget, wait, i.now())
-			return
-		}
-		if _, err := i.store.Mark(ctx, ns, key, until); err != nil {
-			fail(oauth.FromStore(err))
-			return
-		}
-		i.logSuccess(EventRevoke, d)
-		done()
-	}
+	ctx, s := x.r.Context(), x.s
 	t, err := i.verifyAccessToken(s, tok)
 	if err != nil {
 		// Not an access token: a refresh token revokes its family.
 		rt, err := i.lookupRefresh(ctx, s, tok)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			done()
+			return nothingToRevoke
 		case err != nil:
-			fail(oauth.FromStore(err))
-		case rt.ClientID != d.clientID:
-			fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
-		default:
-			mark(store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute), rt.UserID)
+			return failed(oauth.FromStore(err))
+		case rt.ClientID != x.d.clientID:
+			return failed(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
 		}
-		return
+		return i.markRevoked(x, store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute), rt.UserID)
 	}
-	d.jti = t.JwtID()
-	if cid, _ := t.PrivateClaims()["cid"].(string); cid != d.clientID {
-		fail(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
-		return
+	x.d.jti = t.JwtID()
+	if cid, _ := t.PrivateClaims()["cid"].(string); cid != x.d.clientID {
+		return failed(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
 	}
 	who, _ := t.PrivateClaims()["uid"].(string) // user tokens; else the client itself
-	mark(store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
+	return i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
+}
+
+// markRevoked writes one revocation record within the budget of the
+// client and the token's subject (who), so one user of a public app
+// cannot spend every other user's revocations (and signOuts).
+func (i *Issuer) markRevoked(x *exchange, ns, key string, until time.Time, who string) outcome {
+	ctx := x.r.Context()
+	if already, err := i.store.Marked(ctx, ns, key); err != nil {
+		return failed(oauth.FromStore(err))
+	} else if already {
+		return nothingToRevoke
+	}
+	if wait, ok := i.spendRevokeBudget(ctx, x.d.clientID+"\x00"+who); !ok {
+		now := i.now()
+		return outcome{err: &oauth.Error{Code: "rate_limited", Status: http.StatusTooManyRequests, Reason: "revocation budget spent"},
+			write: func(w http.ResponseWriter) { writeRateLimited(w, revokeBudget, wait, now) }}
+	}
+	if _, err := i.store.Mark(ctx, ns, key, until); err != nil {
+		return failed(oauth.FromStore(err))
+	}
+	return outcome{}
 }
 
 // spendRevokeBudget counts one revocation record for key (a client and
@@ -119,8 +109,5 @@ func writeRateLimited(w http.ResponseWriter, limit int, wait time.Duration, now 
 	h.Set("X-Rate-Limit-Remaining", "0")
 	h.Set("X-Rate-Limit-Reset", strconv.FormatInt(now.Add(wait).Unix(), 10))
 	h.Set("Retry-After", strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second))))
-	oauth.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
-		"errorCode": "E0000047", "errorSummary": "API call exceeded rate limit due to too many requests.",
-		"errorLink": "E0000047", "errorId": "oae" + randomToken()[:20], "errorCauses": []any{},
-	})
+	writeOktaError(w, http.StatusTooManyRequests, "E0000047", "API call exceeded rate limit due to too many requests.")
 }

@@ -11,100 +11,119 @@ import (
 var errUnavailable = &oauth.Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
 	Description: "The authorization server is starting. Try again shortly."}
 
-// ServeHTTP serves every issuer endpoint (Okta's paths, DESIGN.md
-// "Authorization servers"). It reports false for paths that are not
-// the issuer's, so a caller can pass them on.
-func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
-	bp := i.basePath
-	p := r.URL.Path
-	// RFC 8414 section 3.1: the well-known segment goes between host and
-	// the issuer's path.
-	if rest, ok := strings.CutPrefix(p, "/.well-known/oauth-authorization-server"+bp); ok {
-		switch {
-		case rest == "":
-			i.serve(w, r, i.org, ".well-known/"+docOAuth)
-			return true
-		case strings.HasPrefix(rest, "/oauth2/"):
-			id := strings.TrimPrefix(rest, "/oauth2/")
-			if s, ok := i.servers[id]; ok {
-				i.serve(w, r, s, ".well-known/"+docOAuth)
-			} else {
-				oauth.WriteError(w, oauth.ErrNotFound)
-			}
-			return true
-		}
-	}
-	rest, ok := strings.CutPrefix(p, bp)
-	if !ok {
-		return false
-	}
-	if rest == "/.well-known/"+docOIDC || rest == "/.well-known/"+docOAuth {
-		i.serve(w, r, i.org, rest[1:])
-		return true
-	}
-	rest, ok = strings.CutPrefix(rest, "/oauth2/")
-	if !ok {
-		return false
-	}
-	if ep, ok := strings.CutPrefix(rest, "v1/"); ok {
-		i.serve(w, r, i.org, "v1/"+ep)
-		return true
-	}
-	id, sub, _ := strings.Cut(rest, "/")
-	s, found := i.servers[id]
-	if !found {
-		oauth.WriteError(w, oauth.ErrNotFound)
-		return true
-	}
-	i.serve(w, r, s, sub)
-	return true
+// endpoint is one endpoint of an authorization server.
+type endpoint struct {
+	// cors lists the methods a browser app may call it with by fetch
+	// from a trusted origin (Okta's Trusted Origins of the CORS kind);
+	// pages the browser navigates to (authorize, sign-in, consent,
+	// logout) have none and never answer cross-origin reads.
+	cors string
+	// orgOnly: a page shared by every server, served only under the
+	// org server's path.
+	orgOnly bool
+	serve   func(i *Issuer, w http.ResponseWriter, r *http.Request, s *Server)
 }
 
-// serve dispatches one server's endpoint by its path below the server.
-func (i *Issuer) serve(w http.ResponseWriter, r *http.Request, s *Server, ep string) {
-	if i.cors(w, r, ep) {
-		return
+// endpoints are every server's endpoints by path below the server's
+// root (Okta's paths, DESIGN.md "Authorization servers"). Method checks
+// stay in each handler: each answers its own 405 with Allow.
+var endpoints = map[string]*endpoint{
+	".well-known/" + docOIDC:  {cors: "GET", serve: metadata(docOIDC)},
+	".well-known/" + docOAuth: {cors: "GET", serve: metadata(docOAuth)},
+	"v1/keys":                 {cors: "GET", serve: func(_ *Issuer, w http.ResponseWriter, r *http.Request, s *Server) { s.serveKeys(w, r) }},
+	"v1/token":                {cors: "POST", serve: backChannelOf(tokenEndpoint)},
+	"v1/introspect":           {cors: "POST", serve: backChannelOf(introspectEndpoint)},
+	"v1/revoke":               {cors: "POST", serve: backChannelOf(revokeEndpoint)},
+	"v1/device/authorize":     {cors: "POST", serve: backChannelOf(deviceAuthorizeEndpoint)},
+	"v1/userinfo":             {cors: "GET, POST", serve: (*Issuer).serveUserinfo},
+	"v1/authorize":            {serve: (*Issuer).serveAuthorize},
+	"v1/logout":               {serve: (*Issuer).serveLogout},
+	// The browser pages of the SSO session.
+	"v1/device":  {orgOnly: true, serve: page((*Issuer).serveDevicePage)},
+	"v1/signin":  {orgOnly: true, serve: page((*Issuer).serveSignIn)},
+	"v1/consent": {orgOnly: true, serve: page((*Issuer).serveConsent)},
+}
+
+func metadata(doc string) func(*Issuer, http.ResponseWriter, *http.Request, *Server) {
+	return func(_ *Issuer, w http.ResponseWriter, r *http.Request, s *Server) { s.serveMetadata(w, r, doc) }
+}
+
+func backChannelOf(b *backChannel) func(*Issuer, http.ResponseWriter, *http.Request, *Server) {
+	return func(i *Issuer, w http.ResponseWriter, r *http.Request, s *Server) { i.serveBackChannel(w, r, s, b) }
+}
+
+func page(f func(*Issuer, http.ResponseWriter, *http.Request)) func(*Issuer, http.ResponseWriter, *http.Request, *Server) {
+	return func(i *Issuer, w http.ResponseWriter, r *http.Request, _ *Server) { f(i, w, r) }
+}
+
+// route is what one path of the issuer serves.
+type route struct {
+	server *Server
+	ep     *endpoint
+}
+
+// buildRoutes is the issuer's route table: every path it serves, by
+// exact path ({base} is the path of base_url):
+//
+//	{base}/.well-known/{doc}                  org discovery
+//	{base}/oauth2/v1/{endpoint}               org endpoints and pages
+//	{base}/oauth2/{server}/.well-known/{doc}  custom discovery
+//	{base}/oauth2/{server}/v1/{endpoint}      custom endpoints
+//	/.well-known/oauth-authorization-server{issuer path}
+//	                                          RFC 8414 section 3.1: the
+//	                                          well-known segment goes between
+//	                                          host and the issuer's path
+func (i *Issuer) buildRoutes() map[string]route {
+	routes := map[string]route{}
+	for _, s := range i.Servers() {
+		root := i.basePath + "/oauth2/" + s.ID // custom servers: issuer path, and parent of v1/
+		wellKnown, v1 := root, root
+		if s.Org {
+			wellKnown, v1 = i.basePath, i.basePath+"/oauth2"
+		}
+		for name, ep := range endpoints {
+			switch {
+			case ep.orgOnly && !s.Org:
+			case strings.HasPrefix(name, ".well-known/"):
+				routes[wellKnown+"/"+name] = route{s, ep}
+			default:
+				routes[v1+"/"+name] = route{s, ep}
+			}
+		}
+		routes["/.well-known/"+docOAuth+wellKnown] = route{s, endpoints[".well-known/"+docOAuth]}
+	}
+	return routes
+}
+
+// namespaces are the path prefixes that belong to the issuer: under
+// them an unknown path is a 404, never the next handler's answer.
+func (i *Issuer) namespaces() []string {
+	b := i.basePath
+	return []string{b + "/oauth2", b + "/api/v1", b + "/.well-known/" + docOIDC, b + "/.well-known/" + docOAuth, "/.well-known/" + docOAuth + b}
+}
+
+// ServeHTTP serves every issuer endpoint. It reports false for paths
+// outside the issuer's namespaces, so a caller can pass them on; an
+// unknown path inside them is answered 404 in Okta's error shape.
+func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
+	p := r.URL.Path
+	rt, ok := i.routes[p]
+	if !ok {
+		for _, ns := range i.spaces {
+			if p == ns || strings.HasPrefix(p, ns+"/") {
+				i.notFound(w, r)
+				return true
+			}
+		}
+		return false
+	}
+	if i.cors(w, r, rt.ep) {
+		return true
 	}
 	if !i.started.Load() {
 		oauth.WriteError(w, errUnavailable) // with Retry-After, as every 503
-		return
+		return true
 	}
-	switch ep {
-	case ".well-known/" + docOIDC:
-		s.serveMetadata(w, r, docOIDC)
-	case ".well-known/" + docOAuth:
-		s.serveMetadata(w, r, docOAuth)
-	case "v1/keys":
-		s.serveKeys(w, r)
-	case "v1/token":
-		i.serveToken(w, r, s)
-	case "v1/introspect":
-		i.serveIntrospect(w, r, s)
-	case "v1/revoke":
-		i.serveRevoke(w, r, s)
-	case "v1/userinfo":
-		i.serveUserinfo(w, r, s)
-	case "v1/authorize":
-		i.serveAuthorize(w, r, s)
-	case "v1/device/authorize":
-		i.serveDeviceAuthorize(w, r, s)
-	case "v1/logout":
-		i.serveLogout(w, r, s)
-	case "v1/device", "v1/signin", "v1/consent":
-		// Pages shared by every server live only under the org's path.
-		if !s.Org {
-			oauth.WriteError(w, oauth.ErrNotFound)
-			return
-		}
-		orgPages[ep](i, w, r)
-	default:
-		oauth.WriteError(w, oauth.ErrNotFound)
-	}
-}
-
-// orgPages are the browser pages of the SSO session.
-var orgPages = map[string]func(*Issuer, http.ResponseWriter, *http.Request){
-	"v1/device":  (*Issuer).serveDevicePage,
-	"v1/signin":  (*Issuer).serveSignIn,
-	"v1/consent": (*Issuer).serveConsent,
+	rt.ep.serve(i, w, r, rt.server)
+	return true
 }

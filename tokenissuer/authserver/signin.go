@@ -77,7 +77,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	login := directory.NormalizeLogin(form["username"])
 	ctx := r.Context()
-	d := decision{server: s, clientID: req.ClientID}
+	d := decision{server: s, clientID: req.ClientID, login: login, clientIP: clientip.From(r)}
 	// One pending sign-in takes a few passwords, then expires: the
 	// per-login limit is not the only bound on guesses through it.
 	tries, err := i.store.Incr(ctx, store.NSAttempts, "txn:"+txn, 1, i.now().Add(txnLifetime))

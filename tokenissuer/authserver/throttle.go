@@ -120,7 +120,8 @@ func (a *attempt) failed(ctx context.Context, d decision) {
 }
 
 // logLockout writes Okta's lockout event for a login that names a user
-// (an unknown login is locked too, silently: there is no account).
+// (an unknown login is locked too, silently: there is no account), with
+// the login and the address of the attempt that locked it (d).
 func (i *Issuer) logLockout(ctx context.Context, d decision, login string) {
 	if i.dir == nil {
 		return
@@ -129,7 +130,7 @@ func (i *Issuer) logLockout(ctx context.Context, d decision, login string) {
 	if err != nil {
 		return
 	}
-	d.userID = u.ID
+	d.userID, d.login = u.ID, login
 	if c := d.server.log.Check(zap.WarnLevel, EventAccountLock); c != nil {
 		c.Write(append(d.fields(3), zap.String("outcome", "SUCCESS"), zap.String("reason", "Max sign in attempts exceeded"),
 			zap.Duration("locked_for", throttleWindow))...)

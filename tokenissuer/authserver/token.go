@@ -25,64 +25,55 @@ func (s *Server) audiences(ep string) clientauth.Audiences {
 	return clientauth.Audiences{s.endpoints + "/" + ep, s.endpoints + "/token", s.Issuer}
 }
 
-// serveToken is the token endpoint (RFC 6749 section 3.2): parse,
-// authenticate the client, then hand over to the grant.
-func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request, s *Server) {
-	start := time.Now() // a latency: the wall clock, not i.now
-	d := decision{server: s}
-	fail := func(e *oauth.Error) {
-		i.obs.TokenRequest(s.ID, d.grantType, e.Code, time.Since(start))
-		i.logFailure(EventTokenDenied, d, e)
-		oauth.WriteError(w, e)
+// tokenEndpoint is the token endpoint (RFC 6749 section 3.2): the
+// grant type is required before the client is authenticated, then the
+// grant runs.
+var tokenEndpoint = &backChannel{
+	name: "token", event: EventTokenGrant, failEvent: EventTokenDenied,
+	before: func(form map[string]string, d *decision) *oauth.Error {
+		d.grantType = form["grant_type"]
+		if d.grantType == "" {
+			return oauth.ErrInvalidRequest.WithDescription("The 'grant_type' parameter is required.")
+		}
+		return nil
+	},
+	run: (*Issuer).runToken,
+	observe: func(o Observer, d decision, out outcome, elapsed time.Duration) {
+		o.TokenRequest(d.server.ID, d.grantType, out.code(), elapsed)
+	},
+}
+
+// grant is one grant type's token request, for an authenticated client
+// allowed to use it.
+type grant func(i *Issuer, r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error)
+
+// grants are the token endpoint's grant types (token_*.go).
+var grants = map[string]grant{
+	GrantClientCredentials: (*Issuer).clientCredentials,
+	GrantPassword:          (*Issuer).passwordGrant,
+	GrantRefreshToken:      (*Issuer).refreshGrant,
+	GrantAuthorizationCode: (*Issuer).authorizationCode,
+	GrantDeviceCode:        (*Issuer).deviceCodeGrant,
+}
+
+func (i *Issuer) runToken(x *exchange) outcome {
+	gt, client := x.d.grantType, x.client
+	if !x.s.supports(gt) {
+		return failed(oauth.ErrUnsupportedGrantType)
 	}
-	form, e := oauth.ParseForm(w, r)
-	if e != nil {
-		fail(e)
-		return
-	}
-	d.grantType = form["grant_type"]
-	if d.grantType == "" {
-		fail(oauth.ErrInvalidRequest.WithDescription("The 'grant_type' parameter is required."))
-		return
-	}
-	client, claimed, e := i.auth.Authenticate(r.Context(), r, form, s.audiences("token"))
-	if e != nil {
-		d.clientID = claimed
-		fail(e)
-		return
-	}
-	d.clientID = client.ID
-	if !s.supports(d.grantType) {
-		fail(oauth.ErrUnsupportedGrantType)
-		return
-	}
-	if !client.AllowsGrant(d.grantType) {
-		fail(oauth.ErrUnauthorizedClient.WithDescription(
+	if !client.AllowsGrant(gt) {
+		return failed(oauth.ErrUnauthorizedClient.WithDescription(
 			"The client is not authorized to use the provided grant type. Configured grant types: [" + strings.Join(client.GrantTypes, ", ") + "]."))
-		return
 	}
-	var resp *tokenResponse
-	switch d.grantType {
-	case GrantClientCredentials:
-		resp, e = i.clientCredentials(r, s, client, form, &d)
-	case GrantPassword:
-		resp, e = i.passwordGrant(r, s, client, form, &d)
-	case GrantRefreshToken:
-		resp, e = i.refreshGrant(r, s, client, form, &d)
-	case GrantAuthorizationCode:
-		resp, e = i.authorizationCode(r, s, client, form, &d)
-	case GrantDeviceCode:
-		resp, e = i.deviceCodeGrant(r, s, client, form, &d)
-	default:
-		e = oauth.ErrUnsupportedGrantType
+	run, ok := grants[gt]
+	if !ok {
+		return failed(oauth.ErrUnsupportedGrantType)
 	}
+	resp, e := run(i, x.r, x.s, client, x.form, &x.d)
 	if e != nil {
-		fail(e)
-		return
+		return failed(e)
 	}
-	i.obs.TokenRequest(s.ID, d.grantType, OutcomeSuccess, time.Since(start))
-	i.logSuccess(EventTokenGrant, d)
-	oauth.WriteJSON(w, http.StatusOK, resp)
+	return outcome{body: resp}
 }
 
 func (s *Server) supports(grant string) bool {

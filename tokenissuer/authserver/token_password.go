@@ -35,7 +35,8 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 	}
 	// The sign-in page's counters and limits: a lockout on either blocks
 	// both, and a locked user gets the same answer as a wrong password.
-	u, err := i.passwordAttempt(r.Context(), directory.NormalizeLogin(login), pw, clientip.Key(r), *d)
+	d.login, d.clientIP = directory.NormalizeLogin(login), clientip.From(r)
+	u, err := i.passwordAttempt(r.Context(), d.login, pw, clientip.Key(r), *d)
 	if u != nil {
 		d.userID = u.ID
 	}
@@ -44,13 +45,13 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 		return nil, errBadCredentials.WithReason("too many failed sign-ins")
 	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
 		// Retry-After comes with every 503 (oauth.WriteError).
-		return nil, oauth.ErrTemporarilyUnavailable.WithReason(err.Error())
+		return nil, oauth.ErrTemporarilyUnavailable.WithCause(err)
 	case errors.Is(err, errInactive):
 		return nil, errBadCredentials.WithReason("user is " + u.Status)
 	case errors.Is(err, directory.ErrBadCredentials):
 		return nil, errBadCredentials.WithReason("bad credentials")
 	case errors.Is(err, errDirectory):
-		return nil, oauth.ErrServer.WithReason(err.Error())
+		return nil, oauth.ErrServer.WithCause(err)
 	case err != nil:
 		return nil, oauth.FromStore(err)
 	}

@@ -21,6 +21,9 @@ type Error struct {
 	Status int `json:"-"`
 	// Reason is what the log records; never sent to the client.
 	Reason string `json:"-"`
+	// Cause is the underlying failure (a store or directory error), for
+	// the log only; errors.Is and errors.As see it through Unwrap.
+	Cause error `json:"-"`
 	// RetryAfter, when set, is sent as Retry-After (RFC 9110 section
 	// 10.2.3), on 429 and 503 answers.
 	RetryAfter time.Duration `json:"-"`
@@ -37,6 +40,20 @@ func (e *Error) Error() string {
 func (e *Error) WithDescription(d string) *Error {
 	c := *e
 	c.Description = d
+	return &c
+}
+
+// Unwrap returns the underlying cause, if any.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// WithCause returns a copy carrying the underlying failure, for the log
+// only; the reason defaults to its text.
+func (e *Error) WithCause(err error) *Error {
+	c := *e
+	c.Cause = err
+	if c.Reason == "" && err != nil {
+		c.Reason = err.Error()
+	}
 	return &c
 }
 
@@ -82,8 +99,6 @@ var (
 		Description: "The endpoint only accepts POST requests."}
 	ErrTooLarge = &Error{Code: "invalid_request", Status: http.StatusRequestEntityTooLarge,
 		Description: "The request body is too large."}
-	ErrNotFound = &Error{Code: "not_found", Status: http.StatusNotFound,
-		Description: "Not found: resource not found."}
 )
 
 // FromStore answers a failed store operation: 503
@@ -91,9 +106,9 @@ var (
 // 500. The cause goes to the log only.
 func FromStore(err error) *Error {
 	if errors.Is(err, store.ErrUnavailable) {
-		return ErrTemporarilyUnavailable.WithReason("store: " + err.Error())
+		return ErrTemporarilyUnavailable.WithReason("store: " + err.Error()).WithCause(err)
 	}
-	return ErrServer.WithReason("store: " + err.Error())
+	return ErrServer.WithReason("store: " + err.Error()).WithCause(err)
 }
 
 // RetryAfter is the Retry-After (seconds) of 503 answers.

@@ -2,10 +2,14 @@ package oauth
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 const formType = "application/x-www-form-urlencoded"
@@ -207,5 +211,30 @@ func TestErrorCopies(t *testing.T) {
 	}
 	if strings.Contains(r.Error(), "why") {
 		t.Fatal("Error() includes the reason")
+	}
+}
+
+// TestFromStoreKeepsCause: a store failure's cause reaches the log
+// (errors.Is through Unwrap) and never the client's answer.
+func TestFromStoreKeepsCause(t *testing.T) {
+	cause := fmt.Errorf("dial tcp 10.0.0.9:5432: %w", store.ErrUnavailable)
+	e := FromStore(cause)
+	if !errors.Is(e, store.ErrUnavailable) || !errors.Is(e, cause) || e.Status != http.StatusServiceUnavailable {
+		t.Fatalf("FromStore(%v) = %+v, cause lost", cause, e)
+	}
+	if ErrTemporarilyUnavailable.Cause != nil {
+		t.Fatal("FromStore modified the template")
+	}
+	w := httptest.NewRecorder()
+	WriteError(w, e)
+	if strings.Contains(w.Body.String(), "10.0.0.9") || strings.Contains(e.Error(), "10.0.0.9") {
+		t.Fatalf("the cause was sent to the client: %s", w.Body)
+	}
+	other := errors.New("disk full")
+	if c := ErrServer.WithCause(other); !errors.Is(c, other) || c.Reason != "disk full" || ErrServer.Cause != nil {
+		t.Fatalf("WithCause: %+v", c)
+	}
+	if c := ErrServer.WithReason("why").WithCause(other); c.Reason != "why" {
+		t.Fatalf("WithCause replaced the reason: %q", c.Reason)
 	}
 }

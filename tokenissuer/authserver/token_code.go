@@ -1,0 +1,132 @@
+package authserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+var (
+	errCodeUsed    = errors.New("authorization code used")
+	errCodeRefused = errors.New("authorization code not bound to this request")
+)
+
+// errBadCode is Okta's answer for any unusable authorization code.
+var errBadCode = &oauth.Error{Code: "invalid_grant", Status: http.StatusBadRequest,
+	Description: "The authorization code is invalid or has expired."}
+
+// authorizationCode is the authorization code grant (RFC 6749 section 4.1.3)
+// with PKCE (RFC 7636 section 4.6).
+func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
+	code := form["code"]
+	if code == "" || form["redirect_uri"] == "" {
+		return nil, oauth.ErrInvalidRequest.WithDescription("The 'code' and 'redirect_uri' parameters are required.")
+	}
+	ctx := r.Context()
+	key := refreshHash(code)
+	var g codeGrant
+	var refused *oauth.Error
+	_, err := i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
+		g, refused = codeGrant{}, nil
+		if err := json.Unmarshal(v, &g); err != nil {
+			return nil, err
+		}
+		// Only the request the code is bound to may consume it, or
+		// revoke what it issued when replayed (RFC 6749 sections 4.1.3
+		// and 10.5): a code sent by another client, for another
+		// redirect URI or with a wrong verifier changes nothing, so it
+		// cannot burn a fresh code or revoke another client's tokens.
+		if refused = g.refuse(s, c, form); refused != nil {
+			return nil, errCodeRefused
+		}
+		if g.Used {
+			return nil, errCodeUsed
+		}
+		g.Used = true
+		return json.Marshal(g)
+	})
+	switch {
+	case errors.Is(err, errCodeRefused):
+		return nil, refused
+	case errors.Is(err, errCodeUsed):
+		// A second use: revoke what the first one issued.
+		i.revokeIssued(ctx, g)
+		return nil, errBadCode.WithReason("authorization code reused: tokens issued from it revoked")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errBadCode.WithReason("unknown or expired authorization code")
+	case errors.Is(err, store.ErrUnavailable):
+		// Not consumed: the client may retry with the same code.
+		return nil, oauth.FromStore(err)
+	case err != nil:
+		return nil, errBadCode.WithReason("unreadable authorization code record").WithCause(err)
+	}
+	d.userID = g.UserID
+	u, e := i.activeUser(ctx, g.UserID)
+	if e != nil {
+		return nil, errBadCode.WithReason("user missing or not active")
+	}
+	d.scopes = g.Scopes
+	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantAuthorizationCode, Scopes: g.Scopes, User: policyUser(u)}, d)
+	if e != nil {
+		return nil, e
+	}
+	resp, e := i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantAuthorizationCode,
+		authTime: g.AuthTime, amr: g.Amr, nonce: g.Nonce}, d)
+	if e != nil {
+		return nil, e
+	}
+	// Remember what the code issued, for revocation on replay.
+	_, _ = i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
+		var cur codeGrant
+		if err := json.Unmarshal(v, &cur); err != nil {
+			return nil, err
+		}
+		cur.IssuedJTI, cur.IssuedExp, cur.Family = d.jti, i.now().Add(m.Rule.Lifetime()), d.family
+		return json.Marshal(cur)
+	})
+	return resp, nil
+}
+
+// revokeIssued revokes the access token and refresh-token family that a
+// code's first use produced.
+func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
+	if g.IssuedJTI != "" {
+		_ = i.revoke(ctx, g.IssuedJTI, g.IssuedExp)
+	}
+	if g.Family != "" {
+		_, _ = i.store.Mark(ctx, store.NSFamily, g.Family, i.now().Add(policy.DefaultRefreshLifetime))
+	}
+}
+
+// refuse checks that a token request matches what the code was issued
+// for: server, client, redirect URI (RFC 6749 section 4.1.3) and the
+// PKCE verifier (RFC 7636 section 4.6).
+func (g *codeGrant) refuse(s *Server, c *clientauth.Client, form map[string]string) *oauth.Error {
+	if g.Server != s.ID || g.ClientID != c.ID || g.RedirectURI != form["redirect_uri"] {
+		return errBadCode.WithReason("code issued to another client, server or redirect URI")
+	}
+	verifier := form["code_verifier"]
+	switch {
+	case g.Challenge == "" && verifier != "":
+		return oauth.ErrInvalidRequest.WithDescription("PKCE verification failed: no code_challenge was sent.")
+	case g.Challenge != "" && (!pkceChars.MatchString(verifier) ||
+		subtle.ConstantTimeCompare([]byte(s256(verifier)), []byte(g.Challenge)) != 1):
+		return errBadCode.WithDescription("PKCE verification failed.").WithReason("code_verifier does not match")
+	}
+	return nil
+}
+
+// s256 is PKCE's S256 transformation (RFC 7636 section 4.2).
+func s256(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}

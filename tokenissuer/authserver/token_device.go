@@ -1,0 +1,79 @@
+package authserver
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+// Device token errors (RFC 8628 section 3.5).
+var (
+	errPending  = &oauth.Error{Code: "authorization_pending", Status: http.StatusBadRequest, Description: "The device authorization is pending. Please try again later."}
+	errSlowDown = &oauth.Error{Code: "slow_down", Status: http.StatusBadRequest, Description: "The client is polling too fast. Increase the interval."}
+	errExpired  = &oauth.Error{Code: "expired_token", Status: http.StatusBadRequest, Description: "The device code has expired."}
+	errDenied   = &oauth.Error{Code: "access_denied", Status: http.StatusBadRequest, Description: "The resource owner denied the request."}
+)
+
+// deviceCodeGrant is the token request of RFC 8628 section 3.4.
+func (i *Issuer) deviceCodeGrant(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
+	dc := form["device_code"]
+	if dc == "" {
+		return nil, oauth.ErrInvalidRequest.WithDescription("The 'device_code' parameter is required.")
+	}
+	now := i.now()
+	var g deviceGrant
+	var verdict *oauth.Error
+	_, err := i.store.UpdateRecord(r.Context(), store.NSDevice, refreshHash(dc), func(v []byte) ([]byte, error) {
+		if err := json.Unmarshal(v, &g); err != nil {
+			return nil, err
+		}
+		if g.Server != s.ID || g.ClientID != c.ID {
+			verdict = errExpired.WithReason("device code of another client or server")
+			return v, nil
+		}
+		// Section 3.5: polling faster than the interval earns slow_down
+		// and a longer interval.
+		if !g.LastPoll.IsZero() && now.Sub(g.LastPoll) < time.Duration(g.Interval)*time.Second {
+			g.Interval += 5
+			g.LastPoll = now
+			verdict = errSlowDown
+			return json.Marshal(g)
+		}
+		g.LastPoll = now
+		switch g.Status {
+		case devicePending:
+			verdict = errPending
+			return json.Marshal(g)
+		case deviceDenied:
+			verdict = errDenied
+			return nil, nil // used up
+		}
+		return nil, nil // approved: single use
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errExpired
+	}
+	if err != nil {
+		return nil, oauth.FromStore(err)
+	}
+	if verdict != nil {
+		return nil, verdict
+	}
+	d.scopes, d.userID = g.Scopes, g.UserID
+	u, e := i.activeUser(r.Context(), g.UserID)
+	if e != nil {
+		return nil, errDenied.WithReason("user missing or not active")
+	}
+	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantDeviceCode, Scopes: g.Scopes, User: policyUser(u)}, d)
+	if e != nil {
+		return nil, e
+	}
+	return i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantDeviceCode,
+		authTime: g.AuthTime, amr: g.Amr}, d)
+}
