@@ -123,13 +123,13 @@ func TestDemoAppChromium(t *testing.T) {
 // clients and rules allow (no password, no device grant), so a client
 // library is not offered flows every request of which is refused.
 func TestDemoDiscovery(t *testing.T) {
-	caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}).InitServer(demoCaddyfile(t), "caddyfile")
+	caddytester.NewTester(t).InitServer(demoCaddyfile(t), "caddyfile")
 	for path, want := range map[string][]string{
 		"/oauth2/default/.well-known/openid-configuration":       {"client_credentials", "authorization_code"},
 		"/oauth2/default/.well-known/oauth-authorization-server": {"client_credentials", "authorization_code"},
 		"/.well-known/openid-configuration":                      {"authorization_code"},
 	} {
-		res, err := http.Get("http://localhost:9380" + path)
+		res, err := http.Get("http://localhost:" + issuerPort + path)
 		if err != nil {
 			t.Fatal(err)
 		}
