@@ -35,7 +35,8 @@ func testArgon2id(pw string, memKiB uint32) string {
 
 // While the gate is full, the sign-in page answers 503 with Retry-After
 // (a try-again page) and the password grant 503 temporarily_unavailable;
-// the attempts refused so are not counted against the user.
+// the attempts refused so are not counted against the user or the
+// address.
 func TestHashGateBusyAnswers(t *testing.T) {
 	gate := hashgate.New(hashgate.Config{Concurrency: 1, Queue: 1, Wait: 20 * time.Millisecond})
 	e := newSignInEnv(t, embeddedStore(t), 1, nil, func(o *Options) { o.HashGate = gate })
@@ -48,7 +49,9 @@ func TestHashGateBusyAnswers(t *testing.T) {
 	go func() { done <- gate.Run(context.Background(), 0, func() { close(running); <-release }) }()
 	<-running
 	page := e.open(0) // refused attempts do not use up the page either
-	for n := range maxUserFailures + 2 {
+	// Each round is two attempts by alice from one address: more than
+	// both the login's and the address's limits in all.
+	for n := range maxAddrFailures/2 + 1 {
 		r := e.signIn(page, "alice@example.com", alicePass, "")
 		if r.status != http.StatusServiceUnavailable || r.session() || !strings.Contains(r.body, "Try again") {
 			t.Fatalf("sign-in %d while the gate is full: %d session=%v %.200s", n, r.status, r.session(), r.body)
@@ -62,7 +65,8 @@ func TestHashGateBusyAnswers(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// 24 refused attempts: none counted, alice is not locked.
+	// None of the refused attempts counted: neither alice nor the
+	// address is locked.
 	if r := e.signIn(page, "alice@example.com", alicePass, ""); r.code() == "" {
 		t.Fatalf("sign-in after the gate freed up: %d", r.status)
 	}

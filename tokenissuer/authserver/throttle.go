@@ -109,14 +109,22 @@ func (a *attempt) failed(ctx context.Context, d decision) {
 	if a.user == maxUserFailures {
 		a.i.logLockout(ctx, d, a.login)
 	}
-	if n := max(a.user, a.byIP); n > slowAfter && a.i.slowStep > 0 {
-		t := time.NewTimer(min(time.Duration(n-slowAfter)*a.i.slowStep, maxDelay))
+	if wait := slowDown(max(a.user, a.byIP), a.i.slowStep); wait > 0 {
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 		}
 	}
+}
+
+// slowDown is how long the answer to a failed attempt waits, n being
+// the higher of the login's and the address's counts: nothing for the
+// first slowAfter failures, then step more per failure, at most
+// maxDelay.
+func slowDown(n int64, step time.Duration) time.Duration {
+	return min(time.Duration(max(n-slowAfter, 0))*step, maxDelay)
 }
 
 // logLockout writes Okta's lockout event for a login that names a user

@@ -1,6 +1,9 @@
 package authserver
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestInFlightPerLogin: at most maxInFlightPerLogin checks of one login
 // run at once, other logins are not affected, a release frees exactly
@@ -38,5 +41,23 @@ func TestInFlightPerLogin(t *testing.T) {
 	}
 	if len(f.n) != 0 {
 		t.Fatalf("entries left after every release: %v", f.n)
+	}
+}
+
+// TestSlowDown: the first failures answer at once, later ones wait a
+// step more each, never more than maxDelay; a zero step (tests) never
+// waits.
+func TestSlowDown(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		step time.Duration
+		want time.Duration
+	}{
+		{1, slowStep, 0}, {slowAfter, slowStep, 0}, {slowAfter + 1, slowStep, slowStep}, {slowAfter + 2, slowStep, 2 * slowStep},
+		{slowAfter + 8, slowStep, maxDelay}, {slowAfter + 9, slowStep, maxDelay}, {1000, slowStep, maxDelay}, {slowAfter + 5, 0, 0},
+	} {
+		if got := slowDown(c.n, c.step); got != c.want {
+			t.Errorf("slowDown(%d, %v) = %v, want %v", c.n, c.step, got, c.want)
+		}
 	}
 }
