@@ -14,7 +14,7 @@ import (
 func TestAuthorizeMaxAge(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	sess := e.session("u1")
-	e.clock.add(60 * time.Second)
+	e.clock.Advance(60 * time.Second)
 	for _, tc := range []struct {
 		name   string
 		extra  url.Values

@@ -17,15 +17,17 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
 // TestExpiredCode: a code older than CodeLifetime is refused with
 // invalid_grant and issues nothing; a fresh one works.
 func TestExpiredCode(t *testing.T) {
-	c := &clock{t: time.Now()}
+	c := testkit.NewClock(time.Now())
 	dir, _ := directory.ParseFile([]byte(`{"users":[{"id":"u1","login":"a@example.com"}]}`))
 	iss, err := New(Options{
-		BaseURL: "https://id.example.com", Directory: dir, Now: c.now,
+		BaseURL: "https://id.example.com", Directory: dir, Now: c.Now,
 		Servers: map[string]*ServerConfig{"default": {Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"},
 			Rules: []*policy.Rule{{Name: "r", GrantTypes: []string{GrantAuthorizationCode}, Scopes: []string{"*"}}}}}}},
 		Clients: []*clientauth.Client{{ID: "web", Secret: "s", GrantTypes: []string{GrantAuthorizationCode}, RedirectURIs: []string{"https://app.test/cb"}}},

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
 func TestTrustedOriginsValidation(t *testing.T) {
@@ -32,7 +34,7 @@ func TestTrustedOriginsValidation(t *testing.T) {
 // Access-Control-Allow-Origin; other origins and the browser pages get
 // no CORS headers; cookies are never allowed.
 func TestCORS(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	iss, _ := newTestIssuer(t, "https://id.example.com", c)
 	iss.origins, _ = parseOrigins([]string{"https://app.example.com"})
 

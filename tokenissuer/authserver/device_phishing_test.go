@@ -27,7 +27,7 @@ func (e *flowEnv) deviceAuthorize() deviceAuth {
 // poll is the TV's token request, a poll interval after the last one.
 func (e *flowEnv) poll(da deviceAuth) map[string]any {
 	e.t.Helper()
-	e.clock.add(pollInterval + time.Second)
+	e.clock.Advance(pollInterval + time.Second)
 	_, body := e.post(tokenEP, "tv", url.Values{"grant_type": {GrantDeviceCode}, "device_code": {da.deviceCode}})
 	return body
 }

@@ -16,7 +16,7 @@ func TestDevicePollInterval(t *testing.T) {
 	da := e.deviceAuthorize()
 	poll := func(after time.Duration) any {
 		t.Helper()
-		e.clock.add(after)
+		e.clock.Advance(after)
 		_, body := e.post(tokenEP, "tv", url.Values{"grant_type": {GrantDeviceCode}, "device_code": {da.deviceCode}})
 		return body["error"]
 	}

@@ -110,7 +110,7 @@ func TestKeyRotationEvents(t *testing.T) {
 	if got := e.rotations("default")[1]["active_kid"]; got != kid {
 		t.Fatalf("manual rotation logged %v, RotateKeys said %s", got, kid)
 	}
-	e.clock.add(25 * time.Hour)
+	e.clock.Advance(25 * time.Hour)
 	e.iss.maintainOnce(context.Background(), 24*time.Hour)
 	check(3, "scheduled")
 }
@@ -125,7 +125,7 @@ func TestQuietMaintenance(t *testing.T) {
 	if e.logs.Len() != before {
 		t.Fatalf("a maintenance pass with nothing due logged %v", e.logs.All()[before:])
 	}
-	again, err := New(Options{BaseURL: "https://id.example.com", Logger: zap.New(e.core), Now: e.clock.now, OrgSigningAlg: "ES256",
+	again, err := New(Options{BaseURL: "https://id.example.com", Logger: zap.New(e.core), Now: e.clock.Now, OrgSigningAlg: "ES256",
 		Servers: map[string]*ServerConfig{"default": {SigningAlg: "ES256"}}})
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,8 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
 // The browser-flow test environment: two users, confidential clients
@@ -43,7 +45,7 @@ type flowEnv struct {
 	t     *testing.T
 	iss   *Issuer
 	st    store.Store
-	clock *clock
+	clock *testkit.Clock
 	// logs holds the issuer's events (Info and above).
 	logs *observer.ObservedLogs
 	core zapcore.Core
@@ -58,12 +60,12 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: time.Now()}
+	c := testkit.NewClock(time.Now())
 	core, logs := observer.New(zap.InfoLevel)
 	user := []string{GrantAuthorizationCode, GrantRefreshToken}
 	iss, err := New(Options{
 		// ES256: key generation is cheap, which keeps these tests fast.
-		BaseURL: base, Directory: dir, Now: c.now, OrgSigningAlg: "ES256", Logger: zap.New(core),
+		BaseURL: base, Directory: dir, Now: c.Now, OrgSigningAlg: "ES256", Logger: zap.New(core),
 		Servers: map[string]*ServerConfig{"default": {
 			SigningAlg: "ES256",
 			Scopes:     []*Scope{{Name: "read", Default: true}, {Name: "pay", Consent: "required", Description: "Make payments"}},
@@ -142,7 +144,7 @@ func (e *flowEnv) codeFor(uid, client, redirect, verifier string, scopes ...stri
 		scopes = []string{"openid", "offline_access", "read"}
 	}
 	req := authzRequest{Server: "default", ClientID: client, RedirectURI: redirect, Scopes: scopes, UserID: uid,
-		AuthTime: e.clock.now(), Amr: []string{"pwd"}}
+		AuthTime: e.clock.Now(), Amr: []string{"pwd"}}
 	if verifier != "" {
 		req.Challenge = s256(verifier)
 	}
@@ -179,7 +181,7 @@ func (e *flowEnv) active(tok string) bool {
 func (e *flowEnv) session(uid string) *http.Cookie {
 	e.t.Helper()
 	sid := randomToken()
-	b, _ := json.Marshal(session{UserID: uid, AuthTime: e.clock.now(), Amr: []string{"pwd"}})
+	b, _ := json.Marshal(session{UserID: uid, AuthTime: e.clock.Now(), Amr: []string{"pwd"}})
 	if err := e.st.PutRecord(context.Background(), store.NSSession, sid, b, time.Now().Add(SessionLifetime)); err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,22 +20,11 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestIssuer(t *testing.T, baseURL string, c *clock) (*Issuer, store.Store) {
+func newTestIssuer(t *testing.T, baseURL string, c *testkit.Clock) (*Issuer, store.Store) {
 	t.Helper()
 	iss, err := New(Options{
 		BaseURL: baseURL,
@@ -48,7 +36,7 @@ func newTestIssuer(t *testing.T, baseURL string, c *clock) (*Issuer, store.Store
 			}}},
 		}},
 		Clients: []*clientauth.Client{{ID: "svc", Secret: "svc-secret"}},
-		Now:     c.now,
+		Now:     c.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,28 +79,28 @@ func publishedKids(t *testing.T, iss *Issuer, path string) []string {
 // a retired key leaves the JWKS once tokens it signed have expired
 // (longest rule lifetime, 2h here, plus 5 minutes).
 func TestScheduledRotation(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	iss, _ := newTestIssuer(t, "https://id.example.com", c)
 	const every = 24 * time.Hour
 	first := publishedKids(t, iss, "/oauth2/default/v1/keys")
 
-	c.add(every - time.Minute)
+	c.Advance(every - time.Minute)
 	iss.maintainOnce(context.Background(), every)
 	if got := publishedKids(t, iss, "/oauth2/default/v1/keys"); len(got) != 2 || got[0] != first[0] {
 		t.Fatalf("rotated early: %v -> %v", first, got)
 	}
-	c.add(time.Minute)
+	c.Advance(time.Minute)
 	iss.maintainOnce(context.Background(), every)
 	got := publishedKids(t, iss, "/oauth2/default/v1/keys")
 	if len(got) != 3 || got[0] != first[1] || got[2] != first[0] {
 		t.Fatalf("after the interval: %v, want [old next, new next, old active]", got)
 	}
-	c.add(2*time.Hour + 4*time.Minute)
+	c.Advance(2*time.Hour + 4*time.Minute)
 	iss.maintainOnce(context.Background(), every)
 	if got := publishedKids(t, iss, "/oauth2/default/v1/keys"); len(got) != 3 {
 		t.Fatalf("expired key retired before its tokens expired: %v", got)
 	}
-	c.add(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	iss.maintainOnce(context.Background(), every)
 	if got := publishedKids(t, iss, "/oauth2/default/v1/keys"); len(got) != 2 || got[0] != first[1] {
 		t.Fatalf("expired key still published after retention: %v", got)
@@ -126,12 +114,12 @@ func TestScheduledRotation(t *testing.T) {
 // TestMaintenancePurgesMarks: expired revocations are purged, live ones
 // stay.
 func TestMaintenancePurgesMarks(t *testing.T) {
-	c := &clock{t: time.Now()}
+	c := testkit.NewClock(time.Now())
 	iss, st := newTestIssuer(t, "https://id.example.com", c)
 	ctx := context.Background()
 	_, _ = st.Mark(ctx, store.NSRevoked, "gone", time.Now().Add(-time.Second))
 	_, _ = st.Mark(ctx, store.NSRevoked, "live", time.Now().Add(time.Hour))
-	c.t = time.Now()
+	c.Set(time.Now())
 	iss.maintainOnce(ctx, 90*24*time.Hour)
 	if fresh, _ := st.Mark(ctx, store.NSRevoked, "live", time.Now().Add(time.Hour)); fresh {
 		t.Fatal("a live revocation was purged")
@@ -145,7 +133,7 @@ func TestMaintenancePurgesMarks(t *testing.T) {
 // under it, RFC 8414's well-known form inserts the segment before it,
 // and issuers in metadata match.
 func TestRoutesUnderBasePath(t *testing.T) {
-	iss, _ := newTestIssuer(t, "https://example.com/idp", &clock{t: time.Now()})
+	iss, _ := newTestIssuer(t, "https://example.com/idp", testkit.NewClock(time.Now()))
 	cases := map[string]string{
 		"/idp/.well-known/openid-configuration":                      "https://example.com/idp",
 		"/idp/.well-known/oauth-authorization-server":                "https://example.com/idp",

@@ -38,7 +38,7 @@ func logoutURL(hint, target, state string) string {
 func TestLogoutForeignHintAsksFirst(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	attackerHint := e.idToken("u2", "web", webCB)
-	e.clock.add(2 * IDTokenLifetime) // expired hints are accepted
+	e.clock.Advance(2 * IDTokenLifetime) // expired hints are accepted
 	victim := e.session("u1")
 
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
@@ -96,7 +96,7 @@ func TestLogoutForeignHintAsksFirst(t *testing.T) {
 func TestLogoutOwnHintSignsOut(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	hint := e.idToken("u1", "web", webCB)
-	e.clock.add(2 * IDTokenLifetime)
+	e.clock.Advance(2 * IDTokenLifetime)
 	sess := e.session("u1")
 	w := e.browse(http.MethodGet, logoutURL(hint, webBye, "bye"), nil, sess)
 	if e.sessionAlive(sess) || w.Header().Get("Location") != webBye+"?state=bye" {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
 // TestUnknownPathsInNamespaces: under the issuer's namespaces an
@@ -16,7 +18,7 @@ import (
 // the issuer's and passes on. Known endpoints answer as before.
 func TestUnknownPathsInNamespaces(t *testing.T) {
 	for _, base := range []string{"", "/idp"} {
-		iss, _ := newTestIssuer(t, "https://example.com"+base, &clock{t: time.Now()})
+		iss, _ := newTestIssuer(t, "https://example.com"+base, testkit.NewClock(time.Now()))
 		notFound := map[string]string{
 			base + "/oauth2/default/v1/nope":                               "Not found: Resource not found: " + base + "/oauth2/default/v1/nope (Path)",
 			base + "/oauth2/nope/v1/token":                                 "Not found: Resource not found: nope (AuthorizationServer)",
@@ -70,7 +72,7 @@ func TestUnknownPathsInNamespaces(t *testing.T) {
 		}
 	}
 	// A long path is echoed bounded and as valid UTF-8.
-	iss, _ := newTestIssuer(t, "https://example.com", &clock{t: time.Now()})
+	iss, _ := newTestIssuer(t, "https://example.com", testkit.NewClock(time.Now()))
 	rec := httptest.NewRecorder()
 	iss.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/"+strings.Repeat("a", 5000)+"%ff", nil))
 	var body map[string]string

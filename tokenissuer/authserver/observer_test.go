@@ -102,7 +102,7 @@ func TestObserverSeesEveryAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("admin rotation", "rotate default admin")
-	e.clock.add(100 * 24 * time.Hour)
+	e.clock.Advance(100 * 24 * time.Hour)
 	e.iss.maintainOnce(context.Background(), 90*24*time.Hour)
 	want("scheduled rotation", "rotate org scheduled", "rotate default scheduled")
 }

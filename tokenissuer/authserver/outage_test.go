@@ -23,6 +23,8 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
 
 // flakyStore is the real embedded store with an outage switch: while
@@ -115,7 +117,7 @@ func (f *flakyStore) UpdateRecord(ctx context.Context, ns, key string, fn func([
 // so after the outage the same code and the same refresh token work,
 // even when the outage outlasted the refresh-token leeway.
 func TestStoreOutage(t *testing.T) {
-	c := &clock{t: time.Now()}
+	c := testkit.NewClock(time.Now())
 	core, logs := observer.New(zap.InfoLevel)
 	dir, err := directory.ParseFile([]byte(`{"users":[{"id":"00u1","login":"alice@example.com"}]}`))
 	if err != nil {
@@ -130,7 +132,7 @@ func TestStoreOutage(t *testing.T) {
 		Clients: []*clientauth.Client{{ID: "web", Secret: "web-secret", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
 			RedirectURIs: []string{"https://app.test/cb"}, RefreshTokenLeeway: duration.Duration(10 * time.Second)}},
 		Logger: zap.New(core),
-		Now:    c.now,
+		Now:    c.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -166,8 +168,8 @@ func TestStoreOutage(t *testing.T) {
 	newCode := func() string {
 		code := randomToken()
 		g, _ := json.Marshal(codeGrant{authzRequest: authzRequest{Server: "default", ClientID: "web", RedirectURI: "https://app.test/cb",
-			Scopes: []string{"orders:read", "offline_access"}, UserID: "00u1", AuthTime: c.now(), Amr: []string{"pwd"}}})
-		if err := db.PutRecord(context.Background(), store.NSCode, refreshHash(code), g, c.now().Add(time.Minute)); err != nil {
+			Scopes: []string{"orders:read", "offline_access"}, UserID: "00u1", AuthTime: c.Now(), Amr: []string{"pwd"}}})
+		if err := db.PutRecord(context.Background(), store.NSCode, refreshHash(code), g, c.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		return code
@@ -198,7 +200,7 @@ func TestStoreOutage(t *testing.T) {
 	}
 	// The outage outlasted the leeway: the token is still the family's
 	// current one, not a "reused" one.
-	c.add(time.Minute)
+	c.Advance(time.Minute)
 	st.set("")
 	n, _, m = refresh(rt)
 	next, _ := m["refresh_token"].(string)

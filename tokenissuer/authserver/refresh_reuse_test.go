@@ -22,13 +22,13 @@ func TestRefreshReuseLeeway(t *testing.T) {
 	if status, body := refresh(first); status != 200 {
 		t.Fatalf("first refresh: %d %v", status, body)
 	}
-	e.clock.add(clientauth.DefaultLeeway)
+	e.clock.Advance(clientauth.DefaultLeeway)
 	status, body := refresh(first)
 	if status != 200 {
 		t.Fatalf("reuse at the end of the leeway: %d %v", status, body)
 	}
 	successor := body["refresh_token"].(string)
-	e.clock.add(time.Second)
+	e.clock.Advance(time.Second)
 	if status, body := refresh(first); status != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("reuse after the leeway: %d %v", status, body)
 	}

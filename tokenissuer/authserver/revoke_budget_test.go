@@ -66,7 +66,7 @@ func TestRevocationRecordsBounded(t *testing.T) {
 	if status, _ := revoke("web", pair["access_token"].(string)); status != 200 {
 		t.Fatalf("another client's revocation: %d", status)
 	}
-	e.clock.add(revokeWindow)
+	e.clock.Advance(revokeWindow)
 	if status, body := revoke("svc", last); status != 200 || e.active(last) {
 		t.Fatalf("next window: %d %v", status, body)
 	}
@@ -81,7 +81,7 @@ func TestRevokeExpiredWritesNothing(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	_, body := e.post(tokenEP, "svc", url.Values{"grant_type": {"client_credentials"}})
 	expired := body["access_token"].(string)
-	e.clock.add(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	for range 3 {
 		if status, _ := e.post("/oauth2/default/v1/revoke", "svc", url.Values{"token": {expired}}); status != 200 {
 			t.Fatalf("expired token: %d", status)

@@ -35,7 +35,7 @@ func TestRevocationRateLimitHeaders(t *testing.T) {
 	}{{10500 * time.Millisecond, "11"}, {10 * time.Second, "10"}} {
 		left, want := c.left, c.want
 		end := time.Now().Truncate(revokeWindow).Add(time.Duration(n+1) * time.Hour)
-		e.clock.add(end.Add(-left).Sub(e.clock.now()))
+		e.clock.Advance(end.Add(-left).Sub(e.clock.Now()))
 		if w := revoke(); w.Code != 200 {
 			t.Fatalf("within the budget: %d", w.Code)
 		}
@@ -45,7 +45,7 @@ func TestRevocationRateLimitHeaders(t *testing.T) {
 			h.Get("X-Rate-Limit-Remaining") != "0" || h.Get("X-Rate-Limit-Reset") != strconv.FormatInt(end.Unix(), 10) {
 			t.Fatalf("over budget %v before the window's end: %d %v", left, w.Code, h)
 		}
-		e.clock.add(left)
+		e.clock.Advance(left)
 		if w := revoke(); w.Code != 200 {
 			t.Fatalf("after Retry-After: %d", w.Code)
 		}
