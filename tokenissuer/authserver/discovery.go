@@ -78,7 +78,9 @@ func coversClient(list []string, id string) bool {
 // section 2, OpenID Connect Discovery section 3). They list only what
 // some client can really use: a grant type where a client and a rule
 // allow it, the authorization endpoint and its parameters where the
-// code flow is usable, the device endpoint where the device grant is.
+// code flow is usable (the OpenID document always names the endpoint and
+// response type "code", which OpenID Connect Discovery requires), the
+// device endpoint where the device grant is.
 func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 	ep := s.endpoints
 	grants := s.usableGrants(clients)
@@ -131,6 +133,14 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 	b, _ := json.Marshal(m)
 	out[docOAuth] = b
 	oidc := maps(m)
+	if !code {
+		// OpenID Connect Discovery 1.0 section 3 requires both in the
+		// OpenID document (RFC 8414 does not where nothing uses the
+		// authorization endpoint): strict OIDC libraries refuse a document
+		// without them. The endpoint is served; policy refuses its requests.
+		oidc["authorization_endpoint"] = ep + "/authorize"
+		oidc["response_types_supported"] = []string{"code"}
+	}
 	oidc["subject_types_supported"] = []string{"public"}
 	oidc["id_token_signing_alg_values_supported"] = []string{string(s.alg)}
 	oidc["userinfo_endpoint"] = ep + "/userinfo"

@@ -15,7 +15,9 @@ import (
 // some client may use it under some rule of a policy covering that
 // client, and the code flow's and device flow's endpoints only where
 // those grants are usable, so a client library reading discovery is
-// never offered a flow every request of which is refused.
+// never offered a flow every request of which is refused; the OpenID
+// document still names the authorization endpoint and response type
+// "code", which OpenID Connect Discovery 1.0 section 3 requires.
 func TestDiscoveryListsUsableGrants(t *testing.T) {
 	all := []string{policy.Any}
 	rule := func(grants ...string) *policy.Rule {
@@ -56,7 +58,9 @@ func TestDiscoveryListsUsableGrants(t *testing.T) {
 	}{
 		{"/oauth2/default/.well-known/openid-configuration", []string{GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken}, true, false, []string{"code"}},
 		{"/oauth2/devices/.well-known/oauth-authorization-server", []string{GrantDeviceCode, GrantRefreshToken}, false, true, []string{}},
-		{"/oauth2/people/.well-known/openid-configuration", []string{}, false, false, []string{}},
+		{"/oauth2/people/.well-known/oauth-authorization-server", []string{}, false, false, []string{}},
+		// The OpenID document keeps what OpenID Connect Discovery requires.
+		{"/oauth2/people/.well-known/openid-configuration", []string{}, true, false, []string{"code"}},
 		// The org server: any client may use its code flow; web can.
 		{"/.well-known/openid-configuration", []string{GrantAuthorizationCode, GrantRefreshToken}, true, false, []string{"code"}},
 	}
