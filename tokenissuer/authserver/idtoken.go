@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -22,7 +23,7 @@ const IDTokenLifetime = time.Hour
 // signIDToken makes the ID token (OpenID Connect Core section 2): sub is
 // the user id, aud the client, at_hash binds the access token (section
 // 3.1.3.6), identity claims follow the granted scopes.
-func (i *Issuer) signIDToken(s *Server, c *clientauth.Client, u *directory.User, g grantInfo, in claims.Input, accessToken string) (string, *oauth.Error) {
+func (i *Issuer) signIDToken(ctx context.Context, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, in claims.Input, accessToken string) (string, *oauth.Error) {
 	now := i.now()
 	set := s.keys.Current()
 	m := scopeClaims(u, g.scopes)
@@ -46,7 +47,7 @@ func (i *Issuer) signIDToken(s *Server, c *clientauth.Client, u *directory.User,
 	if err != nil {
 		return "", oauth.ErrServer.WithReason("encoding ID token").WithCause(err)
 	}
-	return i.sign(s, set, set.IDHeader, payload)
+	return i.sign(ctx, s, set, set.IDHeader, payload)
 }
 
 // tokenHash is at_hash: the left half of the hash of the token's ASCII

@@ -49,7 +49,7 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 		s.logClaimFailures(c, s.claims.Evaluate(in, custom))
 	}
 	lifetime := g.rule.Lifetime()
-	tok, jti, e := i.signAccessToken(s, at, lifetime, custom)
+	tok, jti, e := i.signAccessToken(r.Context(), s, at, lifetime, custom)
 	if e != nil {
 		return nil, e
 	}
@@ -59,7 +59,7 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 		return resp, nil
 	}
 	if slices.Contains(g.scopes, "openid") {
-		if resp.IDToken, e = i.signIDToken(s, c, u, g, in, tok); e != nil {
+		if resp.IDToken, e = i.signIDToken(r.Context(), s, c, u, g, in, tok); e != nil {
 			return nil, e
 		}
 	}

@@ -54,7 +54,7 @@ func newJTI() string {
 
 // signAccessToken completes and signs the claim set with the server's
 // active key.
-func (i *Issuer) signAccessToken(s *Server, c accessClaims, lifetime time.Duration, custom map[string]any) (string, string, *oauth.Error) {
+func (i *Issuer) signAccessToken(ctx context.Context, s *Server, c accessClaims, lifetime time.Duration, custom map[string]any) (string, string, *oauth.Error) {
 	now := i.now()
 	c.Ver, c.JTI, c.Iss, c.Aud = 1, newJTI(), s.Issuer, s.Audience
 	c.Iat, c.Exp = now.Unix(), now.Add(lifetime).Unix()
@@ -72,20 +72,21 @@ func (i *Issuer) signAccessToken(s *Server, c accessClaims, lifetime time.Durati
 		return "", "", oauth.ErrServer.WithReason("encoding claims: " + err.Error())
 	}
 	set := s.keys.Current()
-	tok, e := i.sign(s, set, set.Header, payload)
+	tok, e := i.sign(ctx, s, set, set.Header, payload)
 	return tok, c.JTI, e
 }
 
 // sign makes a compact JWS (RFC 7515 section 7.1) of payload under an
-// encoded protected header, with jwx's signer on the active key.
-func (i *Issuer) sign(s *Server, set *keys.Set, header string, payload []byte) (string, *oauth.Error) {
+// encoded protected header, with jwx's signer on the active key. A
+// request whose client has gone (ctx done) leaves the queue at once.
+func (i *Issuer) sign(ctx context.Context, s *Server, set *keys.Set, header string, payload []byte) (string, *oauth.Error) {
 	buf := make([]byte, 0, len(header)+2+base64.RawURLEncoding.EncodedLen(len(payload))+base64.RawURLEncoding.EncodedLen(512))
 	buf = append(buf, header...)
 	buf = append(buf, '.')
 	buf = base64.RawURLEncoding.AppendEncode(buf, payload)
 	var sig []byte
 	var err error
-	if gerr := signGate.Run(context.Background(), 0, func() { sig, err = set.Signer.Sign(buf, set.SignKey) }); gerr != nil {
+	if gerr := signGate.Run(ctx, 0, func() { sig, err = set.Signer.Sign(buf, set.SignKey) }); gerr != nil {
 		return "", oauth.ErrTemporarilyUnavailable.WithRetryAfter(signGate.RetryAfter()).WithReason("signing queue: " + gerr.Error())
 	}
 	if err != nil {

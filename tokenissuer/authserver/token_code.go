@@ -82,6 +82,18 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 	resp, e := i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantAuthorizationCode,
 		authTime: g.AuthTime, amr: g.Amr, nonce: g.Nonce}, d)
 	if e != nil {
+		if e.Code == oauth.ErrTemporarilyUnavailable.Code {
+			// Nothing was issued and the answer says "retry": give the
+			// code back rather than make the user sign in again.
+			_, _ = i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
+				var cur codeGrant
+				if err := json.Unmarshal(v, &cur); err != nil || cur.IssuedJTI != "" {
+					return v, err
+				}
+				cur.Used = false
+				return json.Marshal(cur)
+			})
+		}
 		return nil, e
 	}
 	// Remember what the code issued, for revocation on replay.

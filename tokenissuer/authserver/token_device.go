@@ -74,6 +74,20 @@ func (i *Issuer) deviceCodeGrant(r *http.Request, s *Server, c *clientauth.Clien
 	if e != nil {
 		return nil, e
 	}
-	return i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantDeviceCode,
+	resp, e := i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantDeviceCode,
 		authTime: g.AuthTime, amr: g.Amr}, d)
+	if e != nil && e.Code == oauth.ErrTemporarilyUnavailable.Code {
+		// Nothing was issued and the answer says "retry": put the
+		// approval back, for long enough to retry after Retry-After
+		// (which is sooner than the poll interval: not a fast poll).
+		g.LastPoll = time.Time{}
+		if b, err := json.Marshal(g); err == nil {
+			_ = i.store.PutRecord(r.Context(), store.NSDevice, refreshHash(dc), b, now.Add(deviceRetryWindow))
+		}
+	}
+	return resp, e
 }
+
+// deviceRetryWindow is how long an approved device grant whose tokens
+// could not be signed (503) stays for the client's retry.
+const deviceRetryWindow = time.Minute
