@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -47,5 +48,21 @@ func TestUserCodeShape(t *testing.T) {
 		if len(c) != 9 || c[4] != '-' || strings.Trim(c[:4]+c[5:], userCodeAlphabet) != "" {
 			t.Fatalf("user code %q", c)
 		}
+	}
+}
+
+// TestDeviceApprovalShowsScopes: the approval page lists what the
+// device asks for, with each scope's description, so the user knows
+// what they allow.
+func TestDeviceApprovalShowsScopes(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	status, body := e.post("/oauth2/default/v1/device/authorize", "tv", url.Values{"scope": {"read pay"}})
+	if status != 200 {
+		t.Fatalf("device authorization: %d %v", status, body)
+	}
+	complete, _ := body["verification_uri_complete"].(string)
+	w := e.browse(http.MethodGet, strings.TrimPrefix(complete, "https://id.example.com"), nil, e.session("u1"))
+	if page := w.Body.String(); w.Code != 200 || !strings.Contains(page, "Make payments") || !strings.Contains(page, "read") {
+		t.Fatalf("approval page: %d %.600s", w.Code, page)
 	}
 }
