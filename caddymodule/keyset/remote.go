@@ -44,6 +44,11 @@ type Remote struct {
 
 	keys    atomic.Pointer[map[string]*Key]
 	fetches atomic.Int64
+	// started numbers fetches in the order they began; stored is the
+	// number of the one whose keys are in use (under mu), so a slow
+	// background fetch cannot replace newer keys with older ones.
+	started atomic.Int64
+	stored  int64
 
 	mu          sync.Mutex
 	inflight    chan struct{}
@@ -160,6 +165,7 @@ func (r *Remote) Run(ctx context.Context) {
 }
 
 func (r *Remote) fetch(ctx context.Context) error {
+	seq := r.started.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	r.mu.Lock()
@@ -200,7 +206,12 @@ func (r *Remote) fetch(ctx context.Context) error {
 	if len(idx) == 0 {
 		return fmt.Errorf("JWKS of %s has no usable public signature key", r.Issuer)
 	}
-	r.keys.Store(&idx)
+	r.mu.Lock()
+	if seq > r.stored {
+		r.stored = seq
+		r.keys.Store(&idx)
+	}
+	r.mu.Unlock()
 	return nil
 }
 

@@ -44,6 +44,7 @@ type issuerServer struct {
 	gate       chan struct{}
 	gateOnce   sync.Once
 	entered    atomic.Int64 // JWKS requests that reached the gate
+	served     atomic.Int64 // JWKS answers written
 }
 
 func newIssuerServer(t *testing.T, jwks []byte, tls bool) *issuerServer {
@@ -109,6 +110,7 @@ func (s *issuerServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write(jwks)
+		s.served.Add(1)
 	default:
 		http.NotFound(w, r)
 	}
@@ -755,5 +757,39 @@ func TestRemoteRediscoversAfterBare404(t *testing.T) {
 	clk.Advance(time.Minute)
 	if k, err := r.Key(ctx, "k2"); err != nil || k.KID != "k2" {
 		t.Fatalf("after rediscovery: %v %v", k, err)
+	}
+}
+
+// A background refresh that began before the issuer published k2 and
+// answers after an on-demand fetch found k2 must not put the older set
+// back: k2 would be refused again until the next refetch is allowed.
+func TestRemoteSlowOlderFetchDoesNotWin(t *testing.T) {
+	s := newIssuerServer(t, jwksOf(t, "k1"), false)
+	clk := newFakeClock()
+	r, _ := newRemote(s, clk, time.Hour)
+	r.RefreshEvery = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := r.Key(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	old := make(chan struct{})
+	s.set(func(s *issuerServer) { s.gate = old })
+	go r.Run(ctx)
+	waitFor(t, "the background fetch to reach the issuer", func() bool { return s.entered.Load() == 1 })
+	// The issuer publishes k2 and answers new requests at once; the
+	// clock moves past MinRefresh so a lookup of k2 may fetch.
+	s.set(func(s *issuerServer) { s.gate, s.jwks = nil, jwksOf(t, "k1", "k2") })
+	clk.Advance(2 * time.Hour)
+	if _, err := r.Key(ctx, "k2"); err != nil {
+		t.Fatalf("k2 after its on-demand fetch: %v", err)
+	}
+	served := s.served.Load()
+	close(old) // the older fetch now answers with the set without k2
+	waitFor(t, "the older answer", func() bool { return s.served.Load() > served })
+	for deadline := time.Now().Add(150 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if _, err := r.Key(ctx, "k2"); err != nil {
+			t.Fatalf("k2 after the older fetch answered: %v", err)
+		}
 	}
 }
