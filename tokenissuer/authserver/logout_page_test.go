@@ -28,3 +28,14 @@ func TestLogoutConfirmationPage(t *testing.T) {
 		t.Fatalf("PUT /logout: %d Allow %q", w.Code, w.Header().Get("Allow"))
 	}
 }
+
+// TestLogoutBodyLimit: a logout form body past the endpoints' limit is
+// refused unread, not parsed.
+func TestLogoutBodyLimit(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	big := url.Values{"state": {strings.Repeat("a", 70<<10)}}
+	w := e.browse(http.MethodPost, "/oauth2/default/v1/logout", big, e.session("u1"))
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "could not be read") {
+		t.Fatalf("70 KiB logout form: %d %.200s", w.Code, w.Body.String())
+	}
+}
