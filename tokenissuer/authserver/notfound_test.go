@@ -81,3 +81,19 @@ func TestUnknownPathsInNamespaces(t *testing.T) {
 		t.Fatalf("long path: %d, summary of %d bytes", rec.Code, len(body["errorSummary"]))
 	}
 }
+
+// TestEchoBound: up to maxEchoedPath bytes of a path are repeated as
+// they are; longer ones are cut there and marked; invalid UTF-8 is
+// replaced.
+func TestEchoBound(t *testing.T) {
+	exact := strings.Repeat("a", maxEchoedPath)
+	if got := echo(exact); got != exact {
+		t.Fatalf("a path of exactly the limit was changed: %d bytes", len(got))
+	}
+	if got := echo(exact + "b"); got != exact+"..." {
+		t.Fatalf("one byte over the limit: %q", got[len(got)-8:])
+	}
+	if got := echo("a\xffb"); got != "a\uFFFDb" {
+		t.Fatalf("invalid UTF-8: %q", got)
+	}
+}
