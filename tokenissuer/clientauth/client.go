@@ -58,7 +58,8 @@ type Client struct {
 	// origin, uses no proxy, and reaches an internal address
 	// (loopback, private, link-local) only when the URL names it
 	// (https://10.0.0.5/jwks, http://localhost:8400/jwks), never
-	// through a host name.
+	// through a host name. Plain http is accepted for a loopback host
+	// only.
 	JWKSURI string `json:"jwks_uri,omitempty"`
 	// RedirectURIs the authorization endpoint may send this client back
 	// to, compared exactly (no wildcards, no prefix match). Each is an
@@ -141,6 +142,11 @@ func (c *Client) prepare() error {
 			u, err := url.Parse(c.JWKSURI)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				return configerr.Fieldf("jwks_uri", "jwks_uri must be an absolute http(s) URL")
+			}
+			// Keys read over plain http could be swapped on the way, and
+			// whoever swaps them signs assertions as this client.
+			if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+				return configerr.Fieldf("jwks_uri", "jwks_uri over http only to a loopback host (localhost, 127.0.0.1, ::1); use https")
 			}
 		}
 	case None:

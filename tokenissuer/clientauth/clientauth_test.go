@@ -141,6 +141,8 @@ func TestPrepareErrors(t *testing.T) {
 		{"jwks_uri relative", Client{ID: "a", AuthMethod: PrivateKeyJWT, JWKSURI: "/jwks.json"}, "absolute http(s) URL"},
 		{"jwks_uri ftp", Client{ID: "a", AuthMethod: PrivateKeyJWT, JWKSURI: "ftp://a.example/jwks"}, "absolute http(s) URL"},
 		{"jwks_uri no host", Client{ID: "a", AuthMethod: PrivateKeyJWT, JWKSURI: "https:///jwks"}, "absolute http(s) URL"},
+		{"jwks_uri plain http to a public host", Client{ID: "a", AuthMethod: PrivateKeyJWT, JWKSURI: "http://keys.example/jwks"}, "only to a loopback host"},
+		{"jwks_uri plain http to an internal address", Client{ID: "a", AuthMethod: PrivateKeyJWT, JWKSURI: "http://10.0.0.5/jwks"}, "only to a loopback host"},
 		{"public client with client_credentials", Client{ID: "a", AuthMethod: None}, "cannot use client_credentials"},
 		{"method unknown", Client{ID: "a", AuthMethod: "client_secret_jwt", Secret: "s"}, "unsupported token_endpoint_auth_method"},
 		{"empty grant type", Client{ID: "a", Secret: "s", GrantTypes: []string{"client_credentials", ""}}, "empty grant type"},

@@ -260,9 +260,9 @@ func TestKeySetInternalAddresses(t *testing.T) {
 	js := newJWKSServer(t, publicJWKS(t, key))
 	port := js.srv.Listener.Addr().(*net.TCPAddr).Port
 	a := remoteAuth(t,
-		&Client{ID: "rebound", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("http://keys.example.test:%d/jwks", port)},
-		&Client{ID: "mixed", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("http://mixed.example.test:%d/jwks", port)},
-		&Client{ID: "nowhere", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("http://nowhere.example.test:%d/jwks", port)},
+		&Client{ID: "rebound", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("https://keys.example.test:%d/jwks", port)},
+		&Client{ID: "mixed", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("https://mixed.example.test:%d/jwks", port)},
+		&Client{ID: "nowhere", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("https://nowhere.example.test:%d/jwks", port)},
 		&Client{ID: "literal", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("http://127.0.0.1:%d/jwks", port)},
 		&Client{ID: "localhost", AuthMethod: PrivateKeyJWT, JWKSURI: fmt.Sprintf("http://localhost:%d/jwks", port)},
 	)
