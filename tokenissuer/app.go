@@ -43,7 +43,10 @@ func init() {
 const (
 	DefaultKeyRotationInterval = 90 * 24 * time.Hour
 	DefaultMaintenanceInterval = time.Minute
-	minKeyRotationInterval     = time.Hour
+	// maxMaintenanceInterval keeps every node's JWKS within a quarter of
+	// keys.Publication of a key another node wrote.
+	maxMaintenanceInterval = 15 * time.Minute
+	minKeyRotationInterval = time.Hour
 )
 
 // App is the `token_issuer` app: an org authorization server at
@@ -108,8 +111,12 @@ type App struct {
 	// automatically; at least 1h. Default: 90 days.
 	KeyRotationInterval duration.Duration `json:"key_rotation_interval,omitempty"`
 
-	// MaintenanceInterval is how often due rotations are performed and
-	// expired revocations purged. Default: 1m.
+	// MaintenanceInterval is how often due rotations are performed,
+	// keys written by other nodes loaded, and expired revocations
+	// purged. At most 15m: the other nodes of a cluster publish a new
+	// NEXT key at their next maintenance, and it must be published
+	// well within the hour after which a key of a new signing_alg signs.
+	// Default: 1m.
 	MaintenanceInterval duration.Duration `json:"maintenance_interval,omitempty"`
 
 	issuer  *authserver.Issuer
@@ -246,6 +253,9 @@ func (a *App) checkSettings() error {
 	}
 	if a.MaintenanceInterval < 0 {
 		return configerr.Fieldf("maintenance_interval", "maintenance_interval must be positive")
+	}
+	if time.Duration(a.MaintenanceInterval) > maxMaintenanceInterval {
+		return configerr.Fieldf("maintenance_interval", "maintenance_interval must be at most %s", maxMaintenanceInterval)
 	}
 	if _, err := a.PasswordChecks.hashGate(); err != nil {
 		return configerr.Field("password_checks", err)

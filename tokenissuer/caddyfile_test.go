@@ -143,6 +143,7 @@ func TestCaddyfileCheckErrors(t *testing.T) {
 		{"refresh_token_leeway over the maximum", "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_leeway 2m\n}", `client "spa": refresh_token_leeway must be between`, 7},
 		{"public client with client_credentials", "client spa {\nauth_method none\ngrant_types client_credentials\n}", "a public client cannot use client_credentials", 6},
 		{"key_rotation_interval too short", "key_rotation_interval 30m", "key_rotation_interval must be at least 1h0m0s", 4},
+		{"maintenance_interval too long", "maintenance_interval 2h", "maintenance_interval must be at most 15m0s", 4},
 		{"key_encryption_secret too short", "key_encryption_secret short", "key_encryption_secret must be at least 32 bytes", 4},
 		{"trusted origin with a path", "trusted_origins https://app.example.com/spa", `trusted origin "https://app.example.com/spa" must be scheme://host[:port]`, 4},
 	} {
