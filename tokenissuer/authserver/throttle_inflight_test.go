@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -59,5 +60,28 @@ func TestSlowDown(t *testing.T) {
 		if got := slowDown(c.n, c.step); got != c.want {
 			t.Errorf("slowDown(%d, %v) = %v, want %v", c.n, c.step, got, c.want)
 		}
+	}
+}
+
+// TestFailedAttemptWaits: a failure past slowAfter holds its answer for
+// the slow-down (at least that long; a loaded machine only adds), and
+// a client that hangs up is let go at once.
+func TestFailedAttemptWaits(t *testing.T) {
+	iss := &Issuer{slowStep: 100 * time.Millisecond}
+	a := &attempt{i: iss, user: slowAfter + 1, release: func() {}}
+	start := time.Now()
+	a.failed(context.Background(), decision{})
+	if d := time.Since(start); d < iss.slowStep {
+		t.Fatalf("failure %d answered after %v, want at least %v", slowAfter+1, d, iss.slowStep)
+	}
+	iss.slowStep = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	go func() { a.failed(ctx, decision{}); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failed attempt kept waiting after its client went away")
 	}
 }
