@@ -26,6 +26,8 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/browser"
 )
 
 // Cluster mode (issue 5): separate Caddy processes, one PostgreSQL.
@@ -243,22 +245,22 @@ func TestClusterTwoNodes(t *testing.T) {
 	}
 
 	// A code from A, redeemed at B (with PKCE).
-	br := newBrowser(t)
+	br := browser.New(t, base)
 	verifier := strings.Repeat("v", 50)
 	authURL := a.url + "/oauth2/default/v1/authorize?" + url.Values{
 		"client_id": {clusterClient}, "response_type": {"code"}, "redirect_uri": {clusterRedir}, "state": {"s1"},
 		"scope": {"openid orders:read offline_access"}, "nonce": {"n1"},
 		"code_challenge": {pkceS256(verifier)}, "code_challenge_method": {"S256"},
 	}.Encode()
-	res, page := br.get(authURL)
+	res, page := br.Get(authURL)
 	if res.StatusCode != 200 {
 		t.Fatalf("authorize at A: %d", res.StatusCode)
 	}
-	f := fields(page)
+	f := browser.Fields(page)
 	f.Set("username", aliceLogin)
 	f.Set("password", alicePass)
-	res, _ = br.post(a.url+"/oauth2/v1/signin", f)
-	q := callback(t, res, clusterRedir)
+	res, _ = br.Post(a.url+"/oauth2/v1/signin", f)
+	q := browser.Callback(t, res, clusterRedir)
 	tok := b.token(url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {clusterRedir}, "code_verifier": {verifier}})
 	rt, _ := tok["refresh_token"].(string)
 	if rt == "" || tok["id_token"] == nil {

@@ -2,22 +2,16 @@ package e2e
 
 import (
 	"encoding/json"
-	"html"
-	"io"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
 )
 
-// Helpers of tokenissuer's integration tests that the tests moved here
-// from there use (tokenissuer_test keeps its own copies).
+// The issuer set-up of tokenissuer's integration tests, for the tests
+// moved here from there (tokenissuer_test keeps its own copy; the
+// browser both use is internal/testkit/browser).
 
 const (
 	sealSecret = "integration-test-seal-secret-0123456789"
@@ -70,72 +64,4 @@ func startIssuer(t *testing.T, s issuerSetup) {
 	}
 	cb, _ := json.Marshal(cfg)
 	caddytester.NewTester(t).InitServer(string(cb), "json")
-}
-
-// browser is an HTTP client with cookies that does not follow
-// redirects, so each step of the flow can be checked.
-type browser struct {
-	t *testing.T
-	c *http.Client
-}
-
-func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (b *browser) get(u string) (*http.Response, string) {
-	b.t.Helper()
-	res, err := b.c.Get(u)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return res, string(body)
-}
-
-func (b *browser) post(u string, form url.Values) (*http.Response, string) {
-	b.t.Helper()
-	res, err := b.c.PostForm(u, form)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return res, string(body)
-}
-
-var hidden = regexp.MustCompile(`name="(txn|csrf|code|state|iss)" value="([^"]*)"`)
-
-// fields reads the hidden inputs of a page.
-func fields(page string) url.Values {
-	v := url.Values{}
-	for _, m := range hidden.FindAllStringSubmatch(page, -1) {
-		v.Set(m[1], html.UnescapeString(m[2]))
-	}
-	return v
-}
-
-// signIn posts credentials on a sign-in page.
-func (b *browser) signIn(page, user, pw string) (*http.Response, string) {
-	b.t.Helper()
-	f := fields(page)
-	if f.Get("txn") == "" || f.Get("csrf") == "" {
-		b.t.Fatalf("not a sign-in page: %.300s", page)
-	}
-	f.Set("username", user)
-	f.Set("password", pw)
-	return b.post(base+"/oauth2/v1/signin", f)
-}
-
-// callback parses a redirect to the relying party.
-func callback(t *testing.T, res *http.Response, redirect string) url.Values {
-	t.Helper()
-	loc := res.Header.Get("Location")
-	if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, redirect) {
-		t.Fatalf("want a redirect to %s, got %d %q", redirect, res.StatusCode, loc)
-	}
-	u, _ := url.Parse(loc)
-	return u.Query()
 }

@@ -15,6 +15,8 @@ import (
 	_ "github.com/apiaccess/caddy-apiaccess/caddymodule" // require_token, to show it refuses org tokens
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/browser"
 )
 
 // TestOrgTokensOnlyForOrgUserinfo: an access token of the org
@@ -47,10 +49,10 @@ func TestOrgTokensOnlyForOrgUserinfo(t *testing.T) {
 	conf := oauth2.Config{ClientID: spaID, RedirectURL: redirect, Scopes: []string{"openid", "email"},
 		Endpoint: oauth2.Endpoint{AuthURL: base + "/oauth2/v1/authorize", TokenURL: base + "/oauth2/v1/token", AuthStyle: oauth2.AuthStyleInParams}}
 	verifier := oauth2.GenerateVerifier()
-	b := newBrowser(t)
-	_, page := b.get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
-	res, _ := b.signIn(page, "alice@example.com", "alice-password")
-	q := callback(t, res, redirect)
+	b := browser.New(t, base)
+	_, page := b.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	res, _ := b.SignIn(page, "alice@example.com", "alice-password")
+	q := browser.Callback(t, res, redirect)
 	if q.Get("iss") != base {
 		t.Fatalf("org authorization response iss: %v", q)
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit/headless"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/browser"
 )
 
 // Clients of the real-client tests (ids of their own).
@@ -297,16 +299,16 @@ func (rp *relyingParty) lastIDToken(t *testing.T) string {
 // client (another browser) and returns the ID token it got.
 func (rp *relyingParty) signInWithHTTP(t *testing.T, login, pass string) string {
 	t.Helper()
-	b := newBrowser(t)
-	res, _ := b.get(rp.URL + "/login")
-	res, page := b.get(res.Header.Get("Location"))
-	res, page = b.signIn(page, login, pass)
+	b := browser.New(t, base)
+	res, _ := b.Get(rp.URL + "/login")
+	res, page := b.Get(res.Header.Get("Location"))
+	res, page = b.SignIn(page, login, pass)
 	if res.StatusCode == http.StatusOK { // consent
-		f := fields(page)
+		f := browser.Fields(page)
 		f.Set("decision", "allow")
-		res, _ = b.post(base+"/oauth2/v1/consent", f)
+		res, _ = b.Post(base+"/oauth2/v1/consent", f)
 	}
-	if res, text := b.get(res.Header.Get("Location")); res.StatusCode != http.StatusOK {
+	if res, text := b.Get(res.Header.Get("Location")); res.StatusCode != http.StatusOK {
 		t.Fatalf("%s signing in to the relying party: %d %s", login, res.StatusCode, text)
 	}
 	return rp.lastIDToken(t)

@@ -2,10 +2,7 @@ package tokenissuer_test
 
 import (
 	"context"
-	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -14,75 +11,9 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/browser"
 )
-
-// browser is an HTTP client with cookies that does not follow
-// redirects, so each step of the flow can be checked.
-type browser struct {
-	t *testing.T
-	c *http.Client
-}
-
-func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (b *browser) get(u string) (*http.Response, string) {
-	b.t.Helper()
-	res, err := b.c.Get(u)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return res, string(body)
-}
-
-func (b *browser) post(u string, form url.Values) (*http.Response, string) {
-	b.t.Helper()
-	res, err := b.c.PostForm(u, form)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return res, string(body)
-}
-
-var hidden = regexp.MustCompile(`name="(txn|csrf|code|state|iss)" value="([^"]*)"`)
-
-// fields reads the hidden inputs of a page.
-func fields(page string) url.Values {
-	v := url.Values{}
-	for _, m := range hidden.FindAllStringSubmatch(page, -1) {
-		v.Set(m[1], html.UnescapeString(m[2]))
-	}
-	return v
-}
-
-// signIn posts credentials on a sign-in page.
-func (b *browser) signIn(page, user, pw string) (*http.Response, string) {
-	b.t.Helper()
-	f := fields(page)
-	if f.Get("txn") == "" || f.Get("csrf") == "" {
-		b.t.Fatalf("not a sign-in page: %.300s", page)
-	}
-	f.Set("username", user)
-	f.Set("password", pw)
-	return b.post(base+"/oauth2/v1/signin", f)
-}
-
-// callback parses a redirect to the relying party.
-func callback(t *testing.T, res *http.Response, redirect string) url.Values {
-	t.Helper()
-	loc := res.Header.Get("Location")
-	if res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, redirect) {
-		t.Fatalf("want a redirect to %s, got %d %q", redirect, res.StatusCode, loc)
-	}
-	u, _ := url.Parse(loc)
-	return u.Query()
-}
 
 // TestAuthorizationCodeFlow: a public client with PKCE runs the code
 // flow through sign-in and consent; a real relying party (x/oauth2,
@@ -105,27 +36,27 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	authURL := conf.AuthCodeURL("state-123", oauth2.S256ChallengeOption(verifier), oidc.Nonce("nonce-456"))
 
-	b := newBrowser(t)
-	res, page := b.get(authURL)
+	b := browser.New(t, base)
+	res, page := b.Get(authURL)
 	if res.StatusCode != 200 || !strings.Contains(page, `autocomplete="current-password"`) {
 		t.Fatalf("sign-in page: %d", res.StatusCode)
 	}
 	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
 		t.Errorf("sign-in page CSP: %q", csp)
 	}
-	res, page = b.signIn(page, "alice@example.com", "alice-password")
+	res, page = b.SignIn(page, "alice@example.com", "alice-password")
 	if res.StatusCode != 200 || !strings.Contains(page, "Make payments for you") || !strings.Contains(page, "Orders SPA") {
 		t.Fatalf("consent page: %d %.300s", res.StatusCode, page)
 	}
-	for _, c := range b.c.Jar.Cookies(mustURL(base)) {
+	for _, c := range b.Client.Jar.Cookies(mustURL(base)) {
 		if c.Name == "apiaccess_sid" && c.Value == "" {
 			t.Fatal("empty session cookie")
 		}
 	}
-	f := fields(page)
+	f := browser.Fields(page)
 	f.Set("decision", "allow")
-	res, _ = b.post(base+"/oauth2/v1/consent", f)
-	q := callback(t, res, redirect)
+	res, _ = b.Post(base+"/oauth2/v1/consent", f)
+	q := browser.Callback(t, res, redirect)
 	if q.Get("state") != "state-123" || q.Get("iss") != base+"/oauth2/default" || q.Get("code") == "" {
 		t.Fatalf("callback: %v", q)
 	}
@@ -154,32 +85,32 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 
 	// SSO session and remembered consent: straight back with a code.
 	verifier = oauth2.GenerateVerifier()
-	res, _ = b.get(conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier)))
-	q = callback(t, res, redirect)
+	res, _ = b.Get(conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier)))
+	q = browser.Callback(t, res, redirect)
 	tok, err = conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// prompt=consent asks again; prompt=login asks for the password again.
-	if res, page := b.get(conf.AuthCodeURL("s3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "consent"))); res.StatusCode != 200 || !strings.Contains(page, "Allow access") {
+	if res, page := b.Get(conf.AuthCodeURL("s3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "consent"))); res.StatusCode != 200 || !strings.Contains(page, "Allow access") {
 		t.Fatalf("prompt=consent: %d", res.StatusCode)
 	}
-	if res, page := b.get(conf.AuthCodeURL("s4", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "login"))); res.StatusCode != 200 || !strings.Contains(page, "current-password") {
+	if res, page := b.Get(conf.AuthCodeURL("s4", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "login"))); res.StatusCode != 200 || !strings.Contains(page, "current-password") {
 		t.Fatalf("prompt=login: %d", res.StatusCode)
 	}
 
 	// Logout with id_token_hint and a registered post-logout URI.
 	idHint := tok.Extra("id_token").(string)
-	res, _ = b.get(base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {idHint}, "post_logout_redirect_uri": {redirect + "/bye"}, "state": {"bye"}}.Encode())
-	if q := callback(t, res, redirect+"/bye"); q.Get("state") != "bye" {
+	res, _ = b.Get(base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {idHint}, "post_logout_redirect_uri": {redirect + "/bye"}, "state": {"bye"}}.Encode())
+	if q := browser.Callback(t, res, redirect+"/bye"); q.Get("state") != "bye" {
 		t.Fatalf("logout redirect: %v", q)
 	}
-	res, _ = b.get(conf.AuthCodeURL("s5", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
-	if q := callback(t, res, redirect); q.Get("error") != "login_required" {
+	res, _ = b.Get(conf.AuthCodeURL("s5", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if q := browser.Callback(t, res, redirect); q.Get("error") != "login_required" {
 		t.Fatalf("prompt=none after logout: %v", q)
 	}
 	// An unregistered post-logout URI is never redirected to.
-	res, _ = b.get(base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {idHint}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
+	res, _ = b.Get(base + "/oauth2/default/v1/logout?" + url.Values{"id_token_hint": {idHint}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
 	if res.StatusCode != 400 || res.Header.Get("Location") != "" {
 		t.Fatalf("unregistered post-logout URI: %d %q", res.StatusCode, res.Header.Get("Location"))
 	}
@@ -204,7 +135,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 		}
 		return authz + v.Encode()
 	}
-	b := newBrowser(t)
+	b := browser.New(t, base)
 	pages := []struct {
 		name string
 		u    string
@@ -217,7 +148,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 		{"repeated parameter", good(nil) + "&state=again"},
 	}
 	for _, p := range pages {
-		res, body := b.get(p.u)
+		res, body := b.Get(p.u)
 		if res.StatusCode != 400 || res.Header.Get("Location") != "" || !strings.Contains(body, "<h1>") {
 			t.Errorf("%s: %d %q", p.name, res.StatusCode, res.Header.Get("Location"))
 		}
@@ -235,52 +166,52 @@ func TestAuthorizeRefusals(t *testing.T) {
 		{"bad max_age", good(func(v url.Values) { v.Set("max_age", "-1") }), "invalid_request"},
 	}
 	for _, c := range redirects {
-		res, _ := b.get(c.u)
-		q := callback(t, res, redirect)
+		res, _ := b.Get(c.u)
+		q := browser.Callback(t, res, redirect)
 		if q.Get("error") != c.code || q.Get("state") != "st" || q.Get("iss") != base+"/oauth2/default" || q.Get("code") != "" {
 			t.Errorf("%s: %v", c.name, q)
 		}
 	}
 
 	// Sign-in: missing CSRF token, and no user enumeration.
-	res, page := b.get(good(nil))
+	res, page := b.Get(good(nil))
 	if res.StatusCode != 200 {
 		t.Fatal(res.StatusCode)
 	}
-	f := fields(page)
+	f := browser.Fields(page)
 	noCSRF := url.Values{"txn": {f.Get("txn")}, "username": {"alice@example.com"}, "password": {"alice-password"}}
-	if res, _ := b.post(base+"/oauth2/v1/signin", noCSRF); res.StatusCode != 400 || res.Header.Get("Location") != "" {
+	if res, _ := b.Post(base+"/oauth2/v1/signin", noCSRF); res.StatusCode != 400 || res.Header.Get("Location") != "" {
 		t.Fatalf("sign-in without CSRF token: %d", res.StatusCode)
 	}
-	other := newBrowser(t) // a different browser cannot use this txn
-	if res, _ := other.signIn(page, "alice@example.com", "alice-password"); res.StatusCode != 400 {
+	other := browser.New(t, base) // a different browser cannot use this txn
+	if res, _ := other.SignIn(page, "alice@example.com", "alice-password"); res.StatusCode != 400 {
 		t.Fatalf("sign-in from another browser: %d", res.StatusCode)
 	}
-	_, wrongPw := b.signIn(page, "alice@example.com", "nope")
-	_, noUser := b.signIn(page, "nobody@example.com", "nope")
+	_, wrongPw := b.SignIn(page, "alice@example.com", "nope")
+	_, noUser := b.SignIn(page, "nobody@example.com", "nope")
 	msg := regexp.MustCompile(`role="alert">([^<]*)<`)
 	m1, m2 := msg.FindStringSubmatch(wrongPw), msg.FindStringSubmatch(noUser)
 	if m1 == nil || m2 == nil || m1[1] != m2[1] {
 		t.Fatalf("sign-in errors differ (user enumeration): %v / %v", m1, m2)
 	}
-	if res, _ := b.signIn(page, "bob@example.com", "alice-password"); res.StatusCode != 401 {
+	if res, _ := b.SignIn(page, "bob@example.com", "alice-password"); res.StatusCode != 401 {
 		t.Fatalf("suspended user signed in: %d", res.StatusCode)
 	}
 	// After repeated failures even the right password is refused (each
 	// on a fresh page: one page takes only 5 passwords, then expires).
 	for range 10 {
-		_, page = b.get(good(nil))
-		b.signIn(page, "carol@example.com", "wrong")
+		_, page = b.Get(good(nil))
+		b.SignIn(page, "carol@example.com", "wrong")
 	}
-	_, page = b.get(good(nil))
-	if res, _ := b.signIn(page, "carol@example.com", "alice-password"); res.StatusCode != 429 {
+	_, page = b.Get(good(nil))
+	if res, _ := b.SignIn(page, "carol@example.com", "alice-password"); res.StatusCode != 429 {
 		t.Fatalf("locked login accepted: %d", res.StatusCode)
 	}
 
 	// form_post: the code arrives in an auto-submitted form.
-	res, page = b.get(good(func(v url.Values) { v.Set("response_mode", "form_post") }))
-	res, page = b.signIn(page, "alice@example.com", "alice-password")
-	ff := fields(page)
+	res, page = b.Get(good(func(v url.Values) { v.Set("response_mode", "form_post") }))
+	res, page = b.SignIn(page, "alice@example.com", "alice-password")
+	ff := browser.Fields(page)
 	if res.StatusCode != 200 || ff.Get("code") == "" || ff.Get("state") != "st" || !strings.Contains(page, `action="`+redirect+`"`) {
 		t.Fatalf("form_post: %d %.400s", res.StatusCode, page)
 	}

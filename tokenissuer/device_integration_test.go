@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/browser"
 )
 
 // TestDeviceFlow (RFC 8628): a TV asks for a code, polls; the user
@@ -40,31 +42,31 @@ func TestDeviceFlow(t *testing.T) {
 	}
 
 	// The user: code entry page, sign-in, approval.
-	br := newBrowser(t)
-	res, page := br.get(da.VerificationURI)
+	br := browser.New(t, base)
+	res, page := br.Get(da.VerificationURI)
 	if res.StatusCode != 200 || !strings.Contains(page, `name="user_code"`) {
 		t.Fatalf("code entry page: %d", res.StatusCode)
 	}
-	res, _ = br.get(da.VerificationURI + "?user_code=ZZZZ-ZZZZ")
+	res, _ = br.Get(da.VerificationURI + "?user_code=ZZZZ-ZZZZ")
 	if res.StatusCode != 400 {
 		t.Fatalf("unknown user code: %d", res.StatusCode)
 	}
 	// People type codes loosely: lower case, no dash.
 	typed := strings.ToLower(strings.ReplaceAll(da.UserCode, "-", ""))
-	res, page = br.get(da.VerificationURI + "?user_code=" + typed)
+	res, page = br.Get(da.VerificationURI + "?user_code=" + typed)
 	if res.StatusCode != 200 || !strings.Contains(page, "current-password") {
 		t.Fatalf("device page without a session must ask for sign-in: %d", res.StatusCode)
 	}
-	res, page = br.signIn(page, "alice@example.com", "alice-password")
+	res, page = br.SignIn(page, "alice@example.com", "alice-password")
 	if res.StatusCode != 200 || !strings.Contains(page, "Living-room TV") || !strings.Contains(page, da.UserCode) {
 		t.Fatalf("device approval page: %d %.300s", res.StatusCode, page)
 	}
 	// The code came in the URL, as from a link: the user confirms it
 	// matches the device (RFC 8628 section 5.4).
-	f := fields(page)
+	f := browser.Fields(page)
 	f.Set("decision", "allow")
 	f.Set("code_matches", "yes")
-	if res, page := br.post(base+"/oauth2/v1/device", f); res.StatusCode != 200 || !strings.Contains(page, "connected") {
+	if res, page := br.Post(base+"/oauth2/v1/device", f); res.StatusCode != 200 || !strings.Contains(page, "connected") {
 		t.Fatalf("approval: %d", res.StatusCode)
 	}
 	// The x/oauth2 client polls (respecting slow_down) until it has tokens.
@@ -99,13 +101,13 @@ func TestDeviceFlow(t *testing.T) {
 	if b := poll2(); b["error"] != "slow_down" {
 		t.Fatalf("polling faster than the interval: %v", b)
 	}
-	res, page = br.get(da2.VerificationURIComplete) // session exists: straight to approval
+	res, page = br.Get(da2.VerificationURIComplete) // session exists: straight to approval
 	if res.StatusCode != 200 || !strings.Contains(page, "Living-room TV") {
 		t.Fatalf("approval with a session: %d", res.StatusCode)
 	}
-	f = fields(page)
+	f = browser.Fields(page)
 	f.Set("decision", "deny")
-	br.post(base+"/oauth2/v1/device", f)
+	br.Post(base+"/oauth2/v1/device", f)
 	time.Sleep(10 * time.Second) // the interval, grown by slow_down
 	body := poll2()
 	if body["error"] != "access_denied" || body["access_token"] != nil {

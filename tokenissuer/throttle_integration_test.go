@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/browser"
 )
 
 // forwarded sends every request as a proxy would: from the socket's
@@ -23,9 +25,9 @@ func (f forwarded) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // browserAt is a browser whose requests come through a trusted proxy
 // on behalf of client.
-func browserAt(t *testing.T, client string) *browser {
-	b := newBrowser(t)
-	b.c.Transport = forwarded{client}
+func browserAt(t *testing.T, client string) *browser.Browser {
+	b := browser.New(t, base)
+	b.Client.Transport = forwarded{client}
 	return b
 }
 
@@ -56,11 +58,11 @@ func TestAddressThrottleBehindProxy(t *testing.T) {
 	// A opens 50 sign-in pages, then posts them together, each with a
 	// random login.
 	const failures = 50
-	attackers := make([]*browser, failures)
+	attackers := make([]*browser.Browser, failures)
 	pages := make([]string, failures)
 	for j := range attackers {
 		attackers[j] = browserAt(t, "127.0.0.2")
-		_, pages[j] = attackers[j].get(authorize)
+		_, pages[j] = attackers[j].Get(authorize)
 	}
 	statuses := make([]int, failures)
 	var wg sync.WaitGroup
@@ -68,10 +70,10 @@ func TestAddressThrottleBehindProxy(t *testing.T) {
 	for j := range failures {
 		wg.Go(func() {
 			<-start
-			f := fields(pages[j])
+			f := browser.Fields(pages[j])
 			f.Set("username", fmt.Sprintf("random-%d@example.com", j))
 			f.Set("password", "guess")
-			res, err := attackers[j].c.PostForm(base+"/oauth2/v1/signin", f)
+			res, err := attackers[j].Client.PostForm(base+"/oauth2/v1/signin", f)
 			if err != nil {
 				t.Error(err)
 				return
@@ -90,15 +92,15 @@ func TestAddressThrottleBehindProxy(t *testing.T) {
 
 	// A is throttled now, even with alice's password.
 	a := browserAt(t, "127.0.0.2")
-	_, page := a.get(authorize)
-	if res, body := a.signIn(page, "alice@example.com", "alice-password"); res.StatusCode != http.StatusTooManyRequests || strings.Contains(res.Header.Get("Location"), "code=") {
+	_, page := a.Get(authorize)
+	if res, body := a.SignIn(page, "alice@example.com", "alice-password"); res.StatusCode != http.StatusTooManyRequests || strings.Contains(res.Header.Get("Location"), "code=") {
 		t.Fatalf("A after %d failures: %d %q %.200s, want 429", failures, res.StatusCode, res.Header.Get("Location"), body)
 	}
 	// Alice, from B, is not.
 	b := browserAt(t, "127.0.0.3")
-	_, page = b.get(authorize)
-	res, body := b.signIn(page, "alice@example.com", "alice-password")
-	if q := callback(t, res, redirect); q.Get("code") == "" {
+	_, page = b.Get(authorize)
+	res, body := b.SignIn(page, "alice@example.com", "alice-password")
+	if q := browser.Callback(t, res, redirect); q.Get("code") == "" {
 		t.Fatalf("alice from B: %d %.200s", res.StatusCode, body)
 	}
 }
