@@ -1,11 +1,9 @@
 package authserver
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,9 +12,7 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 )
 
 // TestClaimRunTimeFailureLeavesClaimOut: a claim whose expression fails
@@ -43,16 +39,7 @@ func TestClaimRunTimeFailureLeavesClaimOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-	if err := iss.Start(context.Background(), st, sealer); err != nil {
-		t.Fatal(err)
-	}
-	e := &flowEnv{t: t, iss: iss, st: st}
+	e := &flowEnv{t: t, iss: iss, st: startIssuer(t, iss, nil)}
 	code, body := e.post(tokenEP, "svc", url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
 	if code != 200 {
 		t.Fatalf("token request: %d %v, want 200", code, body)

@@ -6,17 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
@@ -35,12 +32,7 @@ func TestExpiredCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := embedded.Open(filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-	if err := iss.Start(context.Background(), st, sealer); err != nil {
-		t.Fatal(err)
-	}
+	st := startIssuer(t, iss, nil)
 	put := func(issued time.Time) string {
 		code := randomToken()
 		g, _ := json.Marshal(codeGrant{authzRequest: authzRequest{Server: "default", ClientID: "web", RedirectURI: "https://app.test/cb",

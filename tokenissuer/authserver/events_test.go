@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 )
 
 // event returns the fields of the last event named name, or fails.
@@ -130,10 +128,7 @@ func TestQuietMaintenance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-	if err := again.Start(context.Background(), e.st, sealer); err != nil {
-		t.Fatal(err)
-	}
+	startIssuer(t, again, e.st)
 	if n := len(e.rotations("default")); n != 1 {
 		t.Fatalf("%d rollover events after a restart on the same keys, want the first one only", n)
 	}

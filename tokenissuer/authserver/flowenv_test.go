@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +18,8 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
@@ -83,16 +80,7 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-	if err := iss.Start(context.Background(), st, sealer); err != nil {
-		t.Fatal(err)
-	}
-	return &flowEnv{t: t, iss: iss, st: st, clock: c, logs: logs, core: core}
+	return &flowEnv{t: t, iss: iss, st: startIssuer(t, iss, nil), clock: c, logs: logs, core: core}
 }
 
 // secrets of the confidential clients.

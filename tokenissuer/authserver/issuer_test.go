@@ -41,11 +41,22 @@ func newTestIssuer(t *testing.T, baseURL string, c *testkit.Clock) (*Issuer, sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
+	return iss, startIssuer(t, iss, nil)
+}
+
+// startIssuer starts iss on st, or on a fresh embedded store when st is
+// nil (closed when the test ends), with the package's test sealing
+// secret, and returns the store.
+func startIssuer(t *testing.T, iss *Issuer, st store.Store) store.Store {
+	t.Helper()
+	if st == nil {
+		db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		st = db
 	}
-	t.Cleanup(func() { st.Close() })
 	sealer, err := keys.NewSealer([]byte(strings.Repeat("k", 32)))
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +64,7 @@ func newTestIssuer(t *testing.T, baseURL string, c *testkit.Clock) (*Issuer, sto
 	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
-	return iss, st
+	return st
 }
 
 func publishedKids(t *testing.T, iss *Issuer, path string) []string {
@@ -244,12 +255,7 @@ func TestTokensVerifyForEveryAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, _ := embedded.Open(filepath.Join(t.TempDir(), "db"))
-			defer st.Close()
-			sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-			if err := iss.Start(context.Background(), st, sealer); err != nil {
-				t.Fatal(err)
-			}
+			startIssuer(t, iss, nil)
 			req := httptest.NewRequest(http.MethodPost, "/oauth2/a/v1/token", strings.NewReader("grant_type=client_credentials"))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.SetBasicAuth("svc", "x")

@@ -6,12 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 )
 
 // recorder is an Observer that keeps what it was told, one line per call.
@@ -118,10 +115,7 @@ func TestObserverSeesAlgChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := keys.NewSealer([]byte(strings.Repeat("k", 32)))
-	if err := iss.Start(context.Background(), e.st, sealer); err != nil {
-		t.Fatal(err)
-	}
+	startIssuer(t, iss, e.st)
 	if got := rec.take(); !slices.Equal(got, []string{"rotate default published"}) {
 		t.Fatalf("observed %q", got)
 	}
