@@ -101,6 +101,15 @@ func as(id string) func(*http.Request, url.Values) {
 // post sends a form to path as client id and decodes the JSON answer.
 func (e *flowEnv) post(path, client string, form url.Values) (int, map[string]any) {
 	e.t.Helper()
+	w := e.send(path, client, form)
+	var body map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	return w.Code, body
+}
+
+// send posts a form to path as client id and returns the whole answer.
+func (e *flowEnv) send(path, client string, form url.Values) *httptest.ResponseRecorder {
+	e.t.Helper()
 	r := httptest.NewRequest(http.MethodPost, path, nil)
 	if form == nil {
 		form = url.Values{}
@@ -112,9 +121,7 @@ func (e *flowEnv) post(path, client string, form url.Values) (int, map[string]an
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	w := httptest.NewRecorder()
 	e.iss.ServeHTTP(w, r)
-	var body map[string]any
-	_ = json.Unmarshal(w.Body.Bytes(), &body)
-	return w.Code, body
+	return w
 }
 
 // code stores an authorization code as /authorize would have issued it

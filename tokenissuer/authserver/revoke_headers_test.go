@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -21,12 +20,7 @@ func TestRevocationRateLimitHeaders(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	revoke := func() *httptest.ResponseRecorder {
 		_, body := e.post(tokenEP, "svc", url.Values{"grant_type": {"client_credentials"}})
-		r := httptest.NewRequest(http.MethodPost, "/oauth2/default/v1/revoke", strings.NewReader(url.Values{"token": {body["access_token"].(string)}}.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.SetBasicAuth("svc", "svc-secret")
-		w := httptest.NewRecorder()
-		e.iss.ServeHTTP(w, r)
-		return w
+		return e.send("/oauth2/default/v1/revoke", "svc", url.Values{"token": {body["access_token"].(string)}})
 	}
 	// Windows in the future: the store expires counters by the wall clock.
 	for n, c := range []struct {
