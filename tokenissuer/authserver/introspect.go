@@ -66,7 +66,7 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 	if cid, _ := priv["cid"].(string); !mayKnow(cid) {
 		return notActive
 	}
-	rev, err := i.revoked(ctx, t.JwtID())
+	rev, err := i.accessRevoked(ctx, t)
 	if err != nil {
 		return failed(oauth.FromStore(err))
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -50,14 +52,48 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 		case rt.ClientID != x.d.clientID:
 			return failed(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
 		}
-		return i.markRevoked(x, store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute), rt.UserID)
+		// Okta guide "Revoke tokens": revoking a refresh token revokes
+		// the access tokens issued from it; the family mark covers them.
+		return i.markRevoked(x, store.NSFamily, rt.Family, familyMarkUntil(rt), rt.UserID)
 	}
 	x.d.jti = t.JwtID()
 	if cid, _ := t.PrivateClaims()["cid"].(string); cid != x.d.clientID {
 		return failed(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
 	}
 	who, _ := t.PrivateClaims()["uid"].(string) // user tokens; else the client itself
+	// Revoking an access token leaves its refresh token alone (same
+	// guide); one whose family is revoked has nothing left to revoke.
+	if who != "" {
+		if fam, err := i.familyOf(ctx, t.JwtID()); err != nil {
+			return failed(oauth.FromStore(err))
+		} else if fam != "" {
+			if gone, err := i.store.Marked(ctx, store.NSFamily, fam); err != nil {
+				return failed(oauth.FromStore(err))
+			} else if gone {
+				return nothingToRevoke
+			}
+		}
+	}
 	return i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
+}
+
+// accessRevoked reports whether a verified access token was revoked:
+// itself, or its refresh-token family (revoked, or reused after
+// rotation: Okta guide "Refresh token rotation" invalidates "all access
+// tokens issued since the user authenticated"). Only user tokens can
+// belong to a family, so client_credentials tokens cost one read.
+func (i *Issuer) accessRevoked(ctx context.Context, t jwt.Token) (bool, error) {
+	if rev, err := i.revoked(ctx, t.JwtID()); err != nil || rev {
+		return rev, err
+	}
+	if uid, _ := t.PrivateClaims()["uid"].(string); uid == "" {
+		return false, nil
+	}
+	fam, err := i.familyOf(ctx, t.JwtID())
+	if err != nil || fam == "" {
+		return false, err
+	}
+	return i.store.Marked(ctx, store.NSFamily, fam)
 }
 
 // markRevoked writes one revocation record within the budget of the
