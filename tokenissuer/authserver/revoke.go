@@ -63,16 +63,10 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 	who, _ := t.PrivateClaims()["uid"].(string) // user tokens; else the client itself
 	// Revoking an access token leaves its refresh token alone (same
 	// guide); one whose family is revoked has nothing left to revoke.
-	if who != "" {
-		if fam, err := i.familyOf(ctx, t.JwtID()); err != nil {
-			return failed(oauth.FromStore(err))
-		} else if fam != "" {
-			if gone, err := i.store.Marked(ctx, store.NSFamily, fam); err != nil {
-				return failed(oauth.FromStore(err))
-			} else if gone {
-				return nothingToRevoke
-			}
-		}
+	if gone, err := i.familyRevoked(ctx, t); err != nil {
+		return failed(oauth.FromStore(err))
+	} else if gone {
+		return nothingToRevoke
 	}
 	return i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
 }
@@ -86,6 +80,12 @@ func (i *Issuer) accessRevoked(ctx context.Context, t jwt.Token) (bool, error) {
 	if rev, err := i.revoked(ctx, t.JwtID()); err != nil || rev {
 		return rev, err
 	}
+	return i.familyRevoked(ctx, t)
+}
+
+// familyRevoked reports whether a verified access token was issued from
+// a refresh-token family that is now revoked.
+func (i *Issuer) familyRevoked(ctx context.Context, t jwt.Token) (bool, error) {
 	if uid, _ := t.PrivateClaims()["uid"].(string); uid == "" {
 		return false, nil
 	}

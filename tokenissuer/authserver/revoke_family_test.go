@@ -199,6 +199,53 @@ func jtiOf(t *testing.T, tok string) string {
 	return p.JwtID()
 }
 
+// newLinkEnv is an issuer on a linkOutage store with the confidential
+// client "web" (code and refresh grants; rotation and leeway from tmpl)
+// and "svc" (client_credentials).
+func newLinkEnv(t *testing.T, tmpl clientauth.Client) (*linkOutage, *flowEnv) {
+	t.Helper()
+	c := testkit.NewClock(time.Now())
+	dir, err := directory.ParseFile([]byte(`{"users":[{"id":"u1","login":"alice@example.com"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := tmpl
+	web.ID, web.Secret, web.GrantTypes, web.RedirectURIs = "web", "web-secret", []string{GrantAuthorizationCode, GrantRefreshToken}, []string{webCB}
+	iss, err := New(Options{
+		BaseURL: "https://id.example.com", Directory: dir, Now: c.Now, OrgSigningAlg: "ES256", Logger: zap.NewNop(),
+		Servers: map[string]*ServerConfig{"default": {SigningAlg: "ES256", Scopes: []*Scope{{Name: "read", Default: true}},
+			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "r",
+				GrantTypes: []string{GrantAuthorizationCode, GrantClientCredentials}, Scopes: []string{"*"}}}}}}},
+		Clients: []*clientauth.Client{&web, {ID: "svc", Secret: "svc-secret"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st := &linkOutage{Store: db}
+	return st, &flowEnv{t: t, iss: iss, st: startIssuer(t, iss, st), clock: c}
+}
+
+// TestStaticRefreshTokenFamily: a client with static refresh tokens gets
+// the same refresh token back; every access token it issued is linked
+// to the family, so revoking that token makes them all inactive.
+func TestStaticRefreshTokenFamily(t *testing.T) {
+	_, e := newLinkEnv(t, clientauth.Client{RefreshTokenRotation: clientauth.StaticRefresh})
+	g := e.login("u1", "web", webCB)
+	status, body := e.refresh("web", g.refresh)
+	next := e.grantOf(status, body, "static refresh")
+	if next.refresh != g.refresh {
+		t.Fatal("a static refresh token was rotated")
+	}
+	e.wantActive(true, map[string]string{"first": g.access, "refreshed": next.access})
+	e.revoke("web", g.refresh)
+	e.wantActive(false, map[string]string{"first": g.access, "refreshed": next.access})
+}
+
 // linkOutage is the embedded store whose writes of access-token family
 // links fail while down, as a shared store's would in an outage; every
 // other operation works. writes counts the links attempted.
@@ -233,31 +280,7 @@ func (l *linkOutage) count() int { l.mu.Lock(); defer l.mu.Unlock(); return l.wr
 // refresh token stay usable for the retry. client_credentials writes
 // no link and is not affected.
 func TestFamilyLinkWriteFailureFailsGrant(t *testing.T) {
-	c := testkit.NewClock(time.Now())
-	dir, err := directory.ParseFile([]byte(`{"users":[{"id":"u1","login":"alice@example.com"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := New(Options{
-		BaseURL: "https://id.example.com", Directory: dir, Now: c.Now, OrgSigningAlg: "ES256", Logger: zap.NewNop(),
-		Servers: map[string]*ServerConfig{"default": {SigningAlg: "ES256", Scopes: []*Scope{{Name: "read", Default: true}},
-			Policies: []*policy.Policy{{Name: "p", Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "r",
-				GrantTypes: []string{GrantAuthorizationCode, GrantClientCredentials}, Scopes: []string{"*"}}}}}}},
-		Clients: []*clientauth.Client{
-			{ID: "web", Secret: "web-secret", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, RedirectURIs: []string{webCB}},
-			{ID: "svc", Secret: "svc-secret"},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	st := &linkOutage{Store: db}
-	e := &flowEnv{t: t, iss: iss, st: startIssuer(t, iss, st), clock: c}
+	st, e := newLinkEnv(t, clientauth.Client{})
 	unavailable := func(what string, status int, body map[string]any) {
 		t.Helper()
 		if status != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" || body["access_token"] != nil || body["refresh_token"] != nil {
