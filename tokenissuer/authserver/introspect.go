@@ -18,7 +18,8 @@ var inactive = map[string]bool{"active": false}
 // confidential client may introspect any token of the server, as
 // resource servers must; a public client proves only its client_id, so
 // it sees only tokens issued to it (RFC 7662 section 4: the server must
-// decide who may learn what about a token).
+// decide who may learn what about a token). An access token is
+// inactive once revoked itself or through its refresh-token family.
 var introspectEndpoint = &backChannel{name: "introspect", event: EventIntrospect, failEvent: EventIntrospect, run: (*Issuer).runIntrospect,
 	// Failed requests (a bad client, the store) are not introspections.
 	observe: func(o Observer, d decision, out outcome, _ time.Duration) {
