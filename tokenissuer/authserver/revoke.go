@@ -26,10 +26,10 @@ var (
 // revokeEndpoint is the revocation endpoint (RFC 7009). A refresh
 // token revokes its family: every refresh token of it and every access
 // token issued from it; an access token revokes only itself (Okta guide
-// "Revoke tokens"). Unknown,
-// invalid, expired and already revoked tokens are answered 200 (section
-// 2.2) without a write; a token issued to another client is refused
-// (section 2.1); a client over its revocation budget gets 429.
+// "Revoke tokens"). Unknown, invalid, expired and already revoked
+// tokens are answered 200 (section 2.2) without a write; a token issued
+// to another client is refused (section 2.1); a client over its
+// revocation budget gets 429.
 var revokeEndpoint = &backChannel{name: "revoke", event: EventRevoke, failEvent: EventRevoke, run: (*Issuer).runRevoke,
 	observe: func(o Observer, d decision, out outcome, _ time.Duration) { o.Revocation(d.server.ID, out.code()) },
 }
