@@ -18,7 +18,8 @@ var inactive = map[string]bool{"active": false}
 // confidential client may introspect any token of the server, as
 // resource servers must; a public client proves only its client_id, so
 // it sees only tokens issued to it (RFC 7662 section 4: the server must
-// decide who may learn what about a token).
+// decide who may learn what about a token). An access token is
+// inactive once revoked itself or through its refresh-token family.
 var introspectEndpoint = &backChannel{name: "introspect", event: EventIntrospect, failEvent: EventIntrospect, run: (*Issuer).runIntrospect,
 	// Failed requests (a bad client, the store) are not introspections.
 	observe: func(o Observer, d decision, out outcome, _ time.Duration) {
@@ -66,7 +67,7 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 	if cid, _ := priv["cid"].(string); !mayKnow(cid) {
 		return notActive
 	}
-	rev, err := i.revoked(ctx, t.JwtID())
+	rev, err := i.accessRevoked(ctx, t)
 	if err != nil {
 		return failed(oauth.FromStore(err))
 	}

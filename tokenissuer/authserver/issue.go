@@ -66,7 +66,7 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 	// A refresh always continues its family, whatever narrower scope it
 	// asked for (the presented token is rotated).
 	if (g.family != nil || slices.Contains(g.scopes, "offline_access")) && c.AllowsGrant(GrantRefreshToken) {
-		if resp.RefreshToken, e = i.refreshTokenFor(r, s, c, u, g, d); e != nil {
+		if resp.RefreshToken, e = i.refreshTokenFor(r, s, c, u, g, d, jti, i.now().Add(lifetime)); e != nil {
 			return nil, e
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"time"
 
@@ -32,9 +33,15 @@ func refreshHash(tok string) string {
 }
 
 // refreshTokenFor stores and returns a refresh token: the next of a
-// family when refreshing, the first of a new one otherwise.
-func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision) (string, *oauth.Error) {
+// family when refreshing, the first of a new one otherwise. The access
+// token issued beside it (at, valid until atExp) is linked to the
+// family first, so no grant answers with an access token that revoking
+// its family would miss; a failed write fails the grant.
+func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision, at string, atExp time.Time) (string, *oauth.Error) {
 	if g.keepRefresh != "" {
+		if err := i.linkFamily(r.Context(), at, g.family.Family, atExp); err != nil {
+			return "", oauth.FromStore(err)
+		}
 		return g.keepRefresh, nil
 	}
 	now := i.now()
@@ -50,6 +57,9 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 		rt.Family, rt.FamilyExpires = randomToken(), now.Add(g.rule.RefreshLifetime())
 	}
 	rt.IdleExpires = minTime(now.Add(g.rule.RefreshIdle()), rt.FamilyExpires)
+	if err := i.linkFamily(r.Context(), at, rt.Family, atExp); err != nil {
+		return "", oauth.FromStore(err)
+	}
 	if err := i.store.PutRefresh(r.Context(), rt); err != nil {
 		return "", oauth.FromStore(err)
 	}
@@ -79,10 +89,35 @@ func (i *Issuer) idleOf(s *Server, rt *store.RefreshToken) time.Duration {
 	return policy.DefaultRefreshIdle
 }
 
-// revokeFamily revokes every refresh token of rt's family.
+// revokeFamily revokes every refresh token of rt's family and every
+// access token issued from it.
 func (i *Issuer) revokeFamily(ctx context.Context, rt store.RefreshToken) error {
-	_, err := i.store.Mark(ctx, store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute))
+	_, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt))
 	return err
+}
+
+// familyMarkUntil is how long the revocation mark of rt's family must
+// last: past the family's end by the longest access-token lifetime, as
+// a token issued from it at its last moment lives that long.
+func familyMarkUntil(rt store.RefreshToken) time.Time {
+	return rt.FamilyExpires.Add(policy.MaxAccessTokenLifetime + time.Minute)
+}
+
+// linkFamily records that the access token jti (valid until exp) was
+// issued from family. Only tokens issued beside a refresh token are
+// linked: client_credentials and other family-less grants write nothing.
+func (i *Issuer) linkFamily(ctx context.Context, jti, family string, exp time.Time) error {
+	return i.store.PutRecord(ctx, store.NSAccessFamily, jti, []byte(family), exp.Add(time.Minute))
+}
+
+// familyOf returns the refresh-token family an access token was issued
+// from, or "" for a token issued without one.
+func (i *Issuer) familyOf(ctx context.Context, jti string) (string, error) {
+	v, err := i.store.GetRecord(ctx, store.NSAccessFamily, jti)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return string(v), err
 }
 
 // activeUser loads a user who may still get tokens.

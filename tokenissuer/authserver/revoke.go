@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -21,10 +23,13 @@ var (
 	revokeWindow = time.Minute
 )
 
-// revokeEndpoint is the revocation endpoint (RFC 7009). Unknown,
-// invalid, expired and already revoked tokens are answered 200 (section
-// 2.2) without a write; a token issued to another client is refused
-// (section 2.1); a client over its revocation budget gets 429.
+// revokeEndpoint is the revocation endpoint (RFC 7009). A refresh
+// token revokes its family: every refresh token of it and every access
+// token issued from it; an access token revokes only itself (Okta guide
+// "Revoke tokens"). Unknown, invalid, expired and already revoked
+// tokens are answered 200 (section 2.2) without a write; a token issued
+// to another client is refused (section 2.1); a client over its
+// revocation budget gets 429.
 var revokeEndpoint = &backChannel{name: "revoke", event: EventRevoke, failEvent: EventRevoke, run: (*Issuer).runRevoke,
 	observe: func(o Observer, d decision, out outcome, _ time.Duration) { o.Revocation(d.server.ID, out.code()) },
 }
@@ -50,14 +55,48 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 		case rt.ClientID != x.d.clientID:
 			return failed(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("refresh token belongs to client " + rt.ClientID))
 		}
-		return i.markRevoked(x, store.NSFamily, rt.Family, rt.FamilyExpires.Add(time.Minute), rt.UserID)
+		// Okta guide "Revoke tokens": revoking a refresh token revokes
+		// the access tokens issued from it; the family mark covers them.
+		return i.markRevoked(x, store.NSFamily, rt.Family, familyMarkUntil(rt), rt.UserID)
 	}
 	x.d.jti = t.JwtID()
 	if cid, _ := t.PrivateClaims()["cid"].(string); cid != x.d.clientID {
 		return failed(oauth.ErrInvalidRequest.WithDescription("The token was not issued to the requesting client.").WithReason("token belongs to client " + cid))
 	}
 	who, _ := t.PrivateClaims()["uid"].(string) // user tokens; else the client itself
+	// Revoking an access token leaves its refresh token alone (same
+	// guide); one whose family is revoked has nothing left to revoke.
+	if gone, err := i.familyRevoked(ctx, t); err != nil {
+		return failed(oauth.FromStore(err))
+	} else if gone {
+		return nothingToRevoke
+	}
 	return i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
+}
+
+// accessRevoked reports whether a verified access token was revoked:
+// itself, or its refresh-token family (revoked, or reused after
+// rotation: Okta guide "Refresh token rotation" invalidates "all access
+// tokens issued since the user authenticated"). Only user tokens can
+// belong to a family, so client_credentials tokens cost one read.
+func (i *Issuer) accessRevoked(ctx context.Context, t jwt.Token) (bool, error) {
+	if rev, err := i.revoked(ctx, t.JwtID()); err != nil || rev {
+		return rev, err
+	}
+	return i.familyRevoked(ctx, t)
+}
+
+// familyRevoked reports whether a verified access token was issued from
+// a refresh-token family that is now revoked.
+func (i *Issuer) familyRevoked(ctx context.Context, t jwt.Token) (bool, error) {
+	if uid, _ := t.PrivateClaims()["uid"].(string); uid == "" {
+		return false, nil
+	}
+	fam, err := i.familyOf(ctx, t.JwtID())
+	if err != nil || fam == "" {
+		return false, err
+	}
+	return i.store.Marked(ctx, store.NSFamily, fam)
 }
 
 // markRevoked writes one revocation record within the budget of the

@@ -42,7 +42,7 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
 		return
 	}
-	if rev, err := i.revoked(r.Context(), t.JwtID()); err != nil || rev {
+	if rev, err := i.accessRevoked(r.Context(), t); err != nil || rev {
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
 		return
 	}

@@ -147,8 +147,13 @@ const (
 	NSRevoked = "revoked"
 	// NSAssertion holds client-assertion ids (client + jti) until their exp.
 	NSAssertion = "assertion"
-	// NSFamily holds revoked refresh-token families until they expire.
+	// NSFamily holds revoked refresh-token families until they expire
+	// and every access token issued from them has expired.
 	NSFamily = "refresh-family"
+	// NSAccessFamily records the refresh-token family of an access token
+	// (jti -> family id) until the token's exp, so revoking the family
+	// makes the token inactive (Okta guide "Revoke tokens").
+	NSAccessFamily = "access-family"
 	// Record namespaces of the browser flows.
 	NSSession     = "session"
 	NSCode        = "code"
