@@ -21,6 +21,10 @@ type codeGrant struct {
 	IssuedJTI string    `json:"jti,omitempty"`
 	IssuedExp time.Time `json:"jti_exp,omitzero"`
 	Family    string    `json:"family,omitempty"`
+	// FamilyExp is when that family ends: a replay marks it revoked
+	// until then (plus the longest access token), however long the
+	// rule lets refresh tokens live.
+	FamilyExp time.Time `json:"family_exp,omitzero"`
 }
 
 // issueCode ends the authorization: a single-use code, valid for

@@ -1,10 +1,18 @@
 package authserver
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 )
 
 const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk0123"
@@ -115,4 +123,54 @@ func TestAuthorizeExactRedirect(t *testing.T) {
 	if w := e.browse(http.MethodGet, "/oauth2/default/v1/authorize?"+q.Encode(), nil); w.Code != 200 || !strings.Contains(w.Body.String(), "current-password") {
 		t.Fatalf("registered redirect_uri: %d", w.Code)
 	}
+}
+
+// TestCodeReplayRevokesLongFamily: a replayed code marks its refresh
+// family revoked for as long as the rule lets that family live (plus
+// the longest access token), not for the default 90 days only.
+func TestCodeReplayRevokesLongFamily(t *testing.T) {
+	long := 400 * 24 * time.Hour
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st := &markRecorder{Store: db, marks: map[string]time.Time{}}
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+		r := o.Servers["default"].Policies[0].Rules[0]
+		r.RefreshTokenLifetime, r.RefreshTokenIdle = duration.Duration(long), duration.Duration(long)
+	}, st)
+	code := e.code("web", webCB, "")
+	if status, tok := e.redeem("web", code, webCB, ""); status != 200 || tok["refresh_token"] == nil {
+		t.Fatalf("first use: %d %v", status, tok)
+	}
+	if status, _ := e.redeem("web", code, webCB, ""); status != 400 {
+		t.Fatalf("replay: %d", status)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.marks) != 1 {
+		t.Fatalf("family marks %v, want one", st.marks)
+	}
+	for _, until := range st.marks {
+		if want := e.clock.Now().Add(long); until.Before(want) {
+			t.Errorf("family revoked until %s, before the family ends (%s)", until, want)
+		}
+	}
+}
+
+// markRecorder records the family marks written through it.
+type markRecorder struct {
+	store.Store
+	mu    sync.Mutex
+	marks map[string]time.Time
+}
+
+func (m *markRecorder) Mark(ctx context.Context, ns, key string, until time.Time) (bool, error) {
+	if ns == store.NSFamily {
+		m.mu.Lock()
+		m.marks[key] = until
+		m.mu.Unlock()
+	}
+	return m.Store.Mark(ctx, ns, key, until)
 }

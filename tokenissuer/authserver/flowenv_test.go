@@ -50,6 +50,13 @@ type flowEnv struct {
 
 func newFlowEnv(t *testing.T, base string) *flowEnv {
 	t.Helper()
+	return newFlowEnvWith(t, base, nil, nil)
+}
+
+// newFlowEnvWith is newFlowEnv with tweak applied to the issuer's
+// options before New, on st (nil: a fresh embedded store).
+func newFlowEnvWith(t *testing.T, base string, tweak func(*Options), st store.Store) *flowEnv {
+	t.Helper()
 	hash, _ := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
 	users, _ := json.Marshal(map[string]any{"users": []map[string]any{
 		{"id": "u1", "login": "alice@example.com", "password_hash": string(hash)}, {"id": "u2", "login": "mallory@example.com"}}})
@@ -60,7 +67,7 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 	c := testkit.NewClock(time.Now())
 	core, logs := observer.New(zap.InfoLevel)
 	user := []string{GrantAuthorizationCode, GrantRefreshToken}
-	iss, err := New(Options{
+	opts := Options{
 		// ES256: key generation is cheap, which keeps these tests fast.
 		BaseURL: base, Directory: dir, Now: c.Now, OrgSigningAlg: "ES256", Logger: zap.New(core),
 		Servers: map[string]*ServerConfig{"default": {
@@ -76,11 +83,15 @@ func newFlowEnv(t *testing.T, base string) *flowEnv {
 			{ID: "tv", Name: "Living-room TV", AuthMethod: clientauth.None, GrantTypes: []string{GrantDeviceCode}},
 			{ID: "svc", Secret: "svc-secret"},
 		},
-	})
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	iss, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &flowEnv{t: t, iss: iss, st: startIssuer(t, iss, nil), clock: c, logs: logs, core: core}
+	return &flowEnv{t: t, iss: iss, st: startIssuer(t, iss, st), clock: c, logs: logs, core: core}
 }
 
 // secrets of the confidential clients.

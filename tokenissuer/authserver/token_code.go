@@ -103,6 +103,9 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 			return nil, err
 		}
 		cur.IssuedJTI, cur.IssuedExp, cur.Family = d.jti, i.now().Add(m.Rule.Lifetime()), d.family
+		if d.family != "" {
+			cur.FamilyExp = i.now().Add(m.Rule.RefreshLifetime())
+		}
 		return json.Marshal(cur)
 	})
 	return resp, nil
@@ -115,7 +118,11 @@ func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
 		_ = i.revoke(ctx, g.IssuedJTI, g.IssuedExp)
 	}
 	if g.Family != "" {
-		_, _ = i.store.Mark(ctx, store.NSFamily, g.Family, i.now().Add(policy.DefaultRefreshLifetime))
+		exp := g.FamilyExp
+		if exp.IsZero() { // a code redeemed before FamilyExp was kept
+			exp = i.now().Add(policy.DefaultRefreshLifetime)
+		}
+		_, _ = i.store.Mark(ctx, store.NSFamily, g.Family, familyMarkUntil(store.RefreshToken{FamilyExpires: exp}))
 	}
 }
 
