@@ -194,7 +194,7 @@ func (i *Issuer) afterSignIn(w http.ResponseWriter, r *http.Request, s *Server, 
 	}
 	d := decision{server: s, clientID: c.ID, userID: u.ID, scopes: req.Scopes, grantType: GrantAuthorizationCode}
 	if _, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantAuthorizationCode, Scopes: req.Scopes, User: policyUser(u)}, &d); e != nil {
-		i.redirectError(w, r, s, req, e.Code, e.Description)
+		i.redirectDenied(w, r, s, req, d, e)
 		return
 	}
 	if pending := i.pendingConsent(r, s, c, u, req); len(pending) > 0 {
@@ -216,6 +216,14 @@ func (i *Issuer) afterSignIn(w http.ResponseWriter, r *http.Request, s *Server, 
 		return
 	}
 	i.issueCode(w, r, s, req)
+}
+
+// redirectDenied is redirectError for a policy decision: the event
+// keeps the decision (policies tried, Okta's no_matching_policy reason
+// and why), the client gets the error in its response mode.
+func (i *Issuer) redirectDenied(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, d decision, e *oauth.Error) {
+	i.logFailure(EventAuthorize, d, e)
+	i.respond(w, r, s, req, map[string]string{"error": e.Code, "error_description": e.Description})
 }
 
 // pendingConsent lists the requested consent-required scopes this user
