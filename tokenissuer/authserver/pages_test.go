@@ -69,6 +69,11 @@ func TestSignInPageNamesClientAndKeepsUsername(t *testing.T) {
 	}
 	f.Set("username", "alice@example.com")
 	f.Set("password", alicePassword)
+	// The device flow's sign-in page names the device's client.
+	da := e.deviceAuthorize()
+	if w := e.browse(http.MethodGet, strings.TrimPrefix(da.complete, "https://id.example.com"), nil); !strings.Contains(w.Body.String(), "to continue to <strong>Living-room TV</strong>") {
+		t.Fatalf("device sign-in page: %d %.600s", w.Code, w.Body.String())
+	}
 	if w = e.browse(http.MethodPost, "/oauth2/v1/signin", f, txn); !strings.HasPrefix(w.Header().Get("Location"), webCB+"?") {
 		t.Fatalf("sign-in after failures: %d %q %.300s", w.Code, w.Header().Get("Location"), w.Body.String())
 	}
