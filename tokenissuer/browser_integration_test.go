@@ -213,6 +213,38 @@ func TestBrowserCodeFlowChromium(t *testing.T) {
 		t.Log(err)
 	}
 
+	if text := read(chromedp.Text(chromedp.CSS("#client_name"))); text != "to continue to Orders SPA" {
+		fail("sign-in page names the client as %q", text)
+	}
+
+	// A wrong password: the page says so and keeps the username, so
+	// only the password is typed again.
+	step("wrong password",
+		chromedp.SendKeys(chromedp.CSS("#username"), malLogin),
+		chromedp.SendKeys(chromedp.CSS("#password"), "not-"+malPass),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("p.error")),
+	)
+	if v := read(chromedp.Value(chromedp.CSS("#username"))); v != malLogin {
+		fail("after a failed sign-in the username field holds %q", v)
+	}
+	if v := read(chromedp.Value(chromedp.CSS("#password"))); v != "" {
+		fail("after a failed sign-in the password field holds %q", v)
+	}
+	step("sign in as mallory",
+		chromedp.SendKeys(chromedp.CSS("#password"), malPass),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("button[value=allow]")),
+	)
+	if who := read(chromedp.Text(chromedp.CSS("#signed_in_as"))); who != malLogin {
+		fail("consent page says signed in as %q", who)
+	}
+	// "Not you?": the session ends, the sign-in page comes back for the
+	// same request, and alice signs in and is asked in turn.
+	step("not you", chromedp.Click(chromedp.CSS("button[value=switch]")), chromedp.WaitVisible(chromedp.CSS("#password")))
+	if v := read(chromedp.Value(chromedp.CSS("#username"))); v != "" {
+		fail("after \"not you?\" the username field holds %q", v)
+	}
 	step("sign in",
 		chromedp.SendKeys(chromedp.CSS("#username"), aliceLogin),
 		chromedp.SendKeys(chromedp.CSS("#password"), alicePass),
@@ -221,6 +253,9 @@ func TestBrowserCodeFlowChromium(t *testing.T) {
 	)
 	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "Orders SPA") || !strings.Contains(text, "Make payments for you") {
 		fail("consent page shows %q", text)
+	}
+	if who := read(chromedp.Text(chromedp.CSS("#signed_in_as"))); who != aliceLogin {
+		fail("consent page after \"not you?\" says signed in as %q", who)
 	}
 	step("consent", chromedp.Click(chromedp.CSS("button[value=allow]")), chromedp.WaitReady(chromedp.CSS("#hello, #error")))
 	loc, text := read(chromedp.Location()), read(chromedp.Text(chromedp.CSS("body")))
@@ -422,9 +457,9 @@ func TestBrowserDeviceApprovalChromium(t *testing.T) {
 	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, code) || !strings.Contains(text, "Kitchen TV") {
 		fail("approval page of a typed code shows %q", text)
 	}
-	step("allow typed", chromedp.Click(chromedp.CSS("button[value=allow]")), chromedp.WaitVisible(chromedp.CSS("p.error")))
-	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "connected") {
-		fail("after allowing a typed code: %q", text)
+	step("allow typed", chromedp.Click(chromedp.CSS("button[value=allow]")), chromedp.WaitVisible(chromedp.CSS("#device_result")))
+	if h, text := read(chromedp.Text(chromedp.CSS("h1"))), read(chromedp.Text(chromedp.CSS("#device_result"))); h != "Device connected" || !strings.Contains(text, "Kitchen TV is now connected") {
+		fail("after allowing a typed code: %q %q", h, text)
 	}
 
 	// A link: the signed-in user lands on the approval page at once.
@@ -447,8 +482,19 @@ func TestBrowserDeviceApprovalChromium(t *testing.T) {
 		fail("unconfirmed approval left the page for %s", loc)
 	}
 	step("allow confirmed", chromedp.Click(chromedp.CSS("#code_matches")), chromedp.Click(chromedp.CSS("button[value=allow]")),
-		chromedp.WaitVisible(chromedp.CSS("p.error")))
-	if text := read(chromedp.Text(chromedp.CSS("main"))); !strings.Contains(text, "connected") {
-		fail("after the confirmed approval: %q", text)
+		chromedp.WaitVisible(chromedp.CSS("#device_result")))
+	if h := read(chromedp.Text(chromedp.CSS("h1"))); h != "Device connected" {
+		fail("after the confirmed approval: %q", h)
+	}
+
+	// Deny: the page says the device was not connected.
+	denied := authorize()
+	step("deny", chromedp.Navigate(denied["verification_uri_complete"].(string)), chromedp.WaitVisible(chromedp.CSS("button[value=deny]")),
+		chromedp.Click(chromedp.CSS("button[value=deny]")), chromedp.WaitVisible(chromedp.CSS("#device_result")))
+	if h := read(chromedp.Text(chromedp.CSS("h1"))); h != "Device not connected" {
+		fail("after denying: %q", h)
+	}
+	if b := poll(denied); b["error"] != "access_denied" {
+		fail("a denied device's poll: %v", b)
 	}
 }

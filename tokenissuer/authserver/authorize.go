@@ -408,8 +408,14 @@ func (i *Issuer) errorPage(w http.ResponseWriter, status int, msg string) {
 	_ = i.pages.RenderError(w, ui.Error{Title: "Error", Error: msg})
 }
 
+// loginPage shows the sign-in form for a pending request, naming the
+// client that asks (its name, which defaults to its id).
 func (i *Issuer) loginPage(w http.ResponseWriter, s *Server, txn string, req *authzRequest, msg string, status int) {
+	page := ui.Login{Title: "Sign in", Action: i.base + "/oauth2/v1/signin", Txn: txn, CSRF: req.CSRF, LoginHint: req.LoginHint, Error: msg}
+	if c, ok := i.auth.Client(req.ClientID); ok {
+		page.ClientName = c.Name
+	}
 	htmlHeaders(w, req.RedirectURI)
 	w.WriteHeader(status)
-	_ = i.pages.RenderLogin(w, ui.Login{Title: "Sign in", Action: i.base + "/oauth2/v1/signin", Txn: txn, CSRF: req.CSRF, LoginHint: req.LoginHint, Error: msg})
+	_ = i.pages.RenderLogin(w, page)
 }

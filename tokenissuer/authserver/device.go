@@ -307,12 +307,19 @@ func (i *Issuer) decideDevice(w http.ResponseWriter, r *http.Request, req *authz
 		i.errorPage(w, http.StatusBadRequest, "That code is not valid or has expired.")
 		return
 	}
-	htmlHeaders(w)
-	msg := "Your device is connected. You can close this window."
+	// The decision was recorded either way: 200, and a page saying
+	// which and sending the user back to the device (RFC 8628 section
+	// 3.3: once the interaction is complete, the server may tell the
+	// user to return to their device).
+	page := ui.DeviceDone{Title: "Device connected", Approved: allow}
 	if !allow {
-		msg = "The device was not allowed."
+		page.Title = "Device not connected"
 	}
-	_ = i.pages.RenderError(w, ui.Error{Title: "Device", Error: msg})
+	if c, ok := i.auth.Client(req.ClientID); ok {
+		page.ClientName = c.Name
+	}
+	htmlHeaders(w)
+	_ = i.pages.RenderDeviceDone(w, page)
 }
 
 var errDeviceDecided = errors.New("device already decided")

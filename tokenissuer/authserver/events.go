@@ -37,6 +37,10 @@ type decision struct {
 	// and password-grant events carry both, never the password.
 	login    string
 	clientIP string
+	// outcomeReason, when set, is a failure event's reason, Okta's
+	// outcome.reason (policy.NoMatchingPolicy); the error's own
+	// reason, for people, goes to detail then.
+	outcomeReason string
 }
 
 // fields are the event's own fields; the server's are pre-encoded in
@@ -85,7 +89,12 @@ func (i *Issuer) logFailure(event string, d decision, e *oauth.Error) {
 		if reason == "" {
 			reason = e.Description
 		}
-		f := append(d.fields(4), zap.String("outcome", "FAILURE"), zap.String("error", e.Code), zap.String("reason", reason))
+		f := append(d.fields(5), zap.String("outcome", "FAILURE"), zap.String("error", e.Code))
+		if d.outcomeReason != "" {
+			f = append(f, zap.String("reason", d.outcomeReason), zap.String("detail", reason))
+		} else {
+			f = append(f, zap.String("reason", reason))
+		}
 		if e.Cause != nil {
 			f = append(f, zap.NamedError("cause", e.Cause))
 		}

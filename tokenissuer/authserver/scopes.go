@@ -79,6 +79,7 @@ func (s *Server) evaluate(req policy.Request, d *decision) (policy.Match, *oauth
 		d.policy = m.Policy.Name
 	}
 	if !ok {
+		d.outcomeReason = policy.NoMatchingPolicy
 		return m, oauth.ErrAccessDenied.WithReason(reason)
 	}
 	d.rule = m.Rule.Name

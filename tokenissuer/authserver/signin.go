@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
@@ -94,7 +96,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errLocked):
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "locked", Reason: "too many failed sign-ins"})
-		i.loginPage(w, s, txn, req, genericSignInError, http.StatusTooManyRequests)
+		i.loginPage(w, s, txn, typedLogin(req, form["username"]), genericSignInError, http.StatusTooManyRequests)
 		return
 	case errors.Is(err, errLoginBusy), errors.Is(err, hashgate.ErrBusy):
 		// Not checked: the page keeps its attempt.
@@ -117,7 +119,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 			i.errorPage(w, http.StatusUnauthorized, expiredSignIn)
 			return
 		}
-		i.loginPage(w, s, txn, req, genericSignInError, http.StatusUnauthorized)
+		i.loginPage(w, s, txn, typedLogin(req, form["username"]), genericSignInError, http.StatusUnauthorized)
 		return
 	case err != nil:
 		i.storeFailurePage(w, err)
@@ -144,6 +146,22 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i.afterSignIn(w, r, s, c, req)
+}
+
+// maxTypedLogin bounds the username a failed sign-in page shows again
+// (the bound of login_hint).
+const maxTypedLogin = 256
+
+// typedLogin is req with the username the user typed as the login hint,
+// so the page shown after a failed attempt keeps it (html/template
+// escapes it). Too long or not UTF-8, it is left out.
+func typedLogin(req *authzRequest, typed string) *authzRequest {
+	again := *req
+	again.LoginHint = ""
+	if typed = strings.TrimSpace(typed); len(typed) <= maxTypedLogin && utf8.ValidString(typed) {
+		again.LoginHint = typed
+	}
+	return &again
 }
 
 // takeTxn consumes a pending request, atomically: of two posts of one
@@ -176,7 +194,7 @@ func (i *Issuer) afterSignIn(w http.ResponseWriter, r *http.Request, s *Server, 
 	}
 	d := decision{server: s, clientID: c.ID, userID: u.ID, scopes: req.Scopes, grantType: GrantAuthorizationCode}
 	if _, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantAuthorizationCode, Scopes: req.Scopes, User: policyUser(u)}, &d); e != nil {
-		i.redirectError(w, r, s, req, e.Code, e.Description)
+		i.redirectDenied(w, r, s, req, d, e)
 		return
 	}
 	if pending := i.pendingConsent(r, s, c, u, req); len(pending) > 0 {
@@ -193,10 +211,19 @@ func (i *Issuer) afterSignIn(w http.ResponseWriter, r *http.Request, s *Server, 
 			lines = append(lines, ui.Scope{Name: sc.Name, Description: sc.Description})
 		}
 		htmlHeaders(w, req.RedirectURI)
-		_ = i.pages.RenderConsent(w, ui.Consent{Title: "Allow access", Action: i.base + "/oauth2/v1/consent", Txn: txn, CSRF: req.CSRF, ClientName: c.Name, Scopes: lines})
+		_ = i.pages.RenderConsent(w, ui.Consent{Title: "Allow access", Action: i.base + "/oauth2/v1/consent", Txn: txn, CSRF: req.CSRF,
+			ClientName: c.Name, Login: u.Login, Scopes: lines})
 		return
 	}
 	i.issueCode(w, r, s, req)
+}
+
+// redirectDenied is redirectError for a policy decision: the event
+// keeps the decision (policies tried, Okta's no_matching_policy reason
+// and why), the client gets the error in its response mode.
+func (i *Issuer) redirectDenied(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, d decision, e *oauth.Error) {
+	i.logFailure(EventAuthorize, d, e)
+	i.respond(w, r, s, req, map[string]string{"error": e.Code, "error_description": e.Description})
 }
 
 // pendingConsent lists the requested consent-required scopes this user
@@ -248,6 +275,10 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	if !i.takeTxn(w, r, txn, expired) {
 		return
 	}
+	if form["decision"] == "switch" && req.Device == "" {
+		i.switchUser(w, r, s, req)
+		return
+	}
 	if req.Device != "" {
 		i.decideDevice(w, r, req, form["decision"] == "allow")
 		return
@@ -266,4 +297,28 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	i.issueCode(w, r, s, req)
+}
+
+// switchUser answers "Not you?" on the consent page: the SSO session
+// ends and the sign-in page is shown for the same pending request,
+// under a new txn and CSRF token; signing in goes on to consent for
+// whoever signs in. It is reached only by a POST carrying this
+// browser's txn cookie and the page's CSRF token, so another site
+// cannot end a session with it.
+func (i *Issuer) switchUser(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest) {
+	if sid, ok := i.readCookie(r, sessionCookie); ok {
+		_, _ = i.store.UpdateRecord(r.Context(), store.NSSession, sid, func([]byte) ([]byte, error) { return nil, nil })
+	}
+	i.logSuccess(EventSignOut, decision{server: s, clientID: req.ClientID, userID: req.UserID})
+	gone := i.cookie(r, sessionCookie, "", 0)
+	gone.MaxAge = -1
+	http.SetCookie(w, gone)
+	// The client's login_hint named the user who just said "not me".
+	req.UserID, req.AuthTime, req.Amr, req.LoginHint = "", time.Time{}, nil, ""
+	req.CSRF = randomToken()
+	txn, ok := i.saveTxn(w, r, req)
+	if !ok {
+		return
+	}
+	i.loginPage(w, s, txn, req, "", http.StatusOK)
 }

@@ -18,6 +18,13 @@ import (
 // Any, alone in a list, matches every client or every scope.
 const Any = "*"
 
+// NoMatchingPolicy is the reason Okta's System Log gives when no policy
+// and rule match a request (Okta's support article "Tokens not issued
+// with lifetime configured in access rule for custom authorization
+// server"); the client is told access_denied "Policy evaluation failed
+// for this request, please check the policy configurations."
+const NoMatchingPolicy = "no_matching_policy"
+
 // Lifetime bounds of access tokens (Okta: 5 minutes to 1 day).
 const (
 	MinAccessTokenLifetime     = 5 * time.Minute
@@ -35,7 +42,9 @@ type Policy struct {
 	// equal priority keep their order in the configuration.
 	Priority int `json:"priority,omitempty"`
 	// Clients are the client IDs this policy covers; `["*"]` covers all
-	// clients. Required: an empty list is a configuration error.
+	// clients. A policy that does not cover the client is skipped; a
+	// client may be covered by several. Required: an empty list is a
+	// configuration error.
 	Clients []string `json:"clients"`
 	// Rules are evaluated in priority order; the first whose conditions
 	// all match decides. When none matches (or there are none), the

@@ -8,8 +8,8 @@ import (
 )
 
 // TestOptionalTemplateFallsBack: a replacement directory made before
-// logout.html existed still loads; the built-in logout page renders
-// inside the directory's layout. A missing required template fails.
+// logout.html and device_done.html existed still loads; the built-in
+// pages render inside the directory's layout. A missing required template fails.
 func TestOptionalTemplateFallsBack(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range Names {
@@ -34,6 +34,13 @@ func TestOptionalTemplateFallsBack(t *testing.T) {
 	}
 	if page := out.String(); !strings.Contains(page, `class="custom"`) || !strings.Contains(page, "Sign out of id.example.com?") || !strings.Contains(page, `name="csrf" value="tok"`) {
 		t.Fatalf("logout page: %s", page)
+	}
+	out.Reset()
+	if err := p.RenderDeviceDone(&out, DeviceDone{Title: "Device connected", ClientName: "<TV>", Approved: true}); err != nil {
+		t.Fatal(err)
+	}
+	if page := out.String(); !strings.Contains(page, `class="custom"`) || !strings.Contains(page, "<h1>Device connected</h1>") || !strings.Contains(page, "&lt;TV&gt;") {
+		t.Fatalf("device result page: %s", page)
 	}
 	_ = os.Remove(filepath.Join(dir, "device.html"))
 	if _, err := Load(dir); err == nil {

@@ -24,11 +24,11 @@ var Names = []string{"layout.html", "login.html", "consent.html", "error.html", 
 // Optional templates a replacement directory may provide; the built-in
 // one (inside the directory's layout) is used otherwise, so directories
 // made before a template existed keep working.
-var Optional = []string{"logout.html"}
+var Optional = []string{"logout.html", "device_done.html"}
 
 // Pages holds parsed templates.
 type Pages struct {
-	login, consent, errorPage, formPost, device, logout *template.Template
+	login, consent, errorPage, formPost, device, deviceDone, logout *template.Template
 }
 
 // Load parses the built-in templates, or those in dir when set.
@@ -62,7 +62,8 @@ func Load(dir string) (*Pages, error) {
 		return t, nil
 	}
 	p := &Pages{}
-	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost, "device.html": &p.device, "logout.html": &p.logout} {
+	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost, "device.html": &p.device,
+		"device_done.html": &p.deviceDone, "logout.html": &p.logout} {
 		if *dst, err = parse(name); err != nil {
 			return nil, err
 		}
@@ -70,17 +71,24 @@ func Load(dir string) (*Pages, error) {
 	return p, nil
 }
 
-// Login is the sign-in page's data.
+// Login is the sign-in page's data. ClientName names the application
+// asking; LoginHint fills the username field (the client's login_hint,
+// or what the user typed before a failed attempt; never the password).
 type Login struct {
 	Title, Action, Txn, CSRF, LoginHint, Error string
+	ClientName                                 string
 }
 
 // Scope is one line of the consent page.
 type Scope struct{ Name, Description string }
 
-// Consent is the consent page's data.
+// Consent is the consent page's data. Login is the signed-in user;
+// the page's "Not you?" form posts Txn and CSRF to Action with
+// decision=switch, which ends the session and shows the sign-in page
+// for the same pending request.
 type Consent struct {
 	Title, Action, Txn, CSRF, ClientName string
+	Login                                string
 	Scopes                               []Scope
 }
 
@@ -119,6 +127,16 @@ type Device struct {
 
 // RenderDevice writes the user-code entry or device approval page.
 func (p *Pages) RenderDevice(w io.Writer, d Device) error { return p.device.Execute(w, d) }
+
+// DeviceDone is the page after the user decided on a device: Approved
+// says the device is connected to ClientName, else it was refused.
+type DeviceDone struct {
+	Title, ClientName string
+	Approved          bool
+}
+
+// RenderDeviceDone writes the device flow's result page.
+func (p *Pages) RenderDeviceDone(w io.Writer, d DeviceDone) error { return p.deviceDone.Execute(w, d) }
 
 // RenderLogin, RenderConsent, RenderError and RenderFormPost write pages.
 func (p *Pages) RenderLogin(w io.Writer, d Login) error       { return p.login.Execute(w, d) }
