@@ -18,6 +18,10 @@ type endpoint struct {
 	// pages the browser navigates to (authorize, sign-in, consent,
 	// logout) have none and never answer cross-origin reads.
 	cors string
+	// credentials: a trusted origin's fetch may carry cookies
+	// (Access-Control-Allow-Credentials), for the endpoints that read
+	// the SSO session cookie (Okta's Sessions API).
+	credentials bool
 	// orgOnly: a page shared by every server, served only under the
 	// org server's path.
 	orgOnly bool
