@@ -130,11 +130,10 @@ func (i *Issuer) validateAuthorize(w http.ResponseWriter, r *http.Request, s *Se
 	}
 	req := &authzRequest{Server: s.ID, ClientID: c.ID, RedirectURI: redirect, MaxAge: -1}
 	req.State = one("state")
-	mode := one("response_mode")
+	mode, bad := chooseResponseMode(one("response_type"), one("response_mode"), redirect)
 	req.ResponseMode = mode
-	if mode != "" && mode != "query" && mode != "form_post" {
-		req.ResponseMode = "query"
-		i.redirectError(w, r, s, req, "invalid_request", "The response mode is not supported.")
+	if bad != "" {
+		i.redirectError(w, r, s, req, "invalid_request", bad)
 		return nil, nil, false
 	}
 	if code, desc := i.checkAuthorize(s, c, req, params); code != "" {
@@ -334,17 +333,25 @@ func (i *Issuer) redirectError(w http.ResponseWriter, r *http.Request, s *Server
 }
 
 // respond delivers parameters to the redirect URI in the request's
-// response mode: query (default) or form_post.
+// response mode (response_mode.go): query (default for code), fragment,
+// form_post or okta_post_message.
 func (i *Issuer) respond(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, p map[string]string) {
 	p["iss"] = s.Issuer
 	if req.State != "" {
 		p["state"] = req.State
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if req.ResponseMode == "form_post" {
+	switch req.ResponseMode {
+	case modeFormPost:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; frame-ancestors 'none'")
 		_ = i.pages.RenderFormPost(w, ui.FormPost{Action: req.RedirectURI, Params: p})
+		return
+	case modePostMessage:
+		i.respondPostMessage(w, req, p)
+		return
+	case modeFragment:
+		respondFragment(w, r, req.RedirectURI, p)
 		return
 	}
 	u, _ := url.Parse(req.RedirectURI)
