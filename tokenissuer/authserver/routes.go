@@ -73,6 +73,7 @@ type route struct {
 //	{base}/oauth2/v1/{endpoint}               org endpoints and pages
 //	{base}/oauth2/{server}/.well-known/{doc}  custom discovery
 //	{base}/oauth2/{server}/v1/{endpoint}      custom endpoints
+//	{base}/api/v1/sessions/me[/...]           Sessions API (sessions_api.go)
 //	/.well-known/oauth-authorization-server{issuer path}
 //	                                          RFC 8414 section 3.1: the
 //	                                          well-known segment goes between
@@ -95,6 +96,11 @@ func (i *Issuer) buildRoutes() map[string]route {
 			}
 		}
 		routes["/.well-known/"+docOAuth+wellKnown] = route{s, endpoints[".well-known/"+docOAuth]}
+		if s.Org {
+			for name, ep := range sessionsAPI {
+				routes[i.basePath+"/"+name] = route{s, ep}
+			}
+		}
 	}
 	return routes
 }
