@@ -309,9 +309,26 @@ func (i *Issuer) cookieName(r *http.Request, name string) string {
 	return name
 }
 
+// cookie builds one of the issuer's cookies. On HTTPS the SSO session
+// cookie is SameSite=None, as Okta's `sid` and `idx` are: an app on
+// another site reads it through the Sessions API (fetch with
+// credentials) and the hidden iframe of prompt=none renewal, and
+// browsers withhold Lax cookies from both. That does not weaken the
+// pages' CSRF defences, which never rest on the session cookie alone:
+// sign-in, consent and device approval need the pending request's
+// cookie (kept Lax, so a cross-site POST lacks it) and the page's CSRF
+// token; logout confirmation needs a token derived from the session
+// id; the Sessions API refuses state changes from untrusted origins;
+// and an authorization answers only at a registered redirect URI.
+// Other cookies stay Lax. On plain http (loopback development) every
+// cookie stays Lax: browsers refuse SameSite=None without Secure.
 func (i *Issuer) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
+	sameSite := http.SameSiteLaxMode
+	if name == sessionCookie && i.secure(r) {
+		sameSite = http.SameSiteNoneMode
+	}
 	return &http.Cookie{Name: i.cookieName(r, name), Value: value, Path: "/", MaxAge: int(maxAge.Seconds()), HttpOnly: true,
-		Secure: i.secure(r), SameSite: http.SameSiteLaxMode}
+		Secure: i.secure(r), SameSite: sameSite}
 }
 
 // readCookie returns the value of cookie name as cookie sets it; a
