@@ -27,7 +27,7 @@ func TestUnknownPathsInNamespaces(t *testing.T) {
 			base + "/oauth2":                                               "Not found: Resource not found: " + base + "/oauth2 (Path)",
 			base + "/oauth2/default/v1/signin":                             "Not found: Resource not found: " + base + "/oauth2/default/v1/signin (Path)",
 			base + "/oauth2/default/v1/token/":                             "Not found: Resource not found: " + base + "/oauth2/default/v1/token/ (Path)",
-			base + "/api/v1/sessions/me":                                   "Not found: Resource not found: " + base + "/api/v1/sessions/me (Path)",
+			base + "/api/v1/authn":                                         "Not found: Resource not found: " + base + "/api/v1/authn (Path)",
 			base + "/api/v1/authn":                                         "Not found: Resource not found: " + base + "/api/v1/authn (Path)",
 			base + "/.well-known/openid-configuration/extra":               "Not found: Resource not found: " + base + "/.well-known/openid-configuration/extra (Path)",
 			"/.well-known/oauth-authorization-server" + base + "/oauth2/x": "Not found: Resource not found: x (AuthorizationServer)",
