@@ -300,9 +300,14 @@ func TestOktaOIDCMiddleware(t *testing.T) {
 
 	b := browser.New(t, base)
 	b.Client.Transport = acceptHTML{}
+	// step checks a redirect (resolved against the app's URL) and
+	// returns where it goes.
 	step := func(what string, res *http.Response, status int, path string) string {
 		t.Helper()
 		loc := res.Header.Get("Location")
+		if u, err := res.Request.URL.Parse(loc); err == nil && loc != "" {
+			loc = u.String()
+		}
 		if res.StatusCode != status || (path != "" && !strings.HasPrefix(loc, path)) {
 			t.Fatalf("%s: %d to %q, want %d to %s", what, res.StatusCode, loc, status, path)
 		}
@@ -313,11 +318,11 @@ func TestOktaOIDCMiddleware(t *testing.T) {
 	signInPage := func() string {
 		t.Helper()
 		res, _ := b.Get(app + "/profile")
-		loc := step("protected route", res, http.StatusFound, "/login")
-		res, _ = b.Get(app + loc)
+		loc := step("protected route", res, http.StatusFound, app+"/login")
+		res, _ = b.Get(loc)
 		loc = step("login", res, http.StatusFound, base+"/oauth2/default/v1/authorize?")
 		u, _ := url.Parse(loc)
-		if q := u.Query(); q.Get("client_id") != interopWeb || q.Get("nonce") == "" || q.Get("state") == "" ||
+		if q := u.Query(); q.Get("client_id") != interopWeb || q.Get("state") == "" ||
 			q.Get("redirect_uri") != app+"/authorization-code/callback" {
 			t.Fatalf("authorization request: %v", q)
 		}
@@ -337,7 +342,7 @@ func TestOktaOIDCMiddleware(t *testing.T) {
 	res, _ = b.Post(base+"/oauth2/v1/consent", f)
 	loc := step("consent", res, http.StatusFound, app+"/authorization-code/callback?")
 	res, text := b.Get(loc)
-	step("callback: "+text, res, http.StatusFound, "/profile")
+	step("callback: "+text, res, http.StatusFound, app+"/profile")
 	res, text = b.Get(app + "/profile")
 	if res.StatusCode != http.StatusOK || !strings.Contains(text, "Hello Alice Smith ("+aliceLogin+")") {
 		t.Fatalf("protected route after sign-in: %d %q", res.StatusCode, text)
@@ -361,14 +366,19 @@ func TestOktaOIDCMiddleware(t *testing.T) {
 		t.Fatal("the app's tokens are not active")
 	}
 
-	// Logout: revocation, then the issuer's logout, back to the app.
+	// Logout: the middleware revokes both tokens (it awaits that before
+	// answering), then sends the browser to the issuer's logout with
+	// the ID token, which ends the session and returns to the app.
 	res, _ = b.Post(app+"/logout", url.Values{})
 	loc = step("app logout", res, http.StatusFound, base+"/oauth2/default/v1/logout?")
+	if introspect(tokens.AccessToken) || introspect(tokens.RefreshToken) {
+		t.Fatal("the middleware's logout left its tokens active")
+	}
+	if u, _ := url.Parse(loc); u.Query().Get("id_token_hint") == "" || u.Query().Get("post_logout_redirect_uri") != app+"/" {
+		t.Fatalf("RP-initiated logout request: %v", u.Query())
+	}
 	res, _ = b.Get(loc)
 	step("issuer logout", res, http.StatusFound, app+"/")
-	if introspect(tokens.AccessToken) || introspect(tokens.RefreshToken) {
-		t.Fatal("logout left the app's tokens active")
-	}
 	if res, text = b.Get(app + "/"); res.StatusCode != http.StatusOK || !strings.Contains(text, "Signed out") {
 		t.Fatalf("app home after logout: %d %q", res.StatusCode, text)
 	}
