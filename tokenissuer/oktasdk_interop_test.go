@@ -39,16 +39,22 @@ type sdkTokens struct {
 	orgAccess, orgID, orgNonce string // org server
 }
 
-// startSDKEnv starts an issuer whose web app (client_secret_basic) may
-// use the code flow with the given redirect URIs, and signs alice in
-// at the custom and the org server with a browser.
-func startSDKEnv(t *testing.T, redirects, postLogout []string) sdkTokens {
+// startSDKIssuer starts an issuer whose web app (client_secret_basic)
+// may use the code flow with the given redirect URIs.
+func startSDKIssuer(t *testing.T, redirects, postLogout []string) {
 	t.Helper()
 	startRealClientEnv(t, []map[string]any{{
 		"client_id": interopWeb, "name": "Okta SDK web app", "client_secret": interopSec,
 		"token_endpoint_auth_method": "client_secret_basic", "grant_types": []string{"authorization_code", "refresh_token"},
 		"redirect_uris": append([]string{sdkRedirect}, redirects...), "post_logout_redirect_uris": postLogout,
 	}})
+}
+
+// startSDKEnv starts the issuer and signs alice in to the web app at the
+// custom and the org server with a browser.
+func startSDKEnv(t *testing.T) sdkTokens {
+	t.Helper()
+	startSDKIssuer(t, nil, nil)
 	b := browser.New(t, base)
 	var s sdkTokens
 	tok, nonce := webCodeFlow(t, b, base+"/oauth2/default", "openid", "email", "orders:read")
@@ -124,7 +130,7 @@ func needNode(t *testing.T, pkg string) string {
 // org server's ID token verifies with jwksUri {base}/oauth2/v1/keys.
 func TestOktaJWTVerifierNode(t *testing.T) {
 	node := needNode(t, "@okta/jwt-verifier")
-	s := startSDKEnv(t, nil, nil)
+	s := startSDKEnv(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -171,7 +177,7 @@ func runNodeTest(t *testing.T, cmd *exec.Cmd) {
 // audience, client id or nonce, a changed signature, and tokens signed
 // by another authorization server's key.
 func TestOktaJWTVerifierGo(t *testing.T) {
-	s := startSDKEnv(t, nil, nil)
+	s := startSDKEnv(t)
 	custom := base + "/oauth2/default"
 	verifier := func(issuer string, claims map[string]string) *jwtverifier.JwtVerifier {
 		t.Helper()
@@ -265,7 +271,7 @@ func TestOktaOIDCMiddleware(t *testing.T) {
 	node := needNode(t, "@okta/oidc-middleware")
 	port := testkit.FreePort(t)
 	app := "http://127.0.0.1:" + strconv.Itoa(port)
-	startSDKEnv(t, []string{app + "/authorization-code/callback"}, []string{app + "/"})
+	startSDKIssuer(t, []string{app + "/authorization-code/callback"}, []string{app + "/"})
 
 	cmd := exec.Command(node, "tokenissuer/interop/oidc-middleware-app.mjs")
 	cmd.Dir = ".."
