@@ -130,11 +130,10 @@ func (i *Issuer) validateAuthorize(w http.ResponseWriter, r *http.Request, s *Se
 	}
 	req := &authzRequest{Server: s.ID, ClientID: c.ID, RedirectURI: redirect, MaxAge: -1}
 	req.State = one("state")
-	mode := one("response_mode")
+	mode, bad := chooseResponseMode(one("response_type"), one("response_mode"), redirect)
 	req.ResponseMode = mode
-	if mode != "" && mode != "query" && mode != "form_post" {
-		req.ResponseMode = "query"
-		i.redirectError(w, r, s, req, "invalid_request", "The response mode is not supported.")
+	if bad != "" {
+		i.redirectError(w, r, s, req, "invalid_request", bad)
 		return nil, nil, false
 	}
 	if code, desc := i.checkAuthorize(s, c, req, params); code != "" {
@@ -310,9 +309,26 @@ func (i *Issuer) cookieName(r *http.Request, name string) string {
 	return name
 }
 
+// cookie builds one of the issuer's cookies. On HTTPS the SSO session
+// cookie is SameSite=None, as Okta's `sid` and `idx` are: an app on
+// another site reads it through the Sessions API (fetch with
+// credentials) and the hidden iframe of prompt=none renewal, and
+// browsers withhold Lax cookies from both. That does not weaken the
+// pages' CSRF defences, which never rest on the session cookie alone:
+// sign-in, consent and device approval need the pending request's
+// cookie (kept Lax, so a cross-site POST lacks it) and the page's CSRF
+// token; logout confirmation needs a token derived from the session
+// id; the Sessions API refuses state changes from untrusted origins;
+// and an authorization answers only at a registered redirect URI.
+// Other cookies stay Lax. On plain http (loopback development) every
+// cookie stays Lax: browsers refuse SameSite=None without Secure.
 func (i *Issuer) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
+	sameSite := http.SameSiteLaxMode
+	if name == sessionCookie && i.secure(r) {
+		sameSite = http.SameSiteNoneMode
+	}
 	return &http.Cookie{Name: i.cookieName(r, name), Value: value, Path: "/", MaxAge: int(maxAge.Seconds()), HttpOnly: true,
-		Secure: i.secure(r), SameSite: http.SameSiteLaxMode}
+		Secure: i.secure(r), SameSite: sameSite}
 }
 
 // readCookie returns the value of cookie name as cookie sets it; a
@@ -334,17 +350,25 @@ func (i *Issuer) redirectError(w http.ResponseWriter, r *http.Request, s *Server
 }
 
 // respond delivers parameters to the redirect URI in the request's
-// response mode: query (default) or form_post.
+// response mode (response_mode.go): query (default for code), fragment,
+// form_post or okta_post_message.
 func (i *Issuer) respond(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, p map[string]string) {
 	p["iss"] = s.Issuer
 	if req.State != "" {
 		p["state"] = req.State
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if req.ResponseMode == "form_post" {
+	switch req.ResponseMode {
+	case modeFormPost:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; frame-ancestors 'none'")
 		_ = i.pages.RenderFormPost(w, ui.FormPost{Action: req.RedirectURI, Params: p})
+		return
+	case modePostMessage:
+		i.respondPostMessage(w, req, p)
+		return
+	case modeFragment:
+		respondFragment(w, r, req.RedirectURI, p)
 		return
 	}
 	u, _ := url.Parse(req.RedirectURI)

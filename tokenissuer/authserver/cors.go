@@ -10,6 +10,14 @@ import (
 // corsMaxAge lets a browser cache a preflight for 10 minutes.
 const corsMaxAge = "600"
 
+// corsAllowHeaders are the request headers a trusted origin may send:
+// what Okta's browser SDK sends (okta-auth-js 8.0.1 http/request.js:
+// Accept, Content-Type, Authorization and X-Okta-User-Agent-Extended on
+// every request) and X-Requested-With, which its earlier versions sent. DPoP is not listed: this issuer does not support it,
+// and a browser refusing the header is better than tokens silently
+// issued without the binding the app asked for.
+const corsAllowHeaders = "Accept, Authorization, Content-Type, X-Okta-User-Agent-Extended, X-Requested-With"
+
 // parseOrigins validates trusted origins: scheme, host and port only
 // (RFC 6454 section 4), compared exactly as browsers send them.
 func parseOrigins(list []string) (map[string]bool, error) {
@@ -33,8 +41,9 @@ func parseOrigins(list []string) (map[string]bool, error) {
 // standard, "CORS protocol"); it reports true when the request was a
 // preflight and is answered. Untrusted origins get no
 // CORS headers, so the browser withholds the response. Credentials
-// (cookies) are never allowed: these endpoints authenticate by
-// parameters and bearer tokens.
+// (cookies) are allowed only on endpoints marked so (the Sessions API,
+// which is the SSO cookie); the OAuth endpoints authenticate by
+// parameters and bearer tokens and never allow them.
 func (i *Issuer) cors(w http.ResponseWriter, r *http.Request, ep *endpoint) bool {
 	methods := ep.cors
 	if methods == "" || len(i.origins) == 0 {
@@ -47,12 +56,15 @@ func (i *Issuer) cors(w http.ResponseWriter, r *http.Request, ep *endpoint) bool
 		return false
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
+	if ep.credentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
 	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
 		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate")
 		return false
 	}
 	h.Set("Access-Control-Allow-Methods", methods)
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept")
+	h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 	h.Set("Access-Control-Max-Age", corsMaxAge)
 	w.WriteHeader(http.StatusNoContent)
 	return true

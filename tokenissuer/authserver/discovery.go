@@ -120,7 +120,7 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 	}
 	if code {
 		m["authorization_endpoint"] = ep + "/authorize"
-		m["response_modes_supported"] = []string{"query", "form_post"}
+		m["response_modes_supported"] = responseModes
 		m["code_challenge_methods_supported"] = []string{"S256"}
 		m["authorization_response_iss_parameter_supported"] = true
 		m["end_session_endpoint"] = ep + "/logout"

@@ -18,6 +18,10 @@ type endpoint struct {
 	// pages the browser navigates to (authorize, sign-in, consent,
 	// logout) have none and never answer cross-origin reads.
 	cors string
+	// credentials: a trusted origin's fetch may carry cookies
+	// (Access-Control-Allow-Credentials), for the endpoints that read
+	// the SSO session cookie (Okta's Sessions API).
+	credentials bool
 	// orgOnly: a page shared by every server, served only under the
 	// org server's path.
 	orgOnly bool
@@ -69,6 +73,7 @@ type route struct {
 //	{base}/oauth2/v1/{endpoint}               org endpoints and pages
 //	{base}/oauth2/{server}/.well-known/{doc}  custom discovery
 //	{base}/oauth2/{server}/v1/{endpoint}      custom endpoints
+//	{base}/api/v1/sessions/me[/...]           Sessions API (sessions_api.go)
 //	/.well-known/oauth-authorization-server{issuer path}
 //	                                          RFC 8414 section 3.1: the
 //	                                          well-known segment goes between
@@ -91,6 +96,11 @@ func (i *Issuer) buildRoutes() map[string]route {
 			}
 		}
 		routes["/.well-known/"+docOAuth+wellKnown] = route{s, endpoints[".well-known/"+docOAuth]}
+		if s.Org {
+			for name, ep := range sessionsAPI {
+				routes[i.basePath+"/"+name] = route{s, ep}
+			}
+		}
 	}
 	return routes
 }

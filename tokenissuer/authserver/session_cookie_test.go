@@ -11,14 +11,17 @@ import (
 // `__Host-apiaccess_sid` (Secure, Path=/, no Domain: RFC 6265bis
 // section 4.1.3.2), so a sibling subdomain or a plain-http page cannot
 // plant or overwrite it; a cookie of the unprefixed name is ignored
-// there. Plain http on loopback keeps `apiaccess_sid`.
+// there. Plain http on loopback keeps `apiaccess_sid`. On HTTPS it is
+// SameSite=None (cross-site Sessions API and prompt=none iframe), on
+// http Lax (None needs Secure).
 func TestSessionCookieHostPrefix(t *testing.T) {
 	for _, c := range []struct {
 		base, name, ignored string
 		secure              bool
+		sameSite            http.SameSite
 	}{
-		{"https://id.example.com", "__Host-apiaccess_sid", "apiaccess_sid", true},
-		{"http://127.0.0.1:9380", "apiaccess_sid", "__Host-apiaccess_sid", false},
+		{"https://id.example.com", "__Host-apiaccess_sid", "apiaccess_sid", true, http.SameSiteNoneMode},
+		{"http://127.0.0.1:9380", "apiaccess_sid", "__Host-apiaccess_sid", false, http.SameSiteLaxMode},
 	} {
 		t.Run(c.base, func(t *testing.T) {
 			e := newFlowEnv(t, c.base)
@@ -35,7 +38,7 @@ func TestSessionCookieHostPrefix(t *testing.T) {
 			if w.Code != http.StatusFound || sid == nil || sid.Value == "" {
 				t.Fatalf("sign-in: %d, cookies %v", w.Code, w.Result().Cookies())
 			}
-			if sid.Secure != c.secure || sid.Path != "/" || sid.Domain != "" || !sid.HttpOnly || sid.SameSite != http.SameSiteLaxMode {
+			if sid.Secure != c.secure || sid.Path != "/" || sid.Domain != "" || !sid.HttpOnly || sid.SameSite != c.sameSite {
 				t.Fatalf("session cookie attributes: %+v", sid)
 			}
 			q.Set("prompt", "none")

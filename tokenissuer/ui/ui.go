@@ -26,9 +26,15 @@ var Names = []string{"layout.html", "login.html", "consent.html", "error.html", 
 // made before a template existed keep working.
 var Optional = []string{"logout.html"}
 
+// PostMessageTemplate is the okta_post_message response page. It is
+// always the built-in one, never read from a replacement directory: it
+// shows nothing, and its script is what keeps the response to the
+// redirect URI's origin.
+const PostMessageTemplate = "okta_post_message.html"
+
 // Pages holds parsed templates.
 type Pages struct {
-	login, consent, errorPage, formPost, device, logout *template.Template
+	login, consent, errorPage, formPost, device, logout, postMessage *template.Template
 }
 
 // Load parses the built-in templates, or those in dir when set.
@@ -67,6 +73,13 @@ func Load(dir string) (*Pages, error) {
 			return nil, err
 		}
 	}
+	pm, err := builtin.ReadFile("templates/" + PostMessageTemplate)
+	if err != nil {
+		return nil, err
+	}
+	if p.postMessage, err = template.New(PostMessageTemplate).Parse(string(pm)); err != nil {
+		return nil, fmt.Errorf("%s: %w", PostMessageTemplate, err)
+	}
 	return p, nil
 }
 
@@ -91,6 +104,20 @@ type Error struct{ Title, Error string }
 type FormPost struct {
 	Action string
 	Params map[string]string
+}
+
+// PostMessage is the okta_post_message response (Okta's /authorize
+// reference, response_mode okta_post_message): a page that posts Data
+// to its parent (iframe) or opener (popup) window, for Origin only (the
+// redirect URI's origin, never "*"). Nonce is the script's CSP nonce.
+type PostMessage struct {
+	Nonce, Origin string
+	Data          map[string]string
+}
+
+// RenderPostMessage writes the okta_post_message page.
+func (p *Pages) RenderPostMessage(w io.Writer, d PostMessage) error {
+	return p.postMessage.Execute(w, d)
 }
 
 // Logout is the RP-initiated logout page's data: the confirmation
