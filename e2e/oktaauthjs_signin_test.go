@@ -40,7 +40,7 @@ func (b *sdkTab) startSignIn(params map[string]any) {
 	b.open("ready", "signed-in")
 	_ = b.call("signIn", params)
 	b.Step("sign-in page", chromedp.WaitVisible(chromedp.CSS("#password")))
-	if loc := b.Read(chromedp.Location()); !strings.HasPrefix(loc, b.issuer()+"/v1/authorize?") {
+	if loc := b.Read(chromedp.Location()); !strings.HasPrefix(loc, b.endpoint("authorize")+"?") {
 		b.Fail("sign-in page at %s, want the %s server's authorize endpoint", redactURL(loc), b.profile)
 	}
 }

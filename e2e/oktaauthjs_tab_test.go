@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -156,14 +157,37 @@ func eval[T any](b *sdkTab, expr string) T {
 // tokenSummary is what app.tokens() and the renewals return.
 type tokenSummary struct {
 	AccessToken     string         `json:"accessToken"`
-	AccessClaims    map[string]any `json:"accessClaims"`
+	AccessClaims    map[string]any `json:"-"` // decoded here
 	IDClaims        map[string]any `json:"idClaims"`
+	Scopes          []string       `json:"scopes"`
 	HasRefreshToken bool           `json:"hasRefreshToken"`
 }
 
 func (b *sdkTab) tokens() tokenSummary {
 	b.T.Helper()
-	return eval[tokenSummary](b, "window.app.tokens()")
+	return b.decode(eval[tokenSummary](b, "window.app.tokens()"))
+}
+
+// decode fills in the access token's claims (its signature is the
+// issuer's business: require_token checks it in the API test).
+func (b *sdkTab) decode(s tokenSummary) tokenSummary {
+	b.T.Helper()
+	if s.AccessToken == "" {
+		return s
+	}
+	parts := strings.Split(s.AccessToken, ".")
+	var payload []byte
+	err := fmt.Errorf("%d parts", len(parts))
+	if len(parts) == 3 {
+		payload, err = base64.RawURLEncoding.DecodeString(parts[1])
+	}
+	if err == nil {
+		err = json.Unmarshal(payload, &s.AccessClaims)
+	}
+	if err != nil {
+		b.Fail("the access token is not a JWT: %v", err)
+	}
+	return s
 }
 
 // netEntry is one request the tab made, and how it ended.

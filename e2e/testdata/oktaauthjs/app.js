@@ -56,14 +56,15 @@ function show(state, err) {
 	}
 }
 
-// summary is what the test reads of a set of tokens: the claims, and
-// the raw access token (to call the API with) but never the refresh
-// token, of which it only learns that it is there.
+// summary is what the test reads of a set of tokens: the raw access
+// token (the SDK keeps no claims of it: the test decodes it), the ID
+// token's claims, the scopes the SDK recorded, and whether there is a
+// refresh token (never the token itself).
 function summary(tokens) {
 	tokens = tokens || {};
 	return {
 		accessToken: tokens.accessToken ? tokens.accessToken.accessToken : "",
-		accessClaims: tokens.accessToken ? tokens.accessToken.claims : null,
+		scopes: tokens.accessToken ? tokens.accessToken.scopes : null,
 		idClaims: tokens.idToken ? tokens.idToken.claims : null,
 		hasRefreshToken: !!tokens.refreshToken,
 	};
