@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,9 +21,9 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit/headless"
 )
 
-// sdkTab is a tab of the test app in a browser context of its own (its
-// own cookies and storage), with what the browser logged and which
-// requests it made, for assertions and failure reports.
+// sdkTab is a tab of the test app in a browser of its own (its own
+// cookies and storage), with what the browser logged and which requests
+// it made, for assertions and failure reports.
 type sdkTab struct {
 	headless.Driver
 	env     *sdkEnv
@@ -29,34 +31,31 @@ type sdkTab struct {
 	net     *netLog
 }
 
-// newTab opens a tab in a fresh browser context, closed when t ends.
+// newTab starts a Chromium of its own for t (a fresh profile, ended
+// with t). Its profile accepts third-party cookies (the preference
+// cookie_controls_mode 0, "allow", Chrome's setting for this): okta-auth-js's
+// cross-site flows (the Sessions API, the prompt=none iframe) send the
+// issuer's cookie as a third party, as with Okta, and Debian's headless
+// Chromium 156 blocks them by default (the cookies show blocked for
+// "UserPreferences"; a browser that blocks them gets login_required
+// and no session there, with Okta too). An off-the-record browser
+// context of one Chromium would block them regardless.
 func (e *sdkEnv) newTab(t *testing.T, profile string) *sdkTab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(e.browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	var mu sync.Mutex
-	var logged []string
-	msgs := chromedp.Console(ctx) // starts the tab
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			logged = append(logged, fmt.Sprintf("%s %s: %s %s", m.Type, m.Source, m.Text, redactURL(m.URL)))
-			mu.Unlock()
-		}
-	}()
-	n := &netLog{byID: map[network.RequestID]*netEntry{}}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "Default"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Default", "Preferences"), []byte(`{"profile":{"cookie_controls_mode":0,"block_third_party_cookies":false}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, log := headless.Chromium(t, e.ctx, append(e.flags, chromedp.UserDataDir(dir))...)
+	n := &netLog{byID: map[network.RequestID]*netEntry{}, cookies: map[network.RequestID][]string{}}
 	if err := chromedp.Listen(ctx, n.event); err != nil {
 		t.Fatalf("listening to the tab's network: %v", err)
 	}
-	log := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Join(logged, "\n") + "\nrequests:\n" + n.String()
-	}
-	return &sdkTab{Driver: headless.Driver{T: t, Tab: ctx, Log: log}, env: e, profile: profile, net: n}
+	logs := func() string { return log() + "\nrequests:\n" + n.String() }
+	return &sdkTab{Driver: headless.Driver{T: t, Tab: ctx, Log: logs}, env: e, profile: profile, net: n}
 }
 
 // open loads the app's page of the tab's profile and waits until the
@@ -194,7 +193,8 @@ func (b *sdkTab) decode(s tokenSummary) tokenSummary {
 type netEntry struct {
 	Method, URL, Type string
 	Status            int64
-	Failed            string // the network or CORS error, when it failed
+	Failed            string   // the network or CORS error, when it failed
+	Cookies           []string // names of the cookies sent, or name(why not)
 }
 
 // netLog records the tab's requests (those of its main frame and
@@ -203,6 +203,7 @@ type netLog struct {
 	mu      sync.Mutex
 	entries []*netEntry
 	byID    map[network.RequestID]*netEntry
+	cookies map[network.RequestID][]string // extra info seen before the request
 }
 
 // event runs on the tab's event loop: it must be quick and not block.
@@ -211,9 +212,31 @@ func (n *netLog) event(ev any) {
 	defer n.mu.Unlock()
 	switch e := ev.(type) {
 	case *network.EventRequestWillBeSent:
-		en := &netEntry{Method: e.Request.Method, URL: e.Request.URL, Type: string(e.Type)}
+		en := &netEntry{Method: e.Request.Method, URL: e.Request.URL + e.Request.URLFragment, Type: string(e.Type)}
+		if e.RedirectResponse != nil {
+			// A redirect: the same id goes on with the next URL.
+			if prev := n.byID[e.RequestID]; prev != nil {
+				prev.Status = e.RedirectResponse.Status
+			}
+		}
+		en.Cookies = n.cookies[e.RequestID]
+		delete(n.cookies, e.RequestID)
 		n.entries = append(n.entries, en)
 		n.byID[e.RequestID] = en
+	case *network.EventRequestWillBeSentExtraInfo:
+		var names []string
+		for _, c := range e.AssociatedCookies {
+			name := c.Cookie.Name
+			if len(c.BlockedReasons) > 0 {
+				name += fmt.Sprint(c.BlockedReasons)
+			}
+			names = append(names, name)
+		}
+		if en := n.byID[e.RequestID]; en != nil && en.Cookies == nil {
+			en.Cookies = names
+		} else {
+			n.cookies[e.RequestID] = names
+		}
 	case *network.EventResponseReceived:
 		if en := n.byID[e.RequestID]; en != nil {
 			en.Status = e.Response.Status
@@ -236,6 +259,7 @@ func (n *netLog) find(method, u string) []netEntry {
 	var out []netEntry
 	for _, e := range n.entries {
 		p, _, _ := strings.Cut(e.URL, "?")
+		p, _, _ = strings.Cut(p, "#")
 		if e.Method == method && p == u {
 			out = append(out, *e)
 		}
@@ -249,7 +273,7 @@ func (n *netLog) String() string {
 	defer n.mu.Unlock()
 	var buf bytes.Buffer
 	for _, e := range n.entries {
-		fmt.Fprintf(&buf, "  %s %s %s -> %d %s\n", e.Method, redactURL(e.URL), e.Type, e.Status, e.Failed)
+		fmt.Fprintf(&buf, "  %s %s %s -> %d %s cookies %v\n", e.Method, redactURL(e.URL), e.Type, e.Status, e.Failed, e.Cookies)
 	}
 	return buf.String()
 }

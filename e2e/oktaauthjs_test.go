@@ -31,6 +31,13 @@ func TestOktaAuthJS(t *testing.T) {
 		{"Discovery", both, testSDKDiscovery},
 		{"SignIn", both, testSDKSignIn},
 		{"API", []string{"custom"}, testSDKAPI},
+		{"RenewWithRefreshToken", both, testSDKRenewRefresh},
+		{"RenewWithoutPrompt", both, testSDKRenewSilent},
+		{"RenewWithoutPromptNoSession", both, testSDKRenewSilentNoSession},
+		{"RevokeIntrospect", both, testSDKRevokeIntrospect},
+		{"Session", []string{"custom"}, testSDKSession},
+		{"SignOut", both, testSDKSignOut},
+		{"ResponseModeFragment", []string{"fragment"}, testSDKFragment},
 	} {
 		t.Run(f.name, func(t *testing.T) {
 			for _, p := range f.profiles {

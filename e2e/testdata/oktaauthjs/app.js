@@ -128,6 +128,9 @@ async function start() {
 		show("no-profile");
 		return;
 	}
+	// start() as Okta's guides and okta-react do: it also drops the
+	// tokens signOut() marked for removal.
+	await authClient.start();
 	if (authClient.isLoginRedirect()) {
 		show("finishing");
 		try {
