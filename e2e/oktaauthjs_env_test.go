@@ -42,14 +42,13 @@ const (
 // issuer at https://localhost:P (org server and the custom server
 // "default") and, on another site, https://127.0.0.1:Q, the test app
 // (a static page with Okta's SDK) and an API behind require_token; and
-// the command line of a Chromium that trusts that CA.
+// one Chromium that trusts that CA.
 type sdkEnv struct {
-	app     string       // the app's origin
-	base    string       // the issuer's origin, the org server's issuer
-	custom  string       // the custom authorization server's issuer
-	http    *http.Client // trusts Caddy's internal CA
-	ctx     context.Context
-	flags   []chromedp.ExecAllocatorOption // Chromium's, to trust the CA
+	app     string          // the app's origin
+	base    string          // the issuer's origin, the org server's issuer
+	custom  string          // the custom authorization server's issuer
+	http    *http.Client    // trusts Caddy's internal CA
+	browser context.Context // Chromium's first tab
 }
 
 // sdkCaddyfile is the whole configuration; {NAMES} are filled in.
@@ -217,7 +216,7 @@ func startSDKEnv(t *testing.T, ctx context.Context) *sdkEnv {
 	// than ignoring every certificate error.
 	spki := append(presentedSPKIs(t, tlsConf, e.app), presentedSPKIs(t, tlsConf, e.base)...)
 	spki = append(spki, spkiHash(t, rootPEM))
-	e.ctx, e.flags = ctx, []chromedp.ExecAllocatorOption{chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(spki, ","))}
+	e.startBrowser(t, ctx, chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(spki, ",")))
 	return e
 }
 

@@ -15,15 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit/headless"
 )
 
-// sdkTab is a tab of the test app in a browser of its own (its own
-// cookies and storage), with what the browser logged and which requests
-// it made, for assertions and failure reports.
+// sdkTab is a tab of the test app, with what the browser logged and
+// which requests it made, for assertions and failure reports.
 type sdkTab struct {
 	headless.Driver
 	env     *sdkEnv
@@ -31,16 +32,66 @@ type sdkTab struct {
 	net     *netLog
 }
 
-// newTab starts a Chromium of its own for t (a fresh profile, ended
-// with t). Its profile accepts third-party cookies (the preference
-// cookie_controls_mode 0, "allow", Chrome's setting for this): okta-auth-js's
-// cross-site flows (the Sessions API, the prompt=none iframe) send the
-// issuer's cookie as a third party, as with Okta, and Debian's headless
-// Chromium 156 blocks them by default (the cookies show blocked for
-// "UserPreferences"; a browser that blocks them gets login_required
-// and no session there, with Okta too). An off-the-record browser
-// context of one Chromium would block them regardless.
+// newTab opens a tab of the test app for t, closed when t ends, with
+// the browser's cookies, cache and the two origins' storage cleared
+// first: each test starts as a new visitor, without paying for a
+// Chromium of its own.
 func (e *sdkEnv) newTab(t *testing.T, profile string) *sdkTab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(e.browser)
+	t.Cleanup(cancel)
+	var mu sync.Mutex
+	var logged []string
+	msgs := chromedp.Console(ctx) // opens the tab
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			logged = append(logged, fmt.Sprintf("%s %s: %s %s", m.Type, m.Source, m.Text, redactURL(m.URL)))
+			mu.Unlock()
+		}
+	}()
+	n := &netLog{byID: map[network.RequestID]*netEntry{}, cookies: map[network.RequestID][]string{}}
+	if err := chromedp.Listen(ctx, n.event); err != nil {
+		t.Fatalf("listening to the tab's network: %v", err)
+	}
+	clear := func(ctx context.Context) error {
+		for _, c := range []cdp.Command[cdp.Empty, cdp.Empty]{network.ClearBrowserCookies, network.ClearBrowserCache} {
+			if _, err := chromedp.Call(ctx, c, cdp.Empty{}); err != nil {
+				return err
+			}
+		}
+		for _, o := range []string{e.app, e.base} {
+			if _, err := chromedp.Call(ctx, storage.ClearDataForOrigin, storage.ClearDataForOriginParams{Origin: o, StorageTypes: "all"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := clear(ctx); err != nil {
+		t.Fatalf("clearing the browser's state: %v", err)
+	}
+	log := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(logged, "\n") + "\nrequests:\n" + n.String()
+	}
+	return &sdkTab{Driver: headless.Driver{T: t, Tab: ctx, Log: log}, env: e, profile: profile, net: n}
+}
+
+// startBrowser starts the Chromium of the tests. Its profile accepts
+// third-party cookies (the preference cookie_controls_mode 0, "allow"):
+// okta-auth-js's cross-site flows (the Sessions API, the prompt=none
+// iframe) send the issuer's cookie as a third party, as with Okta, and
+// Debian's headless Chromium 156 blocks them by default (the cookies
+// show blocked for "UserPreferences"; a browser that blocks them gets
+// login_required and no session there, with Okta too). For the same
+// reason the tests share this browser's default context: an
+// off-the-record one (chromedp.WithNewBrowserContext) blocks them
+// regardless.
+func (e *sdkEnv) startBrowser(t *testing.T, ctx context.Context, flags ...chromedp.ExecAllocatorOption) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "Default"), 0o700); err != nil {
@@ -49,13 +100,7 @@ func (e *sdkEnv) newTab(t *testing.T, profile string) *sdkTab {
 	if err := os.WriteFile(filepath.Join(dir, "Default", "Preferences"), []byte(`{"profile":{"cookie_controls_mode":0,"block_third_party_cookies":false}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, log := headless.Chromium(t, e.ctx, append(e.flags, chromedp.UserDataDir(dir))...)
-	n := &netLog{byID: map[network.RequestID]*netEntry{}, cookies: map[network.RequestID][]string{}}
-	if err := chromedp.Listen(ctx, n.event); err != nil {
-		t.Fatalf("listening to the tab's network: %v", err)
-	}
-	logs := func() string { return log() + "\nrequests:\n" + n.String() }
-	return &sdkTab{Driver: headless.Driver{T: t, Tab: ctx, Log: logs}, env: e, profile: profile, net: n}
+	e.browser, _ = headless.Chromium(t, ctx, append(flags, chromedp.UserDataDir(dir))...)
 }
 
 // open loads the app's page of the tab's profile and waits until the
