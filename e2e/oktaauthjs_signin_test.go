@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/chromedp/chromedp"
@@ -53,10 +55,25 @@ func (b *sdkTab) issuer() string {
 	return b.env.custom
 }
 
-// authorizeURL is the profile's authorize endpoint without query.
+// endpoint is the URL of one of the profile's server's endpoints.
 func (b *sdkTab) endpoint(name string) string {
 	if b.profile == "org" {
 		return b.env.base + "/oauth2/v1/" + name
 	}
 	return b.env.custom + "/v1/" + name
+}
+
+// authorizeQuery is the query of the tab's i-th request to the
+// authorize endpoint.
+func (b *sdkTab) authorizeQuery(i int) url.Values {
+	b.T.Helper()
+	got := b.net.find(http.MethodGet, b.endpoint("authorize"))
+	if len(got) <= i {
+		b.Fail("%d authorize requests, want more than %d", len(got), i)
+	}
+	u, err := url.Parse(got[i].URL)
+	if err != nil {
+		b.Fail("authorize request: %v", err)
+	}
+	return u.Query()
 }

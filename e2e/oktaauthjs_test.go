@@ -34,6 +34,8 @@ func TestOktaAuthJS(t *testing.T) {
 		{"RenewWithRefreshToken", both, testSDKRenewRefresh},
 		{"RenewWithoutPrompt", both, testSDKRenewSilent},
 		{"RenewWithoutPromptNoSession", both, testSDKRenewSilentNoSession},
+		{"RenewWithoutPromptConsentRequired", []string{"custom"}, testSDKConsentRequired},
+		{"RedirectPromptNoneLoginRequired", []string{"custom", "fragment"}, testSDKRedirectLoginRequired},
 		{"RevokeIntrospect", both, testSDKRevokeIntrospect},
 		{"Session", []string{"custom"}, testSDKSession},
 		{"SignOut", both, testSDKSignOut},
@@ -117,8 +119,14 @@ func testSDKSignIn(t *testing.T, b *sdkTab) {
 	if tok.HasRefreshToken {
 		b.Fail("a refresh token without offline_access")
 	}
-	// PKCE: the authorize request carried an S256 challenge and the
-	// token request succeeded.
+	// PKCE: the authorize request carried an S256 challenge (and no
+	// response_mode: query, the default for code) and the code exchange
+	// succeeded.
+	if q := b.authorizeQuery(0); q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" ||
+		q.Get("response_type") != "code" || q.Has("response_mode") {
+		b.Fail("authorize request: response_type %q, response_mode %q, code_challenge_method %q",
+			q.Get("response_type"), q.Get("response_mode"), q.Get("code_challenge_method"))
+	}
 	if got := b.net.find(http.MethodPost, b.endpoint("token")); len(got) != 1 || got[0].Status != 200 {
 		b.Fail("token requests %+v", got)
 	}
