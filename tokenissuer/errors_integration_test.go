@@ -128,9 +128,9 @@ func TestBadInputs(t *testing.T) {
 	// Unknown paths in the issuer's namespaces are Okta's 404, not the
 	// next handler's answer.
 	for path, what := range map[string]string{
-		"/oauth2/nope/v1/token":                               "nope (AuthorizationServer)",
-		"/oauth2/default/v1/nope":                             "/oauth2/default/v1/nope (Path)",
-		"/api/v1/sessions/me":                                 "/api/v1/sessions/me (Path)",
+		"/oauth2/nope/v1/token":   "nope (AuthorizationServer)",
+		"/oauth2/default/v1/nope": "/oauth2/default/v1/nope (Path)",
+		"/api/v1/authn":           "/api/v1/authn (Path)",
 		"/.well-known/oauth-authorization-server/oauth2/nope": "nope (AuthorizationServer)",
 	} {
 		req := mustReq(http.MethodPost, base+path)
