@@ -90,6 +90,11 @@ const sdkCaddyfile = `{
 				consent required
 				publish
 			}
+			# No test consents to it.
+			scope orders:write {
+				description "Change orders"
+				consent required
+			}
 			policy "SDK app" {
 				clients {CLIENT}
 				rule "People" {

@@ -10,12 +10,12 @@ import (
 )
 
 // testSDKConsentRequired: a prompt=none request for a scope the user
-// has not consented to (orders:read, consent required) reaches the SDK
-// from the hidden iframe as OAuthError consent_required.
+// has not consented to (orders:write, consent required; consent is
+// remembered per user and client, and no test grants this one) reaches
+// the SDK from the hidden iframe as OAuthError consent_required.
 func testSDKConsentRequired(t *testing.T, b *sdkTab) {
-	// Signed in without orders:read: no consent was asked.
-	b.signIn(map[string]any{"scopes": []string{"openid", "profile", "email"}})
-	r := b.call("getWithoutPrompt") // the app's scopes, with orders:read
+	b.signIn(nil)
+	r := b.call("getWithoutPrompt", map[string]any{"scopes": []string{"openid", "orders:write"}})
 	if r.OK || r.Error.Name != "OAuthError" || r.Error.ErrorCode != "consent_required" {
 		b.Fail("token.getWithoutPrompt without consent: ok %v, %s", r.OK, r.Error)
 	}

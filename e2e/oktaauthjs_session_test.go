@@ -86,4 +86,22 @@ func testSDKSession(t *testing.T, b *sdkTab) {
 	}
 	// Signing in again asks for the password.
 	b.startSignIn(nil)
+
+	// Credentialed CORS is for the trusted origin only.
+	for origin, want := range map[string]string{b.env.app: "true", "https://evil.example": ""} {
+		req, _ := http.NewRequest(http.MethodOptions, me, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "DELETE")
+		res, err := b.env.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("Access-Control-Allow-Credentials"); got != want {
+			t.Errorf("preflight of DELETE %s from %s: Access-Control-Allow-Credentials %q, want %q", me, origin, got, want)
+		}
+		if want == "" && res.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight from %s allowed", origin)
+		}
+	}
 }

@@ -25,8 +25,11 @@ func (b *sdkTab) signIn(params map[string]any) tokenSummary {
 		chromedp.WaitVisible(chromedp.CSS(`button[value=allow], #state[data-state="signed-in"], #state[data-state="failed"], p.error[role=alert]`)),
 	)
 	if loc := b.Read(chromedp.Location()); strings.HasPrefix(loc, b.env.base) {
-		// The custom server asks for orders:read (consent required).
-		b.Step("consent", chromedp.WaitVisible(chromedp.CSS("button[value=allow]")), chromedp.Click(chromedp.CSS("button[value=allow]")))
+		// The custom server asks for orders:read (consent required)
+		// until the user has consented once.
+		b.Step("consent page", chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
+		b.consent = b.Read(chromedp.Text(chromedp.CSS("main")))
+		b.Step("consent", chromedp.Click(chromedp.CSS("button[value=allow]")))
 	}
 	b.awaitState("signed-in")
 	if loc := b.Read(chromedp.Location()); loc != b.env.app+"/"+b.profile+"/" {

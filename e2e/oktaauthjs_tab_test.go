@@ -30,6 +30,7 @@ type sdkTab struct {
 	env     *sdkEnv
 	profile string // custom, org or fragment
 	net     *netLog
+	consent string // the text of the consent page signIn saw, if any
 }
 
 // newTab opens a tab of the test app for t, closed when t ends, with

@@ -105,10 +105,14 @@ func testSDKDiscovery(t *testing.T, b *sdkTab) {
 }
 
 // testSDKSignIn: signInWithRedirect, the sign-in page filled in by the
-// browser, consent (custom server), handleLoginRedirect with PKCE, then
-// getUser (userinfo with the access token).
+// browser, consent (custom server: the first sign-in of the suite asking
+// for orders:read), handleLoginRedirect with PKCE, then getUser
+// (userinfo with the access token).
 func testSDKSignIn(t *testing.T, b *sdkTab) {
 	tok := b.signIn(nil)
+	if b.profile == "custom" && (!strings.Contains(b.consent, "SDK test app") || !strings.Contains(b.consent, "Read orders")) {
+		b.Fail("consent page %q, want the app and orders:read's description", b.consent)
+	}
 	if tok.IDClaims["sub"] != sdkUserID || tok.IDClaims["iss"] != b.issuer() || tok.IDClaims["aud"] != sdkClientID ||
 		tok.IDClaims["preferred_username"] != sdkUser {
 		b.Fail("ID token claims %v", tok.IDClaims)

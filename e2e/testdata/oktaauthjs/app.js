@@ -99,7 +99,7 @@ window.app = {
 
 	renew: () => settle(async () => summary({ accessToken: await authClient.tokenManager.renew("accessToken"), refreshToken: authClient.tokenManager.getTokensSync().refreshToken })),
 	renewTokens: () => settle(async () => summary(await authClient.token.renewTokens())),
-	getWithoutPrompt: () => settle(async () => summary((await authClient.token.getWithoutPrompt()).tokens)),
+	getWithoutPrompt: (params) => settle(async () => summary((await authClient.token.getWithoutPrompt(params)).tokens)),
 
 	revokeAccessToken: () => settle(() => authClient.token.revoke(authClient.tokenManager.getTokensSync().accessToken)),
 	revokeRefreshToken: () => settle(() => authClient.token.revoke(authClient.tokenManager.getTokensSync().refreshToken)),
