@@ -22,12 +22,14 @@ const Exe = "/usr/bin/chromium"
 // Chromium starts a headless Chromium with a fresh profile and returns
 // a tab, and a report of what the browser logged (for failures). It
 // skips t without Chromium, or fails it under APIACCESS_STRICT=1.
-// chromedp gives the browser the parent-death signal on Linux.
-func Chromium(t *testing.T, ctx context.Context) (context.Context, func() string) {
+// chromedp gives the browser the parent-death signal on Linux. flags
+// come after the defaults (a test's own command-line switches, such as
+// which certificates to trust).
+func Chromium(t *testing.T, ctx context.Context, flags ...chromedp.ExecAllocatorOption) (context.Context, func() string) {
 	t.Helper()
 	_, err := os.Stat(Exe)
 	testkit.Need(t, err == nil, "no Chromium at "+Exe+" (apt-get install chromium)")
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(Exe),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("headless", true),
@@ -39,7 +41,8 @@ func Chromium(t *testing.T, ctx context.Context) (context.Context, func() string
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(1000, 800),
-	)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(opts, flags...)...)
 	tab, cancelTab := chromedp.NewContext(actx)
 	// Cancelling waits for Chromium to exit: before t.TempDir's cleanup.
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })
