@@ -42,9 +42,19 @@ func testSDKRevokeIntrospect(t *testing.T, b *sdkTab) {
 	if in := b.introspect("refreshToken"); !in.Active {
 		b.Fail("the refresh token is inactive after revoking the access token")
 	}
+	// The refresh token still renews; revoking it then also revokes the
+	// access token issued from it (Okta, "Revoke tokens").
+	var renewed tokenSummary
+	b.must(&renewed, "renew")
+	if in := b.introspect("accessToken"); !in.Active {
+		b.Fail("the access token renewed after revoking the first one introspects %+v", in)
+	}
 	b.must(nil, "revokeRefreshToken")
 	if in := b.introspect("refreshToken"); in.Active {
 		b.Fail("the revoked refresh token introspects %+v", in)
+	}
+	if in := b.introspect("accessToken"); in.Active {
+		b.Fail("the access token of a revoked refresh token introspects %+v", in)
 	}
 	for _, p := range []string{"revoke", "introspect"} {
 		for _, e := range b.net.find(http.MethodPost, b.endpoint(p)) {
