@@ -25,6 +25,9 @@ type codeGrant struct {
 	// until then (plus the longest access token), however long the
 	// rule lets refresh tokens live.
 	FamilyExp time.Time `json:"family_exp,omitzero"`
+	// Replayed is set by a use after the first; the first use, if still
+	// issuing, then revokes what it issued.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // issueCode ends the authorization: a single-use code, valid for

@@ -60,7 +60,7 @@ func (i *Issuer) serveLogout(w http.ResponseWriter, r *http.Request, s *Server) 
 	confirmed := r.Method == http.MethodPost && r.PostForm.Get("confirm") == "yes" && sess != nil &&
 		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(logoutCSRF(sid))) == 1
 	switch {
-	case sess != nil && sess.UserID != hint.user && !confirmed:
+	case sess != nil && (sess.UserID != hint.user || !topLevelNavigation(r)) && !confirmed:
 		if r.Method == http.MethodPost && r.PostForm.Get("confirm") == "no" {
 			htmlHeaders(w)
 			_ = i.pages.RenderLogout(w, ui.Logout{Title: "Sign out", Done: true, Message: "You are still signed in."})
@@ -73,7 +73,10 @@ func (i *Issuer) serveLogout(w http.ResponseWriter, r *http.Request, s *Server) 
 		i.logoutConfirm(w, r, s, name, sess, sid, target)
 		return
 	case sess != nil:
-		_, _ = i.store.UpdateRecord(r.Context(), store.NSSession, sid, func([]byte) ([]byte, error) { return nil, nil })
+		if err := i.endSession(r.Context(), sid); err != nil {
+			i.storeFailurePage(w, err)
+			return
+		}
 		i.logSuccess(EventSignOut, decision{server: s, clientID: hint.client, userID: sess.UserID})
 	}
 	c := i.cookie(r, sessionCookie, "", 0)
@@ -166,4 +169,16 @@ func (i *Issuer) verifyIDHint(s *Server, hint string) (idHint, bool) {
 		return idHint{}, false
 	}
 	return idHint{client: c.Aud, user: c.Sub}, true
+}
+
+// topLevelNavigation reports whether r is the browser going to the page
+// itself (Fetch Metadata: Sec-Fetch-Mode navigate, Sec-Fetch-Dest
+// document), or a client that sends no such headers. The SSO cookie is
+// SameSite=None on HTTPS, so an <img>, iframe or fetch from another site
+// carries it: without this check any page holding one of the user's ID
+// tokens could sign them out unseen. Such requests get the confirmation
+// page instead, which cannot be framed.
+func topLevelNavigation(r *http.Request) bool {
+	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
+	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
 }

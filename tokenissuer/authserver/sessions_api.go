@@ -71,7 +71,7 @@ func (i *Issuer) serveSessionMe(w http.ResponseWriter, r *http.Request, s *Serve
 			i.noSession(w)
 			return
 		}
-		if _, err := i.store.UpdateRecord(r.Context(), store.NSSession, sid, func([]byte) ([]byte, error) { return nil, nil }); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := i.endSession(r.Context(), sid); err != nil {
 			i.apiStoreFailure(w, err)
 			return
 		}
@@ -109,16 +109,28 @@ func (i *Issuer) serveSessionRefresh(w http.ResponseWriter, r *http.Request, _ *
 	if exp.After(i.sessionExpiry(rec)) {
 		rec.ExpiresAt = exp
 		b, _ := json.Marshal(rec)
-		// A DELETE racing this refresh could be undone by the write;
-		// both come from the one browser holding the cookie.
-		if _, err := i.store.GetRecord(r.Context(), store.NSSession, sid); err != nil {
-			i.noSession(w)
-			return
-		}
-		if err := i.store.PutRecord(r.Context(), store.NSSession, sid, b, exp); err != nil {
+		ctx := r.Context()
+		if err := i.store.PutRecord(ctx, store.NSSession, sid, b, exp); err != nil {
 			i.apiStoreFailure(w, err)
 			return
 		}
+		// A sign-out between apiSession's read and this write would be
+		// undone by it: endSession marks first, so look and undo.
+		ended, err := i.sessionEnded(ctx, sid)
+		if err == nil && ended {
+			err = i.endSession(ctx, sid)
+		}
+		switch {
+		case err != nil:
+			i.apiStoreFailure(w, err)
+			return
+		case ended:
+			i.noSession(w)
+			return
+		}
+		// The cookie must outlive the old one too, or the browser drops
+		// it at the sign-in's Max-Age whatever the record says.
+		http.SetCookie(w, i.cookie(r, sessionCookie, sid, exp.Sub(now)))
 	}
 	i.writeSession(w, r, sid, rec)
 }

@@ -307,7 +307,11 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 // cannot end a session with it.
 func (i *Issuer) switchUser(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest) {
 	if sid, ok := i.readCookie(r, sessionCookie); ok {
-		_, _ = i.store.UpdateRecord(r.Context(), store.NSSession, sid, func([]byte) ([]byte, error) { return nil, nil })
+		if err := i.endSession(r.Context(), sid); err != nil {
+			// The session lives on: say so rather than pretend.
+			i.storeFailurePage(w, err)
+			return
+		}
 	}
 	i.logSuccess(EventSignOut, decision{server: s, clientID: req.ClientID, userID: req.UserID})
 	gone := i.cookie(r, sessionCookie, "", 0)

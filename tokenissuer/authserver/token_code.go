@@ -13,12 +13,10 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"go.uber.org/zap"
 )
 
-var (
-	errCodeUsed    = errors.New("authorization code used")
-	errCodeRefused = errors.New("authorization code not bound to this request")
-)
+var errCodeRefused = errors.New("authorization code not bound to this request")
 
 // errBadCode is Okta's answer for any unusable authorization code.
 var errBadCode = &oauth.Error{Code: "invalid_grant", Status: http.StatusBadRequest,
@@ -35,8 +33,9 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 	key := refreshHash(code)
 	var g codeGrant
 	var refused *oauth.Error
+	var replayed bool
 	_, err := i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
-		g, refused = codeGrant{}, nil
+		g, refused, replayed = codeGrant{}, nil, false
 		if err := json.Unmarshal(v, &g); err != nil {
 			return nil, err
 		}
@@ -49,7 +48,10 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 			return nil, errCodeRefused
 		}
 		if g.Used {
-			return nil, errCodeUsed
+			// Noted in the record, so that a first use still issuing
+			// revokes what it issues when it records it.
+			replayed, g.Replayed = true, true
+			return json.Marshal(g)
 		}
 		g.Used = true
 		return json.Marshal(g)
@@ -57,7 +59,7 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 	switch {
 	case errors.Is(err, errCodeRefused):
 		return nil, refused
-	case errors.Is(err, errCodeUsed):
+	case err == nil && replayed:
 		// A second use: revoke what the first one issued.
 		i.revokeIssued(ctx, g)
 		return nil, errBadCode.WithReason("authorization code reused: tokens issued from it revoked")
@@ -97,8 +99,9 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		return nil, e
 	}
 	// Remember what the code issued, for revocation on replay.
-	_, _ = i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
-		var cur codeGrant
+	var cur codeGrant
+	_, err = i.store.UpdateRecord(ctx, store.NSCode, key, func(v []byte) ([]byte, error) {
+		cur = codeGrant{}
 		if err := json.Unmarshal(v, &cur); err != nil {
 			return nil, err
 		}
@@ -108,6 +111,16 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		}
 		return json.Marshal(cur)
 	})
+	if err != nil {
+		// A later replay could then revoke nothing; say so (never the code).
+		i.log.Warn("recording what an authorization code issued failed", zap.String("jti", d.jti), zap.Error(err))
+	}
+	if err == nil && cur.Replayed {
+		// The code was replayed while this use was issuing (RFC 6749
+		// section 10.5): what it issued is revoked, not handed out.
+		i.revokeIssued(ctx, cur)
+		return nil, errBadCode.WithReason("authorization code reused while being redeemed: tokens issued from it revoked")
+	}
 	return resp, nil
 }
 
@@ -115,14 +128,18 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 // code's first use produced.
 func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
 	if g.IssuedJTI != "" {
-		_ = i.revoke(ctx, g.IssuedJTI, g.IssuedExp)
+		if err := i.revoke(ctx, g.IssuedJTI, g.IssuedExp); err != nil {
+			i.log.Error("revoking the access token of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
+		}
 	}
 	if g.Family != "" {
 		exp := g.FamilyExp
 		if exp.IsZero() { // a code redeemed before FamilyExp was kept
 			exp = i.now().Add(policy.DefaultRefreshLifetime)
 		}
-		_, _ = i.store.Mark(ctx, store.NSFamily, g.Family, familyMarkUntil(store.RefreshToken{FamilyExpires: exp}))
+		if _, err := i.store.Mark(ctx, store.NSFamily, g.Family, familyMarkUntil(store.RefreshToken{FamilyExpires: exp})); err != nil {
+			i.log.Error("revoking the refresh tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"go.uber.org/zap"
 )
 
 // serveUserinfo is the UserInfo endpoint (OpenID Connect Core section
@@ -42,7 +43,15 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
 		return
 	}
-	if rev, err := i.accessRevoked(r.Context(), t); err != nil || rev {
+	rev, err := i.accessRevoked(r.Context(), t)
+	if err != nil {
+		// The token may be good: a 401 would make SDKs drop it (or sign
+		// the user out) over a store outage. 503 says retry.
+		i.log.Error("userinfo: reading revocations failed", zap.Error(err))
+		oauth.WriteError(w, oauth.FromStore(err))
+		return
+	}
+	if rev {
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
 		return
 	}

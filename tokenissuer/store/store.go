@@ -164,6 +164,10 @@ const (
 	NSAttempts = "attempts"
 	NSDevice   = "device"
 	NSUserCode = "user-code"
+	// NSSessionEnded marks SSO sessions that were ended (sign-out,
+	// "Not you?", the Sessions API's DELETE), so that a session refresh
+	// racing the end cannot bring the session back.
+	NSSessionEnded = "session-ended"
 )
 
 // Opener is implemented by storage guest modules
