@@ -172,13 +172,19 @@ func (i *Issuer) verifyIDHint(s *Server, hint string) (idHint, bool) {
 }
 
 // topLevelNavigation reports whether r is the browser going to the page
-// itself (Fetch Metadata: Sec-Fetch-Mode navigate, Sec-Fetch-Dest
-// document), or a client that sends no such headers. The SSO cookie is
-// SameSite=None on HTTPS, so an <img>, iframe or fetch from another site
-// carries it: without this check any page holding one of the user's ID
-// tokens could sign them out unseen. Such requests get the confirmation
-// page instead, which cannot be framed.
+// itself (Fetch Metadata: Sec-Fetch-Dest document, which page scripts
+// cannot set), or a client that sends no such headers. The SSO cookie
+// is SameSite=None on HTTPS, so an <img>, iframe or fetch from another
+// site carries it: without this check any page holding one of the
+// user's ID tokens could sign them out unseen. Such requests get the
+// confirmation page instead, which cannot be framed.
 func topLevelNavigation(r *http.Request) bool {
-	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
-	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "document":
+		return true
+	case "":
+		m := r.Header.Get("Sec-Fetch-Mode")
+		return m == "" || m == "navigate"
+	}
+	return false
 }

@@ -42,6 +42,9 @@ class Browser {
 
   async fetch(url, init = {}) {
     const headers = new Headers(init.headers);
+    // A page load, as a browser's top-level navigation announces it
+    // (Fetch Metadata; Node's fetch keeps its own Sec-Fetch-Mode cors).
+    headers.set('sec-fetch-dest', 'document');
     if (this.jar.size) headers.set('cookie', [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '));
     const res = await fetch(url, { ...init, headers, redirect: 'manual' });
     for (const sc of res.headers.getSetCookie()) {
