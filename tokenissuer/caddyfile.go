@@ -81,10 +81,14 @@ func init() {
 //			claim <name> <cel_expression> {
 //				scopes <scope...>
 //				token access_token|id_token
+//				always_include_in_token true|false
+//				disabled
 //			}
 //			claim <name> groups starts_with|equals|contains|regex <value> {
 //				scopes <scope...>
 //				token access_token|id_token
+//				always_include_in_token true|false
+//				disabled
 //			}
 //			policy <name> {
 //				description <text>
@@ -475,6 +479,10 @@ func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*clai
 			err = caddyargs.List(d, once, &c.Scopes)
 		case "token":
 			err = caddyargs.One(d, once, &c.Token)
+		case "disabled":
+			err = caddyargs.Flag(d, once, &c.Disabled)
+		case "always_include_in_token":
+			err = parseTrueFalse(d, once, &c.AlwaysIncludeInToken)
 		default:
 			return nil, caddyargs.Unknown(d)
 		}
@@ -483,6 +491,22 @@ func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*clai
 		}
 	}
 	return c, nil
+}
+
+// parseTrueFalse reads a subdirective whose one argument is `true` or
+// `false`, for a setting whose default is neither given.
+func parseTrueFalse(d *caddyfile.Dispenser, once caddyargs.Once, dst **bool) error {
+	name := d.Val()
+	var v string
+	if err := caddyargs.One(d, once, &v); err != nil {
+		return err
+	}
+	if v != "true" && v != "false" {
+		return d.Errf("%s %q: must be true or false", name, v)
+	}
+	b := v == "true"
+	*dst = &b
+	return nil
 }
 
 // parsePolicy parses `policy <name> {...}` at the `policy` token.

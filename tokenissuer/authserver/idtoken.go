@@ -22,7 +22,10 @@ const IDTokenLifetime = time.Hour
 
 // signIDToken makes the ID token (OpenID Connect Core section 2): sub is
 // the user id, aud the client, at_hash binds the access token (section
-// 3.1.3.6), identity claims follow the granted scopes.
+// 3.1.3.6), identity claims follow the granted scopes. It is always
+// issued beside accessToken, so custom ID-token claims are those Okta
+// puts in such an ID token: the ones with always_include_in_token
+// (claims.IDToken); the others are given at userinfo.
 func (i *Issuer) signIDToken(ctx context.Context, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, in claims.Input, accessToken string) (string, *oauth.Error) {
 	now := i.now()
 	set := s.keys.Current()

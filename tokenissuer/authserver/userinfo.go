@@ -5,14 +5,20 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 )
 
 // serveUserinfo is the UserInfo endpoint (OpenID Connect Core section
 // 5.3): an access token of this server with scope openid, sent as a
 // bearer token (RFC 6750 section 2.1), gets the user's claims for the
-// granted scopes. Errors carry RFC 6750 section 3 challenges.
+// granted scopes and the server's custom ID-token claims (Okta's
+// custom claims guide: claims left out of a thin ID token are read
+// here). Errors carry RFC 6750 section 3 challenges.
 func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server) {
 	challenge := func(status int, code, desc string) {
 		h := `Bearer realm=` + strconv.Quote(s.Issuer)
@@ -77,7 +83,33 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
 		return
 	}
-	claims := scopeClaims(u, scopes)
-	claims["sub"] = u.ID
-	oauth.WriteJSON(w, http.StatusOK, claims)
+	cid, _ := t.PrivateClaims()["cid"].(string)
+	c, ok := i.auth.Client(cid)
+	if !ok {
+		// A client no longer configured: its claims cannot be computed.
+		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
+		return
+	}
+	m := scopeClaims(u, scopes)
+	m["sub"] = u.ID
+	s.userinfoClaims(c, u, scopes, m)
+	oauth.WriteJSON(w, http.StatusOK, m)
+}
+
+// userinfoClaims adds the server's custom ID-token claims to m, as Okta
+// returns them from userinfo, whether or not they are always included
+// in the ID token, evaluated for the access token's scopes and the
+// user's current profile; they do not replace a claim already in m.
+func (s *Server) userinfoClaims(c *clientauth.Client, u *directory.User, scopes []string, m map[string]any) {
+	if !s.claims.HasToken(claims.Userinfo) {
+		return
+	}
+	in := claims.Input{ClientID: c.ID, ClientName: c.Name, Scopes: scopes, ServerID: s.ID, Issuer: s.Issuer, User: claimsUser(u)}
+	custom := map[string]any{}
+	s.logClaimFailures(c, s.claims.EvaluateFor(claims.Userinfo, in, custom))
+	for k, v := range custom {
+		if _, taken := m[k]; !taken {
+			m[k] = v
+		}
+	}
 }

@@ -46,6 +46,24 @@ type Claim struct {
 	// Groups, instead of Value, makes this a groups claim: the user's
 	// groups that pass the filter, as an array (omitted without a user).
 	Groups *GroupsFilter `json:"groups,omitempty"`
+	// Disabled keeps the claim in the configuration, checked at load as
+	// any other, but never evaluated: it is in no token and no userinfo
+	// answer. Okta's claim `status` INACTIVE ("Disable claim" in its
+	// admin console), for testing or debugging. Default: false (ACTIVE).
+	Disabled bool `json:"disabled,omitempty"`
+	// AlwaysIncludeInToken, for an `id_token` claim, is Okta's
+	// `alwaysIncludeInToken` (Authorization Servers API, claim object):
+	// true ("Always") puts the claim in the ID token and in the userinfo
+	// answer; false ("Userinfo / ID Token request") leaves it out of an
+	// ID token issued together with an access token, so the client reads
+	// it from userinfo with that access token. This issuer returns ID
+	// tokens only beside an access token (response_type `code`, the token
+	// endpoint), so with false the claim is found only at userinfo.
+	// Default: true, the value Okta's API examples and claims created
+	// through its API carry (its admin console preselects false). An
+	// access-token claim is always included (Okta: "Always TRUE for
+	// access token claims"); false there is refused at load.
+	AlwaysIncludeInToken *bool `json:"always_include_in_token,omitempty"`
 }
 
 // GroupsFilter selects group names for a groups claim.
@@ -57,10 +75,16 @@ type GroupsFilter struct {
 	Value string `json:"value,omitempty"`
 }
 
-// Token kinds a claim goes into.
+// Token kinds a claim goes into (Claim.Token), and what EvaluateFor and
+// HasToken compute: AccessToken the access token's claims, IDToken
+// those of an ID token issued beside an access token (the ID-token
+// claims with AlwaysIncludeInToken), Userinfo those of the userinfo
+// answer (every ID-token claim; Okta returns custom ID-token claims
+// from userinfo).
 const (
 	AccessToken = "access_token"
 	IDToken     = "id_token"
+	Userinfo    = "userinfo"
 )
 
 // Reserved claim names that configuration may not set.
@@ -142,6 +166,8 @@ type compiled struct {
 	// user: the expression reads the variable user, so in a flow without
 	// a user the claim is left out without evaluating it.
 	user bool
+	// disabled and always are Claim.Disabled and AlwaysIncludeInToken.
+	disabled, always bool
 }
 
 // Set is a compiled list of claims.
@@ -213,6 +239,9 @@ func compileOne(s *Set, c *Claim, seen map[string]bool, knownScope func(string) 
 	default:
 		return configerr.Fieldf("token", "token must be access_token or id_token")
 	}
+	if err := cc.options(c); err != nil {
+		return err
+	}
 	if c.Groups != nil {
 		if c.Value != "" {
 			return errors.New("use value or groups, not both")
@@ -255,7 +284,8 @@ func (s *Set) Evaluate(in Input, out map[string]any) []Failure {
 	return s.EvaluateFor(AccessToken, in, out)
 }
 
-// EvaluateFor computes the claims of one token kind. A claim whose
+// EvaluateFor computes the claims of one token kind (AccessToken,
+// IDToken or Userinfo; disabled claims never). A claim whose
 // expression fails at run time (a profile attribute the user lacks, a
 // conversion that fails, the cost limit) is left out and reported in
 // the failures; it never fails the token. A `null` result leaves the
@@ -271,7 +301,7 @@ func (s *Set) EvaluateFor(token string, in Input, out map[string]any) []Failure 
 		failed []Failure
 	)
 	for _, c := range s.claims {
-		if c.token != token {
+		if !c.goesInto(token) {
 			continue
 		}
 		if len(c.scopes) > 0 && !slices.ContainsFunc(c.scopes, func(x string) bool { return slices.Contains(in.Scopes, x) }) {
@@ -318,13 +348,14 @@ func (s *Set) EvaluateFor(token string, in Input, out map[string]any) []Failure 
 	return failed
 }
 
-// HasToken reports whether any claim goes into the token kind.
+// HasToken reports whether any claim goes into the token kind
+// (AccessToken, IDToken or Userinfo).
 func (s *Set) HasToken(token string) bool {
 	if s == nil {
 		return false
 	}
 	for _, c := range s.claims {
-		if c.token == token {
+		if c.goesInto(token) {
 			return true
 		}
 	}
