@@ -36,8 +36,9 @@ type fn struct {
 	// first (user.groups for group functions).
 	cel  string
 	user string
-	// variadic arguments from index min on are passed as one list.
+	// variadic arguments from index from on are passed as one list.
 	variadic bool
+	from     int
 	check    func(c *call) error
 }
 
@@ -45,13 +46,13 @@ type fn struct {
 // developer docs, "Okta Expression Language overview", Functions).
 var funcs = map[string]fn{
 	"String.append":          {min: 2, max: 2, cel: "okta.String.append"},
-	"String.join":            {min: 1, max: -1, cel: "okta.String.join", variadic: true},
+	"String.join":            {min: 1, max: -1, cel: "okta.String.join", variadic: true, from: 1},
 	"String.len":             {min: 1, max: 1, cel: "okta.String.len"},
 	"String.removeSpaces":    {min: 1, max: 1, cel: "okta.String.removeSpaces"},
 	"String.replace":         {min: 3, max: 3, cel: "okta.String.replace"},
 	"String.replaceFirst":    {min: 3, max: 3, cel: "okta.String.replaceFirst"},
 	"String.stringContains":  {min: 2, max: 2, cel: "okta.String.stringContains"},
-	"String.stringSwitch":    {min: 2, max: -1, cel: "okta.String.stringSwitch", variadic: true, check: checkSwitch},
+	"String.stringSwitch":    {min: 2, max: -1, cel: "okta.String.stringSwitch", variadic: true, from: 2, check: checkSwitch},
 	"String.substring":       {min: 3, max: 3, cel: "okta.String.substring"},
 	"String.substringAfter":  {min: 2, max: 2, cel: "okta.String.substringAfter"},
 	"String.substringBefore": {min: 2, max: 2, cel: "okta.String.substringBefore"},
@@ -372,6 +373,12 @@ func emitCall(c *call) (string, error) {
 		return "", errAt(c.at, "user.getInternalProperty supports only \"id\"")
 	}
 	f, ok := funcs[name]
+	if !ok && c.x != nil {
+		switch strings.SplitN(name, ".", 2)[0] {
+		case "user", "app", "access":
+			return "", errAt(c.at, "methods such as .%s() are not supported; use the String and Arrays functions", c.name)
+		}
+	}
 	if !ok {
 		root := strings.SplitN(name, ".", 2)[0]
 		if why, ok := unsupported[root]; ok && why != "" {
@@ -397,7 +404,7 @@ func emitCall(c *call) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if f.variadic && i >= f.min {
+		if f.variadic && i >= f.from {
 			rest = append(rest, "dyn("+s+")")
 		} else {
 			args = append(args, s)
