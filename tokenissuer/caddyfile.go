@@ -78,7 +78,7 @@ func init() {
 //				consent implicit|required
 //				publish
 //			}
-//			claim <name> <cel_expression> {
+//			claim <name> [cel|okta] <expression> {
 //				scopes <scope...>
 //				token access_token|id_token
 //			}
@@ -448,8 +448,15 @@ func parseScope(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*auth
 	return sc, nil
 }
 
-// parseClaim parses `claim <name> <cel_expression> [{...}]` or
+// parseClaim parses `claim <name> [cel|okta] <expression> [{...}]` or
 // `claim <name> groups <type> <value> [{...}]` at the `claim` token.
+// The word before the expression names its language: `cel` (the
+// default, also when the word is left out) or `okta`, Okta Expression
+// Language, as in
+//
+//	claim full_name okta `user.firstName + " " + user.lastName`
+//
+// Either is checked while adapting, with errors at the claim's line.
 func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*claims.Claim, error) {
 	c := new(claims.Claim)
 	switch args := d.RemainingArgs(); {
@@ -457,6 +464,8 @@ func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*clai
 		c.Name, c.Groups = args[0], &claims.GroupsFilter{Type: args[2], Value: args[3]}
 	case len(args) == 2 && args[1] != "groups":
 		c.Name, c.Value = args[0], args[1]
+	case len(args) == 3 && (args[1] == claims.Okta || args[1] == claims.CEL):
+		c.Name, c.Language, c.Value = args[0], args[1], args[2]
 	case len(args) > 2 && args[1] != "groups":
 		return nil, caddyargs.BackquoteErr(d, "claim "+args[0])
 	default:

@@ -382,10 +382,10 @@ func (p *parser) postfix() (node, error) {
 			if err != nil {
 				return nil, err
 			}
-			x = &call{t.at, x, t.text, args}
+			x = &call{x.pos(), x, t.text, args}
 			continue
 		}
-		x = &member{t.at, x, t.text}
+		x = &member{x.pos(), x, t.text}
 	}
 	return x, nil
 }
