@@ -72,6 +72,7 @@ func init() {
 //			description <text>
 //			audience <audience>
 //			signing_alg <alg>
+//			subject [cel|okta] <expression>
 //			scope <name> {
 //				description <text>
 //				default
@@ -398,6 +399,10 @@ func parseAuthServer(d *caddyfile.Dispenser, here at) (*authserver.ServerConfig,
 			if sc, err = parseScope(d, names["scope"], here); err == nil {
 				s.Scopes = append(s.Scopes, sc)
 			}
+		case "subject":
+			if err = once.Check(d); err == nil {
+				s.Subject, err = parseSubject(d)
+			}
 		case "claim":
 			var c *claims.Claim
 			if c, err = parseClaim(d, names["claim"], here); err == nil {
@@ -492,6 +497,24 @@ func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*clai
 		}
 	}
 	return c, nil
+}
+
+// parseSubject parses `subject [cel|okta] <expression>` at the `subject`
+// token: the `sub` of access tokens issued for a user, in the language
+// named as for a claim (default cel).
+func parseSubject(d *caddyfile.Dispenser) (*claims.SubjectExpr, error) {
+	e := new(claims.SubjectExpr)
+	switch args := d.RemainingArgs(); {
+	case len(args) == 1:
+		e.Value = args[0]
+	case len(args) == 2 && (args[0] == claims.Okta || args[0] == claims.CEL):
+		e.Language, e.Value = args[0], args[1]
+	case len(args) > 1:
+		return nil, caddyargs.BackquoteErr(d, "subject")
+	default:
+		return nil, d.ArgErr()
+	}
+	return e, nil
 }
 
 // parsePolicy parses `policy <name> {...}` at the `policy` token.

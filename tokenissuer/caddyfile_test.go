@@ -134,6 +134,7 @@ func TestCaddyfileCheckErrors(t *testing.T) {
 		{"Okta expression with an unknown function", "authorization_server default {\nclaim tier okta `String.nosuch(user.login)`\n}", `claim "tier": the Okta expression is not supported: at character 1: unknown function String.nosuch`, 5},
 		{"Okta expression with a wrong arity", "authorization_server default {\nscope read\nclaim tier okta `String.substringBefore(user.login)` {\nscopes read\n}\n}", "String.substringBefore takes 2 arguments, not 1", 6},
 		{"Okta expression with an unknown attribute", "authorization_server default {\nclaim tier okta `app.nosuch`\n}", "unknown attribute app.nosuch", 5},
+		{"Okta subject with an unknown function", "authorization_server default {\nscope read\nsubject okta `user.nosuch(1)`\n}", "subject: the Okta expression is not supported", 6},
 		{"unknown groups filter type", "authorization_server default {\nclaim teams groups prefix fin\n}", "groups filter type must be starts_with, equals, contains or regex", 5},
 		{"unknown claim token", "authorization_server default {\nclaim teams groups equals fin {\ntoken both\n}\n}", "token must be access_token or id_token", 6},
 		{"bad consent", "authorization_server default {\nscope read {\nconsent maybe\n}\n}", `scope "read": consent must be implicit or required`, 6},

@@ -263,3 +263,39 @@ func TestOktaRunTimeFailures(t *testing.T) {
 		t.Errorf("without a user: %v", v)
 	}
 }
+
+// TestSubject: a subject expression in either language gives a
+// non-empty string or an error (the caller keeps the login).
+func TestSubject(t *testing.T) {
+	for _, tc := range []struct {
+		e    SubjectExpr
+		want string
+	}{
+		{SubjectExpr{Language: Okta, Value: `String.substringBefore(user.login, "@")`}, "alice.smith"},
+		{SubjectExpr{Value: `user.id`}, "00u1alice"},
+		{SubjectExpr{Language: Okta, Value: `user.employeeNumber`}, "1234"},
+	} {
+		s, err := CompileSubject(&tc.e)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.e, err)
+		}
+		if got, err := s.Evaluate(oktaInput); err != nil || got != tc.want {
+			t.Errorf("%v = %q, %v; want %q", tc.e, got, err, tc.want)
+		}
+	}
+	for _, v := range []string{`user.nosuch`, `""`, `Convert.toInt(user.employeeNumber)`} {
+		s, err := CompileSubject(&SubjectExpr{Language: Okta, Value: v})
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if got, err := s.Evaluate(oktaInput); err == nil {
+			t.Errorf("%s = %q, want an error", v, got)
+		}
+	}
+	if _, err := CompileSubject(&SubjectExpr{Language: Okta, Value: `String.nosuch()`}); err == nil || !strings.Contains(err.Error(), "subject: the Okta expression is not supported") {
+		t.Errorf("bad subject: %v", err)
+	}
+	if s, err := CompileSubject(nil); s != nil || err != nil {
+		t.Errorf("nil: %v %v", s, err)
+	}
+}
