@@ -152,8 +152,9 @@ func TestOktaDocumentedExamples(t *testing.T) {
 			Arrays.flatten(Groups.startsWith("OKTA","OKTA-",100),Groups.startsWith("OKTA","eng-",100))`,
 			[]any{"OKTA-admins", "eng-backend", "eng-frontend"}},
 
-		// access.scope and app (the client), from Okta's "Create a claim"
-		// guide for custom authorization servers.
+		// app (the client): Okta's Authorization Server Claims API shows
+		// the default sub claim `(appuser != null) ? appuser.userName :
+		// app.clientId`; access.scope is the granted scopes.
 		{`Arrays.contains(access.scope, "profile") ? "with profile" : "without"`, "with profile"},
 		{`Arrays.size(access.scope)`, 3.0},
 		{`app.clientId`, "0oa1reporting"},
