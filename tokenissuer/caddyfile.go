@@ -72,13 +72,14 @@ func init() {
 //			description <text>
 //			audience <audience>
 //			signing_alg <alg>
+//			subject [cel|okta] <expression>
 //			scope <name> {
 //				description <text>
 //				default
 //				consent implicit|required
 //				publish
 //			}
-//			claim <name> <cel_expression> {
+//			claim <name> [cel|okta] <expression> {
 //				scopes <scope...>
 //				token access_token|id_token
 //				always_include_in_token true|false
@@ -402,6 +403,10 @@ func parseAuthServer(d *caddyfile.Dispenser, here at) (*authserver.ServerConfig,
 			if sc, err = parseScope(d, names["scope"], here); err == nil {
 				s.Scopes = append(s.Scopes, sc)
 			}
+		case "subject":
+			if err = once.Check(d); err == nil {
+				s.Subject, err = parseSubject(d)
+			}
 		case "claim":
 			var c *claims.Claim
 			if c, err = parseClaim(d, names["claim"], here); err == nil {
@@ -452,8 +457,15 @@ func parseScope(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*auth
 	return sc, nil
 }
 
-// parseClaim parses `claim <name> <cel_expression> [{...}]` or
+// parseClaim parses `claim <name> [cel|okta] <expression> [{...}]` or
 // `claim <name> groups <type> <value> [{...}]` at the `claim` token.
+// The word before the expression names its language: `cel` (the
+// default, also when the word is left out) or `okta`, Okta Expression
+// Language, as in
+//
+//	claim full_name okta `user.firstName + " " + user.lastName`
+//
+// Either is checked while adapting, with errors at the claim's line.
 func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*claims.Claim, error) {
 	c := new(claims.Claim)
 	switch args := d.RemainingArgs(); {
@@ -461,6 +473,8 @@ func parseClaim(d *caddyfile.Dispenser, names caddyargs.Names, server at) (*clai
 		c.Name, c.Groups = args[0], &claims.GroupsFilter{Type: args[2], Value: args[3]}
 	case len(args) == 2 && args[1] != "groups":
 		c.Name, c.Value = args[0], args[1]
+	case len(args) == 3 && (args[1] == claims.Okta || args[1] == claims.CEL):
+		c.Name, c.Language, c.Value = args[0], args[1], args[2]
 	case len(args) > 2 && args[1] != "groups":
 		return nil, caddyargs.BackquoteErr(d, "claim "+args[0])
 	default:
@@ -507,6 +521,24 @@ func parseTrueFalse(d *caddyfile.Dispenser, once caddyargs.Once, dst **bool) err
 	b := v == "true"
 	*dst = &b
 	return nil
+}
+
+// parseSubject parses `subject [cel|okta] <expression>` at the `subject`
+// token: the `sub` of access tokens issued for a user, in the language
+// named as for a claim (default cel).
+func parseSubject(d *caddyfile.Dispenser) (*claims.SubjectExpr, error) {
+	e := new(claims.SubjectExpr)
+	switch args := d.RemainingArgs(); {
+	case len(args) == 1:
+		e.Value = args[0]
+	case len(args) == 2 && (args[0] == claims.Okta || args[0] == claims.CEL):
+		e.Language, e.Value = args[0], args[1]
+	case len(args) > 1:
+		return nil, caddyargs.BackquoteErr(d, "subject")
+	default:
+		return nil, d.ArgErr()
+	}
+	return e, nil
 }
 
 // parsePolicy parses `policy <name> {...}` at the `policy` token.

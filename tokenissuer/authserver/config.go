@@ -29,6 +29,12 @@ type ServerConfig struct {
 	Scopes []*Scope `json:"scopes,omitempty"`
 	// Claims are custom access-token claims.
 	Claims []*claims.Claim `json:"claims,omitempty"`
+	// Subject, when set, computes the `sub` of access tokens issued for
+	// a user (Okta lets a custom authorization server map its `sub`
+	// claim), in CEL or Okta Expression Language, checked at load.
+	// Default: the user's login. A result that is not a non-empty
+	// string keeps the login and is logged as a warning.
+	Subject *claims.SubjectExpr `json:"subject,omitempty"`
 	// Policies decide which client gets which scopes with which token
 	// lifetime. Without a policy nothing is issued.
 	Policies []*policy.Policy `json:"policies,omitempty"`

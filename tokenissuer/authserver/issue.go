@@ -42,6 +42,13 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 	if u != nil {
 		in.User = claimsUser(u)
 		at.Sub, at.UID, at.AuthTime = u.Login, u.ID, g.authTime.Unix()
+		if s.subject != nil {
+			if sub, err := s.subject.Evaluate(in); err != nil {
+				s.log.Warn("subject expression failed: sub is the login", zap.String("client_id", c.ID), zap.Error(err))
+			} else {
+				at.Sub = sub
+			}
+		}
 	}
 	var custom map[string]any
 	if s.claims.HasToken(claims.AccessToken) {

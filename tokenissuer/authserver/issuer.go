@@ -117,6 +117,7 @@ type Server struct {
 	defaults   []string
 	policies   *policy.Set
 	claims     *claims.Set
+	subject    *claims.Subject
 	retention  time.Duration
 	keys       *keys.Manager
 	metadata   map[string][]byte
@@ -235,6 +236,9 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	}
 	if s.claims, err = claims.Compile(cfg.Claims, func(n string) bool { return known[n] }); err != nil {
 		return nil, err
+	}
+	if s.subject, err = claims.CompileSubject(cfg.Subject); err != nil {
+		return nil, configerr.Field("subject", err)
 	}
 	s.endpoints = i.base + s.prefix
 	s.log = i.log.With(zap.String("authorization_server", s.ID), zap.String("issuer", s.Issuer))

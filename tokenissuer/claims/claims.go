@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims/oel"
 )
 
 // Claim is one custom claim of an authorization server.
@@ -38,6 +39,16 @@ type Claim struct {
 	// failed conversion, the cost limit) leaves its claim out of that
 	// token and is logged as a warning; the token is still issued.
 	Value string `json:"value,omitempty"`
+	// Language of Value: `cel` (the default) or `okta`, Okta Expression
+	// Language (`user.firstName + " " + user.lastName`,
+	// `String.substringBefore(user.login, "@")`, `Groups.startsWith("OKTA",
+	// "eng-", 10)`, `Arrays.contains(access.scope, "admin")`,
+	// `app.clientId`). An Okta expression is translated to CEL and
+	// checked at load like a CEL one; an unknown or unsupported function
+	// or variable, a wrong number of arguments or an unknown attribute
+	// fails the load. In it, a profile attribute the user lacks is null,
+	// as in Okta, and a null result leaves the claim out.
+	Language string `json:"language,omitempty"`
 	// Scopes, when set, include the claim only when at least one of them
 	// is granted. Default: always included.
 	Scopes []string `json:"scopes,omitempty"`
@@ -74,6 +85,12 @@ type GroupsFilter struct {
 	// Value the names are compared with.
 	Value string `json:"value,omitempty"`
 }
+
+// Languages of claim values.
+const (
+	CEL  = "cel"
+	Okta = "okta"
+)
 
 // Token kinds a claim goes into (Claim.Token), and what EvaluateFor and
 // HasToken compute: AccessToken the access token's claims, IDToken
@@ -179,6 +196,7 @@ var env = func() *cel.Env {
 	e, err := cel.NewEnv(
 		ext.NativeTypes(reflect.TypeOf(celClient{}), reflect.TypeOf(celServer{}), reflect.TypeOf(celUser{}), ext.ParseStructTags(true)),
 		ext.Strings(),
+		oel.Library(),
 		cel.Variable("client", cel.ObjectType("claims.celClient")),
 		cel.Variable("scopes", cel.ListType(cel.StringType)),
 		cel.Variable("server", cel.ObjectType("claims.celServer")),
@@ -246,6 +264,9 @@ func compileOne(s *Set, c *Claim, seen map[string]bool, knownScope func(string) 
 		if c.Value != "" {
 			return errors.New("use value or groups, not both")
 		}
+		if c.Language != "" {
+			return configerr.Fieldf("language", "a groups claim has no expression, so no language")
+		}
 		f, err := groupFilter(c.Groups)
 		if err != nil {
 			return err
@@ -254,17 +275,41 @@ func compileOne(s *Set, c *Claim, seen map[string]bool, knownScope func(string) 
 		s.claims = append(s.claims, cc)
 		return nil
 	}
-	ast, iss := env.Compile(c.Value)
-	if iss != nil && iss.Err() != nil {
-		return fmt.Errorf("the CEL expression does not compile: %w", iss.Err())
-	}
-	prg, err := env.Program(ast, cel.CostLimit(costLimit))
+	prg, user, err := compileExpr(c.Language, c.Value)
 	if err != nil {
 		return err
 	}
-	cc.prg, cc.user = prg, readsUser(ast)
+	cc.prg, cc.user = prg, user
 	s.claims = append(s.claims, cc)
 	return nil
+}
+
+// compileExpr compiles a claim value in its language; user reports
+// whether it reads the variable user.
+func compileExpr(language, value string) (prg cel.Program, user bool, err error) {
+	src := value
+	switch language {
+	case "", CEL:
+	case Okta:
+		if src, err = oel.Translate(value); err != nil {
+			return nil, false, fmt.Errorf("the Okta expression is not supported: %w", err)
+		}
+	default:
+		return nil, false, configerr.Fieldf("language", "language must be cel or okta")
+	}
+	ast, iss := env.Compile(src)
+	if iss != nil && iss.Err() != nil {
+		if language == Okta {
+			// The translation refuses what it cannot name; what is left
+			// is a type error in the CEL it wrote.
+			return nil, false, fmt.Errorf("the Okta expression does not type-check: %w", iss.Err())
+		}
+		return nil, false, fmt.Errorf("the CEL expression does not compile: %w", iss.Err())
+	}
+	if prg, err = env.Program(ast, cel.CostLimit(costLimit)); err != nil {
+		return nil, false, err
+	}
+	return prg, readsUser(ast), nil
 }
 
 // Empty reports whether there are no claims to compute.
