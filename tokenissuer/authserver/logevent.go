@@ -105,6 +105,9 @@ func kindsOf(event string, d *decision, failed bool) []eventKind {
 	return nil
 }
 
+// signInReasons are Okta's outcome.reason for a failed user.session.start.
+var signInReasons = map[string]string{"invalid_credentials": "INVALID_CREDENTIALS", "locked": "LOCKED_OUT"}
+
 // Okta's outcome results.
 const (
 	resultSuccess = "SUCCESS"
@@ -120,6 +123,13 @@ type requestIDKey struct{}
 // called at most once, when the request logs an event.
 func WithRequestID(ctx context.Context, id func() string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// sessionKey carries the digest of a session started by this request.
+type sessionKey struct{}
+
+func withSession(ctx context.Context, digest string) context.Context {
+	return context.WithValue(ctx, sessionKey{}, digest)
 }
 
 // transactionID is the request's id, or a fresh random one.
@@ -174,30 +184,34 @@ func (i *Issuer) logEvents(event string, d *decision, e *oauth.Error) {
 	if len(kinds) == 0 {
 		return
 	}
-	base := i.baseEvent(d, e)
-	for n, k := range kinds {
-		ev := base
-		if n > 0 {
-			// Each event its own target list and debug data maps.
-			ev = i.baseEvent(d, e)
-		}
+	txn := transactionID(d.req)
+	for _, k := range kinds {
+		ev := i.baseEvent(d, e, txn)
 		ev.UUID, ev.EventType, ev.DisplayMessage = newUUID(), k.name(d.server), k.message
 		if k.warn && ev.Severity == "INFO" {
 			ev.Severity = "WARN"
 		}
 		ev.Target = append(ev.Target, tokenTarget(k, d)...)
+		if k == kindSessionStart && e != nil && d.outcomeReason == "" {
+			// Okta's reasons for a refused sign-in.
+			r := signInReasons[e.Code]
+			if r == "" {
+				r = strings.ToUpper(e.Code)
+			}
+			ev.Outcome.Reason = &r
+		}
 		i.sink.add(ev)
 	}
 }
 
 // baseEvent is what every event of a decision has.
-func (i *Issuer) baseEvent(d *decision, e *oauth.Error) store.LogEvent {
+func (i *Issuer) baseEvent(d *decision, e *oauth.Error, txn string) store.LogEvent {
 	ev := store.LogEvent{
 		Published:   i.now().UTC(),
 		Version:     "0",
 		Severity:    "INFO",
 		Outcome:     &store.LogOutcome{Result: resultSuccess},
-		Transaction: &store.LogTransaction{Type: "WEB", ID: transactionID(d.req)},
+		Transaction: &store.LogTransaction{Type: "WEB", ID: txn},
 		Client:      &store.LogClient{},
 		Actor:       actorOf(d),
 	}
@@ -218,7 +232,9 @@ func (i *Issuer) baseEvent(d *decision, e *oauth.Error) store.LogEvent {
 	if sid := d.session; sid != "" {
 		ev.AuthenticationContext = &store.LogAuthenticationCtx{ExternalSessionID: sid}
 	} else if d.req != nil {
-		if v, ok := i.readCookie(d.req, sessionCookie); ok {
+		if sid, ok := d.req.Context().Value(sessionKey{}).(string); ok {
+			ev.AuthenticationContext = &store.LogAuthenticationCtx{ExternalSessionID: sid}
+		} else if v, ok := i.readCookie(d.req, sessionCookie); ok {
 			ev.AuthenticationContext = &store.LogAuthenticationCtx{ExternalSessionID: sessionDigest(v)}
 		}
 	}

@@ -140,6 +140,8 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, i.cookie(r, sessionCookie, sid, SessionLifetime))
 	d.userID, d.session = u.ID, sessionDigest(sid)
 	i.logSuccess(EventSignIn, d)
+	// What this request decides next (the code) is of the new session.
+	r = r.WithContext(withSession(r.Context(), d.session))
 	req.UserID, req.AuthTime, req.Amr = u.ID, now, []string{"pwd"}
 	if req.Device != "" {
 		i.deviceConfirm(w, r, s, c, req)
