@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // LogEvent is one System Log event in the shape of Okta's LogEvent
@@ -196,12 +197,13 @@ type EventLog interface {
 	PurgeEvents(ctx context.Context, before time.Time) error
 }
 
-// CheckLogEvent reports an event stores refuse to append: no UUID, or
-// a published time outside years 1678..2262 (what Unix nanoseconds
-// can hold; zero is outside).
+// CheckLogEvent reports an event stores refuse to append: a UUID that
+// is empty, longer than 128 bytes, not UTF-8 or holding a NUL (which
+// PostgreSQL text refuses), or a published time outside years
+// 1678..2261 (what Unix nanoseconds can hold; zero is outside).
 func CheckLogEvent(e *LogEvent) error {
-	if e.UUID == "" {
-		return errors.New("store: log event without uuid")
+	if e.UUID == "" || len(e.UUID) > 128 || !utf8.ValidString(e.UUID) || strings.IndexByte(e.UUID, 0) >= 0 {
+		return fmt.Errorf("store: log event uuid %q: want 1-128 bytes of UTF-8 without NUL", e.UUID)
 	}
 	if y := e.Published.Year(); y < 1678 || y > 2261 {
 		return fmt.Errorf("store: log event %s: published time %s out of range", e.UUID, e.Published)
