@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientip"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -207,7 +208,7 @@ func (i *Issuer) logEvents(event string, d *decision, e *oauth.Error) {
 // baseEvent is what every event of a decision has.
 func (i *Issuer) baseEvent(d *decision, e *oauth.Error, txn string) store.LogEvent {
 	ev := store.LogEvent{
-		Published:   i.now().UTC(),
+		Published:   i.now().UTC().Truncate(time.Microsecond), // the stores keep microseconds
 		Version:     "0",
 		Severity:    "INFO",
 		Outcome:     &store.LogOutcome{Result: resultSuccess},

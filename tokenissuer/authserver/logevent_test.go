@@ -281,3 +281,30 @@ func TestSystemLogSignOut(t *testing.T) {
 	}
 	noSecrets(t, evs, c.Value)
 }
+
+// TestSystemLogOnEmbeddedStore: the embedded store's own EventLog keeps
+// the events of a grant and a sign-in, and answers them as written.
+func TestSystemLogOnEmbeddedStore(t *testing.T) {
+	st := embeddedStore(t)
+	el, ok := st.(store.EventLog)
+	if !ok {
+		t.Fatal("the embedded store keeps no System Log")
+	}
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) { o.EventLog = el }, st)
+	code := e.code("web", webCB, "")
+	if status, tok := e.redeem("web", code, webCB, ""); status != 200 {
+		t.Fatalf("redeem: %d %v", status, tok)
+	}
+	e.iss.StopEvents()
+	got, _, err := el.QueryEvents(context.Background(), store.LogQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := one(t, got, "app.oauth2.as.token.grant.access_token")
+	if g.Actor.ID != "u1" || g.DebugContext.DebugData["grantType"] != "authorization_code" || targetOf(g, "access_token") == nil {
+		t.Fatalf("stored grant event: %+v", g)
+	}
+	one(t, got, "app.oauth2.as.token.grant.id_token")
+	one(t, got, "app.oauth2.as.token.grant.refresh_token")
+	noSecrets(t, got, code, "web-secret")
+}
