@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -120,6 +121,7 @@ type App struct {
 	MaintenanceInterval duration.Duration `json:"maintenance_interval,omitempty"`
 
 	issuer  *authserver.Issuer
+	events  *storeEventLog // the store's System Log, once open
 	storage store.Opener
 	secret  []byte
 	ctx     caddy.Context
@@ -209,6 +211,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	opts := a.issuerOptions()
 	opts.HashGate, opts.Directory, opts.Logger, opts.Observer = gate, dir, a.log, observer{}
+	a.events = &storeEventLog{}
+	opts.EventLog = a.events
 	if a.issuer, err = authserver.New(opts); err != nil {
 		return err
 	}
@@ -317,6 +321,11 @@ func (a *App) Start() error {
 	if err != nil {
 		return err
 	}
+	if el, ok := st.(store.EventLog); ok {
+		a.events.open(el)
+	} else {
+		a.log.Warn("the storage module keeps no System Log: events go to Caddy's log only", zap.String("storage", fmt.Sprintf("%T", st)))
+	}
 	st = countStoreErrors(st)
 	secret := a.secret
 	if secret == nil {
@@ -395,10 +404,45 @@ func (a *App) generatedSecret() ([]byte, error) {
 	return []byte(strings.TrimSpace(string(b))), nil
 }
 
-// Stop ends the maintenance loop.
+// Stop writes the System Log events still queued and ends the
+// maintenance loop.
 func (a *App) Stop() error {
+	if a.issuer != nil {
+		a.issuer.StopEvents()
+	}
 	if a.cancel != nil {
 		a.cancel()
+	}
+	return nil
+}
+
+// storeEventLog is the issuer's EventLog: the store's, which is only
+// opened at Start (after the issuer is built at Provision). Until then,
+// and for a store that keeps no log, events are discarded (they are in
+// Caddy's log).
+type storeEventLog struct {
+	el atomic.Pointer[store.EventLog]
+}
+
+func (l *storeEventLog) open(el store.EventLog) { l.el.Store(&el) }
+
+func (l *storeEventLog) AppendEvents(ctx context.Context, events []store.LogEvent) error {
+	if el := l.el.Load(); el != nil {
+		return (*el).AppendEvents(ctx, events)
+	}
+	return nil
+}
+
+func (l *storeEventLog) QueryEvents(ctx context.Context, q store.LogQuery) ([]store.LogEvent, bool, error) {
+	if el := l.el.Load(); el != nil {
+		return (*el).QueryEvents(ctx, q)
+	}
+	return nil, false, nil
+}
+
+func (l *storeEventLog) PurgeEvents(ctx context.Context, before time.Time) error {
+	if el := l.el.Load(); el != nil {
+		return (*el).PurgeEvents(ctx, before)
 	}
 	return nil
 }

@@ -54,6 +54,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		r = r.WithContext(clientip.With(r.Context(), ip))
 	}
+	// System Log events name the request by Caddy's request UUID, the
+	// one its access log then shows.
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		r = r.WithContext(authserver.WithRequestID(r.Context(), func() string {
+			id, _ := repl.GetString("http.request.uuid")
+			return id
+		}))
+	}
 	if h.issuer.ServeHTTP(w, r) {
 		return nil
 	}

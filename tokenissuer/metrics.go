@@ -40,6 +40,16 @@ var (
 		Help: "Signing key changes made by this instance, by authorization server and reason (scheduled, admin, created, published: a key of a new signing_alg published as NEXT, alg_change: that key promoted at start).",
 	}, []string{"server", "reason"})
 
+	logEventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "token_issuer", Name: "log_events_dropped_total",
+		Help: "System Log events not kept in the store because the writer's queue was full (they are still in Caddy's log).",
+	})
+
+	logEventWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "token_issuer", Name: "log_events_write_failed_total",
+		Help: "System Log events lost because the store refused the batch they were written in (they are still in Caddy's log).",
+	})
+
 	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "token_issuer", Name: "store_errors_total",
 		Help: "Failed calls to the issuer's store, by operation; not-found answers and requests the client abandoned are not failures.",
@@ -48,7 +58,7 @@ var (
 
 // registerMetrics adds the issuer's collectors to a config's registry.
 func registerMetrics(reg *prometheus.Registry) error {
-	return promreg.Register(reg, tokenRequests, tokenDuration, introspections, revocations, keyRotations, storeErrors)
+	return promreg.Register(reg, tokenRequests, tokenDuration, introspections, revocations, keyRotations, storeErrors, logEventsDropped, logEventWriteErrors)
 }
 
 // grantLabels bounds the grant_type label to the grants the issuer
@@ -92,4 +102,11 @@ func (observer) KeyRotation(server, reason string) {
 	keyRotations.WithLabelValues(server, reason).Inc()
 }
 
-var _ authserver.Observer = observer{}
+func (observer) EventsDropped(n int) { logEventsDropped.Add(float64(n)) }
+
+func (observer) EventWriteFailed(n int) { logEventWriteErrors.Add(float64(n)) }
+
+var (
+	_ authserver.Observer      = observer{}
+	_ authserver.EventObserver = observer{}
+)

@@ -344,7 +344,7 @@ func (i *Issuer) readCookie(r *http.Request, name string) (string, bool) {
 // redirectError sends an error to the client's redirect URI (RFC 6749
 // section 4.1.2.1), with iss (RFC 9207).
 func (i *Issuer) redirectError(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, code, desc string) {
-	i.logFailure(EventAuthorize, decision{server: s, clientID: req.ClientID, userID: req.UserID}, &oauth.Error{Code: code, Description: desc})
+	i.logFailure(EventAuthorize, decision{server: s, clientID: req.ClientID, userID: req.UserID, req: r}, &oauth.Error{Code: code, Description: desc})
 	p := map[string]string{"error": code, "error_description": desc}
 	i.respond(w, r, s, req, p)
 }

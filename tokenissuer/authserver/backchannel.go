@@ -72,7 +72,7 @@ func (o outcome) code() string {
 // endpoint, records the decision and writes the answer, once.
 func (i *Issuer) serveBackChannel(w http.ResponseWriter, r *http.Request, s *Server, b *backChannel) {
 	start := time.Now() // a latency: the wall clock, not i.now
-	x := &exchange{r: r, s: s, d: decision{server: s, grantType: b.grantType}}
+	x := &exchange{r: r, s: s, d: decision{server: s, grantType: b.grantType, req: r}}
 	out := i.openBackChannel(w, x, b)
 	if out.err == nil {
 		out = b.run(i, x)
@@ -107,6 +107,9 @@ func (i *Issuer) openBackChannel(w http.ResponseWriter, x *exchange, b *backChan
 func (i *Issuer) recordBackChannel(b *backChannel, d decision, out outcome, elapsed time.Duration) {
 	if b.observe != nil {
 		b.observe(i.obs, d, out, elapsed)
+	}
+	if tr, ok := out.body.(*tokenResponse); ok {
+		d.idToken, d.refreshToken = tr.IDToken != "", tr.RefreshToken != ""
 	}
 	switch {
 	case out.unlogged:

@@ -46,6 +46,6 @@ func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, s *Server, re
 		i.redirectError(w, r, s, req, "server_error", "The authorization server encountered an unexpected condition.")
 		return
 	}
-	i.logSuccess(EventAuthorize, decision{server: s, clientID: req.ClientID, userID: req.UserID, scopes: req.Scopes})
+	i.logSuccess(EventAuthorize, decision{server: s, clientID: req.ClientID, userID: req.UserID, scopes: req.Scopes, req: r})
 	i.respond(w, r, s, req, map[string]string{"code": code})
 }

@@ -1,6 +1,8 @@
 package authserver
 
 import (
+	"net/http"
+
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -18,6 +20,7 @@ const (
 	EventDeviceAuthorize = "app.oauth2.as.device.authorize"
 	EventSignIn          = "user.session.start"
 	EventSignOut         = "user.session.end"
+	EventConsentGrant    = "app.oauth2.as.consent.grant"
 )
 
 // decision carries what one event records. It never holds a token,
@@ -41,6 +44,20 @@ type decision struct {
 	// outcome.reason (policy.NoMatchingPolicy); the error's own
 	// reason, for people, goes to detail then.
 	outcomeReason string
+
+	// What only the System Log event records (logevent.go). req is the
+	// request decided on, read for the client's address and User-Agent,
+	// the request id and the session cookie's digest (never a form
+	// value or another header); session, set at sign-in, is the new
+	// session's digest (sessionDigest), never its id.
+	req     *http.Request
+	session string
+	// idToken and refreshToken: the grant issued them beside the
+	// access token; reused: the refresh token was a replaced one
+	// (Okta's token reuse detection).
+	idToken, refreshToken, reused bool
+	// kid is the signing key a rotation made active.
+	kid string
 }
 
 // fields are the event's own fields; the server's are pre-encoded in
@@ -81,6 +98,7 @@ func (i *Issuer) logSuccess(event string, d decision) {
 	if c := d.server.log.Check(zap.InfoLevel, event); c != nil {
 		c.Write(append(d.fields(1), zap.String("outcome", "SUCCESS"))...)
 	}
+	i.logEvents(event, &d, nil)
 }
 
 func (i *Issuer) logFailure(event string, d decision, e *oauth.Error) {
@@ -100,6 +118,7 @@ func (i *Issuer) logFailure(event string, d decision, e *oauth.Error) {
 		}
 		c.Write(f...)
 	}
+	i.logEvents(event, &d, e)
 }
 
 func (i *Issuer) logKeyRotation(s *Server, why, kid string) {
@@ -108,4 +127,5 @@ func (i *Issuer) logKeyRotation(s *Server, why, kid string) {
 	}
 	s.log.Info(EventKeyRollover, zap.String("reason", why), zap.String("active_kid", kid), zap.String("outcome", "SUCCESS"))
 	i.obs.KeyRotation(s.ID, rotationReason(why))
+	i.logKeyRotationEvent(s, rotationReason(why), kid)
 }

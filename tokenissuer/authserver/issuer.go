@@ -68,6 +68,12 @@ type Options struct {
 	// Observer is told of every token, introspection and revocation
 	// answer and every key rotation (metrics); nil: nobody.
 	Observer Observer
+	// EventLog keeps the System Log: every event also goes there, in
+	// Okta's LogEvent shape, written in batches in the background
+	// (Start starts the writer, StopEvents flushes and stops it); an
+	// Observer that implements EventObserver is told of events lost.
+	// Nil: events go to Logger only.
+	EventLog store.EventLog
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -90,6 +96,7 @@ type Issuer struct {
 	spaces   []string         // path prefixes that are the issuer's
 	inflight inFlight         // password checks running, per login
 	slowStep time.Duration    // slowStep; tests set 0 to not wait
+	sink     *eventSink       // System Log writer; nil: none
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -145,6 +152,10 @@ func New(o Options) (*Issuer, error) {
 		o.Observer = noObserver{}
 	}
 	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate, obs: o.Observer}
+	if o.EventLog != nil {
+		eo, _ := o.Observer.(EventObserver)
+		i.sink = newEventSink(o.EventLog, o.Logger, eo)
+	}
 	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
 		return nil, configerr.Field("trusted_origins", err)
 	}
@@ -299,6 +310,9 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 	}
 	i.store = st
 	i.auth = clientauth.New(i.clients, st, i.now, clientauth.WithHashGate(i.gate))
+	if i.sink != nil {
+		i.sink.start()
+	}
 	for _, s := range i.Servers() {
 		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
 		what, err := s.keys.Ensure(ctx)
@@ -311,6 +325,16 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 	}
 	i.started.Store(true)
 	return nil
+}
+
+// StopEvents writes the System Log events still queued and stops their
+// writer (waiting at most 10 s for the store); call it when the issuer
+// stops, before the store closes. Events logged afterwards are only in
+// the Caddy log.
+func (i *Issuer) StopEvents() {
+	if i.sink != nil {
+		i.sink.close()
+	}
 }
 
 // Started reports whether Start completed; afterwards every server's

@@ -77,7 +77,7 @@ func (i *Issuer) serveLogout(w http.ResponseWriter, r *http.Request, s *Server) 
 			i.storeFailurePage(w, err)
 			return
 		}
-		i.logSuccess(EventSignOut, decision{server: s, clientID: hint.client, userID: sess.UserID})
+		i.logSuccess(EventSignOut, decision{server: s, clientID: hint.client, userID: sess.UserID, req: r})
 	}
 	c := i.cookie(r, sessionCookie, "", 0)
 	c.MaxAge = -1

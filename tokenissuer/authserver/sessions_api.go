@@ -75,7 +75,7 @@ func (i *Issuer) serveSessionMe(w http.ResponseWriter, r *http.Request, s *Serve
 			i.apiStoreFailure(w, err)
 			return
 		}
-		i.logSuccess(EventSignOut, decision{server: s, userID: rec.UserID})
+		i.logSuccess(EventSignOut, decision{server: s, userID: rec.UserID, req: r})
 		c := i.cookie(r, sessionCookie, "", 0)
 		c.MaxAge = -1
 		http.SetCookie(w, c)

@@ -79,7 +79,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	login := directory.NormalizeLogin(form["username"])
 	ctx := r.Context()
-	d := decision{server: s, clientID: req.ClientID, login: login, clientIP: clientip.From(r)}
+	d := decision{server: s, clientID: req.ClientID, login: login, clientIP: clientip.From(r), req: r}
 	// One pending sign-in takes a few passwords, then expires: the
 	// per-login limit is not the only bound on guesses through it.
 	tries, err := i.store.Incr(ctx, store.NSAttempts, "txn:"+txn, 1, i.now().Add(txnLifetime))
@@ -138,8 +138,10 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, i.cookie(r, sessionCookie, sid, SessionLifetime))
-	d.userID = u.ID
+	d.userID, d.session = u.ID, sessionDigest(sid)
 	i.logSuccess(EventSignIn, d)
+	// What this request decides next (the code) is of the new session.
+	r = r.WithContext(withSession(r.Context(), d.session))
 	req.UserID, req.AuthTime, req.Amr = u.ID, now, []string{"pwd"}
 	if req.Device != "" {
 		i.deviceConfirm(w, r, s, c, req)
@@ -222,6 +224,7 @@ func (i *Issuer) afterSignIn(w http.ResponseWriter, r *http.Request, s *Server, 
 // keeps the decision (policies tried, Okta's no_matching_policy reason
 // and why), the client gets the error in its response mode.
 func (i *Issuer) redirectDenied(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest, d decision, e *oauth.Error) {
+	d.req = r
 	i.logFailure(EventAuthorize, d, e)
 	i.respond(w, r, s, req, map[string]string{"error": e.Code, "error_description": e.Description})
 }
@@ -288,13 +291,18 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := i.now()
+	var granted []string
 	for _, name := range req.Scopes {
 		if sc := s.scopes[name]; sc != nil && sc.Consent == "required" {
 			if err := i.store.PutRecord(r.Context(), store.NSConsent, consentKey(s, c, req.UserID, name), []byte("1"), now.Add(consentLifetime)); err != nil {
 				i.storeFailurePage(w, err)
 				return
 			}
+			granted = append(granted, name)
 		}
+	}
+	if granted != nil {
+		i.logSuccess(EventConsentGrant, decision{server: s, clientID: c.ID, userID: req.UserID, scopes: granted, req: r})
 	}
 	i.issueCode(w, r, s, req)
 }
@@ -313,7 +321,7 @@ func (i *Issuer) switchUser(w http.ResponseWriter, r *http.Request, s *Server, r
 			return
 		}
 	}
-	i.logSuccess(EventSignOut, decision{server: s, clientID: req.ClientID, userID: req.UserID})
+	i.logSuccess(EventSignOut, decision{server: s, clientID: req.ClientID, userID: req.UserID, req: r})
 	gone := i.cookie(r, sessionCookie, "", 0)
 	gone.MaxAge = -1
 	http.SetCookie(w, gone)

@@ -143,6 +143,8 @@ func (i *Issuer) logLockout(ctx context.Context, d decision, login string) {
 		c.Write(append(d.fields(3), zap.String("outcome", "SUCCESS"), zap.String("reason", "Max sign in attempts exceeded"),
 			zap.Duration("locked_for", throttleWindow))...)
 	}
+	d.outcomeReason = "Max sign in attempts exceeded"
+	i.logEvents(EventAccountLock, &d, nil)
 }
 
 // inFlight counts the password checks of each login running in this

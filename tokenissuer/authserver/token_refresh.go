@@ -46,6 +46,7 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 		return nil, errBadRefresh.WithReason("refresh token family revoked")
 	}
 	if !static && !rt.Rotated.IsZero() && now.Sub(rt.Rotated) > leeway {
+		d.reused = true
 		return nil, i.refreshReused(ctx, rt)
 	}
 	// A narrower scope may be asked (RFC 6749 section 6), never a wider one.
@@ -99,6 +100,7 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	})
 	switch {
 	case errors.Is(err, errReuse):
+		d.reused = true
 		return nil, i.refreshReused(ctx, rt)
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errBadRefresh.WithReason("refresh token expired or removed while refreshing")

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
@@ -20,6 +21,7 @@ import (
 //		max_conn_idle_time <duration>
 //		connect_timeout    <duration>
 //		operation_timeout  <duration>
+//		log_retention      <duration>
 //	}
 //
 // The DSN is given once, inline or as `dsn`; placeholders such as
@@ -53,6 +55,11 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = caddyargs.Duration(d, once, &m.ConnectTimeout)
 		case "operation_timeout":
 			err = caddyargs.Duration(d, once, &m.OperationTimeout)
+		case "log_retention":
+			err = caddyargs.Duration(d, once, &m.LogRetention)
+			if err == nil && time.Duration(m.LogRetention) < MinLogRetention {
+				err = d.Errf("log_retention %s: must be at least %s", m.LogRetention, MinLogRetention)
+			}
 		default:
 			return caddyargs.Unknown(d)
 		}

@@ -43,6 +43,17 @@ var migrations = []string{
 		PRIMARY KEY (ns, key)
 	);
 	CREATE INDEX apiaccess_records_until ON {s}.apiaccess_records (until);`,
+
+	// 2: the System Log (store.EventLog), one row per event, the
+	// LogEvent as jsonb. The primary key is the query order; uuid
+	// collates bytewise ("C"), as the embedded store orders it.
+	`CREATE TABLE {s}.apiaccess_log_events (
+		published  timestamptz NOT NULL,
+		uuid       text COLLATE "C" NOT NULL,
+		event_type text        NOT NULL,
+		event      jsonb       NOT NULL,
+		PRIMARY KEY (published, uuid)
+	);`,
 }
 
 // Advisory lock classes: the first key of pg_advisory_xact_lock(int, int)

@@ -26,7 +26,7 @@ var pools = caddy.NewUsagePool()
 
 // Module is the PostgreSQL store as a Caddy guest module
 // (`token_issuer.storage.postgres`): the issuer's keys, revocations,
-// refresh tokens and sign-in state in one database, shared by every
+// refresh tokens, sign-in state and System Log in one database, shared by every
 // Caddy instance that points at it. The tables (`apiaccess_*`) are
 // created, and later upgraded, when the app starts.
 type Module struct {
@@ -75,6 +75,11 @@ type Module struct {
 	// Default: 10s.
 	OperationTimeout duration.Duration `json:"operation_timeout,omitempty"`
 
+	// LogRetention is how long System Log events are kept; older ones
+	// are deleted by the issuer's maintenance (on one node at a time).
+	// At least 1h. Default: 90 days, as Okta keeps its System Log.
+	LogRetention duration.Duration `json:"log_retention,omitempty"`
+
 	cfg    Config
 	key    string
 	opened bool
@@ -109,6 +114,7 @@ func (m *Module) Provision(ctx caddy.Context) error {
 		MaxConnIdleTime:  time.Duration(m.MaxConnIdleTime),
 		ConnectTimeout:   time.Duration(m.ConnectTimeout),
 		OperationTimeout: time.Duration(m.OperationTimeout),
+		LogRetention:     time.Duration(m.LogRetention),
 	}
 	pc, err := m.cfg.poolConfig()
 	if err != nil {

@@ -86,6 +86,7 @@ func TestProvisionErrors(t *testing.T) {
 		{"bad schema", Module{DSN: "postgres://db/x", Schema: "Issuer; DROP"}, "schema"},
 		{"min over max", Module{DSN: "postgres://db/x", MaxConns: 2, MinConns: 3}, "min_conns 3 is more than max_conns 2"},
 		{"min over dsn max", Module{DSN: "postgres://db/x?pool_max_conns=2", MinConns: 3}, "min_conns 3 is more than max_conns 2"},
+		{"short log retention", Module{DSN: "postgres://db/x", LogRetention: duration.Duration(time.Minute)}, "log_retention 1m0s must be at least 1h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.m.Provision(caddyCtx(t))
@@ -169,10 +170,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				max_conn_lifetime 30m
 				max_conn_idle_time 5m
 				connect_timeout 3s
+				log_retention 30d
 			}`,
 			want: Module{DSN: "postgres://issuer@db/issuer?sslmode=verify-full", Schema: "issuer", MaxConns: 20, MinConns: 2,
 				MaxConnLifetime: duration.Duration(30 * time.Minute), MaxConnIdleTime: duration.Duration(5 * time.Minute),
-				ConnectTimeout: duration.Duration(3 * time.Second)}},
+				ConnectTimeout: duration.Duration(3 * time.Second), LogRetention: duration.Duration(30 * 24 * time.Hour)}},
 		{name: "inline dsn and block", input: "postgres {env.DATABASE_URL} {\nmax_conns 8\n}",
 			want: Module{DSN: "{env.DATABASE_URL}", MaxConns: 8}},
 		{name: "min_conns zero", input: "postgres x {\nmin_conns 0\n}", want: Module{DSN: "x"}},
@@ -189,6 +191,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "max_conns overflow", input: "postgres {\nmax_conns 3000000000\n}", err: "want a whole number"},
 		{name: "bad duration", input: "postgres {\nconnect_timeout soon\n}", err: `connect_timeout "soon": not a duration`},
 		{name: "zero duration", input: "postgres {\nmax_conn_lifetime 0s\n}", err: `max_conn_lifetime "0s": zero would mean the default`},
+		{name: "short log retention", input: "postgres {\nlog_retention 59m\n}", err: `log_retention 59m0s: must be at least 1h0m0s`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m Module

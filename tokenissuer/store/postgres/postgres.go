@@ -42,6 +42,9 @@ type Config struct {
 	// hangs without dropping the connection fails requests (503) rather
 	// than holding them. Default: DefaultOperationTimeout.
 	OperationTimeout time.Duration
+	// LogRetention is how long System Log events are kept; Purge
+	// deletes older ones. Default: store.DefaultLogRetention.
+	LogRetention time.Duration
 }
 
 // DefaultOperationTimeout bounds one store operation when the
@@ -52,6 +55,10 @@ const DefaultOperationTimeout = 10 * time.Second
 // configuration nor the DSN does: without it an unreachable host holds
 // a request for the operating system's TCP timeout.
 const DefaultConnectTimeout = 5 * time.Second
+
+// MinLogRetention is the shortest log retention accepted, so that a
+// slip (`90m` for `90d`) does not empty the log at every maintenance.
+const MinLogRetention = time.Hour
 
 // schemaName is an unquoted-style identifier (PostgreSQL docs, "Identifiers
 // and Key Words"). Lower case only so it means the same quoted or not.
@@ -73,6 +80,8 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 		return nil, fmt.Errorf("postgres: min_conns %d must not be negative", c.MinConns)
 	case c.MaxConnLifetime < 0 || c.MaxConnIdleTime < 0 || c.ConnectTimeout < 0 || c.OperationTimeout < 0:
 		return nil, errors.New("postgres: durations must not be negative")
+	case c.LogRetention != 0 && c.LogRetention < MinLogRetention:
+		return nil, fmt.Errorf("postgres: log_retention %s must be at least %s", c.LogRetention, MinLogRetention)
 	}
 	pc, err := pgxpool.ParseConfig(c.DSN)
 	if err != nil {
@@ -110,6 +119,8 @@ type DB struct {
 	sql    queries
 	closed atomic.Bool
 	opTime time.Duration
+	// logRetention is the System Log's retention, applied by Purge.
+	logRetention time.Duration
 }
 
 // op bounds one operation by the operation timeout; past it the error
@@ -151,6 +162,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.OperationTimeout > 0 {
 		d.opTime = cfg.OperationTimeout
 	}
+	if cfg.LogRetention > 0 {
+		d.logRetention = cfg.LogRetention
+	}
 	if err := d.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -159,7 +173,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 }
 
 func newDB(pool *pgxpool.Pool, schema string) *DB {
-	return &DB{pool: pool, schema: schema, lockID: schemaLockID(schema), sql: buildQueries(schema), opTime: DefaultOperationTimeout}
+	return &DB{pool: pool, schema: schema, lockID: schemaLockID(schema), sql: buildQueries(schema), opTime: DefaultOperationTimeout,
+		logRetention: store.DefaultLogRetention}
 }
 
 // Close closes the pool; later calls return store.ErrClosed.
@@ -181,12 +196,16 @@ type queries struct {
 	refreshPut, refreshGet, refreshLock, refreshWrite         string
 	recordPut, recordGet, recordLock, recordSet, recordDelete string
 	incr                                                      string
+	logAppend, logSelect, logPurge                            string
 }
 
 func buildQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgx.Identifier{schema}.Sanitize())
 	q := r.Replace
+	logAppend, logSelect, logPurge := logQueries(q)
 	return queries{
+		logAppend: logAppend, logSelect: logSelect, logPurge: logPurge,
+
 		keys: q(`SELECT records FROM {s}.apiaccess_keys WHERE server = $1`),
 		// A 'null' row taken and locked before fn runs makes the first
 		// update of a server wait for, then see, a concurrent first
@@ -365,25 +384,30 @@ func (d *DB) Marked(ctx context.Context, ns, key string) (bool, error) {
 
 // Purge implements store.Store. One node purges at a time: the others
 // find the schema's purge lock taken and return at once, since the
-// work is being done.
+// work is being done. The node that purges then applies the System
+// Log's retention, so the issuer's maintenance keeps the log.
 func (d *DB) Purge(ctx context.Context, now time.Time) error {
-	ctx, cancel := d.op(ctx)
+	opCtx, cancel := d.op(ctx)
 	defer cancel()
-	return d.inTx(ctx, func(tx pgx.Tx) error {
-		var got bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, lockClassPurge, d.lockID).Scan(&got); err != nil {
+	var got bool
+	err := d.inTx(opCtx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(opCtx, `SELECT pg_try_advisory_xact_lock($1, $2)`, lockClassPurge, d.lockID).Scan(&got); err != nil {
 			return err
 		}
 		if !got {
 			return nil
 		}
 		for _, q := range []string{d.sql.purgeMarks, d.sql.purgeRecords, d.sql.purgeRefresh} {
-			if _, err := tx.Exec(ctx, q, now); err != nil {
+			if _, err := tx.Exec(opCtx, q, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil || !got {
+		return err
+	}
+	return d.PurgeEvents(ctx, now.Add(-d.logRetention))
 }
 
 // refreshExpiry is when Purge may drop a token: the embedded store drops
