@@ -190,9 +190,13 @@ type parser struct {
 }
 
 // fail records the first error, in Okta's wording.
-func (p *parser) fail(pos int, format string, args ...any) {
+func (p *parser) fail(pos int, format string, args ...any) { p.failHint(pos, "", format, args...) }
+
+// failHint is fail with a hint after the position ("Unrecognized
+// attribute operator 'eqq' at position 16. Expected: eq,co,...").
+func (p *parser) failHint(pos int, hint, format string, args ...any) {
 	if p.err == nil {
-		p.err = &Error{Code: CodeInvalidFilter, Summary: fmt.Sprintf("Invalid filter '%s': %s at position %d", echo(p.src), fmt.Sprintf(format, args...), pos)}
+		p.err = &Error{Code: CodeInvalidFilter, Summary: fmt.Sprintf("Invalid filter '%s': %s at position %d%s", echo(p.src), fmt.Sprintf(format, args...), pos, hint)}
 	}
 }
 
@@ -324,7 +328,7 @@ func (p *parser) unary(depth int) node {
 
 // attrExp = attrPath SP "pr" / attrPath SP compareOp SP compValue
 func (p *parser) attrExp() node {
-	if p.tok.kind != tWord || !validPath(p.tok.text) {
+	if p.tok.kind != tWord || !validPath(p.tok.text) || p.keyword("and") || p.keyword("or") || p.keyword("not") {
 		p.fail(p.tok.pos, "Expected an attribute, found '%s'", echo(p.tok.text))
 		return nil
 	}
@@ -335,7 +339,7 @@ func (p *parser) attrExp() node {
 		return nil
 	}
 	if p.tok.kind != tWord || !operators[strings.ToLower(p.tok.text)] {
-		p.fail(p.tok.pos, "Unrecognized attribute operator '%s'. Expected: %s", echo(p.tok.text), expectedOps)
+		p.failHint(p.tok.pos, ". Expected: "+expectedOps, "Unrecognized attribute operator '%s'", echo(p.tok.text))
 		return nil
 	}
 	op := strings.ToLower(p.tok.text)

@@ -141,10 +141,16 @@ func Parse(v url.Values, now time.Time) (*Request, *Error) {
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // parseTime reads since or until: RFC 3339 ("The Internet Date/Time
-// Format profile of ISO 8601"); empty is unset. The error is Okta's.
+// Format profile of ISO 8601"); empty is unset. An offset whose "+"
+// arrived as a space (Okta's examples write `since=...T00:00:00+00:00`
+// unencoded, and a query string reads "+" as a space) is read as "+".
+// The error is Okta's.
 func parseTime(name, s string) (time.Time, *Error) {
 	if s == "" {
 		return time.Time{}, nil
+	}
+	if n := len(s) - 6; n > 0 && s[n] == ' ' && s[n+3] == ':' {
+		s = s[:n] + "+" + s[n+1:]
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil || t.Year() < 1 {
