@@ -15,7 +15,6 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 )
 
 func init() {
@@ -109,8 +108,9 @@ func init() {
 //	}
 //
 // Storage defaults to `embedded`; its path may also be given as
-// `storage embedded { path <path> }`, and other `token_issuer.storage.*`
-// modules parse their own tokens after `storage <name>`. Likewise the
+// `storage embedded { path <path> }`, beside the System Log's
+// `log_retention` and `log_max_events`. Every `token_issuer.storage.*`
+// module parses its own tokens after `storage <name>`. Likewise the
 // users file of `directory file <path>` may be given as
 // `directory file { path <path> }`, and other `token_issuer.directory.*`
 // modules parse their own tokens after `directory <name>`; without
@@ -248,34 +248,11 @@ func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 		return nil, d.ArgErr()
 	}
 	name := d.Val()
-	if name != "embedded" {
-		unm, err := caddyfile.UnmarshalModule(d, "token_issuer.storage."+name)
-		if err != nil {
-			return nil, err
-		}
-		return caddyconfig.JSONModuleObject(unm, "module", name, nil), nil
+	unm, err := caddyfile.UnmarshalModule(d, "token_issuer.storage."+name)
+	if err != nil {
+		return nil, err
 	}
-	// The embedded module has no Caddyfile unmarshaler of its own.
-	m := new(embedded.Module)
-	once := caddyargs.Once{}
-	if d.NextArg() {
-		m.Path = d.Val()
-		once["path"] = true // `storage embedded <path>` sets it
-		if d.NextArg() {
-			return nil, d.ArgErr()
-		}
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "path":
-			if err := caddyargs.One(d, once, &m.Path); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, caddyargs.Unknown(d)
-		}
-	}
-	return caddyconfig.JSONModuleObject(m, "module", name, nil), nil
+	return caddyconfig.JSONModuleObject(unm, "module", name, nil), nil
 }
 
 // parseDirectory parses `directory <source> ...`; the source module

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -121,7 +124,9 @@ type LogIPAddress struct {
 // unbounded), after the cursor After (the position of the last event of
 // the previous page, as LogCursor gives it; empty: from the start),
 // that Match accepts (nil: all), in published order (then UUID), oldest
-// first unless Descending, at most Limit (1..1000).
+// first unless Descending, at most Limit (1..MaxLogLimit). With
+// Descending, "after" the cursor means older than it: the next page in
+// the same order. Check says whether a query is well formed.
 type LogQuery struct {
 	Since, Until time.Time
 	After        string
@@ -130,21 +135,76 @@ type LogQuery struct {
 	Match        func(*LogEvent) bool
 }
 
+// MaxLogLimit is the most events one query returns (Okta System Log
+// API: `limit` up to 1000).
+const MaxLogLimit = 1000
+
+// DefaultLogRetention is how long stores keep events unless configured
+// otherwise: Okta keeps the System Log for 90 days.
+const DefaultLogRetention = 90 * 24 * time.Hour
+
+// ErrInvalidLogQuery is returned (wrapped) for a LogQuery that Check
+// refuses: a bad cursor or a Limit out of range.
+var ErrInvalidLogQuery = errors.New("store: invalid log query")
+
+// Check reports a query stores refuse: Limit outside 1..MaxLogLimit,
+// or an After that is not a LogCursor.
+func (q LogQuery) Check() error {
+	if q.Limit < 1 || q.Limit > MaxLogLimit {
+		return fmt.Errorf("%w: limit %d is not in 1..%d", ErrInvalidLogQuery, q.Limit, MaxLogLimit)
+	}
+	if q.After != "" {
+		if _, _, err := ParseLogCursor(q.After); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // LogCursor is an event's position for LogQuery.After.
 func LogCursor(e *LogEvent) string {
 	return e.Published.UTC().Format(time.RFC3339Nano) + "/" + e.UUID
 }
 
+// ParseLogCursor reads a LogCursor back: the event's published time
+// and UUID. An error wraps ErrInvalidLogQuery.
+func ParseLogCursor(c string) (time.Time, string, error) {
+	ts, id, ok := strings.Cut(c, "/")
+	if ok && id != "" {
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			return t.UTC(), id, nil
+		}
+	}
+	return time.Time{}, "", fmt.Errorf("%w: malformed cursor", ErrInvalidLogQuery)
+}
+
 // EventLog is the store of System Log events. Stores that keep the log
 // (embedded and PostgreSQL) implement it beside Store; every node of a
-// cluster writes to and reads from the same log.
+// cluster writes to and reads from the same log. Published times are
+// kept to the microsecond (PostgreSQL's precision) and read back in
+// UTC; an event needs a UUID and a published time.
 type EventLog interface {
-	// AppendEvents stores events (a batch, from one node's writer).
+	// AppendEvents stores events (a batch, from one node's writer). An
+	// event with the (published, UUID) of a stored one replaces it.
 	AppendEvents(ctx context.Context, events []LogEvent) error
 	// QueryEvents answers q, and whether more events match beyond the
-	// Limit returned.
+	// Limit returned. A query Check refuses is an error wrapping
+	// ErrInvalidLogQuery.
 	QueryEvents(ctx context.Context, q LogQuery) ([]LogEvent, bool, error)
 	// PurgeEvents deletes events published before the time (retention),
 	// and, for a store with a size bound, the oldest beyond it.
 	PurgeEvents(ctx context.Context, before time.Time) error
+}
+
+// CheckLogEvent reports an event stores refuse to append: no UUID, or
+// a published time outside years 1678..2262 (what Unix nanoseconds
+// can hold; zero is outside).
+func CheckLogEvent(e *LogEvent) error {
+	if e.UUID == "" {
+		return errors.New("store: log event without uuid")
+	}
+	if y := e.Published.Year(); y < 1678 || y > 2261 {
+		return fmt.Errorf("store: log event %s: published time %s out of range", e.UUID, e.Published)
+	}
+	return nil
 }

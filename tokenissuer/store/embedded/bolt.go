@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,6 +30,9 @@ var (
 // DB is a bbolt-backed store.Store.
 type DB struct {
 	db *bolt.DB
+	// The System Log's limits (SetLogLimits): retention in nanoseconds
+	// and the most events kept.
+	logRetention, logMax atomic.Int64
 }
 
 // Open opens (creating if needed) the store file at path. The file and
@@ -42,7 +46,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketMarks, bucketRefresh, bucketRecords} {
+		for _, b := range [][]byte{bucketKeys, bucketMarks, bucketRefresh, bucketRecords, bucketLog, bucketLogMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -53,7 +57,9 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising store %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	d := &DB{db: db}
+	d.SetLogLimits(store.DefaultLogRetention, DefaultLogMaxEvents)
+	return d, nil
 }
 
 // Close closes the file.
@@ -140,8 +146,17 @@ func (d *DB) Marked(_ context.Context, ns, key string) (bool, error) {
 	return found, closed(err)
 }
 
-// Purge implements store.Store.
-func (d *DB) Purge(_ context.Context, now time.Time) error {
+// Purge implements store.Store. It also applies the System Log's
+// retention and size bound (SetLogLimits), so the issuer's maintenance
+// keeps the log.
+func (d *DB) Purge(ctx context.Context, now time.Time) error {
+	if err := d.purgeMarks(now); err != nil {
+		return err
+	}
+	return d.purgeLog(ctx, now)
+}
+
+func (d *DB) purgeMarks(now time.Time) error {
 	return closed(d.db.Update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketMarks).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
