@@ -14,7 +14,7 @@ import (
 // parameters).
 const (
 	DefaultLimit = 100
-	MaxLimit     = 1000
+	MaxLimit     = store.MaxLogLimit
 	// DefaultWindow is how far before `until` a request without `since`
 	// starts: "7 days prior to until".
 	DefaultWindow = 7 * 24 * time.Hour
@@ -153,7 +153,8 @@ func parseTime(name, s string) (time.Time, *Error) {
 		s = s[:n] + "+" + s[n+1:]
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || t.Year() < 1 {
+	// Stores keep times as Unix nanoseconds (store.CheckLogEvent).
+	if y := t.Year(); err != nil || y < 1678 || y > 2261 {
 		return time.Time{}, validation(name,
 			"The date format in your query is not recognized. Please enter dates using ISO8601 string format.",
 			"must be a valid date-time or empty.")
@@ -184,11 +185,8 @@ func decodeCursor(s string) (string, bool) {
 		return "", false
 	}
 	c := string(b)
-	ts, id, ok := strings.Cut(c, "/")
-	if !ok || id == "" {
-		return "", false
-	}
-	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+	_, id, err := store.ParseLogCursor(c)
+	if err != nil {
 		return "", false
 	}
 	for _, r := range id {

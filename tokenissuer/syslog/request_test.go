@@ -60,6 +60,7 @@ func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ q, code, want string }{
 		{"until=yesterday", CodeValidation, "Api validation failed: 'until': The date format in your query is not recognized. Please enter dates using ISO8601 string format.. 'until': must be a valid date-time or empty."},
 		{"since=2025-13-01T00:00:00Z", CodeValidation, "'since': The date format"},
+		{"since=0001-01-01T00:00:00Z", CodeValidation, "'since': The date format"},
 		{"since=2025-05-01", CodeValidation, "'since': The date format"},
 		{"since=2025-05-01T00:00:00 0000", CodeValidation, "'since': The date format"},
 		{"since=2025-06-01T00:00:00Z&until=2025-05-01T00:00:00Z", CodeValidation, "'since': must be before until."},
