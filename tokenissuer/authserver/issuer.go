@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -70,6 +71,14 @@ type Options struct {
 	Observer Observer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// EventLog answers the System Log API (`GET /api/v1/logs`); nil:
+	// the store given to Start, when it keeps the log.
+	EventLog store.EventLog
+	// APITokens are the Okta API tokens that may call the management
+	// APIs (`Authorization: SSWS <token>`): the System Log API. Each is
+	// at least MinAPITokenLength characters. None: no call is
+	// authorized. The Sessions API takes the SSO cookie instead.
+	APITokens []string
 }
 
 // Issuer serves the org authorization server and every custom one.
@@ -95,6 +104,9 @@ type Issuer struct {
 	started atomic.Bool
 	store   store.Store
 	auth    *clientauth.Authenticator
+
+	eventLog  store.EventLog      // System Log API (syslog_api.go)
+	apiTokens [][sha256.Size]byte // hashes of Options.APITokens
 }
 
 // HashGate is the gate every password check of this Issuer runs
@@ -144,6 +156,10 @@ func New(o Options) (*Issuer, error) {
 		o.Observer = noObserver{}
 	}
 	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate, obs: o.Observer}
+	i.eventLog = o.EventLog
+	if i.apiTokens, err = apiTokenHashes(o.APITokens); err != nil {
+		return nil, err
+	}
 	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
 		return nil, configerr.Field("trusted_origins", err)
 	}
@@ -294,6 +310,9 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 		return nil
 	}
 	i.store = st
+	if el, ok := st.(store.EventLog); ok && i.eventLog == nil {
+		i.eventLog = el
+	}
 	i.auth = clientauth.New(i.clients, st, i.now, clientauth.WithHashGate(i.gate))
 	for _, s := range i.Servers() {
 		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
