@@ -146,4 +146,3 @@ func writeLogsError(w http.ResponseWriter, e *syslog.Error) {
 	}
 	oauth.WriteJSON(w, http.StatusBadRequest, oktaError{Code: e.Code, Summary: e.Summary, Link: e.Code, ID: "oae" + randomToken()[:22], Causes: causes})
 }
-
