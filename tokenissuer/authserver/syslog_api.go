@@ -37,7 +37,7 @@ func apiTokenHashes(tokens []string) ([][sha256.Size]byte, error) {
 	out := make([][sha256.Size]byte, 0, len(tokens))
 	for n, t := range tokens {
 		if len(t) < MinAPITokenLength {
-			return nil, configerr.Fieldf("api_token", "api_token %d is shorter than %d characters", n+1, MinAPITokenLength)
+			return nil, configerr.Fieldf("api_token", "api_token must be at least %d characters (api_token %d)", MinAPITokenLength, n+1)
 		}
 		out = append(out, sha256.Sum256([]byte(t)))
 	}

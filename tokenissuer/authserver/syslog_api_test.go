@@ -354,7 +354,7 @@ func TestLogsNoTokens(t *testing.T) {
 	if rec := getLogs(t, iss, "/tenant/api/v1/logs", "SSWS "); rec.Code != 401 {
 		t.Errorf("empty token, no tokens configured: %d", rec.Code)
 	}
-	if _, err := New(Options{BaseURL: logsBase, APITokens: []string{"short"}}); err == nil || !strings.Contains(err.Error(), "shorter than 20") || strings.Contains(err.Error(), "short\"") {
+	if _, err := New(Options{BaseURL: logsBase, APITokens: []string{"short"}}); err == nil || !strings.Contains(err.Error(), "api_token must be at least 20 characters") || strings.Contains(err.Error(), "short\"") {
 		t.Errorf("short token: %v", err)
 	}
 	iss, _ = New(Options{BaseURL: logsBase, APITokens: []string{logsToken}})
