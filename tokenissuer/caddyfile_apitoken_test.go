@@ -18,8 +18,8 @@ import (
 func TestCaddyfileAPITokenErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, want string
-		line            string
-		json            bool
+		line             string
+		json             bool
 	}{
 		{"short", "api_token 00abcdefghijklmnopqrstuvwxyz\napi_token tooShort19character", "api_token must be at least 20 characters", "Caddyfile:5", true},
 		{"twice", "api_token 00abcdefghijklmnopqrstuvwxyz\napi_token 00abcdefghijklmnopqrstuvwxyz", "api_token given twice", "Caddyfile:5", false},
