@@ -96,6 +96,15 @@ type App struct {
 	// cookies are never shared cross-origin. Default: none.
 	TrustedOrigins []string `json:"trusted_origins,omitempty"`
 
+	// APITokens are the Okta API tokens that may call the issuer's
+	// management APIs with `Authorization: SSWS <token>`: the System Log
+	// API, `GET {base_url}/api/v1/logs`. Each is at least 20 characters,
+	// normally a placeholder such as `{env.OKTA_API_TOKEN}` resolved at
+	// provision; tokens are compared in constant time and never logged.
+	// The Sessions API takes the SSO cookie, not these. Default: none,
+	// and those APIs answer every call 401.
+	APITokens []string `json:"api_tokens,omitempty"`
+
 	// PasswordChecks bounds the password hash checks running at once
 	// (memory and cores), see PasswordChecks. Default: as many as cores,
 	// 256 MiB, a queue of 64, 2s wait.
@@ -167,6 +176,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			if c.Secret == "" {
 				return fmt.Errorf("client %q: client_secret resolved to an empty value", c.ID)
 			}
+		}
+	}
+	for n, tok := range a.APITokens {
+		if a.APITokens[n], err = resolve(fmt.Sprintf("api_token %d", n+1), tok); err != nil {
+			return err
 		}
 	}
 	if a.TemplatesDir, err = resolve("templates_dir", a.TemplatesDir); err != nil {
@@ -243,6 +257,7 @@ func (a *App) issuerOptions() authserver.Options {
 		BaseURL:        a.BaseURL,
 		Servers:        a.AuthorizationServers,
 		Clients:        a.Clients,
+		APITokens:      a.APITokens,
 	}
 	if a.Org != nil {
 		o.OrgSigningAlg = a.Org.SigningAlg
@@ -301,6 +316,7 @@ func checkParsed(app *App) error {
 	if strings.Contains(o.BaseURL, "{") {
 		o.BaseURL = "https://base-url.invalid"
 	}
+	o.APITokens = nil // checked per line by the parser, placeholders at provision
 	_, err = authserver.New(o)
 	return err
 }

@@ -3,6 +3,7 @@ package tokenissuer
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -44,6 +45,7 @@ func init() {
 //		}
 //		templates_dir <dir>
 //		trusted_origins <origin...>
+//		api_token <token>
 //		password_checks {
 //			concurrency <n>
 //			memory <size>
@@ -132,6 +134,11 @@ func init() {
 // named by id or login and to members of groups; the exclusions win,
 // and with exclusions only, everyone else is included.
 //
+// `api_token` repeats, one Okta API token (`Authorization: SSWS
+// <token>`, for the System Log API at `/api/v1/logs`) each, normally a
+// placeholder such as `{env.OKTA_API_TOKEN}`; a literal token shorter
+// than 20 characters is refused at its line.
+//
 // Durations take Go's units and `d` (days), as in 90d or 1d12h; zero
 // and negative durations, which the JSON would read as the default, are
 // refused. Every check the app makes when it is provisioned also runs
@@ -178,6 +185,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = caddyargs.One(d, once, &app.TemplatesDir)
 		case "trusted_origins":
 			err = caddyargs.List(d, once, &app.TrustedOrigins)
+		case "api_token":
+			err = parseAPIToken(d, app)
 		case "password_checks":
 			if err = once.Check(d); err == nil {
 				app.PasswordChecks, err = parsePasswordChecks(d)
@@ -246,6 +255,26 @@ func (a at) in(d *caddyfile.Dispenser, kind, name string) at {
 // mark records the cursor as where field (the item itself when empty)
 // was given.
 func (a at) mark(d *caddyfile.Dispenser, field string) { a.places.Mark(d, a.path, field) }
+
+// parseAPIToken parses `api_token <token>`; the error never repeats the
+// token.
+func parseAPIToken(d *caddyfile.Dispenser, app *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	tok := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if !strings.Contains(tok, "{") && len(tok) < authserver.MinAPITokenLength && !skipProvisionChecks {
+		return d.Errf("api_token must be at least %d characters", authserver.MinAPITokenLength)
+	}
+	if slices.Contains(app.APITokens, tok) {
+		return d.Err("api_token given twice")
+	}
+	app.APITokens = append(app.APITokens, tok)
+	return nil
+}
 
 // parseStorage parses `storage <module> ...` at the `storage` token.
 func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {

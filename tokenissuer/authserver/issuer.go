@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -72,10 +73,17 @@ type Options struct {
 	// Okta's LogEvent shape, written in batches in the background
 	// (Start starts the writer, StopEvents flushes and stops it); an
 	// Observer that implements EventObserver is told of events lost.
-	// Nil: events go to Logger only.
+	// It also answers the System Log API (`GET /api/v1/logs`). Nil:
+	// events go to Logger only, and the API reads the store given to
+	// Start when that store keeps the log.
 	EventLog store.EventLog
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// APITokens are the Okta API tokens that may call the management
+	// APIs (`Authorization: SSWS <token>`): the System Log API. Each is
+	// at least MinAPITokenLength characters. None: no call is
+	// authorized. The Sessions API takes the SSO cookie instead.
+	APITokens []string
 }
 
 // Issuer serves the org authorization server and every custom one.
@@ -102,6 +110,9 @@ type Issuer struct {
 	started atomic.Bool
 	store   store.Store
 	auth    *clientauth.Authenticator
+
+	eventLog  store.EventLog      // System Log API (syslog_api.go)
+	apiTokens [][sha256.Size]byte // hashes of Options.APITokens
 }
 
 // HashGate is the gate every password check of this Issuer runs
@@ -155,6 +166,10 @@ func New(o Options) (*Issuer, error) {
 	if o.EventLog != nil {
 		eo, _ := o.Observer.(EventObserver)
 		i.sink = newEventSink(o.EventLog, o.Logger, eo)
+	}
+	i.eventLog = o.EventLog
+	if i.apiTokens, err = apiTokenHashes(o.APITokens); err != nil {
+		return nil, err
 	}
 	if i.origins, err = parseOrigins(o.TrustedOrigins); err != nil {
 		return nil, configerr.Field("trusted_origins", err)
@@ -309,6 +324,9 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 		return nil
 	}
 	i.store = st
+	if el, ok := st.(store.EventLog); ok && i.eventLog == nil {
+		i.eventLog = el
+	}
 	i.auth = clientauth.New(i.clients, st, i.now, clientauth.WithHashGate(i.gate))
 	if i.sink != nil {
 		i.sink.start()

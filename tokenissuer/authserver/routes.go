@@ -74,6 +74,7 @@ type route struct {
 //	{base}/oauth2/{server}/.well-known/{doc}  custom discovery
 //	{base}/oauth2/{server}/v1/{endpoint}      custom endpoints
 //	{base}/api/v1/sessions/me[/...]           Sessions API (sessions_api.go)
+//	{base}/api/v1/logs                        System Log API (syslog_api.go)
 //	/.well-known/oauth-authorization-server{issuer path}
 //	                                          RFC 8414 section 3.1: the
 //	                                          well-known segment goes between
@@ -98,6 +99,9 @@ func (i *Issuer) buildRoutes() map[string]route {
 		routes["/.well-known/"+docOAuth+wellKnown] = route{s, endpoints[".well-known/"+docOAuth]}
 		if s.Org {
 			for name, ep := range sessionsAPI {
+				routes[i.basePath+"/"+name] = route{s, ep}
+			}
+			for name, ep := range adminAPI { // syslog_api.go
 				routes[i.basePath+"/"+name] = route{s, ep}
 			}
 		}
