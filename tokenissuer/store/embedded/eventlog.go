@@ -200,6 +200,10 @@ func (s *scan) chunk(tx *bolt.Tx) error {
 			s.next, s.incl = bytes.Clone(k), true // resume at k itself
 			return nil
 		}
+		if s.q.Match == nil && len(s.out) == s.q.Limit {
+			s.more, s.end = true, true // no need to decode it
+			return nil
+		}
 		var e store.LogEvent
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("decoding log event %x: %w", k, err)

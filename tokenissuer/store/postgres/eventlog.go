@@ -198,6 +198,9 @@ func (d *DB) queryChunk(ctx context.Context, sql string, args []any, q store.Log
 			return 0, last, "", false, d.result(err)
 		}
 		n++
+		if q.Match == nil && len(*out) == q.Limit {
+			return n, last, lastID, true, nil // no need to decode it
+		}
 		var e store.LogEvent
 		if err := json.Unmarshal(doc, &e); err != nil {
 			return 0, last, "", false, fmt.Errorf("decoding log event %s: %w", lastID, err)
