@@ -37,7 +37,9 @@ type Module struct {
 	// LogMaxEvents bounds the System Log: beyond it the oldest events
 	// are deleted by the issuer's maintenance (so the log may exceed it
 	// by what one maintenance interval writes). A typical event takes
-	// about 1 KB of the file. Default: 1000000.
+	// about 2 KB of the file, so the default bound is about 2 GB; deleted
+	// events leave free pages that new ones reuse, the file does not
+	// shrink. Default: 1000000.
 	LogMaxEvents int `json:"log_max_events,omitempty"`
 
 	abs    string

@@ -155,10 +155,10 @@ func (d *DB) logQuery(q store.LogQuery, hasCur bool, cur time.Time, curID string
 		return "$" + strconv.Itoa(len(args))
 	}
 	if !q.Since.IsZero() {
-		where = append(where, "published >= "+arg(q.Since))
+		where = append(where, "published >= "+arg(ceilMicro(q.Since)))
 	}
 	if !q.Until.IsZero() {
-		where = append(where, "published < "+arg(q.Until))
+		where = append(where, "published < "+arg(ceilMicro(q.Until)))
 	}
 	order := "published, uuid"
 	if hasCur {
@@ -176,6 +176,16 @@ func (d *DB) logQuery(q store.LogQuery, hasCur bool, cur time.Time, curID string
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
 	return sql + " ORDER BY " + order + " LIMIT " + arg(chunk), args
+}
+
+// ceilMicro rounds t up to a whole microsecond: pgx would truncate it,
+// and for published times (whole microseconds) p >= t holds exactly
+// when p >= ceilMicro(t), as the embedded store compares.
+func ceilMicro(t time.Time) time.Time {
+	if tr := t.Truncate(time.Microsecond); !tr.Equal(t) {
+		return tr.Add(time.Microsecond)
+	}
+	return t
 }
 
 // queryChunk runs one chunk's query, appending matching events to out
@@ -198,6 +208,9 @@ func (d *DB) queryChunk(ctx context.Context, sql string, args []any, q store.Log
 			return 0, last, "", false, d.result(err)
 		}
 		n++
+		if q.Match == nil && len(*out) == q.Limit {
+			return n, last, lastID, true, nil // no need to decode it
+		}
 		var e store.LogEvent
 		if err := json.Unmarshal(doc, &e); err != nil {
 			return 0, last, "", false, fmt.Errorf("decoding log event %s: %w", lastID, err)

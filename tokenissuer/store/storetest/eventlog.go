@@ -231,6 +231,9 @@ func testLogBounds(t *testing.T, l store.EventLog) {
 		{store.LogQuery{Until: until}, all[:7]},
 		{store.LogQuery{Since: since, Until: until}, all[2:7]},
 		{store.LogQuery{Since: since.Add(time.Microsecond), Until: until.Add(time.Microsecond)}, all[3:8]},
+		// Bounds finer than the stored microseconds.
+		{store.LogQuery{Since: since.Add(time.Nanosecond), Until: until.Add(time.Nanosecond)}, all[3:8]},
+		{store.LogQuery{Since: since.Add(-time.Nanosecond), Until: until.Add(-time.Nanosecond)}, all[2:7]},
 		{store.LogQuery{Since: until, Until: until}, nil},
 		{store.LogQuery{Since: until, Until: since}, nil},
 		{store.LogQuery{Since: ts(100)}, nil},

@@ -2,7 +2,9 @@
 // implementation must pass (DESIGN.md "State and storage": one suite runs
 // against every store). It relies only on the store.Store contract, so
 // it runs unchanged against the embedded bbolt store and shared stores
-// such as PostgreSQL.
+// such as PostgreSQL. RunEventLog is the System Log's part
+// (store.EventLog), with RunEventLogBound for stores with a size bound
+// and RunEventLogShared for shared stores (two nodes, one log).
 package storetest
 
 import (
