@@ -208,6 +208,8 @@ func TestOktaLoadErrors(t *testing.T) {
 		{`getFilteredGroups({"00g1"}, "group.name", 40)`, "getFilteredGroups is not supported"},
 		{`user.getInternalProperty("status")`, `supports only "id"`},
 		{`user.isMemberOf({'group.type': 'OKTA_GROUP'})`, `does not support "group.type"`},
+		{`user.isMemberOf({'group.profile.name': 'eng', 'operator': String.toUpperCase('exact')})`, "must be 'EXACT' or 'STARTS_WITH'"},
+		{`user.isMemberOf({'group.profile.name': 'eng', 'operator': app.name})`, "must be 'EXACT' or 'STARTS_WITH'"},
 		{`user.login.toLowerCase()`, "methods such as .toLowerCase() are not supported"},
 		{`foo.bar`, "unknown variable foo"},
 		{`user.login +`, "unexpected end"},
@@ -245,6 +247,9 @@ func TestOktaRunTimeFailures(t *testing.T) {
 		`Arrays.get({1}, 3)`,
 		`Groups.startsWith("OKTA", "x", Convert.toInt("0"))`,
 		`user.login > 3`,
+		// CEL charges custom functions one unit, so results are bounded
+		// instead: eight nested tenfold replaces would build gigabytes.
+		`String.replace(String.replace(String.replace(String.replace(String.replace(String.replace(String.replace(String.replace(user.login, "a", "aaaaaaaaaa"), "a", "aaaaaaaaaa"), "a", "aaaaaaaaaa"), "a", "aaaaaaaaaa"), "a", "aaaaaaaaaa"), "a", "aaaaaaaaaa"), "a", "aaaaaaaaaa"), "a", "aaaaaaaaaa")`,
 	} {
 		s, err := Compile([]*Claim{{Name: "c", Language: Okta, Value: expr}}, isKnown)
 		if err != nil {

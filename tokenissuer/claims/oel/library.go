@@ -32,7 +32,8 @@ func Library() cel.EnvOption {
 			params[i] = cel.DynType
 		}
 		id := strings.ReplaceAll(name, ".", "_") + "_" + strconv.Itoa(argc)
-		opts = append(opts, cel.Function(name, cel.Overload(id, params, result, cel.FunctionBinding(impl))))
+		bounded := func(args ...ref.Val) ref.Val { return bound(name, impl(args...)) }
+		opts = append(opts, cel.Function(name, cel.Overload(id, params, result, cel.FunctionBinding(bounded))))
 	}
 	str := func(name string, argc int, result *cel.Type, f func(s []string, null []bool) (ref.Val, error)) {
 		add(name, argc, result, func(args ...ref.Val) ref.Val {
@@ -589,4 +590,28 @@ func toFloat(n any) float64 {
 		return float64(i)
 	}
 	return n.(float64)
+}
+
+// CEL charges a custom function one unit whatever it builds, so the
+// cost limit cannot bound these: each result is bounded instead, and
+// nesting cannot grow a value past about ten times the bound.
+const (
+	maxResultBytes = 64 << 10
+	maxResultItems = 10_000
+)
+
+// bound turns a result over the bounds into an error (the claim is then
+// left out, as for any failing expression).
+func bound(name string, v ref.Val) ref.Val {
+	switch x := v.(type) {
+	case types.String:
+		if len(x) > maxResultBytes {
+			return types.NewErr("%s: result longer than %d bytes", name, maxResultBytes)
+		}
+	case traits.Lister:
+		if n, ok := x.Size().(types.Int); ok && n > maxResultItems {
+			return types.NewErr("%s: result longer than %d items", name, maxResultItems)
+		}
+	}
+	return v
 }

@@ -456,9 +456,11 @@ func emitIsMemberOf(c *call) (string, error) {
 			}
 			match = k
 		case "operator":
-			l, ok := d.vals[i].(*lit)
-			s, _ := l.val.(string)
-			if !ok || s != "EXACT" && s != "STARTS_WITH" {
+			var s string
+			if l, ok := d.vals[i].(*lit); ok {
+				s, _ = l.val.(string)
+			}
+			if s != "EXACT" && s != "STARTS_WITH" {
 				return "", errAt(d.vals[i].pos(), "the operator of user.isMemberOf must be 'EXACT' or 'STARTS_WITH'")
 			}
 			op = s
