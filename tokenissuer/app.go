@@ -453,7 +453,7 @@ func (l *storeEventLog) QueryEvents(ctx context.Context, q store.LogQuery) ([]st
 	if el := l.el.Load(); el != nil {
 		return (*el).QueryEvents(ctx, q)
 	}
-	return nil, false, nil
+	return nil, false, store.ErrNoEventLog
 }
 
 func (l *storeEventLog) PurgeEvents(ctx context.Context, before time.Time) error {

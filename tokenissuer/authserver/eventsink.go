@@ -53,10 +53,13 @@ func newEventSink(el store.EventLog, log *zap.Logger, obs EventObserver) *eventS
 		batch: sinkBatch, every: sinkInterval, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// add queues e, or drops it when the queue is full; after close it
-// does nothing.
+// add queues e, or drops it (counted) when the queue is full or the
+// writer has stopped.
 func (s *eventSink) add(e store.LogEvent) {
 	if s.closed.Load() {
+		if s.obs != nil {
+			s.obs.EventsDropped(1)
+		}
 		return
 	}
 	select {
@@ -75,8 +78,9 @@ func (s *eventSink) start() {
 }
 
 // close writes what is queued and stops the writer; it waits for that
-// last write (at most sinkFlushTimeout). Events added afterwards are
-// not kept.
+// last drain, which gets sinkFlushTimeout in all (a hanging store cannot
+// hold a reload for one timeout per batch). Events added afterwards are
+// counted as dropped.
 func (s *eventSink) close() {
 	s.start()
 	s.closed.Store(true)
@@ -94,20 +98,22 @@ func (s *eventSink) run() {
 		case e := <-s.queue:
 			buf = append(buf, e)
 			if len(buf) >= s.batch {
-				buf = s.write(buf)
+				buf = s.write(context.Background(), buf)
 			}
 		case <-t.C:
-			buf = s.write(buf)
+			buf = s.write(context.Background(), buf)
 		case <-s.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), sinkFlushTimeout)
+			defer cancel()
 			for {
 				select {
 				case e := <-s.queue:
 					buf = append(buf, e)
 					if len(buf) >= s.batch {
-						buf = s.write(buf)
+						buf = s.write(ctx, buf)
 					}
 				default:
-					s.write(buf)
+					s.write(ctx, buf)
 					return
 				}
 			}
@@ -118,12 +124,15 @@ func (s *eventSink) run() {
 // write stores buf and returns it emptied. A failure is logged (without
 // the events: they name users and clients) and counted; the batch is
 // not retried, so a store outage cannot grow memory.
-func (s *eventSink) write(buf []store.LogEvent) []store.LogEvent {
+func (s *eventSink) write(parent context.Context, buf []store.LogEvent) []store.LogEvent {
 	if len(buf) == 0 {
 		return buf
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), sinkFlushTimeout)
-	err := s.appendEvents(ctx, buf)
+	ctx, cancel := context.WithTimeout(parent, sinkFlushTimeout)
+	err := ctx.Err() // the drain's time is up: count the rest as failed
+	if err == nil {
+		err = s.appendEvents(ctx, buf)
+	}
 	cancel()
 	if err != nil {
 		s.log.Error("storing System Log events failed", zap.Int("events", len(buf)), zap.Error(err))

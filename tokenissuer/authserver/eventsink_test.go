@@ -166,3 +166,19 @@ func TestIssuerWithoutEventLog(t *testing.T) {
 	}
 	e.iss.StopEvents()
 }
+
+// TestEventSinkAfterClose: an event logged after the writer stopped (an
+// old server finishing a grant during a reload) is counted as dropped,
+// not lost silently.
+func TestEventSinkAfterClose(t *testing.T) {
+	el := &blockingLog{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	close(el.release)
+	obs := &countingObserver{}
+	s := newEventSink(el, zap.NewNop(), obs)
+	s.start()
+	s.close()
+	s.add(ev(1))
+	if d := obs.dropped.Load(); d != 1 || len(el.all()) != 0 {
+		t.Fatalf("after close: %d dropped, %d stored; want 1 dropped", d, len(el.all()))
+	}
+}

@@ -328,9 +328,6 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 		i.eventLog = el
 	}
 	i.auth = clientauth.New(i.clients, st, i.now, clientauth.WithHashGate(i.gate))
-	if i.sink != nil {
-		i.sink.start()
-	}
 	for _, s := range i.Servers() {
 		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
 		what, err := s.keys.Ensure(ctx)
@@ -341,14 +338,19 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 			i.logKeyRotation(s, what, "")
 		}
 	}
+	// The writer starts last: Caddy does not stop an app whose Start
+	// failed, so a writer started before a failing Ensure would leak.
+	if i.sink != nil {
+		i.sink.start()
+	}
 	i.started.Store(true)
 	return nil
 }
 
 // StopEvents writes the System Log events still queued and stops their
-// writer (waiting at most 10 s for the store); call it when the issuer
+// writer (waiting at most 10 s in all for the store); call it when the issuer
 // stops, before the store closes. Events logged afterwards are only in
-// the Caddy log.
+// the Caddy log (and counted as dropped).
 func (i *Issuer) StopEvents() {
 	if i.sink != nil {
 		i.sink.close()

@@ -91,8 +91,7 @@ func (i *Issuer) serveLogs(w http.ResponseWriter, r *http.Request, _ *Server) {
 		return
 	}
 	if i.eventLog == nil {
-		w.Header().Set("Cache-Control", "no-store")
-		writeOktaError(w, http.StatusNotImplemented, "E0000052", "Endpoint not implemented: the storage keeps no System Log.")
+		noEventLog(w)
 		return
 	}
 	values, err := url.ParseQuery(r.URL.RawQuery)
@@ -118,6 +117,11 @@ func (i *Issuer) serveLogs(w http.ResponseWriter, r *http.Request, _ *Server) {
 			w.Header().Set("Cache-Control", "no-store")
 			writeOktaError(w, http.StatusInternalServerError, "E0000009", "Your last request took too long to complete. This is likely due to a load issue on our side. We've logged this and will work to address it. Please either simplify your query or wait a few minutes and try again.")
 			return
+		case errors.Is(err, store.ErrNoEventLog):
+			noEventLog(w)
+			return
+		case r.Context().Err() != nil:
+			return // the client left: nothing to answer, nothing failed
 		case errors.Is(err, store.ErrInvalidLogQuery):
 			writeLogsError(w, &syslog.Error{Code: syslog.CodeSearchCriteria, Summary: "Invalid search criteria."})
 			return
@@ -145,4 +149,10 @@ func writeLogsError(w http.ResponseWriter, e *syslog.Error) {
 		causes = append(causes, map[string]string{"errorSummary": c})
 	}
 	oauth.WriteJSON(w, http.StatusBadRequest, oktaError{Code: e.Code, Summary: e.Summary, Link: e.Code, ID: "oae" + randomToken()[:22], Causes: causes})
+}
+
+// noEventLog answers a System Log request when the storage keeps none.
+func noEventLog(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeOktaError(w, http.StatusNotImplemented, "E0000052", "Endpoint not implemented: the storage keeps no System Log.")
 }

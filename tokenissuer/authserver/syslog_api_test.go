@@ -371,3 +371,33 @@ func TestLogsNoTokens(t *testing.T) {
 
 // noLogStore hides the embedded store's EventLog.
 type noLogStore struct{ store.Store }
+
+// noLog is an EventLog stand-in for a storage that keeps no log (what
+// the Caddy app passes until, and unless, its store keeps one).
+type noLog struct{}
+
+func (noLog) AppendEvents(context.Context, []store.LogEvent) error { return store.ErrNoEventLog }
+func (noLog) QueryEvents(context.Context, store.LogQuery) ([]store.LogEvent, bool, error) {
+	return nil, false, store.ErrNoEventLog
+}
+func (noLog) PurgeEvents(context.Context, time.Time) error { return store.ErrNoEventLog }
+
+// TestLogsWithoutEventLog: a storage that keeps no System Log answers
+// Okta's 501 E0000052, not an empty log that a poller would follow
+// forever.
+func TestLogsWithoutEventLog(t *testing.T) {
+	iss, err := New(Options{BaseURL: logsBase, Logger: zap.NewNop(), APITokens: []string{logsToken}, EventLog: noLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	startIssuer(t, iss, db)
+	rec := getLogs(t, iss, "/tenant/api/v1/logs?since=2026-01-01T00:00:00Z")
+	if rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), "E0000052") {
+		t.Fatalf("no System Log: %d %s", rec.Code, rec.Body)
+	}
+}

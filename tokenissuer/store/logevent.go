@@ -162,6 +162,10 @@ func (q LogQuery) Check() error {
 	return nil
 }
 
+// ErrNoEventLog is answered by an EventLog stand-in whose storage keeps
+// no System Log, so that a reader can tell "no log" from "no events".
+var ErrNoEventLog = errors.New("store: the storage keeps no System Log")
+
 // LogCursor is an event's position for LogQuery.After.
 func LogCursor(e *LogEvent) string {
 	return e.Published.UTC().Format(time.RFC3339Nano) + "/" + e.UUID
