@@ -57,7 +57,8 @@ func TestSystemLogThroughCaddy(t *testing.T) {
 	}
 
 	q := url.Values{"filter": {`eventType eq "app.oauth2.as.token.grant.access_token" and debugContext.debugData.grantType eq "client_credentials"`},
-		"since": {time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}}
+		// Bounded: a polling page ends syslog.PollSettle before now.
+		"since": {time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}, "until": {time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}}
 	var events []map[string]any
 	var raw string
 	testkit.WaitFor(t, "the grant's event in the System Log", 10*time.Second, func() bool {

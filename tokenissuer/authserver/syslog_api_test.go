@@ -218,6 +218,21 @@ func TestLogsPolling(t *testing.T) {
 	if evs = logEvents(t, rec); len(evs) != 7 || links(t, rec)["next"] == "" {
 		t.Errorf("no parameters: %d events, links %v", len(evs), rec.Header().Values("Link"))
 	}
+	// A batch stored late, holding an event published just before now,
+	// is not skipped: polling pages end syslog.PollSettle before now.
+	rec = getLogs(t, iss, "/tenant/api/v1/logs?since="+url.QueryEscape(clock.Now().Add(-time.Minute).Format(time.RFC3339)))
+	poll := links(t, rec)["next"]
+	late := store.LogEvent{UUID: "evt-late", Published: clock.Now().Add(-5 * time.Second), EventType: "user.session.start", Version: "0", Severity: "INFO"}
+	if err := iss.eventLog.AppendEvents(context.Background(), []store.LogEvent{late}); err != nil {
+		t.Fatal(err)
+	}
+	if evs = logEvents(t, getLogs(t, iss, poll)); len(evs) != 0 {
+		t.Fatalf("an event younger than the settle time was served: %v", evs)
+	}
+	clock.Advance(20 * time.Second)
+	if evs = logEvents(t, getLogs(t, iss, poll)); len(evs) != 1 || evs[0].UUID != "evt-late" {
+		t.Fatalf("the late event after the settle time: %v", evs)
+	}
 	// limit=0 answers [] and, polling, still a next link.
 	rec = getLogs(t, iss, "/tenant/api/v1/logs?limit=0")
 	if evs = logEvents(t, rec); len(evs) != 0 || links(t, rec)["next"] == "" {

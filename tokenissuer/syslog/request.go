@@ -120,10 +120,15 @@ func Parse(v url.Values, now time.Time) (*Request, *Error) {
 	if !since.Before(end) && !until.IsZero() {
 		return nil, validation("since", "must be before until.")
 	}
-	// Polling pages end at now, so the cursor never runs ahead of
-	// events still being written; bounded ones at until, which the
-	// next link fixes when it defaulted to now.
+	// Polling pages end PollSettle before now: events reach the store
+	// in batches from every node's writer, so a later batch may hold
+	// events published before the newest stored one, and a cursor that
+	// ran ahead of them would skip them for good. Bounded pages end at
+	// until, which the next link fixes when it defaulted to now.
 	r.Query.Since, r.Query.Until = since, end
+	if r.Polling {
+		r.Query.Until = end.Add(-PollSettle)
+	}
 	for _, p := range []string{"filter", "q", "limit", "sortOrder"} {
 		if s, ok := get[p]; ok {
 			r.next.Set(p, s)
@@ -245,3 +250,8 @@ func link(endpoint string, v url.Values) string {
 	}
 	return endpoint + "?" + v.Encode()
 }
+
+// PollSettle is how far behind now a polling page ends: more than the
+// event writer's flush interval plus its store timeout, so that every
+// node's batch for that time is stored before a cursor passes it.
+const PollSettle = 15 * time.Second
