@@ -6,6 +6,7 @@
 package caddytester
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -34,9 +35,14 @@ func AdminAddr() string { return "localhost:" + strconv.Itoa(AdminPort()) }
 // AdminURL is the admin endpoint's base URL.
 func AdminURL() string { return "http://" + AdminAddr() }
 
-// NewTester is caddytest.NewTester on this process's admin port.
+// NewTester is caddytest.NewTester on this process's admin port. It
+// first drops the default client's pooled connections: every test of a
+// package loads its config on the same ports, and a connection kept
+// from the previous test may still be served by the previous config
+// during its graceful stop (other clients, other keys).
 func NewTester(t testing.TB) *caddytest.Tester {
 	use()
+	http.DefaultClient.CloseIdleConnections()
 	return caddytest.NewTester(t)
 }
 
