@@ -174,14 +174,23 @@ func startLogEnv(t *testing.T) {
 }
 
 // oktaLogClient is an okta-sdk-golang client of the issuer as Okta
-// documents it (org URL and API token). v5.0.2 reads no HTTPS check;
-// WithTestingDisableHttpsCheck is its documented option for one.
+// documents it (org URL and API token). v5.0.2 has no HTTPS check
+// (WithTestingDisableHttpsCheck, its documented option, sets a field
+// nothing reads), but NewConfiguration keeps only the org URL's
+// hostname (cfg.Host = purl.Hostname()): with a port, requests go to
+// the scheme's default port. The exported Configuration.Host puts the
+// port back.
 func oktaLogClient(t *testing.T, token string) *okta.APIClient {
 	t.Helper()
 	cfg, err := okta.NewConfiguration(okta.WithOrgUrl(base), okta.WithToken(token), okta.WithTestingDisableHttpsCheck(true))
 	if err != nil {
 		t.Fatal(err)
 	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host = u.Host
 	return okta.NewAPIClient(cfg)
 }
 
