@@ -568,28 +568,7 @@ func TestOrgIssuerRefused(t *testing.T) {
 // keeps accepting it until it expires (the documented trade-off).
 func TestIntrospectionSeesRevocation(t *testing.T) {
 	issuer := gw + "/oauth2/default"
-	mk := func(path string, extra map[string]any) map[string]any {
-		h := map[string]any{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"}, "scopes": []string{"orders:read"}}
-		for k, v := range extra {
-			h[k] = v
-		}
-		return map[string]any{"match": []map[string]any{{"path": []string{path}}}, "handle": []map[string]any{h, {"handler": "static_response", "body": "ok {http.auth.user.id}"}}}
-	}
-	cfg := map[string]any{
-		"admin": map[string]any{"listen": caddytester.AdminAddr()},
-		"apps": map[string]any{
-			"token_issuer": issuerApp(gw, filepath.Join(t.TempDir(), "db")),
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":" + gwPort},
-				"routes": []map[string]any{
-					mk("/strict", map[string]any{"introspection": map[string]any{"client_id": clientID, "client_secret": clientSec}}),
-					mk("/local", nil),
-					{"handle": []map[string]any{{"handler": "token_issuer"}}},
-				},
-			}}},
-		},
-	}
-	caddytester.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	startRevocationRoutes(t, issuerApp(gw, filepath.Join(t.TempDir(), "db")))
 	tok := token(t, gw, "default")
 	for _, p := range []string{"/strict", "/local"} {
 		if res, body := call(t, p, tok); res.StatusCode != 200 || body != "ok "+clientID {
@@ -779,4 +758,34 @@ func TestForwardedNamesStrippedFromTrailers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startRevocationRoutes loads app (a token_issuer app on gw) behind the
+// routes of the revocation tests: /strict asks the issuer's
+// introspection about every token (as clientID), /local validates
+// tokens locally; both need orders:read for api://default.
+func startRevocationRoutes(t *testing.T, app map[string]any) {
+	t.Helper()
+	route := func(path string, extra map[string]any) map[string]any {
+		h := map[string]any{"handler": "require_token", "issuers": []map[string]any{{"url": gw + "/oauth2/default"}}, "audience": []string{"api://default"}, "scopes": []string{"orders:read"}}
+		for k, v := range extra {
+			h[k] = v
+		}
+		return map[string]any{"match": []map[string]any{{"path": []string{path}}}, "handle": []map[string]any{h, {"handler": "static_response", "body": "ok {http.auth.user.id}"}}}
+	}
+	cfg := map[string]any{
+		"admin": map[string]any{"listen": caddytester.AdminAddr()},
+		"apps": map[string]any{
+			"token_issuer": app,
+			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
+				"listen": []string{":" + gwPort},
+				"routes": []map[string]any{
+					route("/strict", map[string]any{"introspection": map[string]any{"client_id": clientID, "client_secret": clientSec}}),
+					route("/local", nil),
+					{"handle": []map[string]any{{"handler": "token_issuer"}}},
+				},
+			}}},
+		},
+	}
+	caddytester.NewTester(t).InitServer(mustJSON(t, cfg), "json")
 }

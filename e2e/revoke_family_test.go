@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
 )
 
 // TestIntrospectionSeesRefreshRevocation: revoking a refresh token
@@ -38,28 +36,7 @@ func TestIntrospectionSeesRefreshRevocation(t *testing.T) {
 	iss["authorization_servers"].(map[string]any)["default"].(map[string]any)["policies"] = []map[string]any{{"name": "All", "clients": []string{"*"},
 		"rules": []map[string]any{{"name": "Any", "grant_types": []string{"password"}, "scopes": []string{"*"}, "access_token_lifetime": "5m"}}}}
 	issuer := gw + "/oauth2/default"
-	mk := func(path string, extra map[string]any) map[string]any {
-		h := map[string]any{"handler": "require_token", "issuers": []map[string]any{{"url": issuer}}, "audience": []string{"api://default"}, "scopes": []string{"orders:read"}}
-		for k, v := range extra {
-			h[k] = v
-		}
-		return map[string]any{"match": []map[string]any{{"path": []string{path}}}, "handle": []map[string]any{h, {"handler": "static_response", "body": "ok {http.auth.user.id}"}}}
-	}
-	cfg := map[string]any{
-		"admin": map[string]any{"listen": caddytester.AdminAddr()},
-		"apps": map[string]any{
-			"token_issuer": iss,
-			"http": map[string]any{"servers": map[string]any{"srv0": map[string]any{
-				"listen": []string{":" + gwPort},
-				"routes": []map[string]any{
-					mk("/strict", map[string]any{"introspection": map[string]any{"client_id": clientID, "client_secret": clientSec}}),
-					mk("/local", nil),
-					{"handle": []map[string]any{{"handler": "token_issuer"}}},
-				},
-			}}},
-		},
-	}
-	caddytester.NewTester(t).InitServer(mustJSON(t, cfg), "json")
+	startRevocationRoutes(t, iss)
 
 	post := func(path string, form url.Values) (int, map[string]any) {
 		t.Helper()
