@@ -1,10 +1,8 @@
 package authserver
 
 import (
-	"context"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 )
 
 const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk0123"
@@ -130,16 +127,21 @@ func TestAuthorizeExactRedirect(t *testing.T) {
 // the longest access token), not for the default 90 days only.
 func TestCodeReplayRevokesLongFamily(t *testing.T) {
 	long := 400 * 24 * time.Hour
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	st := &markRecorder{Store: db, marks: map[string]time.Time{}}
-	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+	h, e := newHookEnv(t, func(o *Options) {
 		r := o.Servers["default"].Policies[0].Rules[0]
 		r.RefreshTokenLifetime, r.RefreshTokenIdle = duration.Duration(long), duration.Duration(long)
-	}, st)
+	})
+	var mu sync.Mutex
+	marks := map[string]time.Time{}
+	h.set(func(h *hookStore) {
+		h.afterMark = func(ns, key string, until time.Time) {
+			if ns == store.NSFamily {
+				mu.Lock()
+				marks[key] = until
+				mu.Unlock()
+			}
+		}
+	})
 	code := e.code("web", webCB, "")
 	if status, tok := e.redeem("web", code, webCB, ""); status != 200 || tok["refresh_token"] == nil {
 		t.Fatalf("first use: %d %v", status, tok)
@@ -147,30 +149,14 @@ func TestCodeReplayRevokesLongFamily(t *testing.T) {
 	if status, _ := e.redeem("web", code, webCB, ""); status != 400 {
 		t.Fatalf("replay: %d", status)
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.marks) != 1 {
-		t.Fatalf("family marks %v, want one", st.marks)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(marks) != 1 {
+		t.Fatalf("family marks %v, want one", marks)
 	}
-	for _, until := range st.marks {
+	for _, until := range marks {
 		if want := e.clock.Now().Add(long); until.Before(want) {
 			t.Errorf("family revoked until %s, before the family ends (%s)", until, want)
 		}
 	}
-}
-
-// markRecorder records the family marks written through it.
-type markRecorder struct {
-	store.Store
-	mu    sync.Mutex
-	marks map[string]time.Time
-}
-
-func (m *markRecorder) Mark(ctx context.Context, ns, key string, until time.Time) (bool, error) {
-	if ns == store.NSFamily {
-		m.mu.Lock()
-		m.marks[key] = until
-		m.mu.Unlock()
-	}
-	return m.Store.Mark(ctx, ns, key, until)
 }

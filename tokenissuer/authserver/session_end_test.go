@@ -16,17 +16,20 @@ import (
 )
 
 // hookStore is an embedded store whose calls tests can intercept: after
-// a successful PutRecord (afterPut), and failing UpdateRecord or Marked
-// in a namespace (failUpdate, failMarked).
+// a successful PutRecord or Mark (afterPut, afterMark), and failing
+// UpdateRecord or Marked in a namespace (failUpdate, failMarked).
 type hookStore struct {
 	store.Store
 	mu         sync.Mutex
 	afterPut   func(ns, key string)
+	afterMark  func(ns, key string, until time.Time)
 	failUpdate string
 	failMarked string
 }
 
-func newHookEnv(t *testing.T) (*hookStore, *flowEnv) {
+// newHookEnv is newFlowEnvWith(tweak) on a hookStore, with appOrigin
+// trusted.
+func newHookEnv(t *testing.T, tweak func(*Options)) (*hookStore, *flowEnv) {
 	t.Helper()
 	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
@@ -34,7 +37,7 @@ func newHookEnv(t *testing.T) (*hookStore, *flowEnv) {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	h := &hookStore{Store: db}
-	e := newFlowEnvWith(t, "https://id.example.com", nil, h)
+	e := newFlowEnvWith(t, "https://id.example.com", tweak, h)
 	e.iss.origins, _ = parseOrigins([]string{appOrigin})
 	return h, e
 }
@@ -56,6 +59,20 @@ func (h *hookStore) PutRecord(ctx context.Context, ns, key string, v []byte, unt
 		after(ns, key)
 	}
 	return nil
+}
+
+func (h *hookStore) Mark(ctx context.Context, ns, key string, until time.Time) (bool, error) {
+	fresh, err := h.Store.Mark(ctx, ns, key, until)
+	if err != nil {
+		return fresh, err
+	}
+	h.mu.Lock()
+	after := h.afterMark
+	h.mu.Unlock()
+	if after != nil {
+		after(ns, key, until)
+	}
+	return fresh, nil
 }
 
 func (h *hookStore) UpdateRecord(ctx context.Context, ns, key string, fn func([]byte) ([]byte, error)) ([]byte, error) {
@@ -97,7 +114,7 @@ func TestSessionRefreshRenewsCookie(t *testing.T) {
 // refresh's read of the session and its write must win: the session
 // stays ended and the refresh answers 404.
 func TestSessionRefreshRacingSignOut(t *testing.T) {
-	h, e := newHookEnv(t)
+	h, e := newHookEnv(t, nil)
 	sess := e.session("u1")
 	e.clock.Advance(time.Hour)
 	h.set(func(h *hookStore) {
@@ -154,7 +171,7 @@ func TestLogoutOnlyByNavigation(t *testing.T) {
 // TestNotYouStoreFailure: when the session cannot be ended, "Not you?"
 // says so and does not pretend (no sign-out event, no cleared cookie).
 func TestNotYouStoreFailure(t *testing.T) {
-	h, e := newHookEnv(t)
+	h, e := newHookEnv(t, nil)
 	mallory := e.session("u2")
 	q := url.Values{"client_id": {"web"}, "response_type": {"code"}, "scope": {"openid pay"}, "state": {"st"}, "redirect_uri": {webCB}}
 	w := e.browse(http.MethodGet, "/oauth2/default/v1/authorize?"+q.Encode(), nil, mallory)
@@ -177,7 +194,7 @@ func TestNotYouStoreFailure(t *testing.T) {
 // 503 temporarily_unavailable, not 401 invalid_token (after which SDKs
 // throw the token away).
 func TestUserinfoStoreFailure(t *testing.T) {
-	h, e := newHookEnv(t)
+	h, e := newHookEnv(t, nil)
 	_, tok := e.redeem("web", e.code("web", webCB, ""), webCB, "")
 	at, _ := tok["access_token"].(string)
 	call := func() *httptest.ResponseRecorder {
@@ -202,7 +219,7 @@ func TestUserinfoStoreFailure(t *testing.T) {
 // to revoke; the first use then sees the replay and revokes what it
 // issued instead of handing it out.
 func TestCodeReplayWhileIssuing(t *testing.T) {
-	h, e := newHookEnv(t)
+	h, e := newHookEnv(t, nil)
 	code := e.code("web", webCB, "")
 	var replay int
 	var linked string
