@@ -1,8 +1,6 @@
 package authserver
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -45,20 +43,9 @@ func TestClaimRunTimeFailureLeavesClaimOut(t *testing.T) {
 		t.Fatalf("token request: %d %v, want 200", code, body)
 	}
 	tok, _ := body["access_token"].(string)
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("access token %q is not a JWS", tok)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var payload map[string]any
-	if err := json.Unmarshal(raw, &payload); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := payload["ratio"]; ok || payload["tier"] != "internal" {
-		t.Fatalf("claims tier=%v ratio=%v, want tier internal and no ratio", payload["tier"], payload["ratio"])
+	claims := payload(t, tok)
+	if _, ok := claims["ratio"]; ok || claims["tier"] != "internal" {
+		t.Fatalf("claims tier=%v ratio=%v, want tier internal and no ratio", claims["tier"], claims["ratio"])
 	}
 	warned := logs.FilterMessage("claim left out: its expression failed").All()
 	if len(warned) != 1 || warned[0].Level != zap.WarnLevel {
