@@ -4,7 +4,6 @@ package authserver_test
 
 import (
 	"context"
-	"net/http"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -101,18 +100,7 @@ func BenchmarkSystemLog(b *testing.B) {
 					b.Skip("the embedded store keeps no System Log (store.EventLog) yet")
 				}
 			}
-			iss := newLoggedBenchIssuer(b, "RS256", v.el)
-			issueToken(b, iss)
-			b.ReportAllocs()
-			b.ResetTimer()
-			done := cpuPerOp(b)
-			run := reusable(tokenPath, grantBody)
-			for b.Loop() {
-				if code := run(iss); code != http.StatusOK {
-					b.Fatalf("status %d", code)
-				}
-			}
-			done()
+			benchGrants(b, newLoggedBenchIssuer(b, "RS256", v.el))
 		})
 	}
 }
