@@ -38,6 +38,8 @@ func init() {
 //		forward_claim <claim> <header>
 //		cache_size <entries>|-1
 //		realm <realm>
+//		log_decisions rejections|all|none
+//		route_name <name>
 //		introspect [<endpoint>] {
 //			client_id <client_id>
 //			client_secret <secret>
@@ -58,7 +60,9 @@ func init() {
 // of verified tokens. Missing issuers or audiences, bad patterns,
 // expressions and algorithms are reported when the handler is
 // provisioned; placeholders such as `{env.NAME}` are resolved then too.
-// `negative_cache off` keeps no introspection refusals.
+// `negative_cache off` keeps no introspection refusals. `log_decisions`
+// and `route_name` say what the route records in the System Log of the
+// `token_issuer` app of the same Caddy.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // consume directive name
 	rt := new(RequireToken)
@@ -134,6 +138,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 			}
 		case "realm":
 			err = caddyargs.One(h.Dispenser, once, &rt.Realm)
+		case "log_decisions":
+			if err = caddyargs.One(h.Dispenser, once, &rt.LogDecisions); err == nil {
+				switch rt.LogDecisions {
+				case LogRejections, LogAll, LogNone:
+				default:
+					err = h.Errf("log_decisions %q: want rejections, all or none", rt.LogDecisions)
+				}
+			}
+		case "route_name":
+			if err = caddyargs.One(h.Dispenser, once, &rt.RouteName); err == nil && !validRouteName(rt.RouteName) {
+				err = h.Errf("route_name: at most 128 printable characters")
+			}
 		case "introspect":
 			if err = once.Check(h.Dispenser); err == nil {
 				rt.Introspection, err = parseIntrospect(h.Dispenser)

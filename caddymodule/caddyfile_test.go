@@ -114,6 +114,21 @@ func TestCaddyfileErrors(t *testing.T) {
 			want: []string{"wrong argument count", "Caddyfile:4"},
 		},
 		{
+			name: "log_decisions not a mode",
+			body: "audience api://default\nlog_decisions rejected",
+			want: []string{`log_decisions "rejected": want rejections, all or none`, "Caddyfile:4"},
+		},
+		{
+			name: "log_decisions twice",
+			body: "audience api://default\nlog_decisions all\nlog_decisions none",
+			want: []string{"log_decisions", "Caddyfile:5"},
+		},
+		{
+			name: "route_name too long",
+			body: "route_name " + strings.Repeat("r", 129),
+			want: []string{"route_name: at most 128 printable characters", "Caddyfile:3"},
+		},
+		{
 			name: "audience without values",
 			body: "audience",
 			want: []string{"wrong argument count", "Caddyfile:3"},
@@ -420,6 +435,11 @@ func TestCaddyfileLoadErrors(t *testing.T) {
 			name:    "introspection without secret",
 			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\tintrospect {\n\t\t\tclient_id gw\n\t\t\tclient_secret {env.EMPTY_SECRET}\n\t\t}\n\t}",
 			want:    "introspection client_secret",
+		},
+		{
+			name:    "decisions logged without an issuer",
+			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\tlog_decisions all\n\t}",
+			want:    "log_decisions all: there is no token_issuer app in this Caddy",
 		},
 		{
 			name:    "invalid forward header",

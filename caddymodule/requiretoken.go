@@ -114,10 +114,26 @@ type RequireToken struct {
 	// issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
 
-	v       *validator.Validator
-	log     *zap.Logger
-	metrics *metrics
-	cleanup []func()
+	// LogDecisions says which decisions this route records in the System
+	// Log of the `token_issuer` app in the same Caddy (queried at its
+	// `GET /api/v1/logs`, event type `apiaccess.gateway.request`):
+	// `rejections`, `all` or `none`. Writes are batched and never make a
+	// request wait. Default: `rejections` when this Caddy has a
+	// `token_issuer` app, else none; `rejections` or `all` without one is
+	// a config error. Decisions are always in Caddy's log too
+	// (rejections at INFO, acceptances at DEBUG).
+	LogDecisions string `json:"log_decisions,omitempty"`
+
+	// RouteName names the route in the System Log (the event's target of
+	// type `apiaccess.Route`), e.g. `billing-api`. Default: the request's
+	// host.
+	RouteName string `json:"route_name,omitempty"`
+
+	v         *validator.Validator
+	decisions *decisionLog
+	log       *zap.Logger
+	metrics   *metrics
+	cleanup   []func()
 }
 
 // IssuerConfig is one accepted issuer.
@@ -332,6 +348,12 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 	if err := validator.Check(cfg); err != nil {
 		return err
 	}
+	if !validRouteName(rt.RouteName) {
+		return fmt.Errorf("route_name: at most 128 printable characters")
+	}
+	if rt.decisions, err = newDecisionLog(ctx, rt.LogDecisions, rt.RouteName); err != nil {
+		return err
+	}
 	rt.v = validator.New(cfg)
 	return nil
 }
@@ -379,6 +401,7 @@ func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	if repl != nil {
 		publish(repl, res)
 	}
+	rt.decisions.accepted(r, repl, res)
 	if c := rt.log.Check(zap.DebugLevel, "token accepted"); c != nil {
 		c.Write(zap.String("issuer", res.Issuer.URL), zap.String("subject", res.Subject), zap.String("client_id", clientID(res.Claims)), zap.String("path", r.URL.Path))
 	}
@@ -401,6 +424,7 @@ func (rt *RequireToken) reject(w http.ResponseWriter, r *http.Request, repl *cad
 	if c := rt.log.Check(zap.InfoLevel, "token rejected"); c != nil {
 		c.Write(fields...)
 	}
+	rt.decisions.rejected(r, repl, f)
 	realm := rt.Realm
 	if realm == "" {
 		realm = r.Host

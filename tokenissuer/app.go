@@ -25,6 +25,7 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/internal/duration"
+	"github.com/apiaccess/caddy-apiaccess/internal/gatewaylog"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -511,3 +512,14 @@ func (a *App) Audiences(iss string) (aud []string, ok bool) {
 	}
 	return []string{s.Audience}, true
 }
+
+// RecordGatewayDecision gives `require_token` handlers of this Caddy
+// the issuer's System Log (gatewaylog.Recorder): their decisions are
+// queued as events beside the issuer's own. Before Provision, nothing.
+func (a *App) RecordGatewayDecision(d gatewaylog.Decision) {
+	if a.issuer != nil {
+		a.issuer.RecordGatewayDecision(d)
+	}
+}
+
+var _ gatewaylog.Recorder = (*App)(nil)

@@ -117,8 +117,10 @@ type Failure struct {
 	Scope string
 	// Issuer is the token's issuer when it was one of ours, for logs.
 	Issuer string
-	// Subject and ClientID of a verified token refused for the route.
-	Subject, ClientID string
+	// Subject, ClientID, UserID and JTI of a token refused after its
+	// signature verified (for the route, or expired, or of another
+	// audience); empty before that.
+	Subject, ClientID, UserID, JTI string
 }
 
 func (f *Failure) Error() string { return f.Reason }
@@ -191,10 +193,9 @@ func (v *Validator) Validate(ctx context.Context, tok string, r *http.Request) (
 		}
 	}
 	if f := v.authorize(ver, r); f != nil {
-		f.Issuer, f.Subject = ver.issuer.URL, ver.sub
-		if f.ClientID, _ = ver.claims["cid"].(string); f.ClientID == "" {
-			f.ClientID, _ = ver.claims["client_id"].(string)
-		}
+		f.Issuer = ver.issuer.URL
+		f.identify(ver.claims)
+		f.Subject = ver.sub
 		return nil, f
 	}
 	return &Result{Issuer: ver.issuer, Claims: ver.claims, Subject: ver.sub, Scopes: ver.scopes}, nil
@@ -311,44 +312,44 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 	}
 	typed, _ := issuer.Keys.(keyset.Typed)
 	if !isAccessToken(hdr, claims, typed != nil && typed.TypesAccessTokens()) {
-		return nil, v.fail(ReasonNotAccessToken, issuer)
+		return nil, v.failSigned(ReasonNotAccessToken, issuer, claims)
 	}
 	// Time claims (RFC 7519 section 4.1.4-4.1.6), with skew.
 	rawExp, present := claims["exp"]
 	if !present {
-		return nil, v.fail(ReasonMissingClaim, issuer)
+		return nil, v.failSigned(ReasonMissingClaim, issuer, claims)
 	}
 	exp, ok := numericDate(rawExp)
 	if !ok {
-		return nil, v.fail(ReasonMalformed, issuer)
+		return nil, v.failSigned(ReasonMalformed, issuer, claims)
 	}
 	if !now.Before(exp.Add(v.skew())) {
-		return nil, v.fail(ReasonExpired, issuer)
+		return nil, v.failSigned(ReasonExpired, issuer, claims)
 	}
 	if raw, present := claims["nbf"]; present {
 		nbf, ok := numericDate(raw)
 		if !ok {
-			return nil, v.fail(ReasonMalformed, issuer)
+			return nil, v.failSigned(ReasonMalformed, issuer, claims)
 		}
 		if now.Add(v.skew()).Before(nbf) {
-			return nil, v.fail(ReasonNotYetValid, issuer)
+			return nil, v.failSigned(ReasonNotYetValid, issuer, claims)
 		}
 	}
 	if raw, present := claims["iat"]; present {
 		iat, ok := numericDate(raw)
 		if !ok {
-			return nil, v.fail(ReasonMalformed, issuer)
+			return nil, v.failSigned(ReasonMalformed, issuer, claims)
 		}
 		if now.Add(v.skew()).Before(iat) {
-			return nil, v.fail(ReasonIssuedInFuture, issuer)
+			return nil, v.failSigned(ReasonIssuedInFuture, issuer, claims)
 		}
 	}
 	if !audienceMatches(claims["aud"], issuer.Audiences) {
-		return nil, v.fail(ReasonWrongAudience, issuer)
+		return nil, v.failSigned(ReasonWrongAudience, issuer, claims)
 	}
 	scopes, ok := tokenScopes(claims)
 	if !ok {
-		return nil, v.fail(ReasonMalformed, issuer)
+		return nil, v.failSigned(ReasonMalformed, issuer, claims)
 	}
 	sub, _ := claims["sub"].(string)
 	return &verified{issuer: issuer, claims: claims, scopes: scopes, sub: sub, exp: exp}, nil
@@ -358,6 +359,24 @@ func (v *Validator) fail(reason string, is *Issuer) *Failure {
 	f := invalid(reason)
 	f.Issuer = is.URL
 	return f
+}
+
+// failSigned is a refusal of a token whose signature verified: who it
+// names is known, for the log.
+func (v *Validator) failSigned(reason string, is *Issuer, claims map[string]any) *Failure {
+	f := v.fail(reason, is)
+	f.identify(claims)
+	return f
+}
+
+// identify copies who a verified token names into f.
+func (f *Failure) identify(claims map[string]any) {
+	f.Subject, _ = claims["sub"].(string)
+	if f.ClientID, _ = claims["cid"].(string); f.ClientID == "" {
+		f.ClientID, _ = claims["client_id"].(string)
+	}
+	f.UserID, _ = claims["uid"].(string)
+	f.JTI, _ = claims["jti"].(string)
 }
 
 func (v *Validator) skew() time.Duration { return v.cfg.Skew }
