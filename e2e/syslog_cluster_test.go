@@ -15,6 +15,7 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/syslog"
 )
 
 const (
@@ -123,6 +124,8 @@ func uuids(events []clusterEvent) []string {
 // order, and the same query at B answers the same events in the same
 // order; paging with a small limit, page 1 at A, page 2 at B and so on,
 // following the Link rel="next" cursors, yields each event exactly once.
+// The same holds for a polling query (no until) once the events are
+// syslog.PollSettle old.
 func TestClusterSystemLogIsOne(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	schema := pgtest.FreshSchema(t, "apiaccess_syslog_")
@@ -210,27 +213,64 @@ func TestClusterSystemLogIsOne(t *testing.T) {
 	// Paged by 2, alternating nodes: page 1 at A, page 2 at B, ... The
 	// cursors of one node's pages work at the other.
 	q.Set("limit", "2")
-	uri := "/api/v1/logs?" + q.Encode()
+	if paged := pageAcross(t, "/api/v1/logs?"+q.Encode(), false, a, b); !slices.Equal(paged, uuids(atA)) {
+		t.Fatalf("paging across nodes: %v, want %v", paged, uuids(atA))
+	}
+
+	// Polling (since, no until: Okta's polling request) answers the same
+	// events once they are syslog.PollSettle old, at either node, and so
+	// does its paging across nodes, ending in an empty page that still
+	// links on.
+	pq := url.Values{"filter": q["filter"], "since": q["since"]}
+	var polled []clusterEvent
+	testkit.WaitFor(t, "the events in a polling query at A", syslog.PollSettle+15*time.Second, func() bool {
+		var status int
+		status, polled, _, raw = a.logs("/api/v1/logs?" + pq.Encode())
+		if status != 200 {
+			t.Fatalf("polling at A: %d %s", status, raw)
+		}
+		return len(polled) >= total
+	})
+	if !slices.Equal(uuids(polled), uuids(atA)) {
+		t.Fatalf("polling at A: %v, want %v", uuids(polled), uuids(atA))
+	}
+	if status, atB, _, rawB := b.logs("/api/v1/logs?" + pq.Encode()); status != 200 || !slices.Equal(uuids(atB), uuids(atA)) {
+		t.Fatalf("polling at B: %d %v, want %v (%s)", status, uuids(atB), uuids(atA), rawB)
+	}
+	pq.Set("limit", "2")
+	if paged := pageAcross(t, "/api/v1/logs?"+pq.Encode(), true, b, a); !slices.Equal(paged, uuids(atA)) {
+		t.Fatalf("polling pages across nodes: %v, want %v", paged, uuids(atA))
+	}
+	for _, e := range atA {
+		t.Logf("%s %s", e.Published.Format("15:04:05.000000"), e.what())
+	}
+}
+
+// pageAcross follows the next links from uri, asking the nodes in turn
+// (first page at nodes[0]), and returns the uuids of all pages. Bounded
+// queries end with the page that has no next link; polling ones with
+// the first empty page, which must still have one.
+func pageAcross(t *testing.T, uri string, polling bool, nodes ...*node) []string {
+	t.Helper()
 	var paged []string
-	for page := 0; uri != ""; page++ {
-		n := []*node{a, b}[page%2]
-		if page > total {
-			t.Fatalf("more than %d pages of 2 for %d events: %v", total, total, paged)
+	for page := 0; ; page++ {
+		n := nodes[page%len(nodes)]
+		if page > 20 {
+			t.Fatalf("more than 20 pages: %v", paged)
 		}
 		status, events, next, raw := n.logs(uri)
 		if status != 200 || len(events) > 2 {
 			t.Fatalf("page %d at %s: %d %s", page+1, n.name, status, raw)
 		}
-		if len(events) == 0 && next != "" {
+		paged = append(paged, uuids(events)...)
+		switch {
+		case polling && next == "":
+			t.Fatalf("polling page %d at %s: no next link", page+1, n.name)
+		case polling && len(events) == 0, next == "":
+			return paged
+		case len(events) == 0:
 			t.Fatalf("page %d at %s: no events, but a next link", page+1, n.name)
 		}
-		paged = append(paged, uuids(events)...)
-		uri = ""
-		if next != "" {
-			uri = requestURI(t, next)
-		}
-	}
-	if !slices.Equal(paged, uuids(atA)) {
-		t.Fatalf("paging across nodes: %v, want %v", paged, uuids(atA))
+		uri = requestURI(t, next)
 	}
 }
