@@ -98,6 +98,30 @@ func (n *node) logs(requestURI string) (int, []clusterEvent, string, string) {
 	return res.StatusCode, events, next, string(raw)
 }
 
+// awaitLogs asks requestURI at n until it answers at least want events
+// (the sink writes every 500ms), and returns them with the raw body.
+func (n *node) awaitLogs(requestURI string, want int, timeout time.Duration) ([]clusterEvent, string) {
+	n.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		status, events, _, raw := n.logs(requestURI)
+		if status != 200 {
+			n.t.Fatalf("logs at %s: %d %s", n.name, status, raw)
+		}
+		if len(events) >= want {
+			return events, raw
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for _, e := range events {
+				got = append(got, e.what())
+			}
+			n.t.Fatalf("after %v, logs at %s has %d of %d events: %q", timeout, n.name, len(events), want, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // requestURI is the path and query of a next link: the link names the
 // issuer's base URL (the load balancer), the test sends it to a node.
 func requestURI(t *testing.T, link string) string {
@@ -173,16 +197,7 @@ func TestClusterSystemLogIsOne(t *testing.T) {
 		"until":  {time.Now().Add(time.Hour).UTC().Format(time.RFC3339)},
 	}
 	query := "/api/v1/logs?" + q.Encode()
-	var atA []clusterEvent
-	var raw string
-	testkit.WaitFor(t, "both nodes' events in the System Log at A", 15*time.Second, func() bool {
-		var status int
-		status, atA, _, raw = a.logs(query)
-		if status != 200 {
-			t.Fatalf("logs at A: %d %s", status, raw)
-		}
-		return len(atA) >= total
-	})
+	atA, raw := a.awaitLogs(query, total, 15*time.Second)
 	got := map[string]int{}
 	for _, e := range atA {
 		got[e.what()]++
@@ -222,15 +237,7 @@ func TestClusterSystemLogIsOne(t *testing.T) {
 	// does its paging across nodes, ending in an empty page that still
 	// links on.
 	pq := url.Values{"filter": q["filter"], "since": q["since"]}
-	var polled []clusterEvent
-	testkit.WaitFor(t, "the events in a polling query at A", syslog.PollSettle+15*time.Second, func() bool {
-		var status int
-		status, polled, _, raw = a.logs("/api/v1/logs?" + pq.Encode())
-		if status != 200 {
-			t.Fatalf("polling at A: %d %s", status, raw)
-		}
-		return len(polled) >= total
-	})
+	polled, _ := a.awaitLogs("/api/v1/logs?"+pq.Encode(), total, syslog.PollSettle+15*time.Second)
 	if !slices.Equal(uuids(polled), uuids(atA)) {
 		t.Fatalf("polling at A: %v, want %v", uuids(polled), uuids(atA))
 	}
