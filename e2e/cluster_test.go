@@ -50,8 +50,9 @@ type node struct {
 }
 
 // clusterConfig is a node's config: the issuer on PostgreSQL, and
-// require_token on /api/ validating in process.
-func clusterConfig(t *testing.T, base string, adminPort, httpPort int, dsn, schema string) string {
+// require_token on /api/ validating in process; apiTokens, if any, may
+// read the System Log (GET /api/v1/logs, routed to the issuer).
+func clusterConfig(t *testing.T, base string, adminPort, httpPort int, dsn, schema string, apiTokens ...string) string {
 	t.Helper()
 	hash, err := directory.HashBcrypt(alicePass)
 	if err != nil {
@@ -92,6 +93,14 @@ func clusterConfig(t *testing.T, base string, adminPort, httpPort int, dsn, sche
 			}}},
 		},
 	}
+	if len(apiTokens) > 0 {
+		apps := cfg["apps"].(map[string]any)
+		apps["token_issuer"].(map[string]any)["api_tokens"] = apiTokens
+		// Okta's System Log API is below /api/ too: the issuer's, not the gateway's.
+		srv := apps["http"].(map[string]any)["servers"].(map[string]any)["srv"].(map[string]any)
+		srv["routes"] = append([]map[string]any{{"match": []map[string]any{{"path": []string{"/api/v1/logs"}}},
+			"handle": []map[string]any{{"handler": "token_issuer"}}}}, srv["routes"].([]map[string]any)...)
+	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -99,11 +108,11 @@ func clusterConfig(t *testing.T, base string, adminPort, httpPort int, dsn, sche
 	return string(b)
 }
 
-func newNode(t *testing.T, name, base string, adminPort, httpPort int, dsn, schema string) *node {
+func newNode(t *testing.T, name, base string, adminPort, httpPort int, dsn, schema string, apiTokens ...string) *node {
 	dir := t.TempDir()
 	n := &node{t: t, name: name, url: fmt.Sprintf("http://localhost:%d", httpPort), admin: fmt.Sprintf("http://localhost:%d", adminPort),
 		cfg: filepath.Join(dir, "caddy.json"), dir: dir, logPath: filepath.Join(dir, "caddy.log")}
-	if err := os.WriteFile(n.cfg, []byte(clusterConfig(t, base, adminPort, httpPort, dsn, schema)), 0o600); err != nil {
+	if err := os.WriteFile(n.cfg, []byte(clusterConfig(t, base, adminPort, httpPort, dsn, schema, apiTokens...)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
