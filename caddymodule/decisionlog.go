@@ -84,15 +84,20 @@ func (l *decisionLog) decision(r *http.Request, repl *caddy.Replacer) gatewaylog
 		Method: r.Method, Host: r.Host, Path: r.URL.Path,
 		UserAgent: r.UserAgent(),
 	}
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		d.ClientIP = ip
-	} else {
-		d.ClientIP = remoteIP(r)
-	}
+	d.ClientIP = clientIP(r)
 	if repl != nil {
 		d.RequestID, _ = repl.GetString("http.request.uuid")
 	}
 	return d
+}
+
+// clientIP is Caddy's client IP (which honours `trusted_proxies`), else
+// the connection's peer.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	return remoteIP(r)
 }
 
 // validRouteName: a route name is a label for the log, printable and

@@ -403,7 +403,8 @@ func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	}
 	rt.decisions.accepted(r, repl, res)
 	if c := rt.log.Check(zap.DebugLevel, "token accepted"); c != nil {
-		c.Write(zap.String("issuer", res.Issuer.URL), zap.String("subject", res.Subject), zap.String("client_id", clientID(res.Claims)), zap.String("path", r.URL.Path))
+		c.Write(zap.String("issuer", res.Issuer.URL), zap.String("subject", res.Subject), zap.String("client_id", clientID(res.Claims)),
+			zap.String("host", r.Host), zap.String("path", r.URL.Path), zap.String("client_ip", clientIP(r)), zap.String("route", rt.RouteName))
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -414,12 +415,15 @@ func (rt *RequireToken) reject(w http.ResponseWriter, r *http.Request, repl *cad
 	if repl != nil {
 		repl.Set("http.auth.token.error", f.Reason)
 	}
-	fields := []zap.Field{zap.String("reason", f.Reason), zap.Int("status", f.Status), zap.String("host", r.Host), zap.String("path", r.URL.Path), zap.String("remote_ip", remoteIP(r))}
+	fields := []zap.Field{zap.String("reason", f.Reason), zap.Int("status", f.Status), zap.String("host", r.Host), zap.String("path", r.URL.Path), zap.String("remote_ip", remoteIP(r)), zap.String("client_ip", clientIP(r))}
 	if f.Issuer != "" {
 		fields = append(fields, zap.String("issuer", f.Issuer))
 	}
 	if f.Subject != "" || f.ClientID != "" {
 		fields = append(fields, zap.String("subject", f.Subject), zap.String("client_id", f.ClientID))
+	}
+	if rt.RouteName != "" {
+		fields = append(fields, zap.String("route", rt.RouteName))
 	}
 	if c := rt.log.Check(zap.InfoLevel, "token rejected"); c != nil {
 		c.Write(fields...)
