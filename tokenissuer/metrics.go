@@ -50,6 +50,11 @@ var (
 		Help: "System Log events lost because the store refused the batch they were written in (they are still in Caddy's log).",
 	})
 
+	logEventsSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "token_issuer", Name: "log_events_suppressed_total",
+		Help: "require_token refusals not kept in the System Log because their client address was over its budget of 10 a second (they are still in Caddy's log).",
+	})
+
 	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "token_issuer", Name: "store_errors_total",
 		Help: "Failed calls to the issuer's store, by operation; not-found answers and requests the client abandoned are not failures.",
@@ -58,7 +63,7 @@ var (
 
 // registerMetrics adds the issuer's collectors to a config's registry.
 func registerMetrics(reg *prometheus.Registry) error {
-	return promreg.Register(reg, tokenRequests, tokenDuration, introspections, revocations, keyRotations, storeErrors, logEventsDropped, logEventWriteErrors)
+	return promreg.Register(reg, tokenRequests, tokenDuration, introspections, revocations, keyRotations, storeErrors, logEventsDropped, logEventWriteErrors, logEventsSuppressed)
 }
 
 // grantLabels bounds the grant_type label to the grants the issuer
@@ -105,6 +110,8 @@ func (observer) KeyRotation(server, reason string) {
 func (observer) EventsDropped(n int) { logEventsDropped.Add(float64(n)) }
 
 func (observer) EventWriteFailed(n int) { logEventWriteErrors.Add(float64(n)) }
+
+func (observer) EventsSuppressed(n int) { logEventsSuppressed.Add(float64(n)) }
 
 var (
 	_ authserver.Observer      = observer{}

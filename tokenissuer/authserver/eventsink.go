@@ -29,6 +29,9 @@ type EventObserver interface {
 	EventsDropped(n int)
 	// EventWriteFailed: the store refused a batch of n events.
 	EventWriteFailed(n int)
+	// EventsSuppressed: n gateway refusals were left out, their client
+	// address being over its budget (gateway_flood.go).
+	EventsSuppressed(n int)
 }
 
 // eventSink queues System Log events and writes them to the store's

@@ -16,10 +16,11 @@ import (
 )
 
 // countingObserver counts the sink's losses.
-type countingObserver struct{ dropped, failed atomic.Int64 }
+type countingObserver struct{ dropped, failed, suppressed atomic.Int64 }
 
 func (o *countingObserver) EventsDropped(n int)    { o.dropped.Add(int64(n)) }
 func (o *countingObserver) EventWriteFailed(n int) { o.failed.Add(int64(n)) }
+func (o *countingObserver) EventsSuppressed(n int) { o.suppressed.Add(int64(n)) }
 
 // blockingLog holds every AppendEvents until release is closed.
 type blockingLog struct {

@@ -30,7 +30,19 @@ func (i *Issuer) RecordGatewayDecision(d gatewaylog.Decision) {
 	if i.sink == nil {
 		return
 	}
-	i.sink.add(i.gatewayEvent(&d))
+	var suppressed int64
+	if !d.Allowed {
+		ok, n := i.denials.admit(d.ClientIP, i.now())
+		if !ok {
+			return
+		}
+		suppressed = n
+	}
+	ev := i.gatewayEvent(&d)
+	if suppressed > 0 {
+		ev.DebugContext.DebugData["suppressedDenials"] = suppressedNote(suppressed)
+	}
+	i.sink.add(ev)
 }
 
 // gatewayEvent is the LogEvent of d. Every string from the request is

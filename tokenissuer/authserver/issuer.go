@@ -105,6 +105,7 @@ type Issuer struct {
 	inflight inFlight         // password checks running, per login
 	slowStep time.Duration    // slowStep; tests set 0 to not wait
 	sink     *eventSink       // System Log writer; nil: none
+	denials  *denyGuard       // gateway refusals each client address may log
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -166,6 +167,11 @@ func New(o Options) (*Issuer, error) {
 	if o.EventLog != nil {
 		eo, _ := o.Observer.(EventObserver)
 		i.sink = newEventSink(o.EventLog, o.Logger, eo)
+		var lost func(int)
+		if eo != nil {
+			lost = eo.EventsSuppressed
+		}
+		i.denials = newDenyGuard(lost)
 	}
 	i.eventLog = o.EventLog
 	if i.apiTokens, err = apiTokenHashes(o.APITokens); err != nil {

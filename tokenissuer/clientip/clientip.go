@@ -35,8 +35,10 @@ func From(r *http.Request) string {
 // Key is the address throttles count by: an IPv4 address as it is, an
 // IPv6 address by its /64, which one subscriber usually holds whole
 // (RFC 6177), so a single host cannot get a fresh count per address.
-func Key(r *http.Request) string {
-	ip := From(r)
+func Key(r *http.Request) string { return KeyOf(From(r)) }
+
+// KeyOf is Key for an address already read.
+func KeyOf(ip string) string {
 	a := net.ParseIP(ip)
 	switch {
 	case a == nil:
