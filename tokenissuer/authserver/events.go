@@ -23,6 +23,15 @@ const (
 	EventConsentGrant    = "app.oauth2.as.consent.grant"
 )
 
+// Consent revoked through the User Grants API (grants_api.go): one
+// grant, all of a user's, all of a user's for one client (Okta's
+// Event Types catalog).
+const (
+	EventConsentRevoke           = "app.oauth2.as.consent.revoke"
+	EventConsentRevokeUser       = "app.oauth2.as.consent.revoke.user"
+	EventConsentRevokeUserClient = "app.oauth2.as.consent.revoke.user.client"
+)
+
 // decision carries what one event records. It never holds a token,
 // secret or key: only identifiers.
 type decision struct {

@@ -45,6 +45,9 @@ var (
 	kindAuthorizeCode = eventKind{"app.oauth2.as.authorize.code", "app.oauth2.authorize.code", "OAuth2 authorization code request", false}
 	kindAuthorize     = eventKind{"app.oauth2.as.authorize", "app.oauth2.authorize", "OAuth2 authorization request", false}
 	kindConsentGrant  = eventKind{"app.oauth2.as.consent.grant", "app.oauth2.consent.grant", "User granted consent to an OAuth2 app", false}
+	kindConsentRevoke = eventKind{"app.oauth2.as.consent.revoke", "app.oauth2.consent.revoke", "User consent to an OAuth2 app is revoked", false}
+	kindRevokeAllUser = eventKind{"app.oauth2.as.consent.revoke.user", "app.oauth2.consent.revoke.user", "All of a user's consents to OAuth2 apps are revoked", false}
+	kindRevokeUserApp = eventKind{"app.oauth2.as.consent.revoke.user.client", "app.oauth2.consent.revoke.user.client", "A user's consents to an OAuth2 app are revoked", false}
 	kindKeyRollover   = eventKind{"app.oauth2.as.key.rollover", "app.oauth2.key.rollover", "Authorization server signing key rollover", false}
 	kindSessionStart  = eventKind{"user.session.start", "user.session.start", "User login to Okta", false}
 	kindSessionEnd    = eventKind{"user.session.end", "user.session.end", "User logout from Okta", false}
@@ -88,6 +91,15 @@ func kindsOf(event string, d *decision, failed bool) []eventKind {
 		return []eventKind{kindAuthorizeCode}
 	case EventConsentGrant:
 		return []eventKind{kindConsentGrant}
+	case EventConsentRevoke:
+		// Okta's catalog names only the custom servers' consent events:
+		// the org server asks for no consent (its scopes are the system
+		// ones), so its names here are never logged.
+		return []eventKind{kindConsentRevoke}
+	case EventConsentRevokeUser:
+		return []eventKind{kindRevokeAllUser}
+	case EventConsentRevokeUserClient:
+		return []eventKind{kindRevokeUserApp}
 	case EventRevoke:
 		return []eventKind{kindRevoke}
 	case EventIntrospect:

@@ -75,6 +75,8 @@ type route struct {
 //	{base}/oauth2/{server}/v1/{endpoint}      custom endpoints
 //	{base}/api/v1/sessions/me[/...]           Sessions API (sessions_api.go)
 //	{base}/api/v1/logs                        System Log API (syslog_api.go)
+//	{base}/api/v1/users/{id}/grants[/...]     User Grants API (grants_api.go),
+//	{base}/api/v1/users/{id}/clients[/...]    by prefix: the paths hold ids
 //	/.well-known/oauth-authorization-server{issuer path}
 //	                                          RFC 8414 section 3.1: the
 //	                                          well-known segment goes between
@@ -122,6 +124,9 @@ func (i *Issuer) namespaces() []string {
 func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
 	rt, ok := i.routes[p]
+	if !ok && strings.HasPrefix(p, i.basePath+"/"+usersAPIPath) {
+		rt, ok = route{i.org, usersAPI}, true // grants_api.go
+	}
 	if !ok {
 		for _, ns := range i.spaces {
 			if p == ns || strings.HasPrefix(p, ns+"/") {

@@ -294,7 +294,7 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	var granted []string
 	for _, name := range req.Scopes {
 		if sc := s.scopes[name]; sc != nil && sc.Consent == "required" {
-			if err := i.store.PutRecord(r.Context(), store.NSConsent, consentKey(s, c, req.UserID, name), []byte("1"), now.Add(consentLifetime)); err != nil {
+			if err := i.store.PutRecord(r.Context(), store.NSConsent, consentKey(s, c, req.UserID, name), consentValue(now), now.Add(consentLifetime)); err != nil {
 				i.storeFailurePage(w, err)
 				return
 			}
