@@ -117,8 +117,9 @@ type RequireToken struct {
 	// LogDecisions says which decisions this route records in the System
 	// Log of the `token_issuer` app in the same Caddy (queried at its
 	// `GET /api/v1/logs`, event type `apiaccess.gateway.request`):
-	// `rejections`, `all` or `none`. Writes are batched and never make a
-	// request wait. Default: `rejections` when this Caddy has a
+	// `rejections`, `all` or `none`. With `all`, acceptances of one token
+	// from one address within a second are one event with a count.
+	// Writes are batched and never make a request wait. Default: `rejections` when this Caddy has a
 	// `token_issuer` app, else none; `rejections` or `all` without one is
 	// a config error. Decisions are always in Caddy's log too
 	// (rejections at INFO, acceptances at DEBUG).

@@ -44,6 +44,9 @@ type eventSink struct {
 	obs   EventObserver
 	batch int
 	every time.Duration
+	// onTick, when set, runs on the writer's goroutine at every interval
+	// before the write (to add events that were waiting elsewhere).
+	onTick func()
 
 	startOnce, stopOnce sync.Once
 	closed              atomic.Bool
@@ -104,6 +107,9 @@ func (s *eventSink) run() {
 				buf = s.write(context.Background(), buf)
 			}
 		case <-t.C:
+			if s.onTick != nil {
+				s.onTick()
+			}
 			buf = s.write(context.Background(), buf)
 		case <-s.stop:
 			ctx, cancel := context.WithTimeout(context.Background(), sinkFlushTimeout)

@@ -30,18 +30,28 @@ func (i *Issuer) RecordGatewayDecision(d gatewaylog.Decision) {
 	if i.sink == nil {
 		return
 	}
-	var suppressed int64
-	if !d.Allowed {
-		ok, n := i.denials.admit(d.ClientIP, i.now())
-		if !ok {
-			return
-		}
-		suppressed = n
+	if d.Time.IsZero() {
+		d.Time = i.now()
+	}
+	if d.Allowed {
+		i.accepted.add(d)
+		return
+	}
+	ok, suppressed := i.denials.admit(d.ClientIP, d.Time)
+	if !ok {
+		return
 	}
 	ev := i.gatewayEvent(&d)
 	if suppressed > 0 {
 		ev.DebugContext.DebugData["suppressedDenials"] = suppressedNote(suppressed)
 	}
+	i.sink.add(ev)
+}
+
+// logAccepted logs a summary of n acceptances (gateway_summary.go).
+func (i *Issuer) logAccepted(d *gatewaylog.Decision, n int64) {
+	ev := i.gatewayEvent(d)
+	ev.DebugContext.DebugData["requestCount"] = countNote(n)
 	i.sink.add(ev)
 }
 
@@ -66,9 +76,6 @@ func (i *Issuer) gatewayEvent(d *gatewaylog.Decision) store.LogEvent {
 		Client:         &store.LogClient{IPAddress: d.ClientIP},
 		Request:        &store.LogRequest{IPChain: []store.LogIPAddress{{IP: d.ClientIP}}},
 		Actor:          gatewayActor(d),
-	}
-	if ev.Published.IsZero() {
-		ev.Published = i.now().UTC().Truncate(time.Microsecond)
 	}
 	if d.UserAgent != "" {
 		ev.Client.UserAgent = &store.LogUserAgent{RawUserAgent: echoBounded(d.UserAgent, maxUserAgent)}

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/gatewaylog"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // TestGatewayDecisionEvents: require_token's decisions become events of
@@ -39,7 +40,15 @@ func TestGatewayDecisionEvents(t *testing.T) {
 		t.Fatalf("%d gateway events, want 3", len(evs))
 	}
 
-	ok := evs[0]
+	byReason := map[string]store.LogEvent{}
+	for _, ev := range evs {
+		r := ""
+		if ev.Outcome.Reason != nil {
+			r = *ev.Outcome.Reason
+		}
+		byReason[r] = ev
+	}
+	ok := byReason[""]
 	if ok.Outcome.Result != "ALLOW" || ok.Outcome.Reason != nil || ok.Severity != "INFO" || !ok.Published.Equal(at.Truncate(time.Microsecond)) ||
 		ok.Transaction.ID != "req-1" || ok.Client.IPAddress != "203.0.113.7" || ok.Client.UserAgent.RawUserAgent != "curl/8" {
 		t.Fatalf("allowed event header: %+v %+v %+v", ok.Outcome, ok.Transaction, ok.Client)
@@ -61,11 +70,11 @@ func TestGatewayDecisionEvents(t *testing.T) {
 	}
 	dd := ok.DebugContext.DebugData
 	if dd["requestUri"] != "/billing/42" || dd["httpMethod"] != "GET" || dd["grantedScopes"] != "read write" || dd["jti"] != "AT.abc" ||
-		dd["clientId"] != "web" || dd["authorizationServer"] != "default" || dd["statusCode"] != nil {
+		dd["clientId"] != "web" || dd["authorizationServer"] != "default" || dd["statusCode"] != nil || dd["requestCount"] != "1" {
 		t.Fatalf("allowed debugData: %v", dd)
 	}
 
-	bad := evs[1]
+	bad := byReason["bad_signature"]
 	if bad.Outcome.Result != "DENY" || *bad.Outcome.Reason != "bad_signature" || bad.Severity != "WARN" || bad.DebugContext.DebugData["statusCode"] != "401" {
 		t.Fatalf("refusal: %+v %v", bad.Outcome, bad.DebugContext.DebugData)
 	}
@@ -83,7 +92,7 @@ func TestGatewayDecisionEvents(t *testing.T) {
 		t.Fatal("no transaction id without a request id")
 	}
 
-	scope := evs[2]
+	scope := byReason["insufficient_scope"]
 	if scope.Actor.Type != "PublicClientApp" || scope.Actor.ID != "svc" || *scope.Outcome.Reason != "insufficient_scope" ||
 		scope.DebugContext.DebugData["grantedScopes"] != nil {
 		t.Fatalf("client refusal: %+v %+v %v", scope.Actor, scope.Outcome, scope.DebugContext.DebugData)

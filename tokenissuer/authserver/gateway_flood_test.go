@@ -13,7 +13,7 @@ import (
 // to the System Log; the next event logged for it says how many were
 // left out, and the metric counts them. Another address keeps its own
 // budget, an IPv6 /64 is one address, and accepted requests are never
-// held back.
+// held back (they are summarised: gateway_summary.go).
 func TestGatewayRefusalsBoundedPerAddress(t *testing.T) {
 	el := &memEventLog{}
 	obs := &countingObserver{}
@@ -37,10 +37,11 @@ func TestGatewayRefusalsBoundedPerAddress(t *testing.T) {
 
 	byIP := map[string]int{}
 	var allowed int
-	var note any
+	var note, count any
 	for _, ev := range ofType(el.all(), "apiaccess.gateway.request") {
 		if ev.Outcome.Result == "ALLOW" {
 			allowed++
+			count = ev.DebugContext.DebugData["requestCount"]
 			continue
 		}
 		key := ev.Client.IPAddress
@@ -52,8 +53,8 @@ func TestGatewayRefusalsBoundedPerAddress(t *testing.T) {
 			note = n
 		}
 	}
-	if byIP["198.51.100.7"] != denyBurst+1 || byIP["2001:db8:1:2::/64"] != denyBurst || byIP["203.0.113.9"] != 1 || allowed != 20 {
-		t.Fatalf("refusals logged per address %v and %d acceptances; want %d, %d, 1 and 20", byIP, allowed, denyBurst+1, denyBurst)
+	if byIP["198.51.100.7"] != denyBurst+1 || byIP["2001:db8:1:2::/64"] != denyBurst || byIP["203.0.113.9"] != 1 || allowed != 1 || count != "20" {
+		t.Fatalf("refusals logged per address %v and %d acceptance summaries (count %v); want %d, %d, 1 and one of 20", byIP, allowed, count, denyBurst+1, denyBurst)
 	}
 	if note != "50" {
 		t.Fatalf("the refusal logged after the budget refilled notes %v left out, want 50", note)

@@ -106,6 +106,7 @@ type Issuer struct {
 	slowStep time.Duration    // slowStep; tests set 0 to not wait
 	sink     *eventSink       // System Log writer; nil: none
 	denials  *denyGuard       // gateway refusals each client address may log
+	accepted *summaries       // gateway acceptances, summarised per second
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -172,6 +173,8 @@ func New(o Options) (*Issuer, error) {
 			lost = eo.EventsSuppressed
 		}
 		i.denials = newDenyGuard(lost)
+		i.accepted = newSummaries(i.logAccepted)
+		i.sink.onTick = func() { i.accepted.flush(i.now()) }
 	}
 	i.eventLog = o.EventLog
 	if i.apiTokens, err = apiTokenHashes(o.APITokens); err != nil {
@@ -359,6 +362,7 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 // the Caddy log (and counted as dropped).
 func (i *Issuer) StopEvents() {
 	if i.sink != nil {
+		i.accepted.flush(time.Time{})
 		i.sink.close()
 	}
 }
