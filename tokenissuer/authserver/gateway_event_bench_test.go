@@ -53,3 +53,26 @@ func BenchmarkGatewayDecision(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGatewayAcceptance is what an accepted request of a route
+// logging every decision costs the issuer's side, from parallel
+// requests with one token (summarised: gateway_summary.go).
+func BenchmarkGatewayAcceptance(b *testing.B) {
+	el := &memEventLog{}
+	iss, err := New(Options{BaseURL: "http://issuer.test", Servers: map[string]*ServerConfig{"default": {}}, EventLog: el})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(iss.StopEvents)
+	d := gatewaylog.Decision{Allowed: true, Route: "bench", Method: "GET", Host: "127.0.0.1:9284", Path: "/",
+		ClientIP: "127.0.0.1", UserAgent: "wrk", RequestID: "3c1b0a54-8d52-4c1e-9f7a-2b2a4c1d9e10",
+		Issuer: "http://issuer.test/oauth2/default", Subject: "bench-client", ClientID: "bench-client", JTI: "AT.Yc2v3m1QeF0k9XyY4sV2iA"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d := d
+			d.Time = time.Now()
+			iss.RecordGatewayDecision(d)
+		}
+	})
+}
