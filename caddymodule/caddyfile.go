@@ -148,7 +148,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 			}
 		case "route_name":
 			if err = caddyargs.One(h.Dispenser, once, &rt.RouteName); err == nil && !validRouteName(rt.RouteName) {
-				err = h.Errf("route_name: at most 128 printable characters")
+				err = h.Errf("route_name: at most 128 bytes of printable UTF-8")
 			}
 		case "introspect":
 			if err = once.Check(h.Dispenser); err == nil {

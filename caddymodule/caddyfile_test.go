@@ -126,7 +126,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{
 			name: "route_name too long",
 			body: "route_name " + strings.Repeat("r", 129),
-			want: []string{"route_name: at most 128 printable characters", "Caddyfile:3"},
+			want: []string{"route_name: at most 128 bytes of printable UTF-8", "Caddyfile:3"},
 		},
 		{
 			name: "audience without values",

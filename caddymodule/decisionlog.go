@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -73,7 +75,9 @@ func (l *decisionLog) rejected(r *http.Request, repl *caddy.Replacer, f *validat
 	}
 	d := l.decision(r, repl)
 	d.Status, d.Reason = f.Status, f.Reason
-	d.Issuer, d.Subject, d.ClientID, d.UserID, d.JTI = f.Issuer, f.Subject, f.ClientID, f.UserID, f.JTI
+	if f.Verified { // else the issuer is only what the token claims
+		d.Issuer, d.Subject, d.ClientID, d.UserID, d.JTI = f.Issuer, f.Subject, f.ClientID, f.UserID, f.JTI
+	}
 	l.rec.RecordGatewayDecision(d)
 }
 
@@ -100,8 +104,8 @@ func clientIP(r *http.Request) string {
 	return remoteIP(r)
 }
 
-// validRouteName: a route name is a label for the log, printable and
-// short.
+// validRouteName: a route name is a label for the log: valid UTF-8,
+// printable (no control characters, C0 or C1), at most 128 bytes.
 func validRouteName(s string) bool {
-	return len(s) <= 128 && strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0
+	return len(s) <= 128 && utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) }) < 0
 }

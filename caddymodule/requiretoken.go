@@ -350,7 +350,7 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if !validRouteName(rt.RouteName) {
-		return fmt.Errorf("route_name: at most 128 printable characters")
+		return fmt.Errorf("route_name: at most 128 bytes of printable UTF-8")
 	}
 	if rt.decisions, err = newDecisionLog(ctx, rt.LogDecisions, rt.RouteName); err != nil {
 		return err

@@ -42,17 +42,17 @@ var (
 
 	logEventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "token_issuer", Name: "log_events_dropped_total",
-		Help: "System Log events not kept in the store because the writer's queue was full (they are still in Caddy's log).",
+		Help: "System Log events not kept in the store because the writer's queue was full (the issuer's events and gateway refusals are still in Caddy's log; gateway acceptances only at DEBUG level).",
 	})
 
 	logEventWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "token_issuer", Name: "log_events_write_failed_total",
-		Help: "System Log events lost because the store refused the batch they were written in (they are still in Caddy's log).",
+		Help: "System Log events lost because the store refused the batch they were written in (the issuer's events and gateway refusals are still in Caddy's log; gateway acceptances only at DEBUG level).",
 	})
 
 	logEventsSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "token_issuer", Name: "log_events_suppressed_total",
-		Help: "require_token refusals not kept in the System Log because their client address was over its budget of 10 a second (they are still in Caddy's log).",
+		Help: "require_token events not kept in the System Log: a client address over its budget of 10 refusals a second, or all gateway events over theirs of 200 a second (refusals are still in Caddy's log; acceptances only at DEBUG level).",
 	})
 
 	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -29,10 +29,10 @@ func TestFailureNamesOnlyVerifiedTokens(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, f := validate(t, validator.New(baseConfig(newClock())), c.tok, nil)
 			wantInvalid(t, f, c.reason)
-			if c.named != (f.Subject == "alice@example.com" && f.ClientID == "web" && f.UserID == "00u1" && f.JTI == "AT.1") {
+			if c.named != (f.Verified && f.Subject == "alice@example.com" && f.ClientID == "web" && f.UserID == "00u1" && f.JTI == "AT.1") {
 				t.Fatalf("failure names %q %q %q %q; named %v wanted", f.Subject, f.ClientID, f.UserID, f.JTI, c.named)
 			}
-			if !c.named && (f.Subject != "" || f.ClientID != "" || f.UserID != "" || f.JTI != "") {
+			if !c.named && (f.Verified || f.Subject != "" || f.ClientID != "" || f.UserID != "" || f.JTI != "") {
 				t.Fatalf("an unverified token's claims in the failure: %+v", f)
 			}
 		})

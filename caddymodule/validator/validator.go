@@ -117,9 +117,12 @@ type Failure struct {
 	Scope string
 	// Issuer is the token's issuer when it was one of ours, for logs.
 	Issuer string
-	// Subject, ClientID, UserID and JTI of a token refused after its
-	// signature verified (for the route, or expired, or of another
-	// audience); empty before that.
+	// Verified: the token's signature verified (it was refused for the
+	// route, or expired, or is of another audience), so Issuer and the
+	// identifiers below are the issuer's word, not the sender's.
+	Verified bool
+	// Subject, ClientID, UserID and JTI of a verified token; empty
+	// otherwise.
 	Subject, ClientID, UserID, JTI string
 }
 
@@ -371,6 +374,7 @@ func (v *Validator) failSigned(reason string, is *Issuer, claims map[string]any)
 
 // identify copies who a verified token names into f.
 func (f *Failure) identify(claims map[string]any) {
+	f.Verified = true
 	f.Subject, _ = claims["sub"].(string)
 	if f.ClientID, _ = claims["cid"].(string); f.ClientID == "" {
 		f.ClientID, _ = claims["client_id"].(string)

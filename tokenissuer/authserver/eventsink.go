@@ -45,8 +45,9 @@ type eventSink struct {
 	batch int
 	every time.Duration
 	// onTick, when set, runs on the writer's goroutine at every interval
-	// before the write (to add events that were waiting elsewhere).
-	onTick func()
+	// and returns events that waited elsewhere, stored with the batch
+	// (not through the queue, which only this goroutine drains).
+	onTick func() []store.LogEvent
 
 	startOnce, stopOnce sync.Once
 	closed              atomic.Bool
@@ -74,6 +75,21 @@ func (s *eventSink) add(e store.LogEvent) {
 		if s.obs != nil {
 			s.obs.EventsDropped(1)
 		}
+	}
+}
+
+// addShared queues e only while the queue is less than half full, so
+// that events of others (the gateways') never take the room of the
+// issuer's own; it reports whether e was queued.
+func (s *eventSink) addShared(e store.LogEvent) bool {
+	if s.closed.Load() || len(s.queue) >= cap(s.queue)/2 {
+		return false
+	}
+	select {
+	case s.queue <- e:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -108,7 +124,12 @@ func (s *eventSink) run() {
 			}
 		case <-t.C:
 			if s.onTick != nil {
-				s.onTick()
+				for _, e := range s.onTick() {
+					buf = append(buf, e)
+					if len(buf) >= s.batch {
+						buf = s.write(context.Background(), buf)
+					}
+				}
 			}
 			buf = s.write(context.Background(), buf)
 		case <-s.stop:

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
@@ -182,4 +183,51 @@ func TestEventSinkAfterClose(t *testing.T) {
 	if d := obs.dropped.Load(); d != 1 || len(el.all()) != 0 {
 		t.Fatalf("after close: %d dropped, %d stored; want 1 dropped", d, len(el.all()))
 	}
+}
+
+// TestEventSinkTickEventsNotDropped: events handed over at a tick (the
+// gateway's summaries) are stored in batches even when there are more
+// than the queue holds: they do not go through the queue.
+func TestEventSinkTickEventsNotDropped(t *testing.T) {
+	el := &memEventLog{}
+	obs := &countingObserver{}
+	s := newEventSink(el, zap.NewNop(), obs)
+	s.every = 5 * time.Millisecond
+	var once sync.Once
+	s.onTick = func() []store.LogEvent {
+		var out []store.LogEvent
+		once.Do(func() {
+			for n := range sinkQueue + 2000 {
+				out = append(out, ev(n))
+			}
+		})
+		return out
+	}
+	s.start()
+	testkit.WaitFor(t, "the tick's events stored", 10*time.Second, func() bool { return len(el.all()) == sinkQueue+2000 })
+	s.close()
+	if obs.dropped.Load() != 0 || el.calls < (sinkQueue+2000)/sinkBatch {
+		t.Fatalf("%d dropped, %d writes", obs.dropped.Load(), el.calls)
+	}
+}
+
+// TestEventSinkSharedRoom: addShared leaves half the queue to add.
+func TestEventSinkSharedRoom(t *testing.T) {
+	s := newEventSink(&memEventLog{}, zap.NewNop(), nil) // not started: nothing drains
+	shared := 0
+	for n := range sinkQueue {
+		if s.addShared(ev(n)) {
+			shared++
+		}
+	}
+	if shared != sinkQueue/2 {
+		t.Fatalf("addShared queued %d, want half the queue (%d)", shared, sinkQueue/2)
+	}
+	for n := range sinkQueue / 2 {
+		s.add(ev(n))
+	}
+	if len(s.queue) != sinkQueue {
+		t.Fatalf("add found no room: queue %d of %d", len(s.queue), sinkQueue)
+	}
+	s.close()
 }

@@ -23,6 +23,16 @@ const (
 	targetRoute = "apiaccess.Route"
 )
 
+// All gateway events together may take gatewayRate a second (burst
+// gatewayBurst) and at most half of the writer's queue, so that however
+// many addresses or tokens call, the issuer's own events (grants,
+// lockouts, revocations) keep their place in the queue and in a bounded
+// log; the rest are counted as suppressed.
+const (
+	gatewayRate  = 200
+	gatewayBurst = 2000
+)
+
 // RecordGatewayDecision queues a gateway decision as a System Log event
 // (gatewaylog.Recorder); it never blocks, and does nothing when the
 // store keeps no log.
@@ -33,8 +43,17 @@ func (i *Issuer) RecordGatewayDecision(d gatewaylog.Decision) {
 	if d.Time.IsZero() {
 		d.Time = i.now()
 	}
+	// Bounded before anything keeps them (an open summary holds them).
+	d.Method, d.Host, d.Path, d.Route = echoBounded(d.Method, 32), echo(d.Host), echo(d.Path), echo(d.Route)
+	d.UserAgent = echoBounded(d.UserAgent, maxUserAgent)
+	d.Issuer, d.Subject, d.ClientID, d.UserID, d.JTI = echo(d.Issuer), echo(d.Subject), echo(d.ClientID), echo(d.UserID), echo(d.JTI)
+	for n, sc := range d.Scopes {
+		d.Scopes[n] = echo(sc)
+	}
 	if d.Allowed {
-		i.accepted.add(d)
+		if sm := i.accepted.add(d); sm != nil {
+			i.queueGateway(i.summaryEvent(sm))
+		}
 		return
 	}
 	ok, suppressed := i.denials.admit(d.ClientIP, d.Time)
@@ -45,17 +64,43 @@ func (i *Issuer) RecordGatewayDecision(d gatewaylog.Decision) {
 	if suppressed > 0 {
 		ev.DebugContext.DebugData["suppressedDenials"] = suppressedNote(suppressed)
 	}
-	i.sink.add(ev)
+	i.queueGateway(ev)
 }
 
-// logAccepted logs a summary of n acceptances (gateway_summary.go).
-func (i *Issuer) logAccepted(d *gatewaylog.Decision, n int64) {
-	ev := i.gatewayEvent(d)
-	ev.DebugContext.DebugData["requestCount"] = countNote(n)
-	i.sink.add(ev)
+// queueGateway queues a gateway event within the gateway budget.
+func (i *Issuer) queueGateway(ev store.LogEvent) {
+	if !i.gatewayBudget.AllowN(i.now(), 1) || !i.sink.addShared(ev) {
+		i.denials.suppressed(1)
+	}
 }
 
-// gatewayEvent is the LogEvent of d. Every string from the request is
+// summaryEvent is the event of a summary of acceptances.
+func (i *Issuer) summaryEvent(sm *summary) store.LogEvent {
+	ev := i.gatewayEvent(&sm.first)
+	ev.DebugContext.DebugData["requestCount"] = countNote(sm.n)
+	return ev
+}
+
+// dueSummaries are the events of the summaries whose window ended, for
+// the writer to store at its tick (without going through its queue,
+// which only it drains); within the gateway budget.
+func (i *Issuer) dueSummaries() []store.LogEvent {
+	return i.summaryEvents(i.accepted.flush(i.now()))
+}
+
+func (i *Issuer) summaryEvents(done []*summary) []store.LogEvent {
+	out := make([]store.LogEvent, 0, len(done))
+	for _, sm := range done {
+		if !i.gatewayBudget.AllowN(i.now(), 1) {
+			i.denials.suppressed(1)
+			continue
+		}
+		out = append(out, i.summaryEvent(sm))
+	}
+	return out
+}
+
+// gatewayEvent is the LogEvent of d, whose strings RecordGatewayDecision
 // bounded and made valid UTF-8; the query is never kept (it may hold a
 // token).
 func (i *Issuer) gatewayEvent(d *gatewaylog.Decision) store.LogEvent {
@@ -63,7 +108,7 @@ func (i *Issuer) gatewayEvent(d *gatewaylog.Decision) store.LogEvent {
 	if txn == "" {
 		txn = newUUID()
 	}
-	host := echo(d.Host)
+	host := d.Host
 	ev := store.LogEvent{
 		UUID:           newUUID(),
 		Published:      d.Time.UTC().Truncate(time.Microsecond),
@@ -78,9 +123,9 @@ func (i *Issuer) gatewayEvent(d *gatewaylog.Decision) store.LogEvent {
 		Actor:          gatewayActor(d),
 	}
 	if d.UserAgent != "" {
-		ev.Client.UserAgent = &store.LogUserAgent{RawUserAgent: echoBounded(d.UserAgent, maxUserAgent)}
+		ev.Client.UserAgent = &store.LogUserAgent{RawUserAgent: d.UserAgent}
 	}
-	debug := map[string]any{"requestUri": echo(d.Path), "httpMethod": echo(d.Method), "host": host}
+	debug := map[string]any{"requestUri": d.Path, "httpMethod": d.Method, "host": host}
 	if !d.Allowed {
 		ev.Severity = "WARN"
 		reason := d.Reason
@@ -100,16 +145,16 @@ func (i *Issuer) gatewayEvent(d *gatewaylog.Decision) store.LogEvent {
 		}
 	}
 	if d.ClientID != "" {
-		debug["clientId"] = echo(d.ClientID)
+		debug["clientId"] = d.ClientID
 		ev.Target = append(ev.Target, clientTarget(i, d.ClientID))
 	}
 	if d.JTI != "" {
-		jti := echo(d.JTI)
+		jti := d.JTI
 		debug["jti"] = jti
 		ev.Target = append(ev.Target, store.LogTarget{ID: jti, Type: "access_token", AlternateID: jti, DisplayName: "Access Token"})
 	}
 	if d.Allowed && len(d.Scopes) > 0 {
-		debug["grantedScopes"] = echo(strings.Join(d.Scopes, " "))
+		debug["grantedScopes"] = strings.Join(d.Scopes, " ")
 	}
 	ev.DebugContext = &store.LogDebugContext{DebugData: debug}
 	return ev
@@ -124,11 +169,11 @@ func gatewayActor(d *gatewaylog.Decision) *store.LogActor {
 		if alt == "" {
 			alt = d.UserID
 		}
-		return &store.LogActor{ID: echo(d.UserID), Type: "User", AlternateID: echo(alt), DisplayName: echo(alt)}
+		return &store.LogActor{ID: d.UserID, Type: "User", AlternateID: alt, DisplayName: alt}
 	case d.ClientID != "":
-		return &store.LogActor{ID: echo(d.ClientID), Type: "PublicClientApp", AlternateID: echo(d.ClientID), DisplayName: echo(d.ClientID)}
+		return &store.LogActor{ID: d.ClientID, Type: "PublicClientApp", AlternateID: d.ClientID, DisplayName: d.ClientID}
 	case d.Subject != "":
-		return &store.LogActor{ID: echo(d.Subject), Type: "User", AlternateID: echo(d.Subject), DisplayName: echo(d.Subject)}
+		return &store.LogActor{ID: d.Subject, Type: "User", AlternateID: d.Subject, DisplayName: d.Subject}
 	}
 	return &store.LogActor{ID: "unknown", Type: "User", AlternateID: "unknown", DisplayName: "Unknown"}
 }

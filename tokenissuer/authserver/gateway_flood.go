@@ -25,6 +25,9 @@ const (
 	// forgotten, and new ones share one budget until some are.
 	denyAddrs = 10_000
 	denyIdle  = time.Minute
+	// denySweep is the least time between two sweeps of a full table:
+	// a sweep walks it all, and must not run per request.
+	denySweep = denyIdle / 4
 )
 
 // denyGuard admits refusal events per client address.
@@ -32,6 +35,7 @@ type denyGuard struct {
 	mu     sync.Mutex
 	byAddr map[string]*denyBudget
 	shared denyBudget
+	swept  time.Time
 	// lost is told of refusals left out of the log (for the metric).
 	lost func(n int)
 }
@@ -54,7 +58,8 @@ func (g *denyGuard) admit(ip string, now time.Time) (bool, int64) {
 	defer g.mu.Unlock()
 	b := g.byAddr[key]
 	if b == nil {
-		if len(g.byAddr) >= denyAddrs {
+		if len(g.byAddr) >= denyAddrs && now.Sub(g.swept) >= denySweep {
+			g.swept = now
 			g.forgetIdle(now)
 		}
 		if len(g.byAddr) >= denyAddrs {
@@ -67,14 +72,19 @@ func (g *denyGuard) admit(ip string, now time.Time) (bool, int64) {
 	b.last = now
 	if !b.lim.AllowN(now, 1) {
 		b.suppressed++
-		if g.lost != nil {
-			g.lost(1)
-		}
+		g.suppressed(1)
 		return false, 0
 	}
 	n := b.suppressed
 	b.suppressed = 0
 	return true, n
+}
+
+// suppressed counts n gateway events left out of the log.
+func (g *denyGuard) suppressed(n int) {
+	if g.lost != nil {
+		g.lost(n)
+	}
 }
 
 // forgetIdle drops addresses not seen for denyIdle: their budget is

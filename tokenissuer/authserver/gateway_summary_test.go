@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -50,20 +51,62 @@ func TestGatewayAcceptancesSummarised(t *testing.T) {
 }
 
 // TestGatewaySummariesBounded: past summaryKeys open summaries, an
-// acceptance is logged at once rather than held, so memory is bounded
-// however many tokens call.
+// acceptance is returned to be logged at once rather than held, so
+// memory is bounded however many tokens call; made-up methods are one
+// key; after close every acceptance is returned at once.
 func TestGatewaySummariesBounded(t *testing.T) {
-	var emitted int
-	s := newSummaries(func(*gatewaylog.Decision, int64) { emitted++ })
+	s := newSummaries()
 	now := time.Unix(1_800_000_000, 0)
+	var now1 int
 	for n := range summaryKeys + 10 {
-		s.add(gatewaylog.Decision{Time: now, Allowed: true, JTI: fmt.Sprint("AT.", n)})
+		if s.add(gatewaylog.Decision{Time: now, Allowed: true, Method: "GET", JTI: fmt.Sprint("AT.", n)}) != nil {
+			now1++
+		}
 	}
-	if len(s.open) != summaryKeys || emitted != 10 {
-		t.Fatalf("%d open, %d logged at once; want %d and 10", len(s.open), emitted, summaryKeys)
+	if len(s.open) != summaryKeys || now1 != 10 {
+		t.Fatalf("%d open, %d to log at once; want %d and 10", len(s.open), now1, summaryKeys)
 	}
-	s.flush(now.Add(summaryWindow))
-	if len(s.open) != 0 || emitted != summaryKeys+10 {
-		t.Fatalf("after the window: %d open, %d logged", len(s.open), emitted)
+	if got := s.flush(now.Add(summaryWindow)); len(got) != summaryKeys || len(s.open) != 0 {
+		t.Fatalf("after the window: %d flushed, %d open", len(got), len(s.open))
+	}
+	for n := range 100 {
+		if s.add(gatewaylog.Decision{Time: now, Allowed: true, Method: fmt.Sprint("M", n), JTI: "AT.x"}) != nil {
+			t.Fatal("a made-up method opened a summary of its own")
+		}
+	}
+	if len(s.open) != 1 {
+		t.Fatalf("%d summaries for one token and made-up methods, want 1", len(s.open))
+	}
+	if got := s.close(); len(got) != 1 || got[0].n != 100 {
+		t.Fatalf("close returned %v", got)
+	}
+	if s.add(gatewaylog.Decision{Time: now, Allowed: true, JTI: "AT.late"}) == nil {
+		t.Fatal("an acceptance after close was kept where nothing flushes it")
+	}
+}
+
+// TestGatewayEventsBudget: however many addresses send refusals, the
+// gateway's events together stay within gatewayBurst at once; the rest
+// are counted, and the issuer's own events still find room.
+func TestGatewayEventsBudget(t *testing.T) {
+	el := &memEventLog{}
+	obs := &countingObserver{}
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) { o.EventLog, o.Observer = el, obsWith{noObserver{}, obs} }, nil)
+	const n = gatewayBurst + 1000
+	for k := range n {
+		e.iss.RecordGatewayDecision(gatewaylog.Decision{Time: e.clock.Now(), Status: 401, Reason: "no_token", Method: "GET", Host: "api", Path: "/",
+			ClientIP: fmt.Sprintf("10.%d.%d.%d", k>>16&255, k>>8&255, k&255)})
+	}
+	if status, tok := e.post(tokenEP, "svc", url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}); status != 200 {
+		t.Fatalf("client_credentials: %d %v", status, tok)
+	}
+	e.iss.StopEvents()
+	evs := el.all()
+	gw := len(ofType(evs, "apiaccess.gateway.request"))
+	if gw > gatewayBurst || gw < gatewayBurst/2 || int64(n-gw) != obs.suppressed.Load()+obs.dropped.Load() {
+		t.Fatalf("%d gateway events stored of %d, %d suppressed, %d dropped; want at most %d, the rest counted", gw, n, obs.suppressed.Load(), obs.dropped.Load(), gatewayBurst)
+	}
+	if len(ofType(evs, "app.oauth2.as.token.grant.access_token")) != 1 {
+		t.Fatal("the issuer's own grant event was lost among the gateway's")
 	}
 }

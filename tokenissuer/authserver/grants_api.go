@@ -245,7 +245,9 @@ func (i *Issuer) listGrants(w http.ResponseWriter, r *http.Request, u *directory
 	for n := range gs {
 		out = append(out, i.oktaGrant(&gs[n], u, expand))
 	}
-	self := i.base + strings.TrimPrefix(r.URL.Path, i.basePath)
+	// Escaped: user and client ids are free-form, and a Link value must
+	// stay one URI (RFC 8288 section 3).
+	self := i.base + strings.TrimPrefix(r.URL.EscapedPath(), (&url.URL{Path: i.basePath}).EscapedPath())
 	w.Header().Add("Link", "<"+self+queryOf(values)+`>; rel="self"`)
 	if more {
 		values.Set("after", out[len(out)-1].ID)

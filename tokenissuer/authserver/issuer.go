@@ -14,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
@@ -107,6 +108,8 @@ type Issuer struct {
 	sink     *eventSink       // System Log writer; nil: none
 	denials  *denyGuard       // gateway refusals each client address may log
 	accepted *summaries       // gateway acceptances, summarised per second
+	// gatewayBudget bounds the gateway events of all routes together.
+	gatewayBudget *rate.Limiter
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -173,8 +176,9 @@ func New(o Options) (*Issuer, error) {
 			lost = eo.EventsSuppressed
 		}
 		i.denials = newDenyGuard(lost)
-		i.accepted = newSummaries(i.logAccepted)
-		i.sink.onTick = func() { i.accepted.flush(i.now()) }
+		i.accepted = newSummaries()
+		i.gatewayBudget = rate.NewLimiter(gatewayRate, gatewayBurst)
+		i.sink.onTick = i.dueSummaries
 	}
 	i.eventLog = o.EventLog
 	if i.apiTokens, err = apiTokenHashes(o.APITokens); err != nil {
@@ -362,7 +366,9 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 // the Caddy log (and counted as dropped).
 func (i *Issuer) StopEvents() {
 	if i.sink != nil {
-		i.accepted.flush(time.Time{})
+		for _, ev := range i.summaryEvents(i.accepted.close()) {
+			i.sink.add(ev)
+		}
 		i.sink.close()
 	}
 }
