@@ -32,6 +32,7 @@ import (
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/directory/filesource" // default directory
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/directory/staticsource"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded" // default storage
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres" // shared storage
@@ -105,6 +106,22 @@ type App struct {
 	// The Sessions API takes the SSO cookie, not these. Default: none,
 	// and those APIs answer every call 401.
 	APITokens []string `json:"api_tokens,omitempty"`
+
+	// Authenticators are the factor kinds users may enroll and sign in
+	// with beside the password: `totp` (RFC 6238 codes, as Google
+	// Authenticator or Okta Verify show) and `webauthn` (passkeys and
+	// security keys, the phishing-resistant one). Default: both.
+	Authenticators []string `json:"authenticators,omitempty"`
+
+	// SignOnPolicies decide, per client and per user or group, what a
+	// sign-in needs: the password only, a second factor (any, or
+	// phishing-resistant only), re-authentication after a maximum
+	// session age or on every sign-in, or deny (Okta's global session
+	// and authentication policies). Evaluated by priority; the first
+	// rule whose people match decides, and a policy with no matching
+	// rule passes to the next. Clients must be known; a policy needs at
+	// least one rule. Default: none, and the password alone signs in.
+	SignOnPolicies []*policy.SignOnPolicy `json:"sign_on_policies,omitempty"`
 
 	// PasswordChecks bounds the password hash checks running at once
 	// (memory and cores), see PasswordChecks. Default: as many as cores,
@@ -259,6 +276,8 @@ func (a *App) issuerOptions() authserver.Options {
 		Servers:        a.AuthorizationServers,
 		Clients:        a.Clients,
 		APITokens:      a.APITokens,
+		SignOnPolicies: a.SignOnPolicies,
+		Authenticators: a.Authenticators,
 	}
 	if a.Org != nil {
 		o.OrgSigningAlg = a.Org.SigningAlg

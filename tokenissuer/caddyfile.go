@@ -55,6 +55,24 @@ func init() {
 //		org {
 //			signing_alg <alg>
 //		}
+//		authenticators totp|webauthn...
+//		sign_on_policy <name> {
+//			description <text>
+//			priority <int>
+//			clients *|<client_id...>
+//			rule <name> {
+//				priority <int>
+//				users <id_or_login...>
+//				groups <group...>
+//				exclude_users <id_or_login...>
+//				exclude_groups <group...>
+//				access allow|deny
+//				factor none|any|phishing_resistant
+//				reauthenticate_after <duration>
+//				reauthenticate_every_sign_in
+//				enrollment at_sign_in|deny
+//			}
+//		}
 //		client <client_id> {
 //			name <name>
 //			secret <secret>
@@ -134,6 +152,10 @@ func init() {
 // named by id or login and to members of groups; the exclusions win,
 // and with exclusions only, everyone else is included.
 //
+// `sign_on_policy` and its `rule` repeat. A sign-on rule's people
+// conditions are given on its own lines, or in a `people` block as in an
+// access rule (not both).
+//
 // `api_token` repeats, one Okta API token (`Authorization: SSWS
 // <token>`, for the System Log API at `/api/v1/logs`) each, normally a
 // placeholder such as `{env.OKTA_API_TOKEN}`; a literal token shorter
@@ -160,7 +182,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	root := at{places: new(caddyargs.Places)}
 	root.mark(d, "")
-	once, clientIDs := caddyargs.Once{}, caddyargs.Names{}
+	once, clientIDs, signOnNames := caddyargs.Once{}, caddyargs.Names{}, caddyargs.Names{}
 	for d.NextBlock(0) {
 		var err error
 		root.mark(d, d.Val())
@@ -194,6 +216,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "org":
 			if err = once.Check(d); err == nil {
 				app.Org, err = parseOrg(d, root)
+			}
+		case "authenticators":
+			err = caddyargs.List(d, once, &app.Authenticators)
+		case "sign_on_policy":
+			var p *policy.SignOnPolicy
+			if p, err = parseSignOnPolicy(d, signOnNames, root); err == nil {
+				app.SignOnPolicies = append(app.SignOnPolicies, p)
 			}
 		case "client":
 			var c *clientauth.Client
@@ -644,6 +673,127 @@ func parsePeople(d *caddyfile.Dispenser) (*policy.People, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseSignOnPolicy parses `sign_on_policy <name> {...}` at its token.
+func parseSignOnPolicy(d *caddyfile.Dispenser, names caddyargs.Names, root at) (*policy.SignOnPolicy, error) {
+	p := new(policy.SignOnPolicy)
+	if err := caddyargs.Name(d, names, &p.Name); err != nil {
+		return nil, err
+	}
+	here := root.in(d, "sign_on_policy", p.Name)
+	once, rules := caddyargs.Once{}, caddyargs.Names{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		here.mark(d, d.Val())
+		switch d.Val() {
+		case "description":
+			err = caddyargs.One(d, once, &p.Description)
+		case "priority":
+			err = caddyargs.Int(d, once, &p.Priority)
+		case "clients":
+			err = caddyargs.List(d, once, &p.Clients)
+		case "rule":
+			var r *policy.SignOnRule
+			if r, err = parseSignOnRule(d, rules, here); err == nil {
+				p.Rules = append(p.Rules, r)
+			}
+		default:
+			return nil, caddyargs.Unknown(d)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// parseSignOnRule parses `rule <name> {...}` of a sign-on policy.
+func parseSignOnRule(d *caddyfile.Dispenser, names caddyargs.Names, pol at) (*policy.SignOnRule, error) {
+	r := new(policy.SignOnRule)
+	if err := caddyargs.Name(d, names, &r.Name); err != nil {
+		return nil, err
+	}
+	here := pol.in(d, "rule", r.Name)
+	once, people := caddyargs.Once{}, new(policy.People)
+	form := "" // "lines" or "block": how the people conditions were given
+	setForm := func(f string) error {
+		if form != "" && form != f {
+			return d.Err("give a rule's people conditions either in a people block or as users/groups/exclude_users/exclude_groups lines, not both")
+		}
+		form = f
+		return nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		here.mark(d, d.Val())
+		switch d.Val() {
+		case "priority":
+			err = caddyargs.Int(d, once, &r.Priority)
+		case "access":
+			err = caddyargs.One(d, once, &r.Access)
+		case "factor":
+			err = caddyargs.One(d, once, &r.Factor)
+		case "reauthenticate_after":
+			err = caddyargs.Duration(d, once, &r.Reauthenticate)
+		case "reauthenticate_every_sign_in":
+			err = caddyargs.Flag(d, once, &r.ReauthenticateEverySignIn)
+		case "enrollment":
+			err = caddyargs.One(d, once, &r.Enrollment)
+		case "people":
+			if err = setForm("block"); err == nil {
+				err = parseSignOnPeople(d, once, people, here)
+			}
+		default:
+			var ok bool
+			if ok, err = peopleLine(d, once, people); !ok {
+				return nil, caddyargs.Unknown(d)
+			}
+			if err == nil {
+				err = setForm("lines")
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if form != "" {
+		r.People = people
+	}
+	return r, nil
+}
+
+// parseSignOnPeople parses the `people` block of a sign-on rule, marking
+// each line for the checks' errors (unknown group).
+func parseSignOnPeople(d *caddyfile.Dispenser, once caddyargs.Once, p *policy.People, rule at) error {
+	if err := once.Check(d); err != nil {
+		return err
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	inner := caddyargs.Once{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		rule.mark(d, d.Val())
+		ok, err := peopleLine(d, inner, p)
+		if !ok {
+			return caddyargs.Unknown(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// peopleLine reads users, groups, exclude_users or exclude_groups into
+// p; ok is false for any other subdirective.
+func peopleLine(d *caddyfile.Dispenser, once caddyargs.Once, p *policy.People) (ok bool, err error) {
+	dst := map[string]*[]string{"users": &p.Users, "groups": &p.Groups, "exclude_users": &p.ExcludeUsers, "exclude_groups": &p.ExcludeGroups}[d.Val()]
+	if dst == nil {
+		return false, nil
+	}
+	return true, caddyargs.List(d, once, dst)
 }
 
 // parseHandler sets up the `token_issuer` handler. Syntax:

@@ -85,6 +85,19 @@ type Options struct {
 	// at least MinAPITokenLength characters. None: no call is
 	// authorized. The Sessions API takes the SSO cookie instead.
 	APITokens []string
+	// SignOnPolicies decide what a user's sign-in to each client needs
+	// (second factor, re-authentication, deny); see
+	// policy.EvaluateSignOn. None: the password alone, for everyone.
+	SignOnPolicies []*policy.SignOnPolicy
+	// Authenticators are the factor kinds offered (policy.Authenticator*);
+	// default: all (policy.DefaultAuthenticators).
+	Authenticators []string
+}
+
+// GroupLister is a Directory that can name every group its users are
+// in; New then refuses sign-on rules naming another group.
+type GroupLister interface {
+	Groups() []string
 }
 
 // Issuer serves the org authorization server and every custom one.
@@ -118,6 +131,9 @@ type Issuer struct {
 
 	eventLog  store.EventLog      // System Log API (syslog_api.go)
 	apiTokens [][sha256.Size]byte // hashes of Options.APITokens
+
+	signOn         []*policy.SignOnPolicy // checked by New (policy.CompileSignOn)
+	authenticators []string               // offered factor kinds, defaulted
 }
 
 // HashGate is the gate every password check of this Issuer runs
@@ -229,6 +245,20 @@ func New(o Options) (*Issuer, error) {
 		}
 		i.servers[id] = s
 	}
+	if err := policy.CheckAuthenticators(o.Authenticators); err != nil {
+		return nil, err
+	}
+	known := policy.SignOnKnown{Clients: ids, Authenticators: o.Authenticators}
+	if gl, ok := o.Directory.(GroupLister); ok {
+		known.Groups = map[string]bool{}
+		for _, g := range gl.Groups() {
+			known.Groups[g] = true
+		}
+	}
+	if err := policy.CompileSignOn(o.SignOnPolicies, known); err != nil {
+		return nil, err
+	}
+	i.signOn, i.authenticators = o.SignOnPolicies, policy.Authenticators(o.Authenticators)
 	i.routes, i.spaces = i.buildRoutes(), i.namespaces()
 	return i, nil
 }
