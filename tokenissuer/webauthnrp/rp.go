@@ -77,9 +77,11 @@ func New(baseURL, displayName string) (*RP, error) {
 			ResidentKey:      protocol.ResidentKeyRequirementPreferred,
 			UserVerification: protocol.VerificationPreferred,
 		},
+		// The browser is told Timeout; the server enforces it from the
+		// session's own expiry (session.go), on rp.now.
 		Timeouts: webauthn.TimeoutsConfig{
-			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: Timeout, TimeoutUVD: Timeout},
-			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: Timeout, TimeoutUVD: Timeout},
+			Login:        webauthn.TimeoutConfig{Timeout: Timeout, TimeoutUVD: Timeout},
+			Registration: webauthn.TimeoutConfig{Timeout: Timeout, TimeoutUVD: Timeout},
 		},
 	})
 	if err != nil {
