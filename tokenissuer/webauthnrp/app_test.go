@@ -35,6 +35,7 @@ type appUser struct {
 type pending struct {
 	kind, uid string
 	session   []byte
+	options   []byte
 	at        time.Time
 	before    [][]byte
 }
@@ -64,12 +65,14 @@ type ceremony struct {
 	Err      string            `json:"err,omitempty"`
 }
 
-const csp = "default-src 'none'; script-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+// csp is what the lead's pages need: script-src 'self' for webauthn.js,
+// connect-src 'self' only for data-webauthn-options-url.
+const csp = "default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>{{.Title}}</title></head><body>
 <h1>{{.Title}}</h1>
-<form method="post" action="{{.Action}}" data-webauthn="{{.Kind}}" data-webauthn-options="{{.Options}}">
+<form method="post" action="{{.Action}}" data-webauthn="{{.Kind}}" {{if .OptionsURL}}data-webauthn-options-url="{{.OptionsURL}}"{{else}}data-webauthn-options="{{.Options}}"{{end}}>
 <input type="hidden" name="txn" value="{{.Txn}}">
 <input type="hidden" name="webauthn_response">
 <p id="msg" data-webauthn-message role="alert" hidden></p>
@@ -109,6 +112,18 @@ func (a *testApp) handler() http.Handler {
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) { a.begin(w, r, kindLogin) })
 	mux.HandleFunc("GET /passkey", func(w http.ResponseWriter, r *http.Request) { a.begin(w, r, kindDiscoverable) })
 	mux.HandleFunc("POST /finish", a.finish)
+	mux.HandleFunc("GET /options", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		p, ok := a.pending[r.URL.Query().Get("txn")]
+		a.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(p.options)
+	})
 	return mux
 }
 
@@ -136,7 +151,7 @@ func (a *testApp) begin(w http.ResponseWriter, r *http.Request, kind string) {
 	}
 	txn := randomTxn()
 	if err == nil {
-		a.pending[txn] = pending{kind: kind, uid: uid, session: session, at: time.Now(), before: before}
+		a.pending[txn] = pending{kind: kind, uid: uid, session: session, options: opts, at: time.Now(), before: before}
 	}
 	a.mu.Unlock()
 	if err != nil {
@@ -144,8 +159,12 @@ func (a *testApp) begin(w http.ResponseWriter, r *http.Request, kind string) {
 		return
 	}
 	method := map[string]string{kindRegistration: "create", kindLogin: "get", kindDiscoverable: "get"}[kind]
+	optionsURL := ""
+	if r.URL.Query().Has("fetch") {
+		optionsURL = "/options?txn=" + txn
+	}
 	_ = pageTmpl.Execute(w, map[string]any{
-		"Title": kind, "Action": "/finish", "Kind": method, "Options": string(opts), "Txn": txn, "Integrity": ScriptIntegrity,
+		"Title": kind, "Action": "/finish", "Kind": method, "Options": string(opts), "OptionsURL": optionsURL, "Txn": txn, "Integrity": ScriptIntegrity,
 	})
 }
 

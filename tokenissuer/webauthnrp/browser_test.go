@@ -123,7 +123,7 @@ func TestBrowser(t *testing.T) {
 	ceremony("sign in alice", "/login?user=00u-alice")
 	expectOK("sign in alice", "00u-alice", true)
 	c1 := storedCount(alice)
-	ceremony("sign in alice again", "/login?user=00u-alice")
+	ceremony("sign in alice again, options fetched", "/login?user=00u-alice&fetch=1")
 	expectOK("sign in alice again", "00u-alice", true)
 	c2 := storedCount(alice)
 	if !(regCount < c1 && c1 < c2) {

@@ -19,7 +19,8 @@ type Info struct {
 	Attachment string
 	SignCount  uint32
 	// UserVerified: the authenticator verified the user at registration
-	// or a later sign-in (go-webauthn keeps it once set).
+	// (go-webauthn keeps the registration's flag; each sign-in's is what
+	// FinishLogin returns).
 	UserVerified bool
 	// BackupEligible: a multi-device credential (a synced passkey);
 	// BackupState: it is backed up now (§6.1.3).
