@@ -46,7 +46,8 @@ func (rp *RP) sealLogin(kind string, a *protocol.CredentialAssertion, sd *webaut
 // user presence. It returns the credential's id, its updated JSON (sign
 // count, flags) to store in place of the old one, and whether the
 // authenticator verified the user (UV flag; see AMR). A sign count that
-// does not increase is ErrCloned.
+// does not increase is ErrCloned. A credential removed from u since
+// BeginLogin makes the session unusable (refused).
 func (rp *RP) FinishLogin(u User, session []byte, responseJSON []byte) (credID []byte, updatedCredJSON []byte, userVerified bool, err error) {
 	sd, err := rp.open(kindLogin, session)
 	if err != nil {

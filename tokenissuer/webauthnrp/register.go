@@ -22,7 +22,7 @@ func (rp *RP) BeginRegistration(u User) (optionsJSON []byte, session []byte, err
 		return nil, nil, err
 	}
 	if len(w.creds) >= MaxCredentials {
-		return nil, nil, ErrTooManyCredential
+		return nil, nil, ErrTooManyCredentials
 	}
 	creation, sd, err := rp.wa.BeginRegistration(w,
 		webauthn.WithCredentialParameters(credParams),
@@ -72,7 +72,7 @@ func (rp *RP) FinishRegistration(u User, session []byte, responseJSON []byte) (c
 		return nil, nil, ErrAlreadyRegistered
 	}
 	if len(w.creds) >= MaxCredentials {
-		return nil, nil, ErrTooManyCredential
+		return nil, nil, ErrTooManyCredentials
 	}
 	if credJSON, err = json.Marshal(cred); err != nil {
 		return nil, nil, err

@@ -32,12 +32,12 @@ const MaxResponse = 64 << 10
 var (
 	// ErrUnsupportedOrigin: the base URL cannot host WebAuthn (not https
 	// nor http://localhost, or an IP address, which is no RP id).
-	ErrUnsupportedOrigin = errors.New("webauthn: base URL is not a secure-context origin with a domain name")
-	ErrSessionInvalid    = errors.New("webauthn: session malformed or of another ceremony")
-	ErrSessionExpired    = errors.New("webauthn: session expired")
-	ErrNoCredentials     = errors.New("webauthn: user has no credentials")
-	ErrTooManyCredential = errors.New("webauthn: user has too many credentials")
-	ErrAlreadyRegistered = errors.New("webauthn: credential already registered for this user")
+	ErrUnsupportedOrigin  = errors.New("webauthn: base URL is not a secure-context origin with a domain name")
+	ErrSessionInvalid     = errors.New("webauthn: session malformed or of another ceremony")
+	ErrSessionExpired     = errors.New("webauthn: session expired")
+	ErrNoCredentials      = errors.New("webauthn: user has no credentials")
+	ErrTooManyCredentials = errors.New("webauthn: user has too many credentials")
+	ErrAlreadyRegistered  = errors.New("webauthn: credential already registered for this user")
 	// ErrCloned: the assertion's sign count did not increase (§6.1.1):
 	// the authenticator may have been cloned.
 	ErrCloned  = errors.New("webauthn: sign count did not increase (possible cloned authenticator)")
@@ -138,7 +138,7 @@ func adapt(u User) (*waUser, error) {
 		return nil, errors.New("webauthn: user handle must be 1 to 64 bytes")
 	}
 	if len(u.Credentials) > MaxCredentials {
-		return nil, ErrTooManyCredential
+		return nil, ErrTooManyCredentials
 	}
 	w := &waUser{u: u}
 	if w.u.Name == "" {

@@ -152,10 +152,10 @@ func TestBeginLoginOptions(t *testing.T) {
 	for i := range many {
 		many[i] = fakeCred(byte(i))
 	}
-	if _, _, err := rp.BeginLogin(NewUser("00u2", "bob", "Bob", many)); !errors.Is(err, ErrTooManyCredential) {
+	if _, _, err := rp.BeginLogin(NewUser("00u2", "bob", "Bob", many)); !errors.Is(err, ErrTooManyCredentials) {
 		t.Errorf("BeginLogin with %d credentials: %v", len(many), err)
 	}
-	if _, _, err := rp.BeginRegistration(NewUser("00u2", "bob", "Bob", many[:MaxCredentials])); !errors.Is(err, ErrTooManyCredential) {
+	if _, _, err := rp.BeginRegistration(NewUser("00u2", "bob", "Bob", many[:MaxCredentials])); !errors.Is(err, ErrTooManyCredentials) {
 		t.Errorf("BeginRegistration with %d credentials: %v", MaxCredentials, err)
 	}
 	opts, _, err = rp.BeginDiscoverableLogin()

@@ -113,7 +113,8 @@
   }
 
   function run(form) {
-    if (form.getAttribute("data-webauthn-state") === "busy") { return; }
+    var state = form.getAttribute("data-webauthn-state");
+    if (state === "busy" || state === "done") { return; }
     var kind = form.getAttribute("data-webauthn");
     if (!window.PublicKeyCredential || !navigator.credentials) {
       show(form, "unsupported");
