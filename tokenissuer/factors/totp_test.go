@@ -124,7 +124,7 @@ func TestTOTPSteps(t *testing.T) {
 		verify(cur, nil)
 		verify(cur, ErrReplayed)
 		verify(" "+cur[:3]+" "+cur[3:]+" ", ErrReplayed) // spaces are dropped
-		verify(e.code(t, secret, -1), ErrReplayed)      // older than the last used
+		verify(e.code(t, secret, -1), ErrReplayed)       // older than the last used
 		verify(bad(2), ErrBadCode)
 		verify(bad(-2), ErrBadCode)
 
