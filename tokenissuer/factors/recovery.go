@@ -15,6 +15,7 @@ import (
 // "ABCD-EFGH-IJKL-MNOP". Only salted SHA-256 hashes are stored; each
 // code signs in once.
 const (
+	// RecoveryCodeCount is how many codes NewRecoveryCodes makes.
 	RecoveryCodeCount = 10
 	recoveryCodeBytes = 10 // 80 bits: 16 base32 characters
 	recoveryCodeLen   = 16
