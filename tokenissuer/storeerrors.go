@@ -93,6 +93,12 @@ func (c countingStore) PutRecord(ctx context.Context, namespace, key string, val
 	return err
 }
 
+func (c countingStore) CreateRecord(ctx context.Context, namespace, key string, value []byte, until time.Time) (bool, error) {
+	ok, err := c.s.CreateRecord(ctx, namespace, key, value, until)
+	c.check("create_record", err, nil)
+	return ok, err
+}
+
 func (c countingStore) GetRecord(ctx context.Context, namespace, key string) ([]byte, error) {
 	v, err := c.s.GetRecord(ctx, namespace, key)
 	c.check("get_record", err, nil)

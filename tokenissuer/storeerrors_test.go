@@ -55,6 +55,9 @@ func (f failingStore) UpdateRefresh(_ context.Context, _ string, fn func(*store.
 func (f failingStore) PutRecord(context.Context, string, string, []byte, time.Time) error {
 	return f.err
 }
+func (f failingStore) CreateRecord(context.Context, string, string, []byte, time.Time) (bool, error) {
+	return false, f.err
+}
 func (f failingStore) GetRecord(context.Context, string, string) ([]byte, error) { return nil, f.err }
 func (f failingStore) UpdateRecord(_ context.Context, _, _ string, fn func([]byte) ([]byte, error)) ([]byte, error) {
 	if _, err := fn(nil); err != nil {
@@ -84,8 +87,9 @@ func calls(s store.Store, fnErr error) map[string]func() error {
 			_, err := s.UpdateRefresh(ctx, "h", func(*store.RefreshToken) error { return fnErr })
 			return err
 		},
-		"put_record": func() error { return s.PutRecord(ctx, "n", "k", nil, time.Now()) },
-		"get_record": func() error { _, err := s.GetRecord(ctx, "n", "k"); return err },
+		"put_record":    func() error { return s.PutRecord(ctx, "n", "k", nil, time.Now()) },
+		"create_record": func() error { _, err := s.CreateRecord(ctx, "n", "k", nil, time.Now()); return err },
+		"get_record":    func() error { _, err := s.GetRecord(ctx, "n", "k"); return err },
 		"update_record": func() error {
 			_, err := s.UpdateRecord(ctx, "n", "k", func(b []byte) ([]byte, error) { return b, fnErr })
 			return err

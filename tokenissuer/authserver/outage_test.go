@@ -97,6 +97,13 @@ func (f *flakyStore) PutRecord(ctx context.Context, ns, key string, v []byte, un
 	return f.Store.PutRecord(ctx, ns, key, v, until)
 }
 
+func (f *flakyStore) CreateRecord(ctx context.Context, ns, key string, v []byte, until time.Time) (bool, error) {
+	if err := f.fail("CreateRecord"); err != nil {
+		return false, err
+	}
+	return f.Store.CreateRecord(ctx, ns, key, v, until)
+}
+
 func (f *flakyStore) GetRecord(ctx context.Context, ns, key string) ([]byte, error) {
 	if err := f.fail("GetRecord"); err != nil {
 		return nil, err

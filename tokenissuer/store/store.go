@@ -81,6 +81,13 @@ type Store interface {
 	// given time, replacing any previous one.
 	PutRecord(ctx context.Context, namespace, key string, value []byte, until time.Time) error
 
+	// CreateRecord stores value under namespace and key until the given
+	// time only if no unexpired record is there, and reports whether it
+	// did; a live record is left as it is. Atomic across goroutines and,
+	// for shared stores, nodes: of concurrent creators exactly one gets
+	// true. The first write of a record later changed by UpdateRecord.
+	CreateRecord(ctx context.Context, namespace, key string, value []byte, until time.Time) (created bool, err error)
+
 	// GetRecord reads an unexpired record; a missing or expired one
 	// yields ErrNotFound. A read only: no write transaction.
 	GetRecord(ctx context.Context, namespace, key string) ([]byte, error)
@@ -168,6 +175,10 @@ const (
 	// "Not you?", the Sessions API's DELETE), so that a session refresh
 	// racing the end cannot bring the session back.
 	NSSessionEnded = "session-ended"
+	// NSFactors holds each user's MFA factors and recovery codes (user id
+	// -> JSON, package factors), with a far expiry and never deleted: a
+	// reset writes an empty set.
+	NSFactors = "factors"
 )
 
 // Opener is implemented by storage guest modules

@@ -247,6 +247,23 @@ func (d *DB) PutRecord(_ context.Context, ns, key string, value []byte, until ti
 	}))
 }
 
+// CreateRecord implements store.Store; bbolt serialises writers, so the
+// check and the put are atomic.
+func (d *DB) CreateRecord(_ context.Context, ns, key string, value []byte, until time.Time) (bool, error) {
+	created := false
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		k := markKey(ns, key)
+		if v := b.Get(k); len(v) >= 8 && time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(time.Now()) {
+			return nil
+		}
+		created = true
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)), uint64(until.UnixNano()))
+		return b.Put(k, append(v, value...))
+	})
+	return created && err == nil, closed(err)
+}
+
 // GetRecord implements store.Store.
 func (d *DB) GetRecord(_ context.Context, ns, key string) ([]byte, error) {
 	var out []byte

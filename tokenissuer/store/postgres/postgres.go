@@ -195,6 +195,7 @@ type queries struct {
 	purgeMarks, purgeRecords, purgeRefresh                    string
 	refreshPut, refreshGet, refreshLock, refreshWrite         string
 	recordPut, recordGet, recordLock, recordSet, recordDelete string
+	recordCreate                                              string
 	incr                                                      string
 	logAppend, logSelect, logPurge                            string
 }
@@ -236,6 +237,12 @@ func buildQueries(schema string) queries {
 
 		recordPut: q(`INSERT INTO {s}.apiaccess_records (ns, key, value, until) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, until = EXCLUDED.until`),
+		// As mark: the insert, or the conflicting row locked and its
+		// latest version re-checked, so a row comes back only for the one
+		// caller that created the record.
+		recordCreate: q(`INSERT INTO {s}.apiaccess_records AS r (ns, key, value, until) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, until = EXCLUDED.until WHERE r.until <= $5
+			RETURNING true`),
 		recordGet: q(`SELECT value FROM {s}.apiaccess_records WHERE ns = $1 AND key = $2 AND until > $3`),
 		// FOR UPDATE waits for a concurrent taker and re-checks the row
 		// (PostgreSQL docs, "Read Committed Isolation Level"): a deleted
@@ -498,6 +505,25 @@ func (d *DB) PutRecord(ctx context.Context, ns, key string, value []byte, until 
 	}
 	_, err := d.pool.Exec(ctx, d.sql.recordPut, ns, bin(key), value, until)
 	return d.result(err)
+}
+
+// CreateRecord implements store.Store in one statement. Expiry is
+// judged by this process's clock, as Mark does.
+func (d *DB) CreateRecord(ctx context.Context, ns, key string, value []byte, until time.Time) (bool, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	if d.closed.Load() {
+		return false, store.ErrClosed
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	var created bool
+	err := d.pool.QueryRow(ctx, d.sql.recordCreate, ns, bin(key), value, until, time.Now()).Scan(&created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return created, d.result(err)
 }
 
 // GetRecord implements store.Store: one autocommit SELECT.

@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordsPutUpdateDelete", testRecords},
 		{"RecordTakeExactlyOnce", testRecordTakeOnce},
 		{"KeysAreOpaqueBytes", testOpaqueKeys},
+		{"CreateRecordOnlyIfAbsentOrExpired", testCreateRecord},
+		{"CreateRecordConcurrentExactlyOneWins", testCreateRecordConcurrent},
 		{"IncrCountsKeepsExpiryAndDeletes", testIncr},
 		{"IncrRestartsAfterExpiry", testIncrAfterExpiry},
 		{"IncrConcurrentEachCountOnce", testIncrConcurrent},
@@ -715,5 +717,124 @@ func testIncrConcurrent(t *testing.T, s store.Store) {
 	}
 	if v, err := s.GetRecord(context.Background(), store.NSAttempts, "user:alice"); err != nil || string(v) != fmt.Sprint(n) {
 		t.Fatalf("counter after %d Incr: %q, %v", n, v, err)
+	}
+}
+
+// testCreateRecord: CreateRecord writes an absent or expired record and
+// leaves a live one (value and expiry) alone; what it creates is an
+// ordinary record, in its own namespace.
+func testCreateRecord(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	hour := time.Now().Add(time.Hour)
+	create := func(ns, key, value string, until time.Time, want bool) {
+		t.Helper()
+		created, err := s.CreateRecord(ctx, ns, key, []byte(value), until)
+		if err != nil || created != want {
+			t.Fatalf("CreateRecord(%q, %q, %q) = %v, %v; want %v", ns, key, value, created, err, want)
+		}
+	}
+	get := func(ns, key, want string) {
+		t.Helper()
+		if v, err := s.GetRecord(ctx, ns, key); err != nil || string(v) != want {
+			t.Fatalf("GetRecord(%q, %q) = %q, %v; want %q", ns, key, v, err, want)
+		}
+	}
+	// Absent.
+	create(store.NSFactors, "u1", "v1", hour, true)
+	get(store.NSFactors, "u1", "v1")
+	// Present: neither the value nor the expiry changes (an until in
+	// the past would otherwise expire it).
+	create(store.NSFactors, "u1", "v2", time.Now().Add(-time.Second), false)
+	get(store.NSFactors, "u1", "v1")
+	// Other namespaces and keys are independent.
+	create("other", "u1", "o", hour, true)
+	create(store.NSFactors, "u1\x00", "n", hour, true)
+	get(store.NSFactors, "u1", "v1")
+	// A record PutRecord wrote, or a counter, is present too.
+	if err := s.PutRecord(ctx, store.NSFactors, "put", []byte("p"), hour); err != nil {
+		t.Fatal(err)
+	}
+	create(store.NSFactors, "put", "x", hour, false)
+	get(store.NSFactors, "put", "p")
+	if _, err := s.Incr(ctx, store.NSAttempts, "n", 1, hour); err != nil {
+		t.Fatal(err)
+	}
+	create(store.NSAttempts, "n", "x", hour, false)
+	get(store.NSAttempts, "n", "1")
+	// Expired: replaced, with the new expiry.
+	if err := s.PutRecord(ctx, store.NSFactors, "old", []byte("stale"), time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	create(store.NSFactors, "old", "fresh", hour, true)
+	get(store.NSFactors, "old", "fresh")
+	if err := s.Purge(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	get(store.NSFactors, "old", "fresh")
+	// A created record is an ordinary one: UpdateRecord changes it and
+	// keeps its expiry, and deleting it lets it be created again.
+	if old, err := s.UpdateRecord(ctx, store.NSFactors, "old", func(v []byte) ([]byte, error) { return append(v, '+'), nil }); err != nil || string(old) != "fresh" {
+		t.Fatalf("UpdateRecord of a created record saw %q, %v", old, err)
+	}
+	get(store.NSFactors, "old", "fresh+")
+	if _, err := s.UpdateRecord(ctx, store.NSFactors, "old", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	create(store.NSFactors, "old", "again", hour, true)
+	get(store.NSFactors, "old", "again")
+	// A created record that has since expired is gone.
+	create(store.NSFactors, "brief", "b", time.Now().Add(-time.Second), true)
+	if _, err := s.GetRecord(ctx, store.NSFactors, "brief"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetRecord of an expired created record: %v, want ErrNotFound", err)
+	}
+	// An empty value is a record all the same.
+	create(store.NSFactors, "empty", "", hour, true)
+	create(store.NSFactors, "empty", "x", hour, false)
+	if v, err := s.GetRecord(ctx, store.NSFactors, "empty"); err != nil || len(v) != 0 {
+		t.Fatalf("GetRecord of an empty created record = %q, %v", v, err)
+	}
+}
+
+// testCreateRecordConcurrent: creators released together, each with its
+// own value: exactly one creates, and its value is the one stored.
+func testCreateRecordConcurrent(t *testing.T, s store.Store) {
+	const n = 32
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	// Over an expired record too: the re-check must see the winner.
+	if err := s.PutRecord(ctx, store.NSFactors, "expired", []byte("stale"), time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"absent", "expired"} {
+		created := make([]bool, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for j := range n {
+			wg.Go(func() {
+				<-start
+				created[j], errs[j] = s.CreateRecord(ctx, store.NSFactors, key, []byte(fmt.Sprint("v", j)), until)
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for j := range n {
+			if errs[j] != nil {
+				t.Fatalf("%s: concurrent CreateRecord: %v", key, errs[j])
+			}
+			if created[j] {
+				if winner >= 0 {
+					t.Fatalf("%s: CreateRecord of %d and %d both created the record", key, winner, j)
+				}
+				winner = j
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("%s: none of %d concurrent CreateRecord created the record", key, n)
+		}
+		if v, err := s.GetRecord(ctx, store.NSFactors, key); err != nil || string(v) != fmt.Sprint("v", winner) {
+			t.Fatalf("%s: stored %q, %v; want the winner's %q", key, v, err, fmt.Sprint("v", winner))
+		}
 	}
 }
