@@ -20,11 +20,13 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/factors"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ui"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/webauthnrp"
 )
 
 // Grant types.
@@ -134,6 +136,11 @@ type Issuer struct {
 
 	signOn         []*policy.SignOnPolicy // checked by New (policy.CompileSignOn)
 	authenticators []string               // offered factor kinds, defaulted
+	// factors are users' second factors (set by Start: they live in the
+	// store); rp is the WebAuthn Relying Party, nil when WebAuthn is not
+	// offered or base_url cannot be an RP origin.
+	factors *factors.Manager
+	rp      *webauthnrp.RP
 }
 
 // HashGate is the gate every password check of this Issuer runs
@@ -259,6 +266,24 @@ func New(o Options) (*Issuer, error) {
 		return nil, err
 	}
 	i.signOn, i.authenticators = o.SignOnPolicies, policy.Authenticators(o.Authenticators)
+	if slices.Contains(i.authenticators, policy.AuthenticatorWebAuthn) {
+		// The RP id is base_url's host: WebAuthn needs https (or
+		// http://localhost) and a name, not an IP address.
+		if i.rp, err = webauthnrp.New(i.base, u.Hostname()); err != nil {
+			if len(o.Authenticators) > 0 {
+				return nil, configerr.Field("authenticators", fmt.Errorf("webauthn: %w", err))
+			}
+			i.rp = nil // offered by default only: left out
+			i.authenticators = slices.DeleteFunc(slices.Clone(i.authenticators), func(a string) bool { return a == policy.AuthenticatorWebAuthn })
+			for _, p := range o.SignOnPolicies {
+				for _, r := range p.Rules {
+					if r.Factor == policy.FactorPhishingResistant {
+						return nil, configerr.Field("sign_on_policies", fmt.Errorf("policy %q rule %q: phishing_resistant needs WebAuthn, which base_url %s cannot offer: %w", p.Name, r.Name, i.base, err))
+					}
+				}
+			}
+		}
+	}
 	i.routes, i.spaces = i.buildRoutes(), i.namespaces()
 	return i, nil
 }
@@ -323,6 +348,15 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	return s, nil
 }
 
+// orgName names the issuer to people (authenticator apps, passkey
+// prompts): base_url's host.
+func (i *Issuer) orgName() string {
+	if u, err := url.Parse(i.base); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return i.base
+}
+
 // Servers returns every authorization server, org first.
 func (i *Issuer) Servers() []*Server {
 	out := []*Server{i.org}
@@ -371,6 +405,7 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 		i.eventLog = el
 	}
 	i.auth = clientauth.New(i.clients, st, i.now, clientauth.WithHashGate(i.gate))
+	i.factors = factors.New(st, sealer, i.orgName(), i.now)
 	for _, s := range i.Servers() {
 		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
 		what, err := s.keys.Ensure(ctx)
