@@ -62,6 +62,28 @@ type authzRequest struct {
 	// DeviceCheck: the user code came in a link, so the user must
 	// confirm it matches their device before approving.
 	DeviceCheck bool `json:"device_check,omitempty"`
+	// ACRValues the client asked for (acr_values), in its order.
+	ACRValues []string `json:"acr_values,omitempty"`
+
+	// A sign-in in steps (mfa.go): Pending is the user who gave the
+	// password (or whose session is stepped up, StepUp) and must still
+	// give a factor; PendingTime and PendingAmr are that sign-in's;
+	// Need is the factor required, Hardware a device-bound key, Enroll
+	// that one may be enrolled now; EnrollID the TOTP factor being
+	// enrolled; WebAuthn the Relying Party's state of a ceremony.
+	Pending     string    `json:"pending_uid,omitempty"`
+	PendingTime time.Time `json:"pending_time,omitzero"`
+	PendingAmr  []string  `json:"pending_amr,omitempty"`
+	StepUp      bool      `json:"step_up,omitempty"`
+	Need        string    `json:"need,omitempty"`
+	Hardware    bool      `json:"hardware,omitempty"`
+	IfPossible  bool      `json:"if_possible,omitempty"`
+	Enroll      bool      `json:"enroll,omitempty"`
+	EnrollID    string    `json:"enroll_id,omitempty"`
+	WebAuthn    []byte    `json:"webauthn,omitempty"`
+	// Enrolled: a factor was just enrolled and its recovery codes shown;
+	// the session exists, the page's Continue goes on.
+	Enrolled bool `json:"enrolled,omitempty"`
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 section 3.1,
@@ -188,6 +210,14 @@ func (i *Issuer) checkAuthorize(s *Server, c *clientauth.Client, req *authzReque
 			return "invalid_request", "prompt=none cannot be combined with other values."
 		}
 	}
+	if acr := one("acr_values"); acr != "" {
+		req.ACRValues = strings.Fields(acr)
+		for _, v := range req.ACRValues {
+			if !slices.Contains(knownACR, v) {
+				return "invalid_request", "The acr_values parameter value is not supported."
+			}
+		}
+	}
 	if ma := one("max_age"); ma != "" {
 		n, err := strconv.Atoi(ma)
 		if err != nil || n < 0 {
@@ -216,8 +246,7 @@ func (i *Issuer) satisfyingSession(r *http.Request, req *authzRequest) (*session
 // the client asked not to prompt.
 func (i *Issuer) continueAuthorize(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest) {
 	if sess, ok := i.satisfyingSession(r, req); ok {
-		req.UserID, req.AuthTime, req.Amr = sess.UserID, sess.AuthTime, sess.Amr
-		i.afterSignIn(w, r, s, c, req)
+		i.withSession(w, r, s, c, req, sess)
 		return
 	}
 	if slices.Contains(req.Prompt, "none") {

@@ -192,8 +192,7 @@ func (i *Issuer) deviceLookup(w http.ResponseWriter, r *http.Request, raw string
 	}
 	req := &authzRequest{Server: s.ID, ClientID: c.ID, Scopes: g.Scopes, MaxAge: -1, CSRF: randomToken(), Device: string(hash), DeviceCheck: check}
 	if sess, ok := i.currentSession(r); ok {
-		req.UserID, req.AuthTime, req.Amr = sess.UserID, sess.AuthTime, sess.Amr
-		i.deviceConfirm(w, r, s, c, req)
+		i.withSession(w, r, s, c, req, sess)
 		return
 	}
 	txn, ok := i.saveTxn(w, r, req)

@@ -67,6 +67,8 @@ type decision struct {
 	idToken, refreshToken, reused bool
 	// kid is the signing key a rotation made active.
 	kid string
+	// amr: how the user signed in (sign-in and MFA events).
+	amr []string
 }
 
 // fields are the event's own fields; the server's are pre-encoded in

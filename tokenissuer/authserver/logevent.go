@@ -115,7 +115,7 @@ func kindsOf(event string, d *decision, failed bool) []eventKind {
 	case EventKeyRollover:
 		return []eventKind{kindKeyRollover}
 	}
-	return nil
+	return mfaKinds[event]
 }
 
 // signInReasons are Okta's outcome.reason for a failed user.session.start.
@@ -293,6 +293,9 @@ func (i *Issuer) baseEvent(d *decision, e *oauth.Error, txn string) store.LogEve
 	}
 	if d.kid != "" {
 		debug["activeKid"] = d.kid
+	}
+	if len(d.amr) > 0 { // how the user signed in (RFC 8176 values)
+		debug["amr"] = strings.Join(d.amr, " ")
 	}
 	if d.server != nil {
 		debug["authorizationServer"] = d.server.ID

@@ -43,9 +43,12 @@ var endpoints = map[string]*endpoint{
 	"v1/authorize":            {serve: (*Issuer).serveAuthorize},
 	"v1/logout":               {serve: (*Issuer).serveLogout},
 	// The browser pages of the SSO session.
-	"v1/device":  {orgOnly: true, serve: page((*Issuer).serveDevicePage)},
-	"v1/signin":  {orgOnly: true, serve: page((*Issuer).serveSignIn)},
-	"v1/consent": {orgOnly: true, serve: page((*Issuer).serveConsent)},
+	"v1/device": {orgOnly: true, serve: page((*Issuer).serveDevicePage)},
+	"v1/signin": {orgOnly: true, serve: page((*Issuer).serveSignIn)},
+	// The factor step of a sign-in (mfa_pages.go) and its script.
+	"v1/signin/factor":      {orgOnly: true, serve: page((*Issuer).serveFactor)},
+	"v1/static/webauthn.js": {orgOnly: true, serve: page((*Issuer).serveWebAuthnScript)},
+	"v1/consent":            {orgOnly: true, serve: page((*Issuer).serveConsent)},
 }
 
 func metadata(doc string) func(*Issuer, http.ResponseWriter, *http.Request, *Server) {

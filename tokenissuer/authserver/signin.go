@@ -130,24 +130,8 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	if !i.takeTxn(w, r, txn, expiredSignIn) {
 		return
 	}
-	sid := randomToken()
-	now := i.now()
-	sb, _ := json.Marshal(session{UserID: u.ID, AuthTime: now, Amr: []string{"pwd"}})
-	if err := i.store.PutRecord(ctx, store.NSSession, sid, sb, now.Add(SessionLifetime)); err != nil {
-		i.storeFailurePage(w, err)
-		return
-	}
-	http.SetCookie(w, i.cookie(r, sessionCookie, sid, SessionLifetime))
-	d.userID, d.session = u.ID, sessionDigest(sid)
-	i.logSuccess(EventSignIn, d)
-	// What this request decides next (the code) is of the new session.
-	r = r.WithContext(withSession(r.Context(), d.session))
-	req.UserID, req.AuthTime, req.Amr = u.ID, now, []string{"pwd"}
-	if req.Device != "" {
-		i.deviceConfirm(w, r, s, c, req)
-		return
-	}
-	i.afterSignIn(w, r, s, c, req)
+	// The sign-on policy decides whether the password is enough (mfa.go).
+	i.afterPassword(w, r, s, c, req, u, d)
 }
 
 // maxTypedLogin bounds the username a failed sign-in page shows again

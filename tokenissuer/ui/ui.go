@@ -5,6 +5,7 @@ package ui
 
 import (
 	"embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -24,7 +25,7 @@ var Names = []string{"layout.html", "login.html", "consent.html", "error.html", 
 // Optional templates a replacement directory may provide; the built-in
 // one (inside the directory's layout) is used otherwise, so directories
 // made before a template existed keep working.
-var Optional = []string{"logout.html", "device_done.html"}
+var Optional = []string{"logout.html", "device_done.html", "factor.html", "enroll.html", "recovery_codes.html"}
 
 // PostMessageTemplate is the okta_post_message response page. It is
 // always the built-in one, never read from a replacement directory: it
@@ -35,6 +36,7 @@ const PostMessageTemplate = "okta_post_message.html"
 // Pages holds parsed templates.
 type Pages struct {
 	login, consent, errorPage, formPost, device, deviceDone, logout, postMessage *template.Template
+	factor, enroll, recoveryCodes                                               *template.Template
 }
 
 // Load parses the built-in templates, or those in dir when set.
@@ -69,7 +71,8 @@ func Load(dir string) (*Pages, error) {
 	}
 	p := &Pages{}
 	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost, "device.html": &p.device,
-		"device_done.html": &p.deviceDone, "logout.html": &p.logout} {
+		"device_done.html": &p.deviceDone, "logout.html": &p.logout,
+		"factor.html": &p.factor, "enroll.html": &p.enroll, "recovery_codes.html": &p.recoveryCodes} {
 		if *dst, err = parse(name); err != nil {
 			return nil, err
 		}
@@ -170,3 +173,53 @@ func (p *Pages) RenderLogin(w io.Writer, d Login) error       { return p.login.E
 func (p *Pages) RenderConsent(w io.Writer, d Consent) error   { return p.consent.Execute(w, d) }
 func (p *Pages) RenderError(w io.Writer, d Error) error       { return p.errorPage.Execute(w, d) }
 func (p *Pages) RenderFormPost(w io.Writer, d FormPost) error { return p.formPost.Execute(w, d) }
+
+// WebAuthn is a WebAuthn ceremony on a page: Options is the JSON the
+// browser half (webauthn.js at Script, with its Integrity) passes to
+// navigator.credentials; empty, the page offers none.
+type WebAuthn struct {
+	Options, Script, Integrity string
+}
+
+// Factor is the second-factor page's data: what the user may answer
+// with (a TOTP code, a recovery code, a WebAuthn key), posted with Txn
+// and CSRF to Action as `method` and `code` or `webauthn_response`.
+type Factor struct {
+	Title, Action, Txn, CSRF, ClientName, Login, Error string
+	TOTP, Recovery                                     bool
+	WebAuthn                                           WebAuthn
+}
+
+// RenderFactor writes the second-factor page.
+func (p *Pages) RenderFactor(w io.Writer, d Factor) error { return p.factor.Execute(w, d) }
+
+// Enroll is the enrollment page's data: a TOTP authenticator app (its
+// QR code as a PNG, and the secret as text for typing in) confirmed by
+// a code, and/or a WebAuthn key to register.
+type Enroll struct {
+	Title, Action, Txn, CSRF, ClientName, Login, Error string
+	TOTPQR                                             template.URL // a data: URL of the PNG
+	TOTPSecret, TOTPURI                                string
+	WebAuthn                                           WebAuthn
+}
+
+// PNGDataURL is png as a data: URL for an <img>; only for images the
+// issuer made itself.
+func PNGDataURL(png []byte) template.URL {
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+}
+
+// RenderEnroll writes the enrollment page.
+func (p *Pages) RenderEnroll(w io.Writer, d Enroll) error { return p.enroll.Execute(w, d) }
+
+// RecoveryCodes is the page that shows new recovery codes once; its
+// form posts Txn and CSRF to Action to go on.
+type RecoveryCodes struct {
+	Title, Action, Txn, CSRF string
+	Codes                    []string
+}
+
+// RenderRecoveryCodes writes the recovery codes page.
+func (p *Pages) RenderRecoveryCodes(w io.Writer, d RecoveryCodes) error {
+	return p.recoveryCodes.Execute(w, d)
+}
