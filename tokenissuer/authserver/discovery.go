@@ -90,7 +90,7 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 			published = append(published, sc.Name)
 		}
 	}
-	claims := []string{"ver", "jti", "iss", "aud", "iat", "exp", "cid", "uid", "scp", "sub", "auth_time", "amr", "at_hash", "nonce", "idp",
+	claims := []string{"ver", "jti", "iss", "aud", "iat", "exp", "cid", "uid", "scp", "sub", "auth_time", "amr", "acr", "at_hash", "nonce", "idp",
 		"preferred_username", "name", "given_name", "family_name", "middle_name", "nickname", "profile", "picture", "website",
 		"gender", "birthdate", "zoneinfo", "locale", "updated_at", "email", "email_verified", "address", "phone_number",
 		"phone_number_verified", "groups"}
@@ -125,6 +125,8 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 		m["authorization_response_iss_parameter_supported"] = true
 		m["end_session_endpoint"] = ep + "/logout"
 		m["prompt_values_supported"] = []string{"none", "login", "consent"}
+		// Okta's values (mfa.go); OpenID Connect Discovery 1.0 section 3.
+		m["acr_values_supported"] = knownACR
 	}
 	if slices.Contains(grants, GrantDeviceCode) {
 		m["device_authorization_endpoint"] = ep + "/device/authorize"

@@ -33,6 +33,7 @@ func (i *Issuer) signIDToken(ctx context.Context, s *Server, c *clientauth.Clien
 	m["ver"], m["jti"], m["iss"], m["aud"] = 1, "ID."+newJTI()[3:], s.Issuer, c.ID
 	m["sub"], m["iat"], m["exp"] = u.ID, now.Unix(), now.Add(IDTokenLifetime).Unix()
 	m["auth_time"], m["amr"], m["idp"] = g.authTime.Unix(), g.amr, s.Issuer
+	m["acr"] = acrOf(g.amr, g.acrValues)
 	m["at_hash"] = tokenHash(set.ActiveAlg, accessToken)
 	if g.nonce != "" {
 		m["nonce"] = g.nonce

@@ -26,7 +26,9 @@ type grantInfo struct {
 	grant    string
 	authTime time.Time
 	amr      []string
-	nonce    string
+	// acrValues the client asked for (ID token acr).
+	acrValues []string
+	nonce     string
 	// family continues a refresh-token family; nil starts a new one.
 	family *store.RefreshToken
 	// keepRefresh is returned as is (static refresh tokens).
@@ -42,6 +44,9 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 	if u != nil {
 		in.User = claimsUser(u)
 		at.Sub, at.UID, at.AuthTime = u.Login, u.ID, g.authTime.Unix()
+		// How the user signed in, so a gateway can ask for it
+		// (`"mfa" in claims.amr`).
+		at.Amr = g.amr
 		if s.subject != nil {
 			if sub, err := s.subject.Evaluate(in); err != nil {
 				s.log.Warn("subject expression failed: sub is the login", zap.String("client_id", c.ID), zap.Error(err))

@@ -38,6 +38,7 @@ type accessClaims struct {
 	UID      string   `json:"uid,omitempty"`
 	Scp      []string `json:"scp"`
 	AuthTime int64    `json:"auth_time,omitempty"`
+	Amr      []string `json:"amr,omitempty"`
 	Sub      string   `json:"sub"`
 }
 

@@ -92,7 +92,9 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, http.StatusBadRequest, expiredSignIn)
 		return
 	}
-	u, err := i.passwordAttempt(ctx, login, form["password"], clientip.Key(r), d)
+	u, err := i.passwordAttempt(ctx, login, form["password"], clientip.Key(r), d, func(u *directory.User) bool {
+		return i.requirement(c, u, req.ACRValues).factor == policy.FactorNone
+	})
 	switch {
 	case errors.Is(err, errLocked):
 		i.logFailure(EventSignIn, d, &oauth.Error{Code: "locked", Reason: "too many failed sign-ins"})

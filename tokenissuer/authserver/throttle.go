@@ -191,7 +191,13 @@ var (
 // directory.ErrBadCredentials
 // (a wrong password or an unknown login), errInactive (with the user),
 // errDirectory, or the store's error.
-func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr string, d decision) (*directory.User, error) {
+//
+// complete says whether the right password of a user ends the sign-in:
+// only then is the login's count cleared. While a second factor is
+// still to come the attempt stays counted, so that signing in with a
+// known password again and again cannot clear the count of wrong codes
+// (the factor's success clears it, mfa_pages.go).
+func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr string, d decision, complete func(*directory.User) bool) (*directory.User, error) {
 	at, err := i.admitAttempt(ctx, login, addr)
 	if err != nil {
 		return nil, err
@@ -203,7 +209,11 @@ func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr stri
 	}
 	switch {
 	case err == nil && user.Active():
-		at.succeeded(ctx)
+		if complete(user) {
+			at.succeeded(ctx)
+		} else {
+			at.release()
+		}
 		return user, nil
 	case err == nil:
 		at.failed(ctx, d)

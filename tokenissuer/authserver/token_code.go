@@ -82,7 +82,7 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		return nil, e
 	}
 	resp, e := i.issue(r, s, c, u, grantInfo{scopes: g.Scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantAuthorizationCode,
-		authTime: g.AuthTime, amr: g.Amr, nonce: g.Nonce}, d)
+		authTime: g.AuthTime, amr: g.Amr, acrValues: g.ACRValues, nonce: g.Nonce}, d)
 	if e != nil {
 		if e.Code == oauth.ErrTemporarilyUnavailable.Code {
 			// Nothing was issued and the answer says "retry": give the

@@ -36,7 +36,11 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 	// The sign-in page's counters and limits: a lockout on either blocks
 	// both, and a locked user gets the same answer as a wrong password.
 	d.login, d.clientIP = directory.NormalizeLogin(login), clientip.From(r)
-	u, err := i.passwordAttempt(r.Context(), d.login, pw, clientip.Key(r), *d)
+	var n need
+	u, err := i.passwordAttempt(r.Context(), d.login, pw, clientip.Key(r), *d, func(u *directory.User) bool {
+		n = i.requirement(c, u, nil)
+		return !n.deny && n.factor == policy.FactorNone
+	})
 	if u != nil {
 		d.userID = u.ID
 	}
@@ -54,6 +58,16 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 		return nil, oauth.ErrServer.WithCause(err)
 	case err != nil:
 		return nil, oauth.FromStore(err)
+	}
+	// A password cannot satisfy a sign-on policy that asks for a second
+	// factor or refuses the user (Okta answers the password grant so).
+	switch {
+	case n.deny:
+		i.logSignOnPolicy(r, s, c, u, n, "DENY")
+		return nil, oauth.ErrAccessDenied.WithDescription("The sign-on policy does not allow this user to sign in to this application.")
+	case n.factor != policy.FactorNone:
+		i.logSignOnPolicy(r, s, c, u, n, "DENY")
+		return nil, errBadCredentials.WithDescription("The password grant is not allowed for this user: the sign-on policy requires a second factor.").WithReason("sign-on policy requires a second factor")
 	}
 	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantPassword, Scopes: scopes, User: policyUser(u)}, d)
 	if e != nil {

@@ -79,7 +79,7 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 		keep = tok
 	}
 	resp, e := i.issue(r, s, c, u, grantInfo{scopes: scopes, rule: m.Rule, policy: m.Policy.Name, grant: rt.Grant,
-		authTime: rt.AuthTime, amr: []string{"pwd"}, family: &rt, keepRefresh: keep}, d)
+		authTime: rt.AuthTime, amr: refreshAmr(rt), family: &rt, keepRefresh: keep}, d)
 	if e != nil {
 		return nil, e
 	}
@@ -116,4 +116,13 @@ func (i *Issuer) refreshReused(ctx context.Context, rt store.RefreshToken) *oaut
 		return oauth.FromStore(err)
 	}
 	return errBadRefresh.WithReason("reuse of a rotated refresh token: family revoked")
+}
+
+// refreshAmr is how the family's user signed in; families stored before
+// the methods were kept signed in with a password.
+func refreshAmr(rt store.RefreshToken) []string {
+	if len(rt.Amr) == 0 {
+		return []string{amrPassword}
+	}
+	return rt.Amr
 }

@@ -126,7 +126,10 @@ type RefreshToken struct {
 	// the rules for it.
 	Grant    string    `json:"grant,omitempty"`
 	AuthTime time.Time `json:"auth_time"`
-	Issued   time.Time `json:"iat"`
+	// Amr is how the user signed in (RFC 8176 values); the family's
+	// tokens keep it.
+	Amr    []string  `json:"amr,omitempty"`
+	Issued time.Time `json:"iat"`
 	// FamilyExpires bounds the family from its first token.
 	FamilyExpires time.Time `json:"family_exp"`
 	// IdleExpires moves forward each time the token is used.
