@@ -36,7 +36,7 @@ const PostMessageTemplate = "okta_post_message.html"
 // Pages holds parsed templates.
 type Pages struct {
 	login, consent, errorPage, formPost, device, deviceDone, logout, postMessage *template.Template
-	factor, enroll, recoveryCodes                                               *template.Template
+	factor, enroll, recoveryCodes                                                *template.Template
 }
 
 // Load parses the built-in templates, or those in dir when set.
