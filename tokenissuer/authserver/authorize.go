@@ -84,6 +84,8 @@ type authzRequest struct {
 	// Enrolled: a factor was just enrolled and its recovery codes shown;
 	// the session exists, the page's Continue goes on.
 	Enrolled bool `json:"enrolled,omitempty"`
+	// Settings: the sign-in is for the self-service page (settings.go).
+	Settings bool `json:"settings,omitempty"`
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 section 3.1,
@@ -465,7 +467,7 @@ func (i *Issuer) errorPage(w http.ResponseWriter, status int, msg string) {
 // client that asks (its name, which defaults to its id).
 func (i *Issuer) loginPage(w http.ResponseWriter, s *Server, txn string, req *authzRequest, msg string, status int) {
 	page := ui.Login{Title: "Sign in", Action: i.base + "/oauth2/v1/signin", Txn: txn, CSRF: req.CSRF, LoginHint: req.LoginHint, Error: msg}
-	if c, ok := i.auth.Client(req.ClientID); ok {
+	if c, ok := i.clientFor(req); ok {
 		page.ClientName = c.Name
 	}
 	htmlHeaders(w, req.RedirectURI)

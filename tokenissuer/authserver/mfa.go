@@ -89,6 +89,15 @@ func (i *Issuer) requirement(c *clientauth.Client, u *directory.User, acr []stri
 	return n
 }
 
+// needFor is requirement with what the self-service page adds.
+func (i *Issuer) needFor(r *http.Request, c *clientauth.Client, u *directory.User, acr []string) (need, error) {
+	n := i.requirement(c, u, acr)
+	if c == settingsClient {
+		return i.settingsNeed(r, u, n)
+	}
+	return n, nil
+}
+
 func stricter(a, b string) string {
 	rank := map[string]int{policy.FactorNone: 0, policy.FactorAny: 1, policy.FactorPhishingResistant: 2}
 	if rank[b] > rank[a] {
@@ -173,6 +182,10 @@ func withMethods(amr []string, ms ...string) []string {
 // proceed goes on with a request whose user is signed in with methods
 // that meet its requirement: the device approval, or consent and code.
 func (i *Issuer) proceed(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest) {
+	if req.Settings {
+		http.Redirect(w, r, i.base+settingsPath, http.StatusSeeOther)
+		return
+	}
 	if req.Device != "" {
 		i.deviceConfirm(w, r, s, c, req)
 		return
@@ -190,7 +203,11 @@ func (i *Issuer) withSession(w http.ResponseWriter, r *http.Request, s *Server, 
 		i.signInAgain(w, r, s, req)
 		return
 	}
-	n := i.requirement(c, u, req.ACRValues)
+	n, err := i.needFor(r, c, u, req.ACRValues)
+	if err != nil {
+		i.storeFailurePage(w, err)
+		return
+	}
 	switch {
 	case n.deny:
 		i.denyBySignOnPolicy(w, r, s, c, req, u, n)
@@ -232,7 +249,11 @@ func (i *Issuer) signInAgain(w http.ResponseWriter, r *http.Request, s *Server, 
 // sign-in page (the pending request already consumed): a session when
 // the password is enough, else the factor (or enrollment) step.
 func (i *Issuer) afterPassword(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest, u *directory.User, d decision) {
-	n := i.requirement(c, u, req.ACRValues)
+	n, err := i.needFor(r, c, u, req.ACRValues)
+	if err != nil {
+		i.storeFailurePage(w, err)
+		return
+	}
 	if n.deny {
 		i.denyBySignOnPolicy(w, r, s, c, req, u, n)
 		return
@@ -306,6 +327,10 @@ var errSessionChanged = errors.New("session is another user's")
 // does for an app sign-on policy's "Access is denied".
 func (i *Issuer) denyBySignOnPolicy(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest, u *directory.User, n need) {
 	i.logSignOnPolicy(r, s, c, u, n, "DENY")
+	if req.Settings { // no client to send the error to
+		i.errorPage(w, http.StatusForbidden, "The sign-on policy does not allow you to open your account settings.")
+		return
+	}
 	i.redirectError(w, r, s, req, "access_denied", "The sign-on policy does not allow this user to sign in to this application.")
 }
 

@@ -215,7 +215,7 @@ func (i *Issuer) serveFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, ok := i.Server(req.Server)
-	c, ok2 := i.auth.Client(req.ClientID)
+	c, ok2 := i.clientFor(req)
 	if !ok || !ok2 {
 		i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
 		return

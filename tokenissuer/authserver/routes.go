@@ -103,6 +103,7 @@ func (i *Issuer) buildRoutes() map[string]route {
 		}
 		routes["/.well-known/"+docOAuth+wellKnown] = route{s, endpoints[".well-known/"+docOAuth]}
 		if s.Org {
+			routes[i.basePath+settingsPath] = route{s, settingsEndpoint}
 			for name, ep := range sessionsAPI {
 				routes[i.basePath+"/"+name] = route{s, ep}
 			}
@@ -118,7 +119,7 @@ func (i *Issuer) buildRoutes() map[string]route {
 // them an unknown path is a 404, never the next handler's answer.
 func (i *Issuer) namespaces() []string {
 	b := i.basePath
-	return []string{b + "/oauth2", b + "/api/v1", b + "/.well-known/" + docOIDC, b + "/.well-known/" + docOAuth, "/.well-known/" + docOAuth + b}
+	return []string{b + "/oauth2", b + "/api/v1", b + "/enduser", b + "/.well-known/" + docOIDC, b + "/.well-known/" + docOAuth, "/.well-known/" + docOAuth + b}
 }
 
 // ServeHTTP serves every issuer endpoint. It reports false for paths

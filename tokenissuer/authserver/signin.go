@@ -72,7 +72,7 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
 		return
 	}
-	c, ok := i.auth.Client(req.ClientID)
+	c, ok := i.clientFor(req)
 	if !ok {
 		i.errorPage(w, http.StatusBadRequest, "The request could not be completed.")
 		return
@@ -93,7 +93,8 @@ func (i *Issuer) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := i.passwordAttempt(ctx, login, form["password"], clientip.Key(r), d, func(u *directory.User) bool {
-		return i.requirement(c, u, req.ACRValues).factor == policy.FactorNone
+		n, err := i.needFor(r, c, u, req.ACRValues)
+		return err == nil && n.factor == policy.FactorNone
 	})
 	switch {
 	case errors.Is(err, errLocked):

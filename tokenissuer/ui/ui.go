@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 )
 
 //go:embed templates/*.html
@@ -25,7 +26,7 @@ var Names = []string{"layout.html", "login.html", "consent.html", "error.html", 
 // Optional templates a replacement directory may provide; the built-in
 // one (inside the directory's layout) is used otherwise, so directories
 // made before a template existed keep working.
-var Optional = []string{"logout.html", "device_done.html", "factor.html", "enroll.html", "recovery_codes.html"}
+var Optional = []string{"logout.html", "device_done.html", "factor.html", "enroll.html", "recovery_codes.html", "settings.html", "settings_totp.html"}
 
 // PostMessageTemplate is the okta_post_message response page. It is
 // always the built-in one, never read from a replacement directory: it
@@ -36,7 +37,7 @@ const PostMessageTemplate = "okta_post_message.html"
 // Pages holds parsed templates.
 type Pages struct {
 	login, consent, errorPage, formPost, device, deviceDone, logout, postMessage *template.Template
-	factor, enroll, recoveryCodes                                                *template.Template
+	factor, enroll, recoveryCodes, settings, settingsTOTP                        *template.Template
 }
 
 // Load parses the built-in templates, or those in dir when set.
@@ -72,7 +73,8 @@ func Load(dir string) (*Pages, error) {
 	p := &Pages{}
 	for name, dst := range map[string]**template.Template{"login.html": &p.login, "consent.html": &p.consent, "error.html": &p.errorPage, "form_post.html": &p.formPost, "device.html": &p.device,
 		"device_done.html": &p.deviceDone, "logout.html": &p.logout,
-		"factor.html": &p.factor, "enroll.html": &p.enroll, "recovery_codes.html": &p.recoveryCodes} {
+		"factor.html": &p.factor, "enroll.html": &p.enroll, "recovery_codes.html": &p.recoveryCodes,
+		"settings.html": &p.settings, "settings_totp.html": &p.settingsTOTP} {
 		if *dst, err = parse(name); err != nil {
 			return nil, err
 		}
@@ -222,4 +224,39 @@ type RecoveryCodes struct {
 // RenderRecoveryCodes writes the recovery codes page.
 func (p *Pages) RenderRecoveryCodes(w io.Writer, d RecoveryCodes) error {
 	return p.recoveryCodes.Execute(w, d)
+}
+
+// FactorLine is one factor on the self-service page.
+type FactorLine struct {
+	ID, Kind, Name    string
+	Created, LastUsed time.Time
+}
+
+// Settings is the self-service page's data: the user's factors (each
+// with a remove form), the recovery codes left, new codes to show once,
+// and the forms to add an authenticator app or a WebAuthn key; every
+// form posts Txn, CSRF and an `action` to Action.
+type Settings struct {
+	Title, Action, Txn, CSRF, Login, Error, Notice string
+	Factors                                        []FactorLine
+	RecoveryLeft                                   int
+	NewCodes                                       []string
+	TOTPOffered                                    bool
+	WebAuthn                                       WebAuthn
+}
+
+// RenderSettings writes the self-service page.
+func (p *Pages) RenderSettings(w io.Writer, d Settings) error { return p.settings.Execute(w, d) }
+
+// SettingsTOTP is the page that adds an authenticator app from the
+// self-service page: QR code, key, and the confirming code.
+type SettingsTOTP struct {
+	Title, Action, Txn, CSRF, Login, Error, FactorID string
+	QR                                               template.URL
+	Secret                                           string
+}
+
+// RenderSettingsTOTP writes the authenticator app page of the settings.
+func (p *Pages) RenderSettingsTOTP(w io.Writer, d SettingsTOTP) error {
+	return p.settingsTOTP.Execute(w, d)
 }
