@@ -32,6 +32,15 @@ const (
 	EventConsentRevokeUserClient = "app.oauth2.as.consent.revoke.user.client"
 )
 
+// A user's factors and lockout changed through the admin API
+// (factors_api.go): one factor removed, all reset, the lockout ended
+// (Okta's Event Types catalog).
+const (
+	EventFactorDeactivate = "user.mfa.factor.deactivate"
+	EventFactorResetAll   = "user.mfa.factor.reset_all"
+	EventUnlockByAdmin    = "user.account.unlock_by_admin"
+)
+
 // decision carries what one event records. It never holds a token,
 // secret or key: only identifiers.
 type decision struct {

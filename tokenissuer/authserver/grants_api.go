@@ -152,7 +152,12 @@ func parseUsersPath(rest string) (usersRequest, bool) {
 // User Resources API: GET lists or reads, DELETE revokes (204).
 func (i *Issuer) serveUsersAPI(w http.ResponseWriter, r *http.Request, _ *Server) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	req, ok := parseUsersPath(strings.TrimPrefix(r.URL.Path, i.basePath+"/"+usersAPIPath))
+	rest := strings.TrimPrefix(r.URL.Path, i.basePath+"/"+usersAPIPath)
+	if q, ok := parseFactorsPath(rest); ok {
+		i.serveFactorsAPI(w, r, q) // factors_api.go
+		return
+	}
+	req, ok := parseUsersPath(rest)
 	if !ok {
 		i.notFound(w, r)
 		return

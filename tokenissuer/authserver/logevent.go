@@ -52,6 +52,10 @@ var (
 	kindSessionStart  = eventKind{"user.session.start", "user.session.start", "User login to Okta", false}
 	kindSessionEnd    = eventKind{"user.session.end", "user.session.end", "User logout from Okta", false}
 	kindAccountLock   = eventKind{"user.account.lock", "user.account.lock", "Max sign in attempts exceeded", true}
+	// Factors and lockouts changed by an admin (factors_api.go).
+	kindFactorDeactivate = eventKind{"user.mfa.factor.deactivate", "user.mfa.factor.deactivate", "Reset factor for user", false}
+	kindFactorResetAll   = eventKind{"user.mfa.factor.reset_all", "user.mfa.factor.reset_all", "Reset all factors for user", false}
+	kindUnlockByAdmin    = eventKind{"user.account.unlock_by_admin", "user.account.unlock_by_admin", "Unlock user account by admin", false}
 	// Not in Okta's catalog: the project's own.
 	kindIntrospect      = eventKind{"apiaccess.oauth2.as.token.introspect", "apiaccess.oauth2.token.introspect", "OAuth2 token introspection request", false}
 	kindDeviceAuthorize = eventKind{"apiaccess.oauth2.as.device.authorize", "apiaccess.oauth2.device.authorize", "OAuth2 device authorization request", false}
@@ -114,6 +118,12 @@ func kindsOf(event string, d *decision, failed bool) []eventKind {
 		return []eventKind{kindAccountLock}
 	case EventKeyRollover:
 		return []eventKind{kindKeyRollover}
+	case EventFactorDeactivate:
+		return []eventKind{kindFactorDeactivate}
+	case EventFactorResetAll:
+		return []eventKind{kindFactorResetAll}
+	case EventUnlockByAdmin:
+		return []eventKind{kindUnlockByAdmin}
 	}
 	return mfaKinds[event]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -81,6 +82,31 @@ func (i *Issuer) admitAttempt(ctx context.Context, login, addr string) (*attempt
 		return at, errLocked
 	}
 	return at, nil
+}
+
+// errNotLocked aborts unlockLogin's update: nothing to unlock.
+var errNotLocked = errors.New("login is not locked out")
+
+// unlockLogin ends login's lockout (an admin's "Unlock a User"): its
+// count is deleted, atomically, if it has reached maxUserFailures (the
+// next attempt would be refused), so the next password is checked. It
+// reports false, writing nothing, when the login is not locked out.
+// The addresses' counts stay: an unlock is of a user.
+func (i *Issuer) unlockLogin(ctx context.Context, login string) (bool, error) {
+	_, err := i.store.UpdateRecord(ctx, store.NSAttempts, "user:"+login, func(old []byte) ([]byte, error) {
+		n, err := strconv.ParseInt(string(old), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("the attempts of a login are not a count: %w", err)
+		}
+		if n < maxUserFailures {
+			return nil, errNotLocked
+		}
+		return nil, nil
+	})
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errNotLocked) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // succeeded clears the login's count and takes this attempt back from
