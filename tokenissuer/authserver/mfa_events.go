@@ -17,21 +17,17 @@ const (
 	EventMFA            = "user.authentication.auth_via_mfa"
 	EventFactorActivate = "user.mfa.factor.activate"
 	EventSignOnPolicy   = "policy.evaluate_sign_on"
-	// EventFactorDeactivateSelf: a user removed their own factor.
-	EventFactorDeactivateSelf = "user.mfa.factor.deactivate"
 )
 
 var (
 	kindMFA            = eventKind{EventMFA, EventMFA, "Authentication of user via MFA", false}
 	kindFactorActivate = eventKind{EventFactorActivate, EventFactorActivate, "User set up MFA factor", false}
-	kindFactorRemoved  = eventKind{EventFactorDeactivateSelf, EventFactorDeactivateSelf, "Reset factor for user", true}
 )
 
 // mfaKinds extends kindsOf with the events of this file.
 var mfaKinds = map[string][]eventKind{
-	EventMFA:                  {kindMFA},
-	EventFactorActivate:       {kindFactorActivate},
-	EventFactorDeactivateSelf: {kindFactorRemoved},
+	EventMFA:            {kindMFA},
+	EventFactorActivate: {kindFactorActivate},
 }
 
 // logSignOnPolicy records what the sign-on policy decided for u at c:

@@ -260,7 +260,7 @@ func (i *Issuer) serveFactor(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every answer counts as an attempt of the login, with the
 	// passwords (throttle.go): a wrong code locks as wrong passwords do.
-	at, err := i.admitAttempt(ctx, u.Login, clientip.Key(r))
+	at, err := i.admitAttempt(ctx, directory.NormalizeLogin(u.Login), clientip.Key(r))
 	switch {
 	case errors.Is(err, errLocked):
 		i.logFailure(EventMFA, d, &oauth.Error{Code: "locked", Reason: "too many failed sign-ins"})

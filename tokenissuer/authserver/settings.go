@@ -267,7 +267,7 @@ func (i *Issuer) settingsAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.outcomeReason = f.ID
-		i.logSuccess(EventFactorDeactivateSelf, d)
+		i.logSuccess(EventFactorDeactivate, d)
 		i.settingsPage(w, r, u, "", kindName(f.Kind)+" removed.", nil, http.StatusOK)
 		return
 	case "recovery_codes":
