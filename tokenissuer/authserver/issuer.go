@@ -255,7 +255,11 @@ func New(o Options) (*Issuer, error) {
 	if err := policy.CheckAuthenticators(o.Authenticators); err != nil {
 		return nil, err
 	}
-	known := policy.SignOnKnown{Clients: ids, Authenticators: o.Authenticators}
+	signOnClients := map[string]bool{SettingsClientID: true} // the self-service page (settings.go)
+	for id := range ids {
+		signOnClients[id] = true
+	}
+	known := policy.SignOnKnown{Clients: signOnClients, Authenticators: o.Authenticators}
 	if gl, ok := o.Directory.(GroupLister); ok {
 		known.Groups = map[string]bool{}
 		for _, g := range gl.Groups() {
