@@ -181,3 +181,53 @@ func TestSignOnGroupsFromDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestSignOnGroupsOfStaticDirectory: the static directory knows every
+// group there is, so a sign-on rule naming another one is refused at
+// load, from the Caddyfile, as `caddy validate` would.
+func TestSignOnGroupsOfStaticDirectory(t *testing.T) {
+	cfg := func(group string) string {
+		return `{
+	token_issuer {
+		base_url https://id.example.com
+		directory static {
+			user alice@example.com {
+				id 00u1
+				password_hash $2a$12$gTYxbFtSul1WXKDfVekdjuv28Ex9JYkC9rmj9/ezDSJEGSO2eSq7.
+				groups admins
+			}
+		}
+		client app {
+			auth_method none
+			grant_types authorization_code
+			redirect_uris https://app.example.com/cb
+		}
+		sign_on_policy p {
+			clients app
+			rule r {
+				groups ` + group + `
+				factor any
+			}
+		}
+	}
+}
+`
+	}
+	validate := func(caddyfile string) error {
+		js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+		if err != nil {
+			return err
+		}
+		var c caddy.Config
+		if err := json.Unmarshal(js, &c); err != nil {
+			t.Fatal(err)
+		}
+		return caddy.Validate(&c)
+	}
+	if err := validate(cfg("admins")); err != nil {
+		t.Fatalf("a group of the directory: %v", err)
+	}
+	if err := validate(cfg("admin")); err == nil || !strings.Contains(err.Error(), `unknown group "admin"`) {
+		t.Fatalf("a group no user is in: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -107,6 +108,22 @@ func (f *File) UserByID(_ context.Context, id string) (*User, error) {
 		return u, nil
 	}
 	return nil, ErrNotFound
+}
+
+// Groups names every group some user of the directory is in, sorted.
+func (f *File) Groups() []string {
+	seen := map[string]bool{}
+	for _, u := range f.byID {
+		for _, g := range u.Groups {
+			seen[g] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for g := range seen {
+		out = append(out, g)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Len is the number of users.

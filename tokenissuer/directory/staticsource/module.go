@@ -136,6 +136,12 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // DummyHash implements directory.DummyHasher.
 func (m *Module) DummyHash(login string) string { return m.dir.DummyHash(login) }
 
+// Groups names the groups of the configured users: they are all there
+// is, so a sign-on rule naming another group is a mistake caught at
+// load (authserver.GroupLister). The file source does not offer it:
+// its file may change while the configuration stays.
+func (m *Module) Groups() []string { return m.dir.Groups() }
+
 var (
 	_ caddyfile.Unmarshaler = (*Module)(nil)
 	_ caddy.Provisioner     = (*Module)(nil)
