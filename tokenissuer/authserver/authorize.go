@@ -77,7 +77,6 @@ type authzRequest struct {
 	StepUp      bool      `json:"step_up,omitempty"`
 	Need        string    `json:"need,omitempty"`
 	Hardware    bool      `json:"hardware,omitempty"`
-	IfPossible  bool      `json:"if_possible,omitempty"`
 	Enroll      bool      `json:"enroll,omitempty"`
 	EnrollID    string    `json:"enroll_id,omitempty"`
 	WebAuthn    []byte    `json:"webauthn,omitempty"`
@@ -427,6 +426,12 @@ func (i *Issuer) respondPlain(w http.ResponseWriter, r *http.Request, target str
 // to the client needs that origin in form-action: browsers apply it to
 // the redirect after the submission too.
 func htmlHeaders(w http.ResponseWriter, redirectTo ...string) {
+	pageHeaders(w, "", redirectTo...)
+}
+
+// pageHeaders is htmlHeaders with more CSP directives (extra, each
+// ending in "; ").
+func pageHeaders(w http.ResponseWriter, extra string, redirectTo ...string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -440,7 +445,7 @@ func htmlHeaders(w http.ResponseWriter, redirectTo ...string) {
 			formAction += " " + origin
 		}
 	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+"; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "+extra+"form-action "+formAction+"; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 }

@@ -246,7 +246,7 @@ func (i *Issuer) deviceDecision(w http.ResponseWriter, r *http.Request, form map
 	const expired = "This page has expired or was not opened here. Start again with the code on your device."
 	txn, req, err := i.loadTxn(r, form)
 	switch {
-	case errors.Is(err, errBadTxn) || (err == nil && (req.Device == "" || req.UserID == "")):
+	case errors.Is(err, errBadTxn) || (err == nil && (req.Device == "" || req.UserID == "" || req.Enrolled || req.Pending != "")):
 		i.errorPage(w, http.StatusBadRequest, expired)
 		return
 	case err != nil:

@@ -221,6 +221,9 @@ func New(o Options) (*Issuer, error) {
 		if ids[c.ID] {
 			return nil, configerr.In("client", c.ID, errors.New("defined twice"))
 		}
+		if c.ID == SettingsClientID {
+			return nil, configerr.In("client", c.ID, errors.New("the id names the self-service page in sign-on policies; choose another"))
+		}
 		ids[c.ID] = true
 	}
 	org, err := i.compile(OrgID, true, &ServerConfig{SigningAlg: o.OrgSigningAlg})

@@ -14,6 +14,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/factors"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/webauthnrp"
 )
 
 // Sign-in in steps: the sign-on policy (policy.EvaluateSignOn) and the
@@ -63,14 +64,23 @@ type need struct {
 
 // requirement is what signing user u in to client c needs under the
 // sign-on policies and the request's acr_values: the stricter of both.
-func (i *Issuer) requirement(c *clientauth.Client, u *directory.User, acr []string) need {
-	n := need{factor: policy.FactorNone}
+func (i *Issuer) requirement(c *clientauth.Client, u *directory.User, acr []string) (n need) {
+	n = need{factor: policy.FactorNone}
+	// A rule that asks for a factor and refuses enrollment at sign-in
+	// keeps refusing it, whatever acr_values the client sends.
+	noEnroll := false
 	if d, ok := policy.EvaluateSignOn(i.signOn, policy.SignOnRequest{ClientID: c.ID, User: policyUser(u)}); ok {
 		n = need{factor: d.Factor, maxAge: d.MaxSessionAge, every: d.EverySignIn, enroll: d.EnrollAtSignIn, deny: d.Deny, policy: d.Policy, rule: d.Rule}
+		noEnroll = d.Factor != policy.FactorNone && !d.EnrollAtSignIn
 	}
 	if len(acr) == 0 {
 		return n
 	}
+	defer func() {
+		if noEnroll {
+			n.enroll = false
+		}
+	}()
 	// acr_values are in order of preference (OpenID Connect Core
 	// section 3.1.2.1); the first one decides what is asked.
 	switch acr[0] {
@@ -127,7 +137,14 @@ func (n need) suits(f factors.Factor) bool {
 	}
 	switch n.factor {
 	case policy.FactorPhishingResistant:
-		return f.Kind == factors.KindWebAuthn
+		if f.Kind != factors.KindWebAuthn {
+			return false
+		}
+		if n.hardware { // phrh: a device-bound key only
+			info, err := webauthnrp.CredentialInfo(f.Credential)
+			return err == nil && !info.BackupEligible
+		}
+		return true
 	case policy.FactorAny:
 		return true
 	}
@@ -263,6 +280,9 @@ func (i *Issuer) afterPassword(w http.ResponseWriter, r *http.Request, s *Server
 		i.askFactor(w, r, s, c, req, u, n, now, []string{amrPassword}, false)
 		return
 	}
+	if n.policy != "" {
+		i.logSignOnPolicy(r, s, c, u, n, "ALLOW")
+	}
 	if r = i.startSession(w, r, d, req, u, now, []string{amrPassword}); r != nil {
 		i.proceed(w, r, s, c, req)
 	}
@@ -327,8 +347,12 @@ var errSessionChanged = errors.New("session is another user's")
 // does for an app sign-on policy's "Access is denied".
 func (i *Issuer) denyBySignOnPolicy(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest, u *directory.User, n need) {
 	i.logSignOnPolicy(r, s, c, u, n, "DENY")
-	if req.Settings { // no client to send the error to
+	switch {
+	case req.Settings: // no client to send the error to
 		i.errorPage(w, http.StatusForbidden, "The sign-on policy does not allow you to open your account settings.")
+		return
+	case req.Device != "": // the device learns it at its next poll
+		i.decideDevice(w, r, req, false)
 		return
 	}
 	i.redirectError(w, r, s, req, "access_denied", "The sign-on policy does not allow this user to sign in to this application.")
@@ -338,6 +362,9 @@ func (i *Issuer) denyBySignOnPolicy(w http.ResponseWriter, r *http.Request, s *S
 // offered by this issuer.
 func (i *Issuer) usableFactors(ctx context.Context, u *directory.User, n need) ([]factors.Factor, error) {
 	all, err := i.factors.Active(ctx, u.ID)
+	if n.factor == policy.FactorPhishingResistant {
+		all, err = i.factors.WebAuthn(ctx, u.ID) // with the credentials, for their flags
+	}
 	if err != nil {
 		return nil, err
 	}

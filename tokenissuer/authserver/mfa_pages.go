@@ -35,6 +35,8 @@ const (
 	// msgNoFactor: a rule requires a factor the user has none of and
 	// may not enroll now.
 	msgNoFactor = "Signing in to this application needs a second factor you have not set up. Ask your administrator."
+	// msgStrongerFactor: the user has factors, none the rule accepts.
+	msgStrongerFactor = "Signing in to this application needs a security key or passkey. Add one in your account settings, then sign in again."
 	// expiredFactor is the answer to a factor page that is no longer
 	// this browser's pending sign-in.
 	expiredFactor = "This page has expired or was not opened here. Return to the application and sign in again."
@@ -57,20 +59,42 @@ func (i *Issuer) askFactor(w http.ResponseWriter, r *http.Request, s *Server, c 
 			i.proceed(w, r, s, c, req)
 			return
 		}
+		i.clearLogin(r.Context(), directory.NormalizeLogin(u.Login))
 		if r = i.startSession(w, r, decision{server: s, clientID: c.ID, login: u.Login, clientIP: clientip.From(r)}, req, u, authTime, amr); r != nil {
 			i.proceed(w, r, s, c, req)
 		}
 		return
 	}
+	if len(usable) == 0 {
+		// Enrollment at sign-in is for a user with no factor at all: one
+		// who has a factor proves it before adding another (at the
+		// self-service page), or a password alone would add a factor of
+		// the attacker's choosing to their account.
+		active, err := i.factors.Active(r.Context(), u.ID)
+		if err != nil {
+			i.storeFailurePage(w, err)
+			return
+		}
+		switch {
+		case len(active) > 0:
+			i.logSignOnPolicy(r, s, c, u, n, "DENY")
+			i.errorPage(w, http.StatusForbidden, msgStrongerFactor)
+			return
+		case !n.enroll || !i.canEnroll(n):
+			i.logSignOnPolicy(r, s, c, u, n, "DENY")
+			i.errorPage(w, http.StatusForbidden, msgNoFactor)
+			return
+		case stepUp:
+			// A session alone never enrolls a factor: the password first.
+			req.LoginHint = u.Login
+			i.signInAgain(w, r, s, req)
+			return
+		}
+	}
 	req.Pending, req.PendingTime, req.PendingAmr, req.StepUp = u.ID, authTime, amr, stepUp
 	req.Need, req.Hardware, req.Enroll = n.factor, n.hardware, n.enroll
 	req.CSRF = randomToken()
 	if len(usable) == 0 {
-		if !n.enroll || !i.canEnroll(n) {
-			i.logSignOnPolicy(r, s, c, u, n, "DENY")
-			i.errorPage(w, http.StatusForbidden, msgNoFactor)
-			return
-		}
 		i.logSignOnPolicy(r, s, c, u, n, "CHALLENGE")
 		i.enrollPage(w, r, "", req, c, u, "", http.StatusOK)
 		return
@@ -157,7 +181,7 @@ func (i *Issuer) factorPage(w http.ResponseWriter, r *http.Request, txn string, 
 		return
 	}
 	page.Txn, page.CSRF = txn, req.CSRF
-	mfaHeaders(w)
+	mfaHeaders(w, req.RedirectURI)
 	w.WriteHeader(status)
 	_ = i.pages.RenderFactor(w, page)
 }
@@ -169,7 +193,11 @@ func (i *Issuer) enrollPage(w http.ResponseWriter, r *http.Request, txn string, 
 	page := ui.Enroll{Title: "Set up a second factor", Action: i.base + factorPath, ClientName: c.Name, Login: u.Login, Error: msg}
 	ctx := r.Context()
 	if req.Need != policy.FactorPhishingResistant && slices.Contains(i.authenticators, policy.AuthenticatorTOTP) {
-		en, err := i.factors.EnrollTOTP(ctx, u.ID, u.Login)
+		// After a wrong code, the same secret again: the user scanned it.
+		en, err := i.factors.PendingTOTP(ctx, u.ID, req.EnrollID, u.Login)
+		if req.EnrollID == "" || errors.Is(err, factors.ErrNotFound) {
+			en, err = i.factors.EnrollTOTP(ctx, u.ID, u.Login)
+		}
 		if err != nil {
 			i.storeFailurePage(w, err)
 			return
@@ -196,16 +224,17 @@ func (i *Issuer) enrollPage(w http.ResponseWriter, r *http.Request, txn string, 
 		return
 	}
 	page.Txn, page.CSRF = txn, req.CSRF
-	mfaHeaders(w)
+	mfaHeaders(w, req.RedirectURI)
 	w.WriteHeader(status)
 	_ = i.pages.RenderEnroll(w, page)
 }
 
 // mfaHeaders are htmlHeaders plus what the factor pages need: the QR
 // code as a data: image and the WebAuthn script from the issuer itself.
-func mfaHeaders(w http.ResponseWriter) {
-	htmlHeaders(w)
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'self'; form-action 'self'; frame-ancestors 'none'")
+// The form's answer may redirect to the client (redirectTo): form-action
+// must allow its origin too, or the browser stops the redirect.
+func mfaHeaders(w http.ResponseWriter, redirectTo ...string) {
+	pageHeaders(w, "img-src data:; script-src 'self'; ", redirectTo...)
 }
 
 // serveFactor takes the factor step's posts.
@@ -276,6 +305,13 @@ func (i *Issuer) serveFactor(w http.ResponseWriter, r *http.Request) {
 		i.storeFailurePage(w, err)
 		return
 	}
+	// The pending step is used up before the answer is checked: of two
+	// posts of one page only one can enroll a factor or sign in; a wrong
+	// answer gets a new page (and a new step).
+	if !i.takeTxn(w, r, txn, expiredFactor) {
+		at.unchecked(ctx)
+		return
+	}
 	methods, factorID, err := i.checkFactor(r, req, u, method, form)
 	if err != nil {
 		var refused errRefusedFactor
@@ -288,7 +324,7 @@ func (i *Issuer) serveFactor(w http.ResponseWriter, r *http.Request) {
 		i.logFailure(EventMFA, d, &oauth.Error{Code: "invalid_credentials", Reason: refused.reason})
 		n := need{factor: req.Need, hardware: req.Hardware}
 		if enrolling {
-			i.enrollPage(w, r, txn, req, c, u, msgBadCode, http.StatusUnauthorized)
+			i.enrollPage(w, r, "", req, c, u, msgBadCode, http.StatusUnauthorized)
 			return
 		}
 		usable, uerr := i.usableFactors(ctx, u, n)
@@ -296,14 +332,10 @@ func (i *Issuer) serveFactor(w http.ResponseWriter, r *http.Request) {
 			i.storeFailurePage(w, uerr)
 			return
 		}
-		i.factorPage(w, r, txn, req, c, u, usable, msgBadCode, http.StatusUnauthorized)
+		i.factorPage(w, r, "", req, c, u, usable, msgBadCode, http.StatusUnauthorized)
 		return
 	}
 	at.succeeded(ctx)
-	// The pending sign-in yields one session: a second post finds it gone.
-	if !i.takeTxn(w, r, txn, expiredFactor) {
-		return
-	}
 	amr := withMethods(req.PendingAmr, methods...)
 	if n := (need{factor: req.Need, hardware: req.Hardware}); !n.meets(amr) {
 		// A key without what the rule asks (phrh and a synced passkey).
@@ -386,7 +418,17 @@ func (i *Issuer) checkFactor(r *http.Request, req *authzRequest, u *directory.Us
 		if err != nil {
 			return nil, "", refused(err)
 		}
-		if err := i.factors.UpdateWebAuthn(ctx, u.ID, f.ID, cred); err != nil {
+		// The counter only goes up: of two sign-ins racing with one
+		// assertion's count, the second is refused.
+		got, _ := webauthnrp.CredentialInfo(cred)
+		err = i.factors.UpdateWebAuthnIf(ctx, u.ID, f.ID, cred, func(stored json.RawMessage) bool {
+			old, err := webauthnrp.CredentialInfo(stored)
+			return err == nil && (got.SignCount > old.SignCount || got.SignCount == 0 && old.SignCount == 0)
+		})
+		if errors.Is(err, factors.ErrStale) {
+			return nil, "", errRefusedFactor{"webauthn: sign count not above the stored one"}
+		}
+		if err != nil {
 			return nil, "", err
 		}
 		amr, err := webauthnrp.AMR(cred, uv)
@@ -415,12 +457,20 @@ func (i *Issuer) checkFactor(r *http.Request, req *authzRequest, u *directory.Us
 		if err != nil {
 			return nil, "", err
 		}
+		amr, err := webauthnrp.AMR(cred, info.UserVerified)
+		if err != nil {
+			return nil, "", err
+		}
+		// A key that cannot meet the rule (a synced passkey under phrh)
+		// is not kept: it would sign in nowhere this rule applies.
+		if !(need{factor: req.Need, hardware: req.Hardware}).meets(withMethods(req.PendingAmr, amr...)) {
+			return nil, "", errRefusedFactor{"webauthn: the key does not meet the rule"}
+		}
 		f, err := i.factors.AddWebAuthn(ctx, u.ID, "Security key or passkey", credID, cred)
 		if err != nil {
 			return nil, "", refused(err)
 		}
-		amr, err := webauthnrp.AMR(cred, info.UserVerified)
-		return amr, f.ID, err
+		return amr, f.ID, nil
 	}
 	return nil, "", errRefusedFactor{"unknown method " + strconv.Quote(trimFactor(method))}
 }
@@ -454,7 +504,7 @@ func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, r *http.Request, c *cl
 	if !ok {
 		return
 	}
-	htmlHeaders(w)
+	htmlHeaders(w, req.RedirectURI)
 	_ = i.pages.RenderRecoveryCodes(w, ui.RecoveryCodes{Title: "Save your recovery codes", Action: i.base + factorPath, Txn: txn, CSRF: req.CSRF, Codes: codes})
 }
 

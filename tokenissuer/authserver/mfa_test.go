@@ -180,12 +180,19 @@ func TestMFAEnrollAndSignIn(t *testing.T) {
 			}
 			secret := between(r.body, `<code id="totp_secret">`, "</code>")
 			p = next(t, p, r)
-			if r := e.factor(p, "enroll_totp", "000000"); r.status != http.StatusUnauthorized || r.session() || !strings.Contains(r.body, msgBadCode) {
+			r = e.factor(p, "enroll_totp", "000000")
+			if r.status != http.StatusUnauthorized || r.session() || !strings.Contains(r.body, msgBadCode) {
 				t.Fatalf("wrong enrollment code: %d %v", r.status, r.session())
 			}
-			// A wrong code re-renders the page with a new pending factor.
-			r = e.factor(p, "enroll_totp", "000000")
-			secret = between(r.body, `<code id="totp_secret">`, "</code>")
+			// A wrong code shows the same secret again, under a new step:
+			// the old one is used up.
+			if again := between(r.body, `<code id="totp_secret">`, "</code>"); again != secret {
+				t.Fatal("a wrong enrollment code changed the secret the user scanned")
+			}
+			if old := e.factor(p, "enroll_totp", e.code(secret)); old.status != http.StatusBadRequest {
+				t.Fatalf("the used-up step posted again: %d", old.status)
+			}
+			p = next(t, p, r)
 			first := e.code(secret)
 			r = e.factor(p, "enroll_totp", first)
 			if r.status != 200 || !strings.Contains(r.body, `id="recovery_codes"`) {
@@ -223,12 +230,16 @@ func TestMFAEnrollAndSignIn(t *testing.T) {
 				t.Fatalf("factor page at node B: %d %.400s", r.status, r.body)
 			}
 			p = next(t, p, r)
-			if r := e.factor(p, "totp", first); r.status != http.StatusUnauthorized || r.session() {
+			r = e.factor(p, "totp", first)
+			if r.status != http.StatusUnauthorized || r.session() {
 				t.Fatalf("the enrollment's code again: %d session %v", r.status, r.session())
 			}
-			if r := e.factor(p, "totp", "123456"); r.status != http.StatusUnauthorized || r.session() {
+			p = next(t, p, r)
+			r = e.factor(p, "totp", "123456")
+			if r.status != http.StatusUnauthorized || r.session() {
 				t.Fatalf("a wrong code: %d session %v", r.status, r.session())
 			}
+			p = next(t, p, r)
 			code := e.code(secret)
 			if r = e.factor(p, "totp", code); r.code() == "" || !r.session() {
 				t.Fatalf("the current code at node B: %d %q %.200s", r.status, r.location, r.body)
@@ -237,9 +248,11 @@ func TestMFAEnrollAndSignIn(t *testing.T) {
 			p, _ = e.openFor(0, "admin", nil)
 			r = e.signIn(p, "alice@example.com", alicePass, "")
 			p = next(t, p, r)
-			if r := e.factor(p, "totp", code); r.status != http.StatusUnauthorized {
+			r = e.factor(p, "totp", code)
+			if r.status != http.StatusUnauthorized {
 				t.Fatalf("a replayed code: %d", r.status)
 			}
+			p = next(t, p, r)
 			// A recovery code, once.
 			if r := e.factor(p, "recovery", strings.ToLower(codes[0])); r.code() == "" {
 				t.Fatalf("a recovery code: %d %.200s", r.status, r.body)
@@ -257,7 +270,7 @@ func TestMFAEnrollAndSignIn(t *testing.T) {
 			}
 			// The password grant cannot give the factor.
 			status, body := e.passwordGrant(0, "admin", "admin-secret", "alice@example.com", alicePass)
-			if status != 400 || body["error"] != "invalid_grant" || !strings.Contains(body["error_description"].(string), "second factor") {
+			if status != 400 || body["error"] != "invalid_grant" || body["error_description"] != "The credentials provided were invalid." {
 				t.Fatalf("password grant for alice: %d %v", status, body)
 			}
 			if status, _ := e.passwordGrant(0, "admin", "admin-secret", "dave@example.com", alicePass); status != 200 {
@@ -345,6 +358,10 @@ func TestMFAWrongCodesLock(t *testing.T) {
 				wrong = maxUserFailures + 2
 				break
 			}
+			if r.status != http.StatusUnauthorized {
+				t.Fatalf("a wrong code: %d", r.status)
+			}
+			p = next(t, p, r)
 			wrong++
 		}
 	}

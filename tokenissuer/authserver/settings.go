@@ -50,7 +50,15 @@ func (i *Issuer) clientFor(req *authzRequest) (*clientauth.Client, bool) {
 // settingsNeed is what the page needs of user u's sign-in on top of the
 // sign-on policy: a fresh one, with a factor once the user has one.
 func (i *Issuer) settingsNeed(r *http.Request, u *directory.User, n need) (need, error) {
-	n.maxAge = settingsFresh
+	// A stricter rule for the page stays: a shorter age, or "every
+	// sign-in", which for a page opened after its sign-in means the last
+	// minute.
+	if n.every {
+		n.maxAge, n.every = time.Minute, false
+	}
+	if n.maxAge == 0 || n.maxAge > settingsFresh {
+		n.maxAge = settingsFresh
+	}
 	if n.factor == policy.FactorNone {
 		active, err := i.factors.Active(r.Context(), u.ID)
 		if err != nil {
@@ -214,6 +222,11 @@ func (i *Issuer) settingsAction(w http.ResponseWriter, r *http.Request) {
 		err := i.factors.ActivateTOTP(ctx, u.ID, form["factor"], trimFactor(form["code"]))
 		if err != nil {
 			if refusedFactor(err) {
+				// The same enrollment again, while it lasts.
+				if en, perr := i.factors.PendingTOTP(ctx, u.ID, form["factor"], u.Login); perr == nil {
+					i.settingsEnrollPage(w, r, u, en, msgBadCode, http.StatusUnauthorized)
+					return
+				}
 				i.settingsPage(w, r, u, msgBadCode, "", nil, http.StatusUnauthorized)
 				return
 			}

@@ -246,7 +246,9 @@ func (i *Issuer) serveConsent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if req.UserID == "" {
+	// A page of another step (the recovery codes page, the settings)
+	// never answers a consent.
+	if req.UserID == "" || req.Enrolled || req.Settings || req.Pending != "" {
 		i.errorPage(w, http.StatusBadRequest, expired)
 		return
 	}

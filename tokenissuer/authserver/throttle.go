@@ -118,6 +118,12 @@ func (a *attempt) succeeded(ctx context.Context) {
 	_, _ = a.i.store.Incr(ctx, store.NSAttempts, "addr:"+a.addr, -1, a.i.now().Add(throttleWindow))
 }
 
+// clearLogin ends the count of a login whose sign-in completed without
+// passing through an attempt's success (acr ...:ifpossible, no factor).
+func (i *Issuer) clearLogin(ctx context.Context, login string) {
+	_, _ = i.store.UpdateRecord(ctx, store.NSAttempts, "user:"+login, func([]byte) ([]byte, error) { return nil, nil })
+}
+
 // unchecked takes the attempt back: its password was never checked
 // (the hash gate was full, the store failed).
 func (a *attempt) unchecked(ctx context.Context) {
@@ -220,9 +226,9 @@ var (
 //
 // complete says whether the right password of a user ends the sign-in:
 // only then is the login's count cleared. While a second factor is
-// still to come the attempt stays counted, so that signing in with a
-// known password again and again cannot clear the count of wrong codes
-// (the factor's success clears it, mfa_pages.go).
+// still to come the attempt is taken back but the count kept, so that
+// signing in with a known password again and again cannot clear the
+// count of wrong codes (the factor's success clears it, mfa_pages.go).
 func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr string, d decision, complete func(*directory.User) bool) (*directory.User, error) {
 	at, err := i.admitAttempt(ctx, login, addr)
 	if err != nil {
@@ -238,7 +244,9 @@ func (i *Issuer) passwordAttempt(ctx context.Context, login, password, addr stri
 		if complete(user) {
 			at.succeeded(ctx)
 		} else {
-			at.release()
+			// Taken back from both counts, the login's kept: the factor's
+			// success clears it (mfa_pages.go).
+			at.unchecked(ctx)
 		}
 		return user, nil
 	case err == nil:

@@ -67,7 +67,9 @@ func (i *Issuer) passwordGrant(r *http.Request, s *Server, c *clientauth.Client,
 		return nil, oauth.ErrAccessDenied.WithDescription("The sign-on policy does not allow this user to sign in to this application.")
 	case n.factor != policy.FactorNone:
 		i.logSignOnPolicy(r, s, c, u, n, "DENY")
-		return nil, errBadCredentials.WithDescription("The password grant is not allowed for this user: the sign-on policy requires a second factor.").WithReason("sign-on policy requires a second factor")
+		// The generic answer: a distinct one would tell a guesser that
+		// the password was right. The reason is for the log.
+		return nil, errBadCredentials.WithReason("sign-on policy requires a second factor")
 	}
 	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantPassword, Scopes: scopes, User: policyUser(u)}, d)
 	if e != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"image/png"
 	"strings"
+	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
@@ -113,6 +114,9 @@ func (m *Manager) ActivateTOTP(ctx context.Context, uid, factorID, code string) 
 			}
 			if f.Status != StatusPending {
 				return ErrNotPending
+			}
+			if now.Sub(f.Created) > PendingLifetime {
+				return ErrNotFound // an enrollment left unfinished
 			}
 			step, err := m.checkTOTP(uid, f, code, now.Unix())
 			if err != nil {
@@ -225,4 +229,48 @@ func validTOTP(code string) bool {
 		}
 	}
 	return true
+}
+
+// PendingLifetime bounds a TOTP enrollment: a pending factor older than
+// this cannot be activated (start again).
+const PendingLifetime = time.Hour
+
+// PendingTOTP shows the enrollment of uid's pending TOTP factor again
+// (its QR code and key, for a page answered with a wrong code): the same
+// secret the user already scanned. ErrNotFound when there is no such
+// pending factor, or it is older than PendingLifetime.
+func (m *Manager) PendingTOTP(ctx context.Context, uid, factorID, account string) (TOTPEnrollment, error) {
+	r, err := m.load(ctx, uid)
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	for _, f := range r.Factors {
+		if f.ID != factorID || f.Kind != KindTOTP || f.Status != StatusPending || m.now().Sub(f.Created) > PendingLifetime {
+			continue
+		}
+		raw, err := m.sealer.Open(sealKID(uid, f.ID), f.Secret)
+		if err != nil {
+			return TOTPEnrollment{}, fmt.Errorf("factors: opening a TOTP secret: %w", err)
+		}
+		if account == "" {
+			account = uid
+		}
+		key, err := totp.Generate(totp.GenerateOpts{
+			Issuer: m.issuer, AccountName: account, Secret: raw,
+			Period: totpPeriod, Digits: totpDigits, SecretSize: totpSecretSize, Algorithm: otp.AlgorithmSHA1,
+		})
+		if err != nil {
+			return TOTPEnrollment{}, err
+		}
+		img, err := key.Image(qrSize, qrSize)
+		if err != nil {
+			return TOTPEnrollment{}, fmt.Errorf("factors: drawing the QR code: %w", err)
+		}
+		var qr bytes.Buffer
+		if err := png.Encode(&qr, img); err != nil {
+			return TOTPEnrollment{}, err
+		}
+		return TOTPEnrollment{FactorID: f.ID, Secret: key.Secret(), URL: key.URL(), QRPNG: qr.Bytes()}, nil
+	}
+	return TOTPEnrollment{}, ErrNotFound
 }

@@ -284,3 +284,30 @@ func TestTOTPConcurrentVerify(t *testing.T) {
 		}
 	})
 }
+
+// TestTOTPPendingShownAgain: an enrollment answered with a wrong code
+// is shown again with the same secret (the one the user scanned), and
+// it can no longer be shown or activated once PendingLifetime passed.
+func TestTOTPPendingShownAgain(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		en, err := e.m.EnrollTOTP(e.ctx, "u1", "alice@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := e.m.PendingTOTP(e.ctx, "u1", en.FactorID, "alice@example.com")
+		if err != nil || again.Secret != en.Secret || again.URL != en.URL || len(again.QRPNG) == 0 {
+			t.Fatalf("shown again: %v, same secret %v, same URL %v", err, again.Secret == en.Secret, again.URL == en.URL)
+		}
+		if _, err := e.m.PendingTOTP(e.ctx, "u2", en.FactorID, ""); err != ErrNotFound {
+			t.Fatalf("another user's pending factor: %v", err)
+		}
+		e.clock.Advance(PendingLifetime + time.Minute)
+		if _, err := e.m.PendingTOTP(e.ctx, "u1", en.FactorID, ""); err != ErrNotFound {
+			t.Fatalf("an old pending factor shown: %v", err)
+		}
+		code := e.code(t, en.Secret, 0)
+		if err := e.m.ActivateTOTP(e.ctx, "u1", en.FactorID, code); err != ErrNotFound {
+			t.Fatalf("an old pending factor activated: %v", err)
+		}
+	})
+}

@@ -73,6 +73,18 @@ func (m *Manager) FindWebAuthn(ctx context.Context, uid string, credID []byte) (
 // UpdateWebAuthn stores a credential as the relying party left it after
 // a sign-in (signature counter, backup flags) and sets LastUsed.
 func (m *Manager) UpdateWebAuthn(ctx context.Context, uid, factorID string, cred json.RawMessage) error {
+	return m.UpdateWebAuthnIf(ctx, uid, factorID, cred, nil)
+}
+
+// ErrStale: UpdateWebAuthnIf found a stored credential newer than the
+// one given (a concurrent sign-in stored its counter first).
+var ErrStale = errors.New("factors: the stored WebAuthn credential is newer")
+
+// UpdateWebAuthnIf is UpdateWebAuthn when newer(stored) reports the
+// given credential newer than the stored one, judged in the same atomic
+// update (nil: always); else ErrStale and nothing changes. It keeps a
+// WebAuthn sign count from going back when two sign-ins race.
+func (m *Manager) UpdateWebAuthnIf(ctx context.Context, uid, factorID string, cred json.RawMessage, newer func(stored json.RawMessage) bool) error {
 	if !json.Valid(cred) {
 		return errors.New("factors: the WebAuthn credential is not JSON")
 	}
@@ -80,6 +92,9 @@ func (m *Manager) UpdateWebAuthn(ctx context.Context, uid, factorID string, cred
 	return m.update(ctx, uid, func(r *record) error {
 		for i := range r.Factors {
 			if f := &r.Factors[i]; f.ID == factorID && f.Kind == KindWebAuthn {
+				if newer != nil && !newer(f.Credential) {
+					return ErrStale
+				}
 				f.Credential, f.LastUsed = slices.Clone(cred), now
 				return nil
 			}
