@@ -295,7 +295,11 @@ func (i *Issuer) afterPassword(w http.ResponseWriter, r *http.Request, s *Server
 func (i *Issuer) startSession(w http.ResponseWriter, r *http.Request, d decision, req *authzRequest, u *directory.User, authTime time.Time, amr []string) *http.Request {
 	sid := randomToken()
 	now := i.now()
-	sb, _ := json.Marshal(session{UserID: u.ID, AuthTime: authTime, Amr: amr})
+	rec := session{UserID: u.ID, AuthTime: authTime, Amr: amr}
+	if slices.Contains(amr, amrMFA) {
+		rec.FactorTime = now
+	}
+	sb, _ := json.Marshal(rec)
 	if err := i.store.PutRecord(r.Context(), store.NSSession, sid, sb, now.Add(SessionLifetime)); err != nil {
 		i.storeFailurePage(w, err)
 		return nil
@@ -324,7 +328,7 @@ func (i *Issuer) stepUpSession(w http.ResponseWriter, r *http.Request, req *auth
 		if json.Unmarshal(old, &got) != nil || got.UserID != u.ID {
 			return nil, errSessionChanged
 		}
-		got.Amr = withMethods(got.Amr, methods...)
+		got.Amr, got.FactorTime = withMethods(got.Amr, methods...), i.now()
 		return json.Marshal(got)
 	})
 	switch {

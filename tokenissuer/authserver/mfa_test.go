@@ -321,6 +321,15 @@ func TestMFAStepUp(t *testing.T) {
 	if got := amrOfClaims(claimsOf(t, tok["id_token"].(string))); !slices.Equal(got, []string{"mfa", "otp", "pwd"}) {
 		t.Fatalf("stepped-up amr %v", got)
 	}
+	// The Sessions API tells the factor's time from the password's.
+	me := e.get(0, "/api/v1/sessions/me", []*http.Cookie{sess})
+	var s map[string]any
+	if err := json.Unmarshal([]byte(me.body), &s); err != nil || me.status != 200 {
+		t.Fatalf("sessions/me: %d %s", me.status, me.body)
+	}
+	if s["mfaActive"] != true || s["lastFactorVerification"] == s["lastPasswordVerification"] || s["lastFactorVerification"] == nil {
+		t.Fatalf("stepped-up session: %v", s)
+	}
 	// The session now has the factor: web asking acr 2fa passes at once.
 	if _, r := e.openFor(0, "web", url.Values{"acr_values": {acr2FAAny}}, sess); !strings.Contains(r.location, "code=") {
 		t.Fatalf("acr 2fa with the stepped-up session: %d %q", r.status, r.location)

@@ -192,7 +192,11 @@ func (i *Issuer) writeSession(w http.ResponseWriter, r *http.Request, sid string
 		out.LastPasswordVerification = &pwd
 	}
 	if slices.ContainsFunc(rec.Amr, func(m string) bool { return m != "pwd" }) {
-		out.LastFactorVerification, out.MfaActive = &pwd, true
+		factor := pwd
+		if !rec.FactorTime.IsZero() {
+			factor = stamp(rec.FactorTime)
+		}
+		out.LastFactorVerification, out.MfaActive = &factor, true
 	}
 	me := i.base + "/api/v1/sessions/me"
 	out.Links = map[string]map[string]any{

@@ -29,6 +29,9 @@ type session struct {
 	UserID   string    `json:"uid"`
 	AuthTime time.Time `json:"auth_time"`
 	Amr      []string  `json:"amr"`
+	// FactorTime is when a second factor was last verified (a step-up
+	// keeps AuthTime, the password's, and moves this).
+	FactorTime time.Time `json:"factor_time,omitzero"`
 }
 
 func (i *Issuer) currentSession(r *http.Request) (*session, bool) {
