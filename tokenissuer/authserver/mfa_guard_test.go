@@ -126,4 +126,3 @@ func TestSignOnDenyOfADevice(t *testing.T) {
 		t.Fatalf("denied device's poll: %v", b)
 	}
 }
-
