@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -48,13 +49,17 @@ const (
 	mfaAlert = "p.error[role=alert]:not([hidden])"
 )
 
+// mfaApp is the origin of the test apps' redirect URIs: the issuer's
+// Caddy on another host name, so another origin than the issuer's.
+var mfaApp = "http://127.0.0.1:" + issuerPort
+
 // mfaCaddyfile: the issuer at {BASE} (http://localhost:P, a secure
 // context and a host name, as a WebAuthn Relying Party needs) with the
 // embedded store and a users file; clients console (admins: a second
 // factor, enrolled at sign-in; contractors denied), portal (no policy:
 // the password), vault (a phishing-resistant factor for everyone) and tv
-// (the device flow, under console's policy); and the apps' callback at
-// {BASE}/cb.
+// (the device flow, under console's policy); and the apps' callback on
+// another origin, as an app's is: {APP}/cb (http://127.0.0.1:P).
 const mfaCaddyfile = `{
 	admin {ADMIN}
 	auto_https off
@@ -68,19 +73,19 @@ const mfaCaddyfile = `{
 			name "Admin console"
 			secret console-secret
 			grant_types authorization_code
-			redirect_uris {BASE}/cb
+			redirect_uris {APP}/cb
 		}
 		client portal {
 			name "Portal"
 			secret portal-secret
 			grant_types authorization_code
-			redirect_uris {BASE}/cb
+			redirect_uris {APP}/cb
 		}
 		client vault {
 			name "Key vault"
 			secret vault-secret
 			grant_types authorization_code
-			redirect_uris {BASE}/cb
+			redirect_uris {APP}/cb
 		}
 		client tv {
 			name "TV app"
@@ -124,12 +129,13 @@ const mfaCaddyfile = `{
 }
 
 {BASE} {
+	token_issuer
+}
+
+{APP} {
 	handle /cb {
 		header Content-Type "text/html; charset=utf-8"
 		respond ` + "`" + `<!doctype html><title>App</title><p id="callback">Back at the app.</p>` + "`" + ` 200
-	}
-	handle {
-		token_issuer
 	}
 }
 `
@@ -165,7 +171,7 @@ func startMFAIssuer(t *testing.T, ctx context.Context) *mfaEnv {
 	if err := os.WriteFile(usersPath, users, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer("{ADMIN}", caddytester.AdminAddr(), "{BASE}", base, "{SEAL}", sealSecret,
+	cfg := strings.NewReplacer("{ADMIN}", caddytester.AdminAddr(), "{BASE}", base, "{APP}", mfaApp, "{SEAL}", sealSecret,
 		"{DB}", filepath.Join(dir, "issuer.db"), "{USERS}", usersPath).Replace(mfaCaddyfile)
 	caddytester.NewTester(t).InitServer(cfg, "caddyfile")
 	hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -500,7 +506,33 @@ func (b *mfaTab) next(name string, act chromedp.Action[chromedp.Void], want ...s
 	for i, s := range all {
 		sel[i] = "html:not([data-stale]) " + s
 	}
-	b.step(name, act, chromedp.WaitVisible(chromedp.CSS(strings.Join(sel, ", "))))
+	// A form the page's CSP blocks loads nothing: the report ends the wait.
+	reported := strings.Count(b.log(), "Content Security Policy")
+	ctx, cancel := context.WithTimeout(b.tab, 20*time.Second)
+	defer cancel()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if strings.Count(b.log(), "Content Security Policy") > reported {
+					stop(errCSPReport)
+					return
+				}
+			}
+		}
+	}()
+	if err := chromedp.Do(ctx, act, chromedp.WaitVisible(chromedp.CSS(strings.Join(sel, ", ")))); err != nil {
+		if errors.Is(context.Cause(ctx), errCSPReport) {
+			err = errCSPReport
+		}
+		b.fail("%s: %v", name, err)
+	}
 	for _, s := range all {
 		if b.visible(s) {
 			if !slices.Contains(want, s) {
@@ -512,6 +544,8 @@ func (b *mfaTab) next(name string, act chromedp.Action[chromedp.Void], want ...s
 	b.fail("%s: nothing wanted shows", name)
 	return ""
 }
+
+var errCSPReport = errors.New("the browser reported a Content Security Policy violation")
 
 func (b *mfaTab) visible(sel string) bool {
 	b.t.Helper()
@@ -542,7 +576,7 @@ func (b *mfaTab) authorize(client string, extra url.Values, want ...string) auth
 	b.t.Helper()
 	a := authRequest{client: client, state: randomString(b.t), nonce: randomString(b.t), verifier: randomString(b.t)}
 	sum := sha256.Sum256([]byte(a.verifier))
-	q := url.Values{"client_id": {client}, "response_type": {"code"}, "scope": {"openid profile"}, "redirect_uri": {base + "/cb"},
+	q := url.Values{"client_id": {client}, "response_type": {"code"}, "scope": {"openid profile"}, "redirect_uri": {mfaApp + "/cb"},
 		"state": {a.state}, "nonce": {a.nonce}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
 	for k, v := range extra {
 		q[k] = v
@@ -602,7 +636,7 @@ func (b *mfaTab) callbackQuery(a authRequest) url.Values {
 		b.fail("not at the app's callback")
 	}
 	u, err := url.Parse(eval1[string](b, "location.href"))
-	if err != nil || u.Scheme+"://"+u.Host+u.Path != base+"/cb" {
+	if err != nil || u.Scheme+"://"+u.Host+u.Path != mfaApp+"/cb" {
 		b.fail("at %s, want the redirect URI (%v)", redactURL(u.String()), err)
 	}
 	q := u.Query()
@@ -675,7 +709,7 @@ type tokens struct{ id, access map[string]any }
 // the ID token belongs to the request.
 func (e *mfaEnv) redeem(t *testing.T, client, code string, a authRequest) tokens {
 	t.Helper()
-	status, body := e.postToken(t, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {base + "/cb"},
+	status, body := e.postToken(t, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {mfaApp + "/cb"},
 		"code_verifier": {a.verifier}}, client, client+"-secret")
 	if status != 200 {
 		t.Fatalf("redeeming %s's code: %d %v %v", client, status, body["error"], body["error_description"])
@@ -778,4 +812,72 @@ func randomString(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TestMFAOktaAuthJS: okta-auth-js's signInWithRedirect, unchanged,
+// through a sign-on policy that requires a second factor: the first
+// sign-in enrolls an authenticator app (the enrollment and recovery
+// codes pages come between the password and the app's callback), the
+// second, in a new visitor's tab, answers the code page; each time
+// handleLoginRedirect gets tokens whose ID token says mfa.
+func TestMFAOktaAuthJS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+	defer cancel()
+	env := startSDKEnvWith(t, ctx, `authenticators totp
+		sign_on_policy sdk-mfa {
+			clients `+sdkClientID+`
+			rule mfa {
+				users `+sdkUserID+`
+				factor any
+				enrollment at_sign_in
+			}
+		}`)
+	signedIn := []string{`button[value=allow]`, `#state[data-state="signed-in"]`, `#state[data-state="failed"]`}
+	finish := func(b *sdkTab, m *mfaTab) tokenSummary {
+		t.Helper()
+		if m.visible(`button[value=allow]`) {
+			m.next("consent", chromedp.Click(chromedp.CSS(`button[value=allow]`)), signedIn[1:]...)
+		}
+		b.awaitState("signed-in")
+		tok := b.tokens()
+		if got := amrOf(tok.IDClaims); !hasAll(got, "pwd", "otp", "mfa") || tok.IDClaims["acr"] != acr2FA {
+			t.Errorf("ID token amr %v acr %v, want pwd otp mfa and %s", got, tok.IDClaims["acr"], acr2FA)
+		}
+		if got := amrOf(tok.AccessClaims); !hasAll(got, "pwd", "otp", "mfa") {
+			t.Errorf("access token amr %v", got)
+		}
+		m.noCSPViolations()
+		return tok
+	}
+	// The pages that show a key or codes are driven through mfaTab,
+	// whose failure reports leave them out.
+	sdkPages := func(b *sdkTab) *mfaTab {
+		return &mfaTab{t: b.T, tab: b.Tab, log: b.Log}
+	}
+
+	b := env.newTab(t, "custom")
+	m := sdkPages(b)
+	b.startSignIn(nil)
+	m.next("sign in", chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS("#username"), sdkUser),
+		chromedp.SendKeys(chromedp.CSS("#password"), sdkPassword),
+		chromedp.Submit(chromedp.CSS("#password"))), "#totp_secret")
+	secret := strings.ReplaceAll(m.text("#totp_secret"), " ", "")
+	m.next("enrollment code", chromedp.Steps(chromedp.SendKeys(chromedp.CSS("form#totp #code"), totpAt(t, secret, time.Now())),
+		chromedp.Submit(chromedp.CSS("form#totp #code"))), "#recovery_codes")
+	m.next("continue", chromedp.Click(chromedp.CSS("#recovery_codes ~ form button")), signedIn...)
+	finish(b, m)
+
+	b = env.newTab(t, "custom")
+	m = sdkPages(b)
+	b.startSignIn(nil)
+	m.next("sign in again", chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS("#username"), sdkUser),
+		chromedp.SendKeys(chromedp.CSS("#password"), sdkPassword),
+		chromedp.Submit(chromedp.CSS("#password"))), "form#totp")
+	m.totp("the next step's code", totpAt(t, secret, time.Now().Add(30*time.Second)), signedIn...)
+	finish(b, m)
+	if got := b.net.find(http.MethodPost, b.endpoint("token")); len(got) != 1 || got[0].Status != 200 {
+		b.Fail("the SDK's token requests %+v", got)
+	}
 }
