@@ -39,7 +39,7 @@ const (
 	mfaAdminID    = "00u-mfa-alice"
 	mfaContractor = "carol@example.com"
 	mfaUser       = "dave@example.com"
-	// msgBadCode is what the factor pages say of a refused code.
+	// mfaBadCode is what the factor pages say of a refused code.
 	mfaBadCode = "That code is not valid. Try again."
 	// Okta's acr values (Okta's /authorize reference, acr_values).
 	acr2FA  = "urn:okta:loa:2fa:any"
@@ -463,10 +463,6 @@ func (b *mfaTab) fail(format string, args ...any) {
 	ctx, cancel := context.WithTimeout(b.tab, 3*time.Second)
 	defer cancel()
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
-	if os.Getenv("MFA_DEBUG") != "" {
-		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
-		_ = os.WriteFile("/tmp/mfa_debug.html", []byte(html), 0o600)
-	}
 	page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[document.querySelector("h1"), document.querySelector("p.error[role=alert]:not([hidden])")].filter(Boolean).map(e => e.textContent).join(": ")`))
 	b.t.Fatalf("%s\nbrowser at %s showing %q\nbrowser log:\n%s", fmt.Sprintf(format, args...), redactURL(loc), page, redactLog(b.log()))
 }
