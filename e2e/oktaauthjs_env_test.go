@@ -74,6 +74,7 @@ const sdkCaddyfile = `{
 				profile email {USER}
 			}
 		}
+		{ISSUER_EXTRA}
 		trusted_origins {APP}
 		client {CLIENT} {
 			name "SDK test app"
@@ -149,6 +150,13 @@ const sdkCaddyfile = `{
 // SDK's node_modules or without Chromium.
 func startSDKEnv(t *testing.T, ctx context.Context) *sdkEnv {
 	t.Helper()
+	return startSDKEnvWith(t, ctx, "")
+}
+
+// startSDKEnvWith is startSDKEnv with more settings of the token_issuer
+// app (Caddyfile lines, such as a sign-on policy).
+func startSDKEnvWith(t *testing.T, ctx context.Context, issuerExtra string) *sdkEnv {
+	t.Helper()
 	bundle, err := filepath.Abs(oktaAuthJSBundle)
 	if err == nil {
 		_, err = os.Stat(bundle)
@@ -173,6 +181,7 @@ func startSDKEnv(t *testing.T, ctx context.Context) *sdkEnv {
 		"{USER}", sdkUser, "{USER_ID}", sdkUserID, "{PASS_HASH}", sdkPassHash,
 		"{CLIENT}", sdkClientID, "{ORDERS}", sdkOrderScope,
 		"{SDK_DIR}", filepath.Dir(bundle), "{PAGE_DIR}", pageDir,
+		"{ISSUER_EXTRA}", issuerExtra,
 	).Replace(sdkCaddyfile)
 
 	dir := t.TempDir()
