@@ -157,6 +157,11 @@ func TestExpression(t *testing.T) {
 		{"nested claims", `claims.ext.org == "acme"`, m{"ext": m{"org": "acme"}}, get, true},
 		{"nested number", `claims.ext.n[1] == 2.0`, m{"ext": m{"n": []int{1, 2}}}, get, true},
 		{"error swallowed by ||", `claims.nope == "x" || true`, nil, get, true},
+		// README: a route that demands a second factor from user tokens
+		// (the issuer's access tokens carry amr, RFC 8176 values).
+		{"amr has mfa", `"mfa" in claims.amr`, m{"amr": []string{"pwd", "otp", "mfa"}}, get, true},
+		{"amr without mfa", `"mfa" in claims.amr`, m{"amr": []string{"pwd"}}, get, false},
+		{"no amr (client credentials)", `"mfa" in claims.amr`, nil, get, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -282,6 +282,20 @@ func TestMFAEnrollAndSignIn(t *testing.T) {
 			if u, _ := url.Parse(r.location); r.status != http.StatusFound || u.Query().Get("error") != "access_denied" || r.session() {
 				t.Fatalf("contractor: %d %q", r.status, r.location)
 			}
+			// Caddy's log has the decisions, never the key or a recovery
+			// code (6-digit codes are too short to look for by chance).
+			if len(e.logs.FilterMessage(EventMFA).All()) == 0 || len(e.logs.FilterMessage(EventFactorActivate).All()) == 0 {
+				t.Fatal("no MFA or factor activation events in Caddy's log")
+			}
+			for _, entry := range e.logs.All() {
+				b, _ := json.Marshal(entry.ContextMap())
+				text := entry.Message + string(b)
+				for _, secretValue := range append([]string{secret, strings.ReplaceAll(codes[1], "-", "")}, codes...) {
+					if strings.Contains(text, secretValue) {
+						t.Fatalf("Caddy's log holds a secret (%.4s...): %s", secretValue, text)
+					}
+				}
+			}
 		})
 	}
 }
