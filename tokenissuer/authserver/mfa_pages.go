@@ -372,14 +372,8 @@ func (e errRefusedFactor) Error() string { return e.reason }
 func (i *Issuer) checkFactor(r *http.Request, req *authzRequest, u *directory.User, method string, form map[string]string) ([]string, string, error) {
 	ctx := r.Context()
 	refused := func(err error) error {
-		switch {
-		case errors.Is(err, factors.ErrBadCode), errors.Is(err, factors.ErrReplayed), errors.Is(err, factors.ErrNoFactor),
-			errors.Is(err, factors.ErrNotFound), errors.Is(err, factors.ErrNotPending), errors.Is(err, factors.ErrDuplicate):
+		if refusedFactor(err) {
 			return errRefusedFactor{err.Error()}
-		}
-		var we webauthnRefusal
-		if errors.As(err, &we) {
-			return errRefusedFactor{we.Error()}
 		}
 		return err
 	}
