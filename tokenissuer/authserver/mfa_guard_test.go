@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
@@ -124,5 +126,35 @@ func TestSignOnDenyOfADevice(t *testing.T) {
 	}
 	if b := e.poll(da); b["error"] != "access_denied" {
 		t.Fatalf("denied device's poll: %v", b)
+	}
+}
+
+// TestSignOnReauthentication: a rule's reauthenticate_after sends a
+// session older than it to the password page, a younger one through;
+// reauthenticate_every_sign_in asks every time.
+func TestSignOnReauthentication(t *testing.T) {
+	users := []*directory.User{{ID: "00u1alice", Login: "alice@example.com", PasswordHash: testBcryptCost(t, alicePass, bcrypt.MinCost)}}
+	clock := newMFAEnvClock()
+	e := &mfaEnv{clock: clock, signInEnv: newSignInEnv(t, embeddedStore(t), 1, users, func(o *Options) {
+		o.Now = clock.Now
+		o.Clients = append(o.Clients, &clientauth.Client{ID: "admin", Secret: "admin-secret", GrantTypes: []string{GrantAuthorizationCode}, RedirectURIs: []string{redirectURI}})
+		o.SignOnPolicies = []*policy.SignOnPolicy{
+			{Name: "web", Priority: 1, Clients: []string{"web"}, Rules: []*policy.SignOnRule{{Name: "hourly", Reauthenticate: duration.Duration(time.Hour)}}},
+			{Name: "admin", Priority: 2, Clients: []string{"admin"}, Rules: []*policy.SignOnRule{{Name: "always", ReauthenticateEverySignIn: true}}},
+		}
+	})}
+	p, _ := e.openFor(0, "web", nil)
+	r := e.signIn(p, "alice@example.com", alicePass, "")
+	sess := sessionCookieOf(t, r)
+	e.clock.Advance(30 * time.Minute)
+	if _, r := e.openFor(0, "web", nil, sess); !strings.Contains(r.location, "code=") {
+		t.Fatalf("a 30-minute session under a 1h rule: %d %q", r.status, r.location)
+	}
+	if _, r := e.openFor(0, "admin", nil, sess); r.status != 200 || !strings.Contains(r.body, `name="password"`) {
+		t.Fatalf("every sign-in: want the password page: %d %q", r.status, r.location)
+	}
+	e.clock.Advance(31 * time.Minute)
+	if _, r := e.openFor(0, "web", nil, sess); r.status != 200 || !strings.Contains(r.body, `name="password"`) {
+		t.Fatalf("a 61-minute session under a 1h rule: want the password page: %d %q", r.status, r.location)
 	}
 }

@@ -35,8 +35,7 @@ func newMFAEnv(t *testing.T, st store.Store, nodes int) *mfaEnv {
 		{ID: "00u3carol", Login: "carol@example.com", PasswordHash: testBcryptCost(t, alicePass, bcrypt.MinCost), Groups: []string{"contractors"}},
 		{ID: "00u4dave", Login: "dave@example.com", PasswordHash: testBcryptCost(t, alicePass, bcrypt.MinCost)},
 	}
-	// Real time: the stores judge expiry by their own clock.
-	clock := testkit.NewClock(time.Now())
+	clock := newMFAEnvClock()
 	e := newSignInEnv(t, st, nodes, users, func(o *Options) {
 		o.Now = clock.Now
 		o.Clients = append(o.Clients, &clientauth.Client{ID: "admin", Name: "Admin console", Secret: "admin-secret",
@@ -446,3 +445,7 @@ func mergeCookies(jar, set []*http.Cookie) []*http.Cookie {
 	}
 	return out
 }
+
+// newMFAEnvClock is a fake clock at real time: the stores judge expiry
+// by their own clock.
+func newMFAEnvClock() *testkit.Clock { return testkit.NewClock(time.Now()) }
