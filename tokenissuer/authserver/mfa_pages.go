@@ -3,6 +3,7 @@ package authserver
 import (
 	"encoding/json"
 	"errors"
+	"html/template"
 	"net/http"
 	"slices"
 	"strconv"
@@ -203,7 +204,7 @@ func (i *Issuer) enrollPage(w http.ResponseWriter, r *http.Request, txn string, 
 			return
 		}
 		req.EnrollID = en.FactorID
-		page.TOTPQR, page.TOTPSecret, page.TOTPURI = ui.PNGDataURL(en.QRPNG), en.Secret, en.URL
+		page.TOTPQR, page.TOTPSecret, page.TOTPURI = ui.PNGDataURL(en.QRPNG), en.Secret, template.URL(en.URL) // pquerna/otp made it
 	}
 	req.WebAuthn = nil
 	if i.rp != nil {

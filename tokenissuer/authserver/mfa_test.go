@@ -174,7 +174,8 @@ func TestMFAEnrollAndSignIn(t *testing.T) {
 			// Password, then enrollment (no session yet).
 			p, _ := e.openFor(0, "admin", nil)
 			r := e.signIn(p, "alice@example.com", alicePass, "")
-			if r.status != 200 || r.session() || !strings.Contains(r.body, `id="totp_secret"`) || !strings.Contains(r.body, `src="data:image/png;base64,`) {
+			if r.status != 200 || r.session() || !strings.Contains(r.body, `id="totp_secret"`) || !strings.Contains(r.body, `src="data:image/png;base64,`) ||
+				!strings.Contains(r.body, `href="otpauth://totp/`) {
 				t.Fatalf("after the password: %d session %v: %.400s", r.status, r.session(), r.body)
 			}
 			secret := between(r.body, `<code id="totp_secret">`, "</code>")

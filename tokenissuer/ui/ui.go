@@ -201,8 +201,11 @@ func (p *Pages) RenderFactor(w io.Writer, d Factor) error { return p.factor.Exec
 type Enroll struct {
 	Title, Action, Txn, CSRF, ClientName, Login, Error string
 	TOTPQR                                             template.URL // a data: URL of the PNG
-	TOTPSecret, TOTPURI                                string
-	WebAuthn                                           WebAuthn
+	TOTPSecret                                         string
+	// TOTPURI is the otpauth: link, for an authenticator app on the
+	// same device; the issuer makes it (pquerna/otp), never the user.
+	TOTPURI  template.URL
+	WebAuthn WebAuthn
 }
 
 // PNGDataURL is png as a data: URL for an <img>; only for images the
