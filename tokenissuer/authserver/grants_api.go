@@ -153,6 +153,9 @@ func parseUsersPath(rest string) (usersRequest, bool) {
 func (i *Issuer) serveUsersAPI(w http.ResponseWriter, r *http.Request, _ *Server) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	rest := strings.TrimPrefix(r.URL.Path, i.basePath+"/"+usersAPIPath)
+	if i.serveSubjectRevocation(w, r, rest) { // subject_revoke.go
+		return
+	}
 	if q, ok := parseFactorsPath(rest); ok {
 		i.serveFactorsAPI(w, r, q) // factors_api.go
 		return

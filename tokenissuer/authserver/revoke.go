@@ -83,6 +83,9 @@ func (i *Issuer) accessRevoked(ctx context.Context, t jwt.Token) (bool, error) {
 	if rev, err := i.revoked(ctx, t.JwtID()); err != nil || rev {
 		return rev, err
 	}
+	if rev, err := i.accessCutOff(ctx, t); err != nil || rev {
+		return rev, err
+	}
 	return i.familyRevoked(ctx, t)
 }
 

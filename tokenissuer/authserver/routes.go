@@ -131,6 +131,9 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	if !ok && strings.HasPrefix(p, i.basePath+"/"+usersAPIPath) {
 		rt, ok = route{i.org, usersAPI}, true // grants_api.go
 	}
+	if !ok && strings.HasPrefix(p, i.basePath+"/"+appsAPIPath) {
+		rt, ok = route{i.org, appsAPI}, true // subject_revoke.go
+	}
 	if !ok {
 		for _, ns := range i.spaces {
 			if p == ns || strings.HasPrefix(p, ns+"/") {

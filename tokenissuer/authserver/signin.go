@@ -53,6 +53,11 @@ func (i *Issuer) currentSession(r *http.Request) (*session, bool) {
 	if u, err := i.dir.UserByID(r.Context(), s.UserID); err != nil || !u.Active() {
 		return nil, false
 	}
+	// An admin cleared the user's sessions (subject_revoke.go); a store
+	// failure counts as no session: sign in again rather than guess.
+	if cut, err := i.sessionCutOff(r.Context(), &s); err != nil || cut {
+		return nil, false
+	}
 	return &s, true
 }
 

@@ -45,6 +45,11 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	} else if revoked {
 		return nil, errBadRefresh.WithReason("refresh token family revoked")
 	}
+	if cut, err := i.refreshCutOff(ctx, rt); err != nil {
+		return nil, oauth.FromStore(err)
+	} else if cut {
+		return nil, errBadRefresh.WithReason("all tokens of the user or client revoked")
+	}
 	if !static && !rt.Rotated.IsZero() && now.Sub(rt.Rotated) > leeway {
 		d.reused = true
 		return nil, i.refreshReused(ctx, rt)

@@ -178,6 +178,10 @@ const (
 	// "Not you?", the Sessions API's DELETE), so that a session refresh
 	// racing the end cannot bring the session back.
 	NSSessionEnded = "session-ended"
+	// NSSubjectRevoked holds cut-offs: every token (or SSO session) of a
+	// user, a client or a user at a client issued before the time the
+	// record holds is revoked (authserver/subject_revoke.go).
+	NSSubjectRevoked = "subject-revoked"
 	// NSFactors holds each user's MFA factors and recovery codes (user id
 	// -> JSON, package factors), with a far expiry and never deleted: a
 	// reset writes an empty set.
