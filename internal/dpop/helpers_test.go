@@ -111,7 +111,6 @@ func signRaw(t testing.TB, alg jwa.SignatureAlgorithm, key any, hdr, payload []b
 	return in + "." + b64(sig)
 }
 
-
 // newJTI is a fresh jti.
 func newJTI() string {
 	var b [16]byte

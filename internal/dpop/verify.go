@@ -70,6 +70,10 @@ type Options struct {
 	Replay ReplayCache
 	// Nonces, when set, makes a server nonce required (RFC 9449 section 8).
 	Nonces NonceSource
+	// KeyCacheSize bounds the proof headers (typ, alg, jwk) kept parsed,
+	// so a client's repeated key costs one parse (default
+	// DefaultKeyCacheSize; negative: none).
+	KeyCacheSize int
 }
 
 // Verifier checks proofs. Safe for concurrent use.
@@ -80,6 +84,7 @@ type Verifier struct {
 	now               func() time.Time
 	replay            ReplayCache
 	nonces            NonceSource
+	headers           *headerCache
 }
 
 // New checks o and returns a Verifier.
@@ -111,6 +116,12 @@ func New(o Options) (*Verifier, error) {
 	}
 	if v.now == nil {
 		v.now = time.Now
+	}
+	switch {
+	case o.KeyCacheSize == 0:
+		v.headers = newHeaderCache(DefaultKeyCacheSize)
+	case o.KeyCacheSize > 0:
+		v.headers = newHeaderCache(o.KeyCacheSize)
 	}
 	return v, nil
 }
@@ -180,54 +191,28 @@ func (v *Verifier) Verify(ctx context.Context, proof, method, url, accessToken s
 		return nil, invalid(ReasonMalformed)
 	}
 	h64, p64, s64 := proof[:dot[0]], proof[dot[0]+1:dot[1]], proof[dot[1]+1:]
-	hb, err1 := base64.RawURLEncoding.Strict().DecodeString(h64)
-	pb, err2 := base64.RawURLEncoding.Strict().DecodeString(p64)
-	sig, err3 := base64.RawURLEncoding.Strict().DecodeString(s64)
-	if err1 != nil || err2 != nil || err3 != nil {
+	pb, err1 := base64.RawURLEncoding.Strict().DecodeString(p64)
+	sig, err2 := base64.RawURLEncoding.Strict().DecodeString(s64)
+	if err1 != nil || err2 != nil {
 		return nil, invalid(ReasonMalformed)
 	}
-	hdr, err := decodeObject(hb)
-	if err != nil {
-		return nil, invalid(ReasonMalformed)
-	}
-	if typ, _ := hdr["typ"].(string); typ != Typ {
-		return nil, invalid(ReasonBadTyp)
-	}
-	algS, _ := hdr["alg"].(string)
-	alg := jwa.SignatureAlgorithm(algS)
-	if !contains(v.algs, alg) {
-		return nil, invalid(ReasonAlgNotAllowed)
-	}
-	for _, h := range forbiddenHeaders {
-		if _, ok := hdr[h]; ok {
-			return nil, invalid(ReasonHeaderNotAllowed)
+	h := v.headers.get(h64)
+	cached := h != nil
+	if !cached {
+		var e *Error
+		if h, e = v.header(h64); e != nil {
+			return nil, e
 		}
 	}
-	// RFC 7515 section 4.1.11: we understand no extension.
-	if _, ok := hdr["crit"]; ok {
-		return nil, invalid(ReasonHeaderNotAllowed)
-	}
-	if b64, ok := hdr["b64"]; ok && b64 != true {
-		return nil, invalid(ReasonHeaderNotAllowed)
-	}
-	rawJWK, present := hdr["jwk"]
-	if !present {
-		return nil, invalid(ReasonNoJWK)
-	}
-	jwkObj, ok := rawJWK.(map[string]any)
-	if !ok {
-		return nil, invalid(ReasonBadKey)
-	}
-	key, raw, kerr := proofKey(jwkObj, alg)
-	if kerr != nil {
-		return nil, kerr
-	}
-	verifier, err := jws.NewVerifier(alg)
+	verifier, err := jws.NewVerifier(h.alg)
 	if err != nil {
 		return nil, invalid(ReasonAlgNotAllowed)
 	}
-	if err := verifier.Verify([]byte(proof[:len(h64)+1+len(p64)]), sig, raw); err != nil {
+	if err := verifier.Verify([]byte(proof[:len(h64)+1+len(p64)]), sig, h.raw); err != nil {
 		return nil, invalid(ReasonBadSignature)
+	}
+	if !cached {
+		v.headers.put(h64, h)
 	}
 
 	// The claims, now signed by the key (RFC 9449 section 4.2).
@@ -293,10 +278,7 @@ func (v *Verifier) Verify(ctx context.Context, proof, method, url, accessToken s
 			return nil, &Error{Code: CodeUseNonce, Reason: ReasonNonceStale, Nonce: v.nonces.Current()}
 		}
 	}
-	if p.JKT, err = Thumbprint(key); err != nil {
-		return nil, invalid(ReasonBadKey)
-	}
-	p.Key = key
+	p.JKT, p.Key = h.jkt, h.key
 	if v.replay != nil {
 		// Last: only a proof that passed every check takes a place, and
 		// it keeps it as long as its iat could still be accepted.
@@ -309,6 +291,56 @@ func (v *Verifier) Verify(ctx context.Context, proof, method, url, accessToken s
 		}
 	}
 	return &p, nil
+}
+
+// header checks a proof's header (RFC 9449 section 4.3, checks 4 to 7
+// but the signature).
+func (v *Verifier) header(h64 string) (*header, *Error) {
+	hb, err := base64.RawURLEncoding.Strict().DecodeString(h64)
+	if err != nil {
+		return nil, invalid(ReasonMalformed)
+	}
+	hdr, err := decodeObject(hb)
+	if err != nil {
+		return nil, invalid(ReasonMalformed)
+	}
+	if typ, _ := hdr["typ"].(string); typ != Typ {
+		return nil, invalid(ReasonBadTyp)
+	}
+	algS, _ := hdr["alg"].(string)
+	alg := jwa.SignatureAlgorithm(algS)
+	if !contains(v.algs, alg) {
+		return nil, invalid(ReasonAlgNotAllowed)
+	}
+	for _, h := range forbiddenHeaders {
+		if _, ok := hdr[h]; ok {
+			return nil, invalid(ReasonHeaderNotAllowed)
+		}
+	}
+	// RFC 7515 section 4.1.11: we understand no extension.
+	if _, ok := hdr["crit"]; ok {
+		return nil, invalid(ReasonHeaderNotAllowed)
+	}
+	if b64, ok := hdr["b64"]; ok && b64 != true {
+		return nil, invalid(ReasonHeaderNotAllowed)
+	}
+	rawJWK, present := hdr["jwk"]
+	if !present {
+		return nil, invalid(ReasonNoJWK)
+	}
+	jwkObj, ok := rawJWK.(map[string]any)
+	if !ok {
+		return nil, invalid(ReasonBadKey)
+	}
+	key, raw, e := proofKey(jwkObj, alg)
+	if e != nil {
+		return nil, e
+	}
+	jkt, err := Thumbprint(key)
+	if err != nil {
+		return nil, invalid(ReasonBadKey)
+	}
+	return &header{alg: alg, key: key, raw: raw, jkt: jkt}, nil
 }
 
 // ReplayKey is the replay cache key of a proof: its jti in the context

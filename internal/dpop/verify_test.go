@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestForgedProofs(t *testing.T) {
 	good := func(mods ...map[string]any) map[string]any {
 		return stdClaims(append([]map[string]any{{"ath": ATH(token)}}, mods...)...)
 	}
-	head := `{"typ":"dpop+jwt","alg":"ES256","jwk":` + string(mustJSON(es.pub)) + `}`
+	head := string(mustJSON(es.header())) // the header of es's proofs
 	valid := es.proof(t, good())
 	parts := strings.Split(valid, ".")
 
@@ -190,32 +191,44 @@ func TestForgedProofs(t *testing.T) {
 		{name: "claims not JSON", proof: signRaw(t, jwa.ES256, es.priv, []byte(head), []byte("[1]")), reason: ReasonMalformed},
 		{name: "duplicate htu", proof: signRaw(t, jwa.ES256, es.priv, []byte(head), []byte(`{"jti":"j","htm":"POST","htu":"`+reqURL+`","htu":"https://evil.example.com/","iat":1772366400}`)), reason: ReasonMalformed},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			clk := testkit.NewClock(t0)
-			v := verifier(t, clk, Options{Replay: NewMemoryReplay(10).WithClock(clk.Now)})
-			method, url, tok := tc.method, tc.url, tc.token
-			if method == "" {
-				method = reqMethod
-			}
-			if url == "" {
-				url = reqURL
-			}
-			switch tok {
-			case "":
-				tok = token
-			case "-":
-				tok = ""
-			}
-			p, err := v.Verify(context.Background(), tc.proof, method, url, tok)
-			if p != nil {
-				t.Fatalf("accepted: %+v", p)
-			}
-			e := wantError(t, err, CodeInvalidProof, tc.reason)
-			if e.Description() == "" || strings.Contains(e.Description(), token) {
-				t.Fatalf("description %q", e.Description())
-			}
-		})
+	// Cold: a new Verifier. Warm: a Verifier that accepted a proof of
+	// es's key and keeps its header parsed.
+	for _, warm := range []bool{false, true} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/warm=%v", tc.name, warm), func(t *testing.T) {
+				clk := testkit.NewClock(t0)
+				v := verifier(t, clk, Options{Replay: NewMemoryReplay(10).WithClock(clk.Now)})
+				if warm {
+					if _, err := v.Verify(context.Background(), es.proof(t, good()), reqMethod, reqURL, token); err != nil {
+						t.Fatal(err)
+					}
+					if v.headers.get(parts[0]) == nil {
+						t.Fatal("header not cached")
+					}
+				}
+				method, url, tok := tc.method, tc.url, tc.token
+				if method == "" {
+					method = reqMethod
+				}
+				if url == "" {
+					url = reqURL
+				}
+				switch tok {
+				case "":
+					tok = token
+				case "-":
+					tok = ""
+				}
+				p, err := v.Verify(context.Background(), tc.proof, method, url, tok)
+				if p != nil {
+					t.Fatalf("accepted: %+v", p)
+				}
+				e := wantError(t, err, CodeInvalidProof, tc.reason)
+				if e.Description() == "" || strings.Contains(e.Description(), token) {
+					t.Fatalf("description %q", e.Description())
+				}
+			})
+		}
 	}
 	// The valid proof the table forged from is accepted.
 	clk := testkit.NewClock(t0)
@@ -503,5 +516,50 @@ func TestOtherCurveKeyGenerated(t *testing.T) {
 	a, b := signers()["ES256"].priv.(*ecdsa.PrivateKey), signers()["ES256b"].priv.(*ecdsa.PrivateKey)
 	if a.Curve != elliptic.P256() || b.Curve != elliptic.P256() || a.Equal(b) {
 		t.Fatal("fixtures")
+	}
+}
+
+// TestHeaderCache: a header is kept after its signature verified, the
+// signature is checked on every hit, and the cache is bounded.
+func TestHeaderCache(t *testing.T) {
+	ks := signers()
+	clk := testkit.NewClock(t0)
+	v := verifier(t, clk, Options{KeyCacheSize: 2})
+	ctx := context.Background()
+	es := ks["ES256"]
+	// A forged signature does not put the header.
+	forged := signRaw(t, jwa.ES256, ks["ES256b"].priv, mustJSON(es.header()), mustJSON(stdClaims()))
+	_, err := v.Verify(ctx, forged, reqMethod, reqURL, "")
+	wantError(t, err, CodeInvalidProof, ReasonBadSignature)
+	if v.headers.len() != 0 {
+		t.Fatal("header of a bad signature cached")
+	}
+	p1, err := v.Verify(ctx, es.proof(t, stdClaims()), reqMethod, reqURL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hit: same key and thumbprint; a forged signature is still refused.
+	p2, err := v.Verify(ctx, es.proof(t, stdClaims()), reqMethod, reqURL, "")
+	if err != nil || p2.JKT != p1.JKT || v.headers.len() != 1 {
+		t.Fatalf("hit: %v, %d entries", err, v.headers.len())
+	}
+	_, err = v.Verify(ctx, forged, reqMethod, reqURL, "")
+	wantError(t, err, CodeInvalidProof, ReasonBadSignature)
+	for _, name := range []string{"RS256", "EdDSA", "PS256", "ES256b"} {
+		p, err := v.Verify(ctx, ks[name].proof(t, stdClaims()), reqMethod, reqURL, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := Thumbprint(ks[name].pub); p.JKT != want {
+			t.Fatalf("%s: jkt %s, want %s", name, p.JKT, want)
+		}
+		if v.headers.len() > 2 {
+			t.Fatalf("%d entries, max 2", v.headers.len())
+		}
+	}
+	// Disabled.
+	v = verifier(t, clk, Options{KeyCacheSize: -1})
+	if _, err := v.Verify(ctx, es.proof(t, stdClaims()), reqMethod, reqURL, ""); err != nil || v.headers != nil {
+		t.Fatalf("no cache: %v", err)
 	}
 }
