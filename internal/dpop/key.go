@@ -17,6 +17,9 @@ import (
 // (RFC 7518 section 3.3 asks for 2048 bits or more).
 const MinRSABits = 2048
 
+// MaxRSABits is the largest.
+const MaxRSABits = 8192
+
 // privateMembers are the JWK members of private or symmetric keys
 // (RFC 7518 sections 6.2.2, 6.3.2, 6.4.1; RFC 8037 section 2): the jwk
 // header must hold a public key only (RFC 9449 section 4.3, check 7).
@@ -76,6 +79,9 @@ func fits(raw any, alg jwa.SignatureAlgorithm) *Error {
 		if k.N.BitLen() < MinRSABits {
 			return invalid(ReasonWeakKey)
 		}
+		if k.N.BitLen() > MaxRSABits {
+			return invalid(ReasonBadKey) // costly to verify with, for nothing
+		}
 		return nil
 	case jwa.ES256, jwa.ES384, jwa.ES512:
 		k, ok := raw.(*ecdsa.PublicKey)
@@ -84,8 +90,12 @@ func fits(raw any, alg jwa.SignatureAlgorithm) *Error {
 		}
 		return nil
 	case jwa.EdDSA:
-		if _, ok := raw.(ed25519.PublicKey); !ok {
+		k, ok := raw.(ed25519.PublicKey)
+		if !ok {
 			return invalid(ReasonKeyAlgMismatch)
+		}
+		if len(k) != ed25519.PublicKeySize {
+			return invalid(ReasonBadKey) // ed25519.Verify would panic
 		}
 		return nil
 	}
