@@ -4,6 +4,9 @@
 // no HTTP server, only the proof, the request's method and URL and, at
 // a resource, the access token.
 //
-// Binding a token to the proof key (cnf.jkt, RFC 9449 section 6) is the
-// caller's check: compare Proof.JKT with the token's cnf.jkt.
+// Left to the caller: one DPoP header exactly (RFC 9449 section 4.3,
+// check 1), binding a token to the proof key (compare Proof.JKT with
+// the token's cnf.jkt, section 6), the answer's form (400 or 401, the
+// DPoP-Nonce header, WWW-Authenticate with algs) and a shared
+// ReplayCache in cluster mode.
 package dpop

@@ -48,7 +48,8 @@ type Proof struct {
 	HTU   string
 	Nonce string
 	ATH   string
-	// Key is the proof's public key (its jwk header).
+	// Key is the proof's public key (its jwk header). It may be shared
+	// with other proofs of the same key: read it, never modify it.
 	Key jwk.Key
 }
 
