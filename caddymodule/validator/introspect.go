@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/jsonstrict"
 )
 
 // Introspector asks the issuer whether a token is active (RFC 7662),
@@ -84,7 +86,7 @@ func (v *Validator) introspect(ctx context.Context, tok string, now time.Time) (
 	if err != nil || res.StatusCode != http.StatusOK {
 		return nil, &Failure{Status: http.StatusServiceUnavailable, Reason: ReasonKeysUnavailable, Issuer: issuer.URL}
 	}
-	claims, err := decodeObject(body)
+	claims, err := jsonstrict.DecodeObject(body)
 	if err != nil {
 		return nil, &Failure{Status: http.StatusServiceUnavailable, Reason: ReasonKeysUnavailable, Issuer: issuer.URL}
 	}

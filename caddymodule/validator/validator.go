@@ -19,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/keyset"
+	"github.com/apiaccess/caddy-apiaccess/internal/jsonstrict"
 )
 
 // Defaults.
@@ -250,7 +251,7 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, invalid(ReasonMalformed)
 	}
-	hdr, err := decodeObject(hb)
+	hdr, err := jsonstrict.DecodeObject(hb)
 	if err != nil {
 		return nil, invalid(ReasonMalformed)
 	}
@@ -269,7 +270,7 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 	}
 	algS, _ := hdr["alg"].(string)
 	kid, _ := hdr["kid"].(string)
-	claims, err := decodeObject(pb)
+	claims, err := jsonstrict.DecodeObject(pb)
 	if err != nil {
 		return nil, invalid(ReasonMalformed)
 	}

@@ -24,6 +24,9 @@ var pureCores = []string{
 	"tokenissuer/authserver", // the grants and endpoints
 	"tokenissuer/oauth",
 	"tokenissuer/clientauth",
+	"internal/dpop",       // DPoP proofs, for both halves
+	"internal/jsonstrict", // JOSE JSON, for both halves
+	"internal/gatewaylog",
 }
 
 // listed is one package of `go list -json`; test variants have

@@ -14,6 +14,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/jsonstrict"
 )
 
 // Defaults.
@@ -217,7 +219,7 @@ func (v *Verifier) Verify(ctx context.Context, proof, method, url, accessToken s
 	}
 
 	// The claims, now signed by the key (RFC 9449 section 4.2).
-	claims, err := decodeObject(pb)
+	claims, err := jsonstrict.DecodeObject(pb)
 	if err != nil {
 		return nil, invalid(ReasonMalformed)
 	}
@@ -301,7 +303,7 @@ func (v *Verifier) header(h64 string) (*header, *Error) {
 	if err != nil {
 		return nil, invalid(ReasonMalformed)
 	}
-	hdr, err := decodeObject(hb)
+	hdr, err := jsonstrict.DecodeObject(hb)
 	if err != nil {
 		return nil, invalid(ReasonMalformed)
 	}

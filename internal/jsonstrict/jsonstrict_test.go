@@ -1,4 +1,4 @@
-package validator
+package jsonstrict
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 )
 
 // stdDecode is the reference: encoding/json's Decoder with UseNumber,
-// which decodeObject must agree with. ok is false when encoding/json
+// which DecodeObject must agree with. ok is false when encoding/json
 // refuses the input (not one JSON value, or trailing data).
 func stdDecode(b []byte) (v any, ok bool) {
 	if !json.Valid(b) {
@@ -87,7 +87,7 @@ const maxContainers = maxDepth + 1
 
 // checkDecode asserts decodeObject's contract on one input.
 func checkDecode(t *testing.T, b []byte) {
-	got, err := decodeObject(b)
+	got, err := DecodeObject(b)
 	want, ok := stdDecode(b)
 	if !ok {
 		if err == nil {
@@ -191,7 +191,7 @@ func TestDecodeObjectStrictness(t *testing.T) {
 		{`{"a":1e-}`, errSyntax},
 		{`{"a":-0.5e-7}`, nil},
 	} {
-		_, err := decodeObject([]byte(c.in))
+		_, err := DecodeObject([]byte(c.in))
 		if !errors.Is(err, c.want) {
 			in := c.in
 			if len(in) > 60 {

@@ -1,8 +1,8 @@
-// This file is a copy of caddymodule/validator/jsonstrict.go (the
-// gateway's strict JSON parser): tokenissuer may not import caddymodule,
-// so the parser lives here too until both use one internal/ package.
-
-package dpop
+// Package jsonstrict parses JSON objects strictly, for the JOSE headers
+// and claims both halves read (token checks at the gateway, DPoP proofs
+// at both): duplicate member names refused at every depth, exact
+// numbers, bounded nesting.
+package jsonstrict
 
 import (
 	"encoding/json"
@@ -22,7 +22,7 @@ var (
 // a value nested more than maxDepth+1 containers deep is refused.
 const maxDepth = 32
 
-// decodeObject parses a JSON object strictly: members must be unique at
+// DecodeObject parses a JSON object strictly: members must be unique at
 // every depth, compared after unescaping (RFC 7515 section 5.2 lets a
 // parser reject duplicates, and accepting them lets two parsers disagree
 // about a token), numbers stay exact (json.Number), nesting is bounded
@@ -34,7 +34,7 @@ const maxDepth = 32
 // UTF-8 are decoded by encoding/json itself, so escapes, surrogates
 // (a lone one becomes U+FFFD) and invalid UTF-8 (replaced by U+FFFD)
 // follow its rules exactly. FuzzDecodeObject checks the equivalence.
-func decodeObject(b []byte) (map[string]any, error) {
+func DecodeObject(b []byte) (map[string]any, error) {
 	p := parser{b: b}
 	if p.next() != '{' {
 		return nil, errNotObject
