@@ -93,7 +93,7 @@ type setClaims struct {
 	Iss    string                     `json:"iss"`
 	Iat    json.Number                `json:"iat"`
 	JTI    string                     `json:"jti"`
-	Aud    audience                   `json:"aud"`
+	Aud    Audience                   `json:"aud"`
 	Txn    string                     `json:"txn,omitempty"`
 	SubID  *SubjectID                 `json:"sub_id"`
 	Events map[string]json.RawMessage `json:"events"`
@@ -114,20 +114,20 @@ type eventBody struct {
 	Reason           string            `json:"reason,omitempty"`
 }
 
-// audience is aud: one string or an array (RFC 7519 section 4.1.3).
-type audience []string
+// Audience is aud: one string or an array (RFC 7519 section 4.1.3).
+type Audience []string
 
-func (a audience) MarshalJSON() ([]byte, error) {
+func (a Audience) MarshalJSON() ([]byte, error) {
 	if len(a) == 1 {
 		return json.Marshal(a[0])
 	}
 	return json.Marshal([]string(a))
 }
 
-func (a *audience) UnmarshalJSON(b []byte) error {
+func (a *Audience) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
+		*a = Audience{one}
 		return nil
 	}
 	var many []string
