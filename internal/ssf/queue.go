@@ -355,6 +355,8 @@ func (q *MemQueue) advance(streamID string, st *streamState) {
 	for ; i < len(q.log); i++ {
 		e := q.log[i]
 		if _, done := st.acked[e.seq]; eligible(e, streamID) && !done {
+			// Sequence numbers missing below e were pruned: expired.
+			st.cursor = max(st.cursor, e.seq-1)
 			break
 		}
 		st.cursor = e.seq
