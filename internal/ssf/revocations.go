@@ -3,7 +3,6 @@ package ssf
 import (
 	"errors"
 	"hash/maphash"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -22,22 +21,20 @@ const (
 // receiver should alert (and may fail closed).
 var ErrRevocationsFull = errors.New("ssf: revocation set full")
 
-const shardCount = 64
-
 // Revocations is a receiver's set of revocations in force: revoked jtis
 // until their token's exp, and per user (sub or uid) and per client a
 // cut-off: their tokens issued at or before it are revoked. Keep one per
 // transmitter and consult it for tokens of that transmitter's issuers.
-// Safe for concurrent use; Revoked takes read locks only and allocates
-// nothing.
+// Safe for concurrent use; Revoked takes no lock and allocates nothing.
 //
-// A jti is kept as a 64-bit hash (hash/maphash, seeded per process), not
-// as a string, which is what bounds the memory; a collision could only
+// Keys are kept as 64-bit hashes (hash/maphash, seeded per process), not
+// as strings, which is what bounds the memory; a collision could only
 // refuse a good token, with odds of about n/2^64 per check.
 type Revocations struct {
-	// MaxTokens and MaxSubjects bound the entries, Leeway is kept past
-	// expiry, MaxLifetime is the longest token lifetime (longer exp are
-	// cut to it). Zero means the default; set them before first use.
+	// MaxTokens and MaxSubjects bound the entries (each of sub, uid and
+	// client id), Leeway is kept past expiry, MaxLifetime is the longest
+	// token lifetime (longer exp are cut to it). Zero means the default;
+	// set them before first use.
 	MaxTokens   int
 	MaxSubjects int
 	Leeway      time.Duration
@@ -45,33 +42,17 @@ type Revocations struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 
-	seed     maphash.Seed
-	tokens   atomic.Int64
-	subjects atomic.Int64
-	shards   [shardCount]revShard
-
-	smu     sync.RWMutex
-	bySub   map[string]int64 // cut-off, unix seconds
-	byUID   map[string]int64
-	byCID   map[string]int64
-	sPruned int64
-}
-
-type revShard struct {
-	mu     sync.RWMutex
-	m      map[uint64]int64 // jti hash -> forget at, unix seconds
-	peak   int              // len(m) since the map was made
-	pruned int64            // last prune, unix seconds
-	_      [64]byte         // one cache line per shard's lock
+	seed   maphash.Seed
+	tokens hashTable // jti -> forget at, unix seconds
+	bySub  hashTable // sub -> cut-off, unix seconds
+	byUID  hashTable
+	byCID  hashTable
+	pruned atomic.Int64 // last prune on write, unix seconds
 }
 
 // NewRevocations is an empty set.
 func NewRevocations() *Revocations {
-	r := &Revocations{seed: maphash.MakeSeed(), bySub: map[string]int64{}, byUID: map[string]int64{}, byCID: map[string]int64{}}
-	for i := range r.shards {
-		r.shards[i].m = map[uint64]int64{}
-	}
-	return r
+	return &Revocations{seed: maphash.MakeSeed()}
 }
 
 func (r *Revocations) now() time.Time {
@@ -79,6 +60,13 @@ func (r *Revocations) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+func (r *Revocations) hash(s string) uint64 {
+	if h := maphash.String(r.seed, s); h != 0 {
+		return h
+	}
+	return 1
 }
 
 // Apply records a session-revoked event; other events are no-ops.
@@ -114,24 +102,8 @@ func (r *Revocations) RevokeToken(jti string, exp time.Time) error {
 	if until <= now {
 		return nil // expired: the validator refuses it anyway
 	}
-	h := maphash.String(r.seed, jti)
-	sh := &r.shards[h%shardCount]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if now-sh.pruned >= 60 {
-		r.pruneShard(sh, now)
-	}
-	if old, ok := sh.m[h]; ok {
-		sh.m[h] = max(old, until)
-		return nil
-	}
-	if r.tokens.Load() >= int64(orDefault(r.MaxTokens, DefaultMaxTokens)) {
-		return ErrRevocationsFull
-	}
-	sh.m[h] = until
-	sh.peak = max(sh.peak, len(sh.m))
-	r.tokens.Add(1)
-	return nil
+	r.pruneOnWrite(now)
+	return r.tokens.putMax(r.hash(jti), until, orDefault(r.MaxTokens, DefaultMaxTokens))
 }
 
 // RevokeUser revokes the tokens of the user (by sub, by uid, or both)
@@ -140,15 +112,13 @@ func (r *Revocations) RevokeUser(sub, uid string, cutoff time.Time) error {
 	if sub == "" && uid == "" {
 		return ErrSubject
 	}
-	r.smu.Lock()
-	defer r.smu.Unlock()
 	if sub != "" {
-		if err := r.cutoff(r.bySub, sub, cutoff); err != nil {
+		if err := r.cutoff(&r.bySub, sub, cutoff); err != nil {
 			return err
 		}
 	}
 	if uid != "" {
-		return r.cutoff(r.byUID, uid, cutoff)
+		return r.cutoff(&r.byUID, uid, cutoff)
 	}
 	return nil
 }
@@ -158,34 +128,21 @@ func (r *Revocations) RevokeClient(cid string, cutoff time.Time) error {
 	if cid == "" {
 		return ErrSubject
 	}
-	r.smu.Lock()
-	defer r.smu.Unlock()
-	return r.cutoff(r.byCID, cid, cutoff)
+	return r.cutoff(&r.byCID, cid, cutoff)
 }
 
-// cutoff records key's cut-off, the latest one winning; smu held.
-func (r *Revocations) cutoff(m map[string]int64, key string, t time.Time) error {
+// cutoff records key's cut-off, the latest one winning.
+func (r *Revocations) cutoff(m *hashTable, key string, t time.Time) error {
 	if t.IsZero() {
 		return ErrEvent
 	}
 	now := r.now().Unix()
-	if now-r.sPruned >= 60 {
-		r.pruneSubjects(now)
-	}
 	c := t.Unix()
 	if c+r.reach() <= now {
 		return nil // every token it covers has expired
 	}
-	if old, ok := m[key]; ok {
-		m[key] = max(old, c)
-		return nil
-	}
-	if r.subjects.Load() >= int64(orDefault(r.MaxSubjects, DefaultMaxSubjects)) {
-		return ErrRevocationsFull
-	}
-	m[key] = c
-	r.subjects.Add(1)
-	return nil
+	r.pruneOnWrite(now)
+	return m.putMax(r.hash(key), c, orDefault(r.MaxSubjects, DefaultMaxSubjects))
 }
 
 // reach is how long after a cut-off a token it covers can still be
@@ -198,87 +155,49 @@ func (r *Revocations) reach() int64 {
 // iat; empty for those it lacks) is revoked. A token without iat is
 // revoked by any cut-off of its subject.
 func (r *Revocations) Revoked(jti, sub, uid, cid string, iat time.Time) bool {
-	if jti != "" && r.tokens.Load() > 0 {
-		h := maphash.String(r.seed, jti)
-		sh := &r.shards[h%shardCount]
-		sh.mu.RLock()
-		_, ok := sh.m[h]
-		sh.mu.RUnlock()
-		if ok {
+	if jti != "" && r.tokens.count.Load() > 0 {
+		if _, ok := r.tokens.get(r.hash(jti)); ok {
 			return true
 		}
-	}
-	if r.subjects.Load() == 0 {
-		return false
 	}
 	at := iat.Unix()
 	if iat.IsZero() {
 		at = minInt64
 	}
-	r.smu.RLock()
-	defer r.smu.RUnlock()
-	return revokedBy(r.bySub, sub, at) || revokedBy(r.byUID, uid, at) || revokedBy(r.byCID, cid, at)
+	return r.revokedBy(&r.bySub, sub, at) || r.revokedBy(&r.byUID, uid, at) || r.revokedBy(&r.byCID, cid, at)
 }
 
 const minInt64 = -1 << 63
 
-func revokedBy(m map[string]int64, key string, iat int64) bool {
-	if key == "" {
+func (r *Revocations) revokedBy(m *hashTable, key string, iat int64) bool {
+	if key == "" || m.count.Load() == 0 {
 		return false
 	}
-	c, ok := m[key]
+	c, ok := m.get(r.hash(key))
 	return ok && iat <= c
 }
 
-// Len is the number of revoked jtis and of subjects with a cut-off.
+// Len is the number of revoked jtis and of subject cut-offs (sub, uid
+// and client id each count one).
 func (r *Revocations) Len() (tokens, subjects int) {
-	return int(r.tokens.Load()), int(r.subjects.Load())
+	return int(r.tokens.count.Load()), int(r.bySub.count.Load() + r.byUID.count.Load() + r.byCID.count.Load())
 }
 
-// Prune forgets what is no longer in force. Adding prunes as it goes;
-// call Prune to release memory when revocations stop coming.
+// Prune forgets what is no longer in force, and gives the memory back.
+// Writes prune once a minute; call Prune when revocations stop coming.
 func (r *Revocations) Prune() {
 	now := r.now().Unix()
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		r.pruneShard(sh, now)
-		sh.mu.Unlock()
-	}
-	r.smu.Lock()
-	r.pruneSubjects(now)
-	r.smu.Unlock()
+	r.pruned.Store(now)
+	r.tokens.prune(now)
+	floor := now - r.reach()
+	r.bySub.prune(floor)
+	r.byUID.prune(floor)
+	r.byCID.prune(floor)
 }
 
-// pruneShard: sh.mu held.
-func (r *Revocations) pruneShard(sh *revShard, now int64) {
-	for h, until := range sh.m {
-		if until <= now {
-			delete(sh.m, h)
-			r.tokens.Add(-1)
-		}
+// pruneOnWrite prunes when the last prune is a minute old.
+func (r *Revocations) pruneOnWrite(now int64) {
+	if last := r.pruned.Load(); now-last >= 60 && r.pruned.CompareAndSwap(last, now) {
+		r.Prune()
 	}
-	sh.pruned = now
-	// A Go map keeps its peak size: copy it once it is mostly empty.
-	if sh.peak > 1024 && len(sh.m) < sh.peak/4 {
-		m := make(map[uint64]int64, len(sh.m))
-		for h, until := range sh.m {
-			m[h] = until
-		}
-		sh.m, sh.peak = m, len(m)
-	}
-}
-
-// pruneSubjects: smu held.
-func (r *Revocations) pruneSubjects(now int64) {
-	reach := r.reach()
-	for _, m := range []map[string]int64{r.bySub, r.byUID, r.byCID} {
-		for k, c := range m {
-			if c+reach <= now {
-				delete(m, k)
-				r.subjects.Add(-1)
-			}
-		}
-	}
-	r.sPruned = now
 }

@@ -190,8 +190,14 @@ func TestSETRefused(t *testing.T) {
 			return s
 		}(), nil, ErrSignature},
 		{"truncated", parts[0] + "." + parts[1], nil, ErrMalformed},
-		{"wrong aud", func() string { s, _ := Sign(tokenEvent("AT.1", t0), key, testIss, "https://other.example.com"); return s }(), nil, ErrAudience},
-		{"wrong iss", func() string { s, _ := Sign(tokenEvent("AT.1", t0), key, "https://evil.example.com", testAud); return s }(), nil, ErrIssuer},
+		{"wrong aud", func() string {
+			s, _ := Sign(tokenEvent("AT.1", t0), key, testIss, "https://other.example.com")
+			return s
+		}(), nil, ErrAudience},
+		{"wrong iss", func() string {
+			s, _ := Sign(tokenEvent("AT.1", t0), key, "https://evil.example.com", testAud)
+			return s
+		}(), nil, ErrIssuer},
 		{"aud array with ours", rawSET(t, key, jwa.ES256, TypSET, with(func(c map[string]any) { c["aud"] = []string{"x", testAud} })), nil, nil},
 		{"typ JWT", rawSET(t, key, jwa.ES256, "JWT", goodClaims()), nil, ErrNotSET},
 		{"typ at+jwt", rawSET(t, key, jwa.ES256, "at+jwt", goodClaims()), nil, ErrNotSET},
