@@ -27,6 +27,7 @@ var pureCores = []string{
 	"internal/dpop",       // DPoP proofs, for both halves
 	"internal/jsonstrict", // JOSE JSON, for both halves
 	"internal/gatewaylog",
+	"internal/ssf", // the revocation feed's SETs and poll protocol
 }
 
 // listed is one package of `go list -json`; test variants have

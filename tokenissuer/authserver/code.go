@@ -28,13 +28,16 @@ type codeGrant struct {
 	// Replayed is set by a use after the first; the first use, if still
 	// issuing, then revokes what it issued.
 	Replayed bool `json:"replayed,omitempty"`
+	// Issued is when the code was issued: one issued before a cut-off of
+	// its user or client (subject_revoke.go) redeems nothing.
+	Issued time.Time `json:"issued,omitzero"`
 }
 
 // issueCode ends the authorization: a single-use code, valid for
 // CodeLifetime, sent to the redirect URI with state and iss.
 func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, s *Server, req *authzRequest) {
 	code := randomToken()
-	b, _ := json.Marshal(codeGrant{authzRequest: *req})
+	b, _ := json.Marshal(codeGrant{authzRequest: *req, Issued: i.now()})
 	if err := i.store.PutRecord(r.Context(), store.NSCode, refreshHash(code), b, i.now().Add(CodeLifetime)); err != nil {
 		i.log.Error("storing an authorization code failed", zap.Error(err))
 		if errors.Is(err, store.ErrUnavailable) {

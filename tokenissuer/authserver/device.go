@@ -45,6 +45,9 @@ type deviceGrant struct {
 	Amr      []string  `json:"amr,omitempty"`
 	LastPoll time.Time `json:"last_poll,omitzero"`
 	Interval int       `json:"interval"`
+	// Approved is when the user approved: an approval before a cut-off
+	// of the user or client (subject_revoke.go) redeems nothing.
+	Approved time.Time `json:"approved,omitzero"`
 }
 
 // userCodeAlphabet has no vowels (no words) and no look-alikes (RFC
@@ -298,7 +301,7 @@ func (i *Issuer) decideDevice(w http.ResponseWriter, r *http.Request, req *authz
 		}
 		g.Status = deviceDenied
 		if allow {
-			g.Status, g.UserID, g.AuthTime, g.Amr = deviceApproved, req.UserID, req.AuthTime, req.Amr
+			g.Status, g.UserID, g.AuthTime, g.Amr, g.Approved = deviceApproved, req.UserID, req.AuthTime, req.Amr, i.now()
 		}
 		return json.Marshal(g)
 	})

@@ -153,7 +153,7 @@ func parseUsersPath(rest string) (usersRequest, bool) {
 func (i *Issuer) serveUsersAPI(w http.ResponseWriter, r *http.Request, _ *Server) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	rest := strings.TrimPrefix(r.URL.Path, i.basePath+"/"+usersAPIPath)
-	if i.serveSubjectRevocation(w, r, rest) { // subject_revoke.go
+	if i.serveSubjectRevocation(w, r) { // subject_revoke.go
 		return
 	}
 	if q, ok := parseFactorsPath(rest); ok {

@@ -154,8 +154,9 @@ func (i *Issuer) lookupRefresh(ctx context.Context, s *Server, tok string) (stor
 // exchanged: its family is not revoked and it was not replaced.
 func (i *Issuer) refreshUsable(ctx context.Context, rt store.RefreshToken) (bool, error) {
 	revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family)
-	if err != nil {
+	if err != nil || revoked || !rt.Rotated.IsZero() {
 		return false, err
 	}
-	return !revoked && rt.Rotated.IsZero(), nil
+	cut, err := i.refreshCutOff(ctx, rt)
+	return err == nil && !cut, err
 }

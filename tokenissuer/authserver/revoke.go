@@ -77,8 +77,8 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 // accessRevoked reports whether a verified access token was revoked:
 // itself, or its refresh-token family (revoked, or reused after
 // rotation: Okta guide "Refresh token rotation" invalidates "all access
-// tokens issued since the user authenticated"). Only user tokens can
-// belong to a family, so client_credentials tokens cost one read.
+// tokens issued since the user authenticated"), or issued before a
+// cut-off of its user or client (subject_revoke.go).
 func (i *Issuer) accessRevoked(ctx context.Context, t jwt.Token) (bool, error) {
 	if rev, err := i.revoked(ctx, t.JwtID()); err != nil || rev {
 		return rev, err

@@ -158,6 +158,14 @@ func (i *Issuer) apiSession(w http.ResponseWriter, r *http.Request) (string, *se
 		i.noSession(w)
 		return "", nil, false
 	}
+	// Cleared by an admin (subject_revoke.go): gone, as in Okta.
+	if cut, err := i.sessionCutOff(r.Context(), &session{UserID: rec.UserID, AuthTime: rec.AuthTime}); err != nil {
+		i.apiStoreFailure(w, err)
+		return "", nil, false
+	} else if cut {
+		i.noSession(w)
+		return "", nil, false
+	}
 	return sid, &rec, true
 }
 

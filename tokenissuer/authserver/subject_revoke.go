@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
@@ -24,8 +27,10 @@ import (
 //	DELETE /api/v1/users/{userId}/clients/{clientId}/tokens    tokens of a user at a client
 //	DELETE /api/v1/apps/{appId}/tokens                          tokens of a client (app)
 //
-// The cut-off is kept as long as anything issued before it can live:
-// the longest refresh-token family plus the longest access token.
+// A cut-off is kept for good (one small record per subject, written
+// only with an API token): a family issued under a rule since shortened
+// must still find it. A later cut-off replaces an earlier one, never
+// the other way round, whichever node writes last.
 
 // Cut-off kinds: the record key's prefix in store.NSSubjectRevoked.
 const (
@@ -43,32 +48,33 @@ var kindSessionClear = eventKind{EventSessionClear, EventSessionClear, "Clear us
 
 func init() { mfaKinds[EventSessionClear] = []eventKind{kindSessionClear} }
 
-// cutOff records that what subject key was issued until now is revoked.
+// cutOffUntil is the expiry of cut-off records: for good (bbolt keeps
+// times until 2262).
+var cutOffUntil = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// cutOff records that what subject key was issued until now is revoked;
+// an existing later cut-off stays.
 func (i *Issuer) cutOff(ctx context.Context, key string) (time.Time, error) {
 	now := i.now().UTC()
-	until := now.Add(i.longestFamily() + policy.MaxAccessTokenLifetime + time.Minute)
-	return now, i.store.PutRecord(ctx, store.NSSubjectRevoked, key, []byte(now.Format(time.RFC3339Nano)), until)
-}
-
-// longestFamily is the longest a refresh-token family of any rule lives.
-func (i *Issuer) longestFamily() time.Duration {
-	longest := policy.DefaultRefreshLifetime
-	for _, s := range i.Servers() {
-		if s.policies == nil {
-			continue
-		}
-		for _, p := range s.policies.Policies() {
-			for _, r := range p.Rules {
-				longest = max(longest, r.RefreshLifetime())
-			}
-		}
+	v := []byte(now.Format(time.RFC3339Nano))
+	created, err := i.store.CreateRecord(ctx, store.NSSubjectRevoked, key, v, cutOffUntil)
+	if err != nil || created {
+		return now, err
 	}
-	return longest
+	_, err = i.store.UpdateRecord(ctx, store.NSSubjectRevoked, key, func(old []byte) ([]byte, error) {
+		if at, err := time.Parse(time.RFC3339Nano, string(old)); err == nil && at.After(now) {
+			return old, nil
+		}
+		return v, nil
+	})
+	return now, err
 }
 
-// cutOffs reports whether something issued at issued, of user uid
-// (may be empty) at client cid (may be empty), falls before one of the
-// cut-offs of keys.
+// cutOffs reports whether something issued at issued falls before one
+// of the cut-offs of keys. Cut-offs and issue times come from the nodes'
+// clocks: a cluster needs them in step (NTP), or a node ahead issues
+// tokens that look older than a cut-off made elsewhere, one behind
+// tokens that look newer.
 func (i *Issuer) cutOffs(ctx context.Context, issued time.Time, keys ...string) (bool, error) {
 	for _, k := range keys {
 		v, err := i.store.GetRecord(ctx, store.NSSubjectRevoked, k)
@@ -122,12 +128,16 @@ func (i *Issuer) sessionCutOff(ctx context.Context, s *session) (bool, error) {
 
 // serveSubjectRevocation answers the user routes above, reporting false
 // for any other path below usersAPIPath.
-func (i *Issuer) serveSubjectRevocation(w http.ResponseWriter, r *http.Request, rest string) bool {
-	parts := strings.Split(rest, "/")
+func (i *Issuer) serveSubjectRevocation(w http.ResponseWriter, r *http.Request) bool {
+	parts, ok := pathSegments(strings.TrimPrefix(r.URL.EscapedPath(), i.basePath+"/"+usersAPIPath))
+	if !ok {
+		return false
+	}
 	var uid, cid string
+	sessions := false
 	switch {
 	case len(parts) == 2 && parts[1] == "sessions":
-		uid = parts[0]
+		uid, sessions = parts[0], true
 	case len(parts) == 4 && parts[1] == "clients" && parts[3] == "tokens":
 		uid, cid = parts[0], parts[2]
 	default:
@@ -145,43 +155,110 @@ func (i *Issuer) serveSubjectRevocation(w http.ResponseWriter, r *http.Request, 
 	if !ok {
 		return true
 	}
-	d := decision{server: i.org, userID: u.ID, login: u.Login, req: r}
 	var keys []string
-	if cid == "" {
+	debug := map[string]any{}
+	if sessions {
 		keys = []string{cutUserSessions + u.ID}
 		// Okta: oauthTokens=true revokes the user's OAuth tokens too.
-		if r.URL.Query().Get("oauthTokens") == "true" {
+		withTokens := false
+		if v := r.URL.Query().Get("oauthTokens"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				writeOktaError(w, http.StatusBadRequest, "E0000001", "Api validation failed: 'oauthTokens': must be true or false.")
+				return true
+			}
+			withTokens = b
+		}
+		if withTokens {
 			keys = append(keys, cutUserTokens+u.ID)
 		}
+		debug["oauthTokens"] = strconv.FormatBool(withTokens)
 	} else {
 		if _, ok := i.auth.Client(cid); !ok {
 			notFoundResource(w, cid, "Client")
 			return true
 		}
-		d.clientID = cid
 		keys = []string{cutUserClient + u.ID + "\x00" + cid}
+		debug["revoked"] = "every token of the user at the client"
 	}
-	if !i.cutOffAll(w, r, keys) {
+	at, ok := i.cutOffAll(w, r, keys)
+	if !ok {
 		return true
 	}
-	if cid == "" {
-		i.logSuccess(EventSessionClear, d)
-	} else {
-		i.logSuccess(EventRevoke, d)
+	debug["revokedBefore"] = at.Format(time.RFC3339Nano)
+	event := EventSessionClear
+	if !sessions {
+		event = EventRevoke
 	}
+	i.logAdminCut(r, event, u, cid, debug)
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return true
 }
 
-// cutOffAll records the cut-offs, or answers the store's failure.
-func (i *Issuer) cutOffAll(w http.ResponseWriter, r *http.Request, keys []string) bool {
-	for _, k := range keys {
-		if _, err := i.cutOff(r.Context(), k); err != nil {
-			i.apiStoreFailure(w, err)
-			return false
+// pathSegments splits an API path (below its prefix) into its unescaped
+// segments; an empty segment (`clients//tokens`) makes it no route.
+func pathSegments(rest string) ([]string, bool) {
+	raw := strings.Split(rest, "/")
+	out := make([]string, 0, len(raw))
+	for _, seg := range raw {
+		v, err := url.PathUnescape(seg)
+		if err != nil || v == "" {
+			return nil, false
 		}
+		out = append(out, v)
 	}
-	return true
+	return out, true
+}
+
+// logAdminCut logs a cut-off made through the admin API: the API token
+// acts (as for the other admin routes), the user and client are targets.
+func (i *Issuer) logAdminCut(r *http.Request, event string, u *directory.User, cid string, debug map[string]any) {
+	d := decision{server: i.org, req: r}
+	if c := i.log.Check(zap.InfoLevel, event); c != nil {
+		f := []zap.Field{zap.String("outcome", "SUCCESS"), zap.Any("detail", debug)}
+		if u != nil {
+			f = append(f, zap.String("user_id", u.ID))
+		}
+		if cid != "" {
+			f = append(f, zap.String("client_id", cid))
+		}
+		c.Write(f...)
+	}
+	if i.sink == nil {
+		return
+	}
+	txn := transactionID(r)
+	for _, k := range kindsOf(event, &d, false) {
+		ev := i.baseEvent(&d, nil, txn)
+		ev.UUID, ev.EventType, ev.DisplayMessage = newUUID(), k.name(nil), k.message
+		actor := apiActor
+		ev.Actor = &actor
+		if u != nil {
+			ev.Target = append(ev.Target, store.LogTarget{ID: u.ID, Type: "User", AlternateID: echo(u.Login), DisplayName: echo(u.Login)})
+		}
+		if cid != "" {
+			ev.Target = append(ev.Target, clientTarget(i, cid))
+		}
+		for key, v := range debug {
+			ev.DebugContext.DebugData[key] = v
+		}
+		i.sink.add(ev)
+	}
+}
+
+// cutOffAll records the cut-offs, or answers the store's failure.
+func (i *Issuer) cutOffAll(w http.ResponseWriter, r *http.Request, keys []string) (time.Time, bool) {
+	var at time.Time
+	for _, k := range keys {
+		t, err := i.cutOff(r.Context(), k)
+		if err != nil {
+			i.apiStoreFailure(w, err)
+			return at, false
+		}
+		at = t
+	}
+	return at, true
 }
 
 // apiUser is the directory user of an admin API path, or answers 404.
@@ -211,8 +288,8 @@ var appsAPI = &endpoint{serve: (*Issuer).serveAppsAPI}
 
 func (i *Issuer) serveAppsAPI(w http.ResponseWriter, r *http.Request, _ *Server) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	parts := strings.Split(strings.TrimPrefix(r.URL.Path, i.basePath+"/"+appsAPIPath), "/")
-	if len(parts) != 2 || parts[1] != "tokens" || parts[0] == "" {
+	parts, ok := pathSegments(strings.TrimPrefix(r.URL.EscapedPath(), i.basePath+"/"+appsAPIPath))
+	if !ok || len(parts) != 2 || parts[1] != "tokens" {
 		i.notFound(w, r)
 		return
 	}
@@ -229,9 +306,11 @@ func (i *Issuer) serveAppsAPI(w http.ResponseWriter, r *http.Request, _ *Server)
 		notFoundResource(w, cid, "Application")
 		return
 	}
-	if !i.cutOffAll(w, r, []string{cutClientTokens + cid}) {
+	at, ok := i.cutOffAll(w, r, []string{cutClientTokens + cid})
+	if !ok {
 		return
 	}
-	i.logSuccess(EventRevoke, decision{server: i.org, clientID: cid, req: r})
+	i.logAdminCut(r, EventRevoke, nil, cid, map[string]any{"revoked": "every token of the client", "revokedBefore": at.Format(time.RFC3339Nano)})
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }

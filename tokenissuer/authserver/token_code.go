@@ -76,6 +76,9 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 	if e != nil {
 		return nil, errBadCode.WithReason("user missing or not active")
 	}
+	if e := i.codeCutOff(ctx, g); e != nil {
+		return nil, e
+	}
 	d.scopes = g.Scopes
 	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantAuthorizationCode, Scopes: g.Scopes, User: policyUser(u)}, d)
 	if e != nil {
@@ -121,7 +124,31 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		i.revokeIssued(ctx, cur)
 		return nil, errBadCode.WithReason("authorization code reused while being redeemed: tokens issued from it revoked")
 	}
+	// A cut-off made while this use was issuing: what it issued is
+	// revoked too (its tokens carry a later time than the cut-off).
+	if e := i.codeCutOff(ctx, g); e != nil {
+		g.IssuedJTI, g.IssuedExp, g.Family, g.FamilyExp = cur.IssuedJTI, cur.IssuedExp, cur.Family, cur.FamilyExp
+		i.revokeIssued(ctx, g)
+		return nil, e
+	}
 	return resp, nil
+}
+
+// codeCutOff refuses a code issued before a cut-off of its user's or
+// client's tokens or of the user's sessions (the code came from one).
+func (i *Issuer) codeCutOff(ctx context.Context, g codeGrant) *oauth.Error {
+	issued := g.Issued
+	if issued.IsZero() { // a code stored before codes kept the time
+		issued = g.AuthTime
+	}
+	cut, err := i.cutOffs(ctx, issued, append(tokenKeys(g.UserID, g.ClientID), cutUserSessions+g.UserID)...)
+	switch {
+	case err != nil:
+		return oauth.FromStore(err)
+	case cut:
+		return errBadCode.WithReason("issued before the user's or client's tokens or sessions were revoked")
+	}
+	return nil
 }
 
 // revokeIssued revokes the access token and refresh-token family that a

@@ -70,6 +70,15 @@ func (i *Issuer) deviceCodeGrant(r *http.Request, s *Server, c *clientauth.Clien
 	if e != nil {
 		return nil, errDenied.WithReason("user missing or not active")
 	}
+	approved := g.Approved
+	if approved.IsZero() {
+		approved = g.AuthTime
+	}
+	if cut, err := i.cutOffs(r.Context(), approved, append(tokenKeys(g.UserID, g.ClientID), cutUserSessions+g.UserID)...); err != nil {
+		return nil, oauth.FromStore(err)
+	} else if cut {
+		return nil, errDenied.WithReason("approved before the user's or client's tokens or sessions were revoked")
+	}
 	m, e := s.evaluate(policy.Request{ClientID: c.ID, GrantType: GrantDeviceCode, Scopes: g.Scopes, User: policyUser(u)}, d)
 	if e != nil {
 		return nil, e

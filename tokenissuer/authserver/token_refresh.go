@@ -112,6 +112,17 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	case err != nil:
 		return nil, oauth.FromStore(err)
 	}
+	// A cut-off made while this refresh was issuing: the family goes
+	// (its new tokens carry a later time than the cut-off).
+	if cut, err := i.refreshCutOff(ctx, rt); err != nil || cut {
+		if rerr := i.revokeFamily(ctx, rt); rerr != nil {
+			return nil, oauth.FromStore(rerr)
+		}
+		if err != nil {
+			return nil, oauth.FromStore(err)
+		}
+		return nil, errBadRefresh.WithReason("all tokens of the user or client revoked while refreshing")
+	}
 	return resp, nil
 }
 
