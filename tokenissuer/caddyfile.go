@@ -85,6 +85,7 @@ func init() {
 //			post_logout_redirect_uris <uri...>
 //			refresh_token_rotation rotate|static
 //			refresh_token_leeway <duration>
+//			dpop_bound_access_tokens
 //		}
 //		authorization_server <id> {
 //			name <name>
@@ -385,6 +386,8 @@ func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names, root at) (*clienta
 			err = caddyargs.One(d, once, &c.RefreshTokenRotation)
 		case "refresh_token_leeway":
 			err = caddyargs.Duration(d, once, &c.RefreshTokenLeeway)
+		case "dpop_bound_access_tokens":
+			err = caddyargs.Flag(d, once, &c.DPoPBoundAccessTokens)
 		case "jwks":
 			var s string
 			if err = caddyargs.One(d, once, &s); err == nil {
@@ -411,6 +414,7 @@ var clientFields = map[string]string{
 	"jwks": "jwks", "jwks_uri": "jwks_uri", "redirect_uris": "redirect_uris",
 	"post_logout_redirect_uris": "post_logout_redirect_uris",
 	"refresh_token_rotation":    "refresh_token_rotation", "refresh_token_leeway": "refresh_token_leeway",
+	"dpop_bound_access_tokens": "dpop_bound_access_tokens",
 }
 
 // parseAuthServer parses the optional block of `authorization_server <id>`.

@@ -55,6 +55,8 @@ type outcome struct {
 	unlogged bool
 	// active: the introspected token is active (RFC 7662 section 2.2).
 	active bool
+	// header is added to the answer (DPoP-Nonce).
+	header http.Header
 }
 
 func failed(e *oauth.Error) outcome { return outcome{err: e} }
@@ -121,6 +123,9 @@ func (i *Issuer) recordBackChannel(b *backChannel, d decision, out outcome, elap
 }
 
 func (o outcome) writeTo(w http.ResponseWriter) {
+	for k, v := range o.header {
+		w.Header()[k] = v
+	}
 	switch {
 	case o.write != nil:
 		o.write(w)

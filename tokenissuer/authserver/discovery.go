@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
@@ -131,6 +132,12 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 	if slices.Contains(grants, GrantDeviceCode) {
 		m["device_authorization_endpoint"] = ep + "/device/authorize"
 	}
+	// The token endpoint binds tokens to DPoP keys (RFC 9449 section 5.1).
+	dpopAlgs := make([]string, 0, len(dpop.DefaultAlgorithms))
+	for _, a := range dpop.DefaultAlgorithms {
+		dpopAlgs = append(dpopAlgs, a.String())
+	}
+	m["dpop_signing_alg_values_supported"] = dpopAlgs
 	out := map[string][]byte{}
 	b, _ := json.Marshal(m)
 	out[docOAuth] = b

@@ -78,6 +78,8 @@ type decision struct {
 	kid string
 	// amr: how the user signed in (sign-in and MFA events).
 	amr []string
+	// jkt: the DPoP key the request proved (tokens are bound to it).
+	jkt string
 }
 
 // fields are the event's own fields; the server's are pre-encoded in

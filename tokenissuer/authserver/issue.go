@@ -55,6 +55,9 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 			}
 		}
 	}
+	if d.jkt != "" {
+		at.Cnf = &cnfClaim{JKT: d.jkt}
+	}
 	var custom map[string]any
 	if s.claims.HasToken(claims.AccessToken) {
 		custom = map[string]any{}
@@ -67,6 +70,9 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 	}
 	d.jti = jti
 	resp := &tokenResponse{TokenType: "Bearer", ExpiresIn: int64(lifetime.Seconds()), AccessToken: tok, Scope: strings.Join(g.scopes, " ")}
+	if d.jkt != "" {
+		resp.TokenType = "DPoP" // RFC 9449 section 5
+	}
 	if u == nil {
 		return resp, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -141,6 +142,8 @@ type Issuer struct {
 	// offered or base_url cannot be an RP origin.
 	factors *factors.Manager
 	rp      *webauthnrp.RP
+	// dpop verifies DPoP proofs at the token endpoint (set by Start).
+	dpop *dpop.Verifier
 }
 
 // HashGate is the gate every password check of this Issuer runs
@@ -413,6 +416,9 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 	}
 	i.auth = clientauth.New(i.clients, st, i.now, clientauth.WithHashGate(i.gate))
 	i.factors = factors.New(st, sealer, i.orgName(), i.now)
+	if err := i.startDPoP(st, sealer); err != nil {
+		return err
+	}
 	for _, s := range i.Servers() {
 		s.keys = keys.NewManager(s.ID, s.alg, st, sealer, s.retention, i.now)
 		what, err := s.keys.Ensure(ctx)

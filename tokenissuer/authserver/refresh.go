@@ -47,7 +47,7 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	now := i.now()
 	tok := randomToken()
 	rt := store.RefreshToken{Hash: refreshHash(tok), Server: s.ID, ClientID: c.ID, UserID: u.ID, Scopes: g.scopes,
-		Policy: g.policy, Rule: g.rule.Name, Grant: g.grant, AuthTime: g.authTime, Amr: g.amr, Issued: now}
+		Policy: g.policy, Rule: g.rule.Name, Grant: g.grant, AuthTime: g.authTime, Amr: g.amr, JKT: refreshKeyBound(c, d.jkt), Issued: now}
 	if g.family != nil {
 		// RFC 6749 section 6: the successor's scope is the presented
 		// token's, even when this refresh asked for less.

@@ -28,18 +28,19 @@ var signGate = hashgate.New(hashgate.Config{Queue: 4096, Wait: 5 * time.Second})
 // accessClaims is the access-token claim set (DESIGN.md "Tokens"), in
 // Okta's shape. Custom claims are appended by signAccessToken.
 type accessClaims struct {
-	Ver      int      `json:"ver"`
-	JTI      string   `json:"jti"`
-	Iss      string   `json:"iss"`
-	Aud      string   `json:"aud"`
-	Iat      int64    `json:"iat"`
-	Exp      int64    `json:"exp"`
-	Cid      string   `json:"cid"`
-	UID      string   `json:"uid,omitempty"`
-	Scp      []string `json:"scp"`
-	AuthTime int64    `json:"auth_time,omitempty"`
-	Amr      []string `json:"amr,omitempty"`
-	Sub      string   `json:"sub"`
+	Ver      int       `json:"ver"`
+	JTI      string    `json:"jti"`
+	Iss      string    `json:"iss"`
+	Aud      string    `json:"aud"`
+	Iat      int64     `json:"iat"`
+	Exp      int64     `json:"exp"`
+	Cid      string    `json:"cid"`
+	UID      string    `json:"uid,omitempty"`
+	Scp      []string  `json:"scp"`
+	AuthTime int64     `json:"auth_time,omitempty"`
+	Amr      []string  `json:"amr,omitempty"`
+	Sub      string    `json:"sub"`
+	Cnf      *cnfClaim `json:"cnf,omitempty"`
 }
 
 // AccessTokenType is the JWT `typ` of access tokens (RFC 9068 section

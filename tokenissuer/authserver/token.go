@@ -69,11 +69,22 @@ func (i *Issuer) runToken(x *exchange) outcome {
 	if !ok {
 		return failed(oauth.ErrUnsupportedGrantType)
 	}
+	// A fresh nonce with every answer to a DPoP request (RFC 9449
+	// section 8.2), and with use_dpop_nonce.
+	var header http.Header
+	if x.r.Header.Get("DPoP") != "" || client.DPoPBoundAccessTokens {
+		header = http.Header{"Dpop-Nonce": {i.dpop.Nonce()}}
+	}
+	jkt, e := i.tokenProof(x)
+	if e != nil {
+		return outcome{err: e, header: header}
+	}
+	x.d.jkt = jkt
 	resp, e := run(i, x.r, x.s, client, x.form, &x.d)
 	if e != nil {
-		return failed(e)
+		return outcome{err: e, header: header}
 	}
-	return outcome{body: resp}
+	return outcome{body: resp, header: header}
 }
 
 func (s *Server) supports(grant string) bool {

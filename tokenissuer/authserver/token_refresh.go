@@ -50,6 +50,11 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	} else if cut {
 		return nil, errBadRefresh.WithReason("all tokens of the user or client revoked")
 	}
+	// A refresh token bound to a DPoP key needs a proof of that key
+	// (RFC 9449 section 5).
+	if rt.JKT != "" && rt.JKT != d.jkt {
+		return nil, dpopError("The refresh token is bound to another DPoP key.", "refresh token bound to another key")
+	}
 	if !static && !rt.Rotated.IsZero() && now.Sub(rt.Rotated) > leeway {
 		d.reused = true
 		return nil, i.refreshReused(ctx, rt)

@@ -79,6 +79,11 @@ type Client struct {
 	// this long (a retried request), at most 60s. Default: 30s (zero
 	// means the default; give 1ns for practically none).
 	RefreshTokenLeeway duration.Duration `json:"refresh_token_leeway,omitempty"`
+	// DPoPBoundAccessTokens requires a DPoP proof (RFC 9449) on every
+	// token request of this client, so all its access tokens are bound
+	// to its key (Okta's application setting "Require DPoP header in
+	// token requests", `dpop_bound_access_tokens`, RFC 9449 section 5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 
 	keys jwk.Set
 }

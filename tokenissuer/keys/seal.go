@@ -5,6 +5,7 @@ package keys
 
 import (
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -34,6 +35,15 @@ func NewSealer(secret []byte) (*Sealer, error) {
 		return nil, err
 	}
 	return &Sealer{kek: kek}, nil
+}
+
+// Derive is a key for another purpose (label), the same on every node
+// that shares the key-encryption secret: HMAC-SHA256 of the label under
+// the secret's key (DPoP nonces, for one).
+func (s *Sealer) Derive(label string) []byte {
+	m := hmac.New(sha256.New, s.kek)
+	m.Write([]byte("apiaccess derive\x00" + label))
+	return m.Sum(nil)
 }
 
 // Seal encrypts plaintext for the record with key id kid.

@@ -128,7 +128,10 @@ type RefreshToken struct {
 	AuthTime time.Time `json:"auth_time"`
 	// Amr is how the user signed in (RFC 8176 values); the family's
 	// tokens keep it.
-	Amr    []string  `json:"amr,omitempty"`
+	Amr []string `json:"amr,omitempty"`
+	// JKT binds a public client's refresh token to a DPoP key (RFC 9449
+	// section 5): a refresh must prove that key.
+	JKT    string    `json:"jkt,omitempty"`
 	Issued time.Time `json:"iat"`
 	// FamilyExpires bounds the family from its first token.
 	FamilyExpires time.Time `json:"family_exp"`
@@ -182,6 +185,9 @@ const (
 	// user, a client or a user at a client issued before the time the
 	// record holds is revoked (authserver/subject_revoke.go).
 	NSSubjectRevoked = "subject-revoked"
+	// NSDPoPProof holds the DPoP proofs used (key and jti) until they
+	// could no longer be accepted: each is used once, cluster-wide.
+	NSDPoPProof = "dpop-proof"
 	// NSFactors holds each user's MFA factors and recovery codes (user id
 	// -> JSON, package factors), with a far expiry and never deleted: a
 	// reset writes an empty set.

@@ -1,0 +1,165 @@
+package authserver
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+)
+
+const dpopTokenURL = "https://id.example.com/oauth2/default/v1/token"
+
+// dpopKey is a client's DPoP key.
+type dpopKey struct {
+	priv jwk.Key
+	pub  jwk.Key
+	jkt  string
+}
+
+func newDPoPKey(t *testing.T) dpopKey {
+	t.Helper()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := jwk.FromRaw(raw)
+	pub, _ := priv.PublicKey()
+	jkt, err := dpop.Thumbprint(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dpopKey{priv: priv, pub: pub, jkt: jkt}
+}
+
+// proof is a DPoP proof of k for a POST to the token endpoint.
+func (k dpopKey) proof(t *testing.T, nonce string) string {
+	t.Helper()
+	claims := map[string]any{"jti": newUUID(), "htm": "POST", "htu": dpopTokenURL, "iat": time.Now().Unix()}
+	if nonce != "" {
+		claims["nonce"] = nonce
+	}
+	payload, _ := json.Marshal(claims)
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.TypeKey, "dpop+jwt")
+	_ = hdr.Set(jws.JWKKey, k.pub)
+	b, err := jws.Sign(payload, jws.WithKey(jwa.ES256, k.priv, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sendDPoP is send with DPoP headers.
+func (e *flowEnv) sendDPoP(client string, form url.Values, proofs ...string) (*httptest.ResponseRecorder, map[string]any) {
+	e.t.Helper()
+	r := httptest.NewRequest(http.MethodPost, tokenEP, nil)
+	switch {
+	case client == "bound": // the client this file adds
+		r.SetBasicAuth("bound", "bound-secret")
+	case client != "":
+		as(client)(r, form)
+	}
+	r.Body = io.NopCloser(strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, p := range proofs {
+		r.Header.Add("DPoP", p)
+	}
+	w := httptest.NewRecorder()
+	e.iss.ServeHTTP(w, r)
+	var body map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	return w, body
+}
+
+// TestTokenEndpointDPoP: a token request with a DPoP proof gets an access
+// token bound to the proof's key (cnf.jkt, token_type DPoP), after the
+// nonce round trip Okta makes; a proof is used once; introspection says
+// DPoP and names the key; a client that requires DPoP is refused
+// without a proof; a public client's refresh token is bound to the key
+// and refused with another one; discovery lists the algorithms.
+func TestTokenEndpointDPoP(t *testing.T) {
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+		o.Clients = append(o.Clients, &clientauth.Client{ID: "bound", Secret: "bound-secret", DPoPBoundAccessTokens: true})
+	}, nil)
+
+	k := newDPoPKey(t)
+	cc := func() url.Values { return url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}} }
+
+	w, body := e.sendDPoP("svc", cc(), k.proof(t, ""))
+	nonce := w.Header().Get("DPoP-Nonce")
+	if w.Code != 400 || body["error"] != "use_dpop_nonce" || nonce == "" {
+		t.Fatalf("a proof without a nonce: %d %v nonce %q", w.Code, body, nonce)
+	}
+	proof := k.proof(t, nonce)
+	w, body = e.sendDPoP("svc", cc(), proof)
+	if w.Code != 200 || body["token_type"] != "DPoP" {
+		t.Fatalf("a proof with the nonce: %d %v", w.Code, body)
+	}
+	at := body["access_token"].(string)
+	cnf, _ := claimsOf(t, at)["cnf"].(map[string]any)
+	if cnf["jkt"] != k.jkt {
+		t.Fatalf("access token cnf %v, want jkt %s", cnf, k.jkt)
+	}
+	if w, body := e.sendDPoP("svc", cc(), proof); w.Code != 400 || body["error"] != "invalid_dpop_proof" {
+		t.Fatalf("the same proof again: %d %v", w.Code, body)
+	}
+	if w, body := e.sendDPoP("svc", cc(), k.proof(t, nonce), k.proof(t, nonce)); w.Code != 400 || body["error"] != "invalid_dpop_proof" {
+		t.Fatalf("two DPoP headers: %d %v", w.Code, body)
+	}
+	status, intro := e.post("/oauth2/default/v1/introspect", "web", url.Values{"token": {at}})
+	if c, _ := intro["cnf"].(map[string]any); status != 200 || intro["token_type"] != "DPoP" || c["jkt"] != k.jkt {
+		t.Fatalf("introspection of a bound token: %d %v", status, intro)
+	}
+	// Without a proof, a bearer token as before.
+	if w, body := e.sendDPoP("svc", cc()); w.Code != 200 || body["token_type"] != "Bearer" || claimsOf(t, body["access_token"].(string))["cnf"] != nil {
+		t.Fatalf("a request without DPoP: %d %v", w.Code, body)
+	}
+	// A client that requires DPoP.
+	if w, body := e.sendDPoP("bound", cc()); w.Code != 400 || body["error"] != "invalid_dpop_proof" || w.Header().Get("DPoP-Nonce") == "" {
+		t.Fatalf("a DPoP client without a proof: %d %v", w.Code, body)
+	}
+	if w, body := e.sendDPoP("bound", cc(), k.proof(t, nonce)); w.Code != 200 || body["token_type"] != "DPoP" {
+		t.Fatalf("a DPoP client with a proof: %d %v", w.Code, body)
+	}
+
+	// A public client: the refresh token is bound to the key.
+	verifier := strings.Repeat("v", 43)
+	code := e.code("pub", pubCB, verifier, "openid", "offline_access", "read")
+	w, body = e.sendDPoP("pub", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {pubCB}, "code_verifier": {verifier}, "client_id": {"pub"}}, k.proof(t, nonce))
+	rt, _ := body["refresh_token"].(string)
+	if w.Code != 200 || body["token_type"] != "DPoP" || rt == "" {
+		t.Fatalf("public client code with DPoP: %d %v", w.Code, body)
+	}
+	refresh := func() url.Values { return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"pub"}} }
+	if w, body := e.sendDPoP("pub", refresh()); w.Code != 400 || body["error"] != "invalid_dpop_proof" {
+		t.Fatalf("a bound refresh token without a proof: %d %v", w.Code, body)
+	}
+	other := newDPoPKey(t)
+	if w, body := e.sendDPoP("pub", refresh(), other.proof(t, nonce)); w.Code != 400 || body["error"] != "invalid_dpop_proof" {
+		t.Fatalf("a bound refresh token with another key: %d %v", w.Code, body)
+	}
+	if w, body := e.sendDPoP("pub", refresh(), k.proof(t, nonce)); w.Code != 200 || body["token_type"] != "DPoP" {
+		t.Fatalf("a bound refresh token with its key: %d %v", w.Code, body)
+	}
+
+	// Discovery.
+	dw := httptest.NewRecorder()
+	e.iss.ServeHTTP(dw, httptest.NewRequest(http.MethodGet, "/oauth2/default/.well-known/openid-configuration", nil))
+	if !strings.Contains(dw.Body.String(), `"dpop_signing_alg_values_supported":["ES256","RS256","PS256","EdDSA"]`) {
+		t.Fatalf("discovery: %s", dw.Body)
+	}
+}
