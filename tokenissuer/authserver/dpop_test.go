@@ -144,7 +144,9 @@ func TestTokenEndpointDPoP(t *testing.T) {
 	if w.Code != 200 || body["token_type"] != "DPoP" || rt == "" {
 		t.Fatalf("public client code with DPoP: %d %v", w.Code, body)
 	}
-	refresh := func() url.Values { return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"pub"}} }
+	refresh := func() url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"pub"}}
+	}
 	if w, body := e.sendDPoP("pub", refresh()); w.Code != 400 || body["error"] != "invalid_dpop_proof" {
 		t.Fatalf("a bound refresh token without a proof: %d %v", w.Code, body)
 	}
