@@ -48,9 +48,19 @@ func newDPoPKey(t *testing.T) dpopKey {
 // proof is a DPoP proof of k for a POST to the token endpoint.
 func (k dpopKey) proof(t *testing.T, nonce string) string {
 	t.Helper()
-	claims := map[string]any{"jti": newUUID(), "htm": "POST", "htu": dpopTokenURL, "iat": time.Now().Unix()}
+	return k.proofFor(t, "POST", dpopTokenURL, nonce, "")
+}
+
+// proofFor is a DPoP proof of k for method and url, with the ath of
+// accessToken when given.
+func (k dpopKey) proofFor(t *testing.T, method, u, nonce, accessToken string) string {
+	t.Helper()
+	claims := map[string]any{"jti": newUUID(), "htm": method, "htu": u, "iat": time.Now().Unix()}
 	if nonce != "" {
 		claims["nonce"] = nonce
+	}
+	if accessToken != "" {
+		claims["ath"] = dpop.ATH(accessToken)
 	}
 	payload, _ := json.Marshal(claims)
 	hdr := jws.NewHeaders()
@@ -156,6 +166,32 @@ func TestTokenEndpointDPoP(t *testing.T) {
 	}
 	if w, body := e.sendDPoP("pub", refresh(), k.proof(t, nonce)); w.Code != 200 || body["token_type"] != "DPoP" {
 		t.Fatalf("a bound refresh token with its key: %d %v", w.Code, body)
+	}
+
+	// Userinfo: the bound token with a proof of its key only.
+	userAT, _ := body["access_token"].(string)
+	userinfo := func(auth string, proofs ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/oauth2/default/v1/userinfo", nil)
+		r.Header.Set("Authorization", auth)
+		for _, p := range proofs {
+			r.Header.Add("DPoP", p)
+		}
+		w := httptest.NewRecorder()
+		e.iss.ServeHTTP(w, r)
+		return w
+	}
+	const uiURL = "https://id.example.com/oauth2/default/v1/userinfo"
+	if w := userinfo("Bearer " + userAT); w.Code != 401 || !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "DPoP ") {
+		t.Fatalf("a bound token as a bearer token at userinfo: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	if w := userinfo("DPoP "+userAT, other.proofFor(t, "GET", uiURL, nonce, userAT)); w.Code != 401 || !strings.Contains(w.Header().Get("WWW-Authenticate"), "invalid_dpop_proof") {
+		t.Fatalf("userinfo with another key's proof: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	if w := userinfo("DPoP "+userAT, k.proofFor(t, "GET", uiURL, nonce, "another token")); w.Code != 401 {
+		t.Fatalf("userinfo with a proof for another token (ath): %d", w.Code)
+	}
+	if w := userinfo("DPoP "+userAT, k.proofFor(t, "GET", uiURL, nonce, userAT)); w.Code != 200 || !strings.Contains(w.Body.String(), `"sub"`) {
+		t.Fatalf("userinfo with the token's proof: %d %s", w.Code, w.Body)
 	}
 
 	// Discovery.

@@ -114,6 +114,12 @@ func scopeClaims(u *directory.User, scopes []string) map[string]any {
 	return m
 }
 
+// dpopAuth reads `Authorization: DPoP <token>` (RFC 9449 section 7.1).
+func dpopAuth(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	return tok, ok && strings.EqualFold(scheme, "DPoP") && tok != "" && !strings.ContainsAny(tok, " \t")
+}
+
 // bearer extracts an RFC 6750 section 2.1 bearer token.
 func bearer(h string) (string, bool) {
 	scheme, tok, ok := strings.Cut(h, " ")

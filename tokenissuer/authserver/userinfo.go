@@ -1,12 +1,15 @@
 package authserver
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -20,8 +23,12 @@ import (
 // custom claims guide: claims left out of a thin ID token are read
 // here). Errors carry RFC 6750 section 3 challenges.
 func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server) {
+	scheme := "Bearer"
 	challenge := func(status int, code, desc string) {
-		h := `Bearer realm=` + strconv.Quote(s.Issuer)
+		h := scheme + ` realm=` + strconv.Quote(s.Issuer)
+		if scheme == "DPoP" {
+			h += ` algs="` + strings.Join(i.dpop.Algorithms(), " ") + `"`
+		}
 		if code != "" {
 			h += `, error="` + code + `", error_description=` + strconv.Quote(desc)
 		}
@@ -40,6 +47,9 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 		return
 	}
 	tok, ok := bearer(auth[0])
+	if dtok, isDPoP := dpopAuth(auth[0]); isDPoP {
+		tok, ok, scheme = dtok, true, "DPoP"
+	}
 	if len(auth) != 1 || !ok {
 		challenge(http.StatusBadRequest, "invalid_request", "One bearer token in the Authorization header is required.")
 		return
@@ -48,6 +58,40 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 	if err != nil {
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
 		return
+	}
+	// A token bound to a DPoP key is used only with a proof of that key
+	// (RFC 9449 section 7): never as a bearer token.
+	jkt := ""
+	if cnf, ok := t.PrivateClaims()["cnf"].(map[string]any); ok {
+		jkt, _ = cnf["jkt"].(string)
+	}
+	switch {
+	case jkt != "" && scheme != "DPoP":
+		scheme = "DPoP"
+		challenge(http.StatusUnauthorized, "invalid_token", "The access token is bound to a DPoP key: use the DPoP scheme with a proof.")
+		return
+	case scheme == "DPoP":
+		proofs := r.Header.Values("DPoP")
+		if jkt == "" || len(proofs) != 1 {
+			challenge(http.StatusUnauthorized, "invalid_dpop_proof", "One DPoP proof of the token's key is required.")
+			return
+		}
+		p, err := i.dpop.Verify(r.Context(), proofs[0], r.Method, s.endpoints+"/userinfo", tok)
+		var de *dpop.Error
+		switch {
+		case errors.As(err, &de):
+			if de.Code == dpop.CodeUseNonce {
+				w.Header().Set("DPoP-Nonce", i.dpop.Nonce())
+			}
+			challenge(http.StatusUnauthorized, de.Code, de.Description())
+			return
+		case err != nil:
+			oauth.WriteError(w, oauth.FromStore(err))
+			return
+		case p.JKT != jkt:
+			challenge(http.StatusUnauthorized, "invalid_dpop_proof", "The DPoP proof is not of the token's key.")
+			return
+		}
 	}
 	rev, err := i.accessRevoked(r.Context(), t)
 	if err != nil {
