@@ -447,6 +447,7 @@ func TestCaddyfileDirectiveErrors(t *testing.T) {
 // quotes in the expected messages are escaped.
 func TestCaddyfileLoadErrors(t *testing.T) {
 	t.Setenv("EMPTY_SECRET", "")
+	t.Setenv("SHORT_SECRET", "short")
 	for _, tc := range []struct{ name, handler, want string }{
 		{
 			name:    "missing audience",
@@ -485,7 +486,7 @@ func TestCaddyfileLoadErrors(t *testing.T) {
 		},
 		{
 			name:    "dpop nonce secret too short",
-			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\tdpop_nonce_secret {env.EMPTY_SECRET}\n\t}",
+			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\tdpop_nonce_secret {env.SHORT_SECRET}\n\t}",
 			want:    "dpop_nonce_secret: at least 16 bytes",
 		},
 		{

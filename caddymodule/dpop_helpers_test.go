@@ -48,11 +48,17 @@ func newGWIssuer(t testing.TB) *gwIssuer {
 	set := jwk.NewSet()
 	_ = set.AddKey(pub)
 	keys, _ := json.Marshal(set)
+	var iss string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			_, _ = fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, iss, iss+"/keys")
+			return
+		}
 		_, _ = w.Write(keys)
 	}))
 	t.Cleanup(srv.Close)
+	iss = srv.URL
 	return &gwIssuer{url: srv.URL, priv: priv}
 }
 
