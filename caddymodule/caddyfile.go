@@ -40,6 +40,12 @@ func init() {
 //		realm <realm>
 //		log_decisions rejections|all|none
 //		route_name <name>
+//		dpop required|allowed|off
+//		dpop_origin <origin>
+//		dpop_algorithms <alg...>
+//		dpop_nonce_secret <secret>
+//		dpop_nonce_period <duration>
+//		dpop_replay_cache_size <entries>
 //		introspect [<endpoint>] {
 //			client_id <client_id>
 //			client_secret <secret>
@@ -62,7 +68,8 @@ func init() {
 // provisioned; placeholders such as `{env.NAME}` are resolved then too.
 // `negative_cache off` keeps no introspection refusals. `log_decisions`
 // and `route_name` say what the route records in the System Log of the
-// `token_issuer` app of the same Caddy.
+// `token_issuer` app of the same Caddy. The `dpop` subdirectives are
+// described at parseDPoP.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // consume directive name
 	rt := new(RequireToken)
@@ -155,7 +162,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 				rt.Introspection, err = parseIntrospect(h.Dispenser)
 			}
 		default:
-			return nil, caddyargs.Unknown(h.Dispenser)
+			var ok bool
+			if ok, err = parseDPoP(h.Dispenser, once, rt); !ok {
+				return nil, caddyargs.Unknown(h.Dispenser)
+			}
 		}
 		if err != nil {
 			return nil, err

@@ -66,6 +66,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 func TestCaddyfileAdaptProvisions(t *testing.T) {
 	t.Setenv("INTROSPECT_SECRET", "s1")
 	t.Setenv("REPORTS_INTROSPECT_SECRET", "s2")
+	t.Setenv("DPOP_NONCE_SECRET", "a nonce secret of 32 bytes long!")
 	for _, f := range adaptFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			_, want := readAdaptFile(t, f)
@@ -304,6 +305,41 @@ func TestCaddyfileErrors(t *testing.T) {
 			want: []string{`max_token_size "8k": not an integer`, "Caddyfile:3"},
 		},
 		{
+			name: "dpop not a mode",
+			body: "audience api://default\ndpop optional",
+			want: []string{`dpop "optional": want required, allowed or off`, "Caddyfile:4"},
+		},
+		{
+			name: "dpop without mode",
+			body: "dpop",
+			want: []string{"wrong argument count", "Caddyfile:3"},
+		},
+		{
+			name: "dpop_origin with a path",
+			body: "audience api://default\ndpop_origin https://api.example.com/v1",
+			want: []string{`dpop_origin "https://api.example.com/v1": want an origin`, "Caddyfile:4"},
+		},
+		{
+			name: "dpop_algorithms HS256",
+			body: "dpop_algorithms ES256 HS256",
+			want: []string{`dpop_algorithms: dpop: algorithm "HS256" is not allowed`, "Caddyfile:3"},
+		},
+		{
+			name: "dpop_nonce_secret too short",
+			body: "dpop_nonce_secret hunter2",
+			want: []string{"dpop_nonce_secret: at least 16 bytes", "Caddyfile:3"},
+		},
+		{
+			name: "zero dpop_nonce_period",
+			body: "dpop_nonce_period 0s",
+			want: []string{`dpop_nonce_period "0s": zero would mean the default`, "Caddyfile:3"},
+		},
+		{
+			name: "zero dpop_replay_cache_size",
+			body: "dpop_replay_cache_size 0",
+			want: []string{"dpop_replay_cache_size 0: must be a positive number of entries", "Caddyfile:3"},
+		},
+		{
 			name: "zero max_token_size",
 			body: "max_token_size 0",
 			want: []string{"max_token_size 0: must be a positive number of bytes", "Caddyfile:3"},
@@ -320,6 +356,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		"max_token_size 4096",
 		"cache_size 100",
 		"realm api",
+		"dpop allowed",
+		"dpop_origin https://api.example.com",
+		"dpop_algorithms ES256",
+		"dpop_nonce_secret {env.DPOP_NONCE_SECRET}",
+		"dpop_nonce_period 5m",
+		"dpop_replay_cache_size 1000",
 		"introspect {\nclient_id c\n}",
 	} {
 		name, _, _ := strings.Cut(sub, " ")
@@ -405,6 +447,7 @@ func TestCaddyfileDirectiveErrors(t *testing.T) {
 // quotes in the expected messages are escaped.
 func TestCaddyfileLoadErrors(t *testing.T) {
 	t.Setenv("EMPTY_SECRET", "")
+	t.Setenv("SHORT_SECRET", "short")
 	for _, tc := range []struct{ name, handler, want string }{
 		{
 			name:    "missing audience",
@@ -440,6 +483,11 @@ func TestCaddyfileLoadErrors(t *testing.T) {
 			name:    "decisions logged without an issuer",
 			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\tlog_decisions all\n\t}",
 			want:    "log_decisions all: there is no token_issuer app in this Caddy",
+		},
+		{
+			name:    "dpop nonce secret too short",
+			handler: "require_token https://id.example.com/oauth2/default {\n\t\taudience api://default\n\t\tdpop_nonce_secret {env.SHORT_SECRET}\n\t}",
+			want:    "dpop_nonce_secret: at least 16 bytes",
 		},
 		{
 			name:    "invalid forward header",

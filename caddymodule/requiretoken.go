@@ -8,7 +8,6 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +38,9 @@ func init() {
 // error without a token); missing scope or failed claim condition: 403
 // with `error="insufficient_scope"` and the route's `scope`; issuer keys
 // unreachable and never fetched: 503. Only the challenge header is
-// set; `handle_errors` decides the body.
+// set; `handle_errors` decides the body. DPoP (RFC 9449, see `dpop`)
+// adds a `DPoP` challenge with `algs` and the errors
+// `invalid_dpop_proof` and `use_dpop_nonce` (with `DPoP-Nonce`).
 //
 // Placeholders:
 //
@@ -130,7 +131,51 @@ type RequireToken struct {
 	// host.
 	RouteName string `json:"route_name,omitempty"`
 
+	// DPoP says whether the route takes DPoP-bound tokens (RFC 9449):
+	// `allowed` (default): bearer tokens pass as before, and a token
+	// with `cnf.jkt` must come as `Authorization: DPoP <token>` with one
+	// `DPoP` header holding a valid proof for this request, this token
+	// (`ath`) and the key of `cnf.jkt`; `required`: only such tokens
+	// pass; `off`: the DPoP scheme is not taken, and a DPoP-bound token
+	// is still refused as a bearer token (its issuer bound it to a key;
+	// this gateway knows what `cnf` means). The proof is checked on every
+	// request; the verified-token cache keeps only the token's checks.
+	DPoP string `json:"dpop,omitempty"`
+
+	// DPoPOrigin is the origin clients use, e.g. `https://api.example.com`,
+	// for a Caddy that cannot know it (behind a proxy that changes the
+	// scheme, host or port). The proof's `htu` must be this origin and
+	// the request's path. Default: the scheme of the connection, or the
+	// `X-Forwarded-Proto` of a proxy in the server's `trusted_proxies`,
+	// and the request's Host.
+	DPoPOrigin string `json:"dpop_origin,omitempty"`
+
+	// DPoPAlgorithms allowed for proofs, sent in the challenge's `algs`.
+	// Default: ES256, RS256, PS256, EdDSA. Asymmetric algorithms only.
+	DPoPAlgorithms []string `json:"dpop_algorithms,omitempty"`
+
+	// DPoPNonceSecret, when set (normally `{env.NAME}`, at least 16
+	// bytes), makes proofs carry a server nonce (RFC 9449 section 9):
+	// a proof without one, or with a stale one, gets 401
+	// `use_dpop_nonce` and a fresh nonce in `DPoP-Nonce`. Nonces are
+	// derived from the secret and the time, so gateways sharing the
+	// secret accept each other's.
+	DPoPNonceSecret string `json:"dpop_nonce_secret,omitempty"`
+
+	// DPoPNoncePeriod is how often the nonce changes; a nonce is
+	// accepted for one to two periods. Default: 5m.
+	DPoPNoncePeriod duration.Duration `json:"dpop_nonce_period,omitempty"`
+
+	// DPoPReplayCacheSize bounds the proof identifiers (`jti`)
+	// remembered to refuse replays, each for the proof's lifetime (5m
+	//30s). Routes with the same size share one cache per process. Full,
+	// it refuses new proofs with 503 rather than forget one. Each Caddy
+	// keeps its own: in a cluster, a proof replayed at another gateway
+	// within its lifetime is not detected. Default: 100000.
+	DPoPReplayCacheSize int `json:"dpop_replay_cache_size,omitempty"`
+
 	v         *validator.Validator
+	dpop      *dpopGate
 	decisions *decisionLog
 	log       *zap.Logger
 	metrics   *metrics
@@ -355,6 +400,9 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 	if rt.decisions, err = newDecisionLog(ctx, rt.LogDecisions, rt.RouteName); err != nil {
 		return err
 	}
+	if err := rt.provisionDPoP(); err != nil {
+		return err
+	}
 	rt.v = validator.New(cfg)
 	return nil
 }
@@ -387,16 +435,16 @@ func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	// headers or as trailers.
 	stripForwarded(r.Header, rt.ForwardClaims)
 	stripForwardedTrailers(r, rt.ForwardClaims)
-	tok, f := rt.extract(r)
+	tok, scheme, f := rt.extract(r)
 	var res *validator.Result
 	if f == nil {
-		res, f = rt.v.Validate(r.Context(), tok, r)
+		res, f = rt.validate(r, tok, scheme)
 	}
 	if f == nil {
 		f = forwardClaims(r.Header, rt.ForwardClaims, res.Claims)
 	}
 	if f != nil {
-		return rt.reject(w, r, repl, f)
+		return rt.reject(w, r, repl, f, scheme)
 	}
 	rt.metrics.accept()
 	if repl != nil {
@@ -411,7 +459,7 @@ func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 }
 
 // reject answers per RFC 6750 section 3 and records the decision.
-func (rt *RequireToken) reject(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, f *validator.Failure) error {
+func (rt *RequireToken) reject(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, f *validator.Failure, scheme tokenScheme) error {
 	rt.metrics.observe("rejected", f.Reason)
 	if repl != nil {
 		repl.Set("http.auth.token.error", f.Reason)
@@ -434,19 +482,7 @@ func (rt *RequireToken) reject(w http.ResponseWriter, r *http.Request, repl *cad
 	if realm == "" {
 		realm = r.Host
 	}
-	challenge := "Bearer realm=" + strconv.Quote(realm)
-	if f.Code != "" {
-		challenge += `, error="` + f.Code + `"`
-	}
-	if f.Scope != "" {
-		challenge += ", scope=" + strconv.Quote(f.Scope)
-	}
-	switch f.Status {
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "5")
-	default:
-		w.Header().Set("WWW-Authenticate", challenge)
-	}
+	rt.setChallenges(w.Header(), f, realm, scheme)
 	return caddyhttp.Error(f.Status, f)
 }
 

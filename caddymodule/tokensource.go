@@ -16,19 +16,30 @@ func invalidRequest(reason string) *validator.Failure {
 // extract finds the request's token: the Authorization header (RFC 6750
 // section 2.1) and, only when configured, a cookie or query parameter.
 // A token in two places, or a header or parameter given twice, is
-// refused: clients must use exactly one method (section 2).
-func (rt *RequireToken) extract(r *http.Request) (string, *validator.Failure) {
+// refused: clients must use exactly one method (section 2). Unless DPoP
+// is off, the header may also be `DPoP <token>` (RFC 9449 section 7.1,
+// token68: the b64token syntax).
+func (rt *RequireToken) extract(r *http.Request) (string, tokenScheme, *validator.Failure) {
+	scheme := schemeOther
 	var found []string
 	auth := r.Header.Values("Authorization")
 	switch {
 	case len(auth) > 1:
-		return "", invalidRequest(validator.ReasonMultipleTokens)
+		return "", scheme, invalidRequest(validator.ReasonMultipleTokens)
 	case len(auth) == 1:
-		scheme, tok, ok := strings.Cut(auth[0], " ")
+		name, tok, ok := strings.Cut(auth[0], " ")
 		// The auth-scheme is case-insensitive (RFC 7235 section 2.1).
-		if ok && strings.EqualFold(scheme, "Bearer") {
+		switch {
+		case ok && strings.EqualFold(name, "Bearer"):
+			scheme = schemeBearer
+		case ok && rt.dpop != nil && strings.EqualFold(name, "DPoP"):
+			scheme = schemeDPoP
+		default:
+			ok = false
+		}
+		if ok {
 			if !isB64Token(tok) {
-				return "", &validator.Failure{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: validator.ReasonMalformed}
+				return "", scheme, &validator.Failure{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: validator.ReasonMalformed}
 			}
 			found = append(found, tok)
 		}
@@ -41,27 +52,27 @@ func (rt *RequireToken) extract(r *http.Request) (string, *validator.Failure) {
 			}
 		}
 		if len(vals) > 1 {
-			return "", invalidRequest(validator.ReasonMultipleTokens)
+			return "", scheme, invalidRequest(validator.ReasonMultipleTokens)
 		}
 		found = append(found, vals...)
 	}
 	if rt.TokenQuery != "" {
 		vals := r.URL.Query()[rt.TokenQuery]
 		if len(vals) > 1 {
-			return "", invalidRequest(validator.ReasonMultipleTokens)
+			return "", scheme, invalidRequest(validator.ReasonMultipleTokens)
 		}
 		found = append(found, vals...)
 	}
 	switch len(found) {
 	case 0:
-		return "", &validator.Failure{Status: http.StatusUnauthorized, Reason: validator.ReasonNoToken}
+		return "", scheme, &validator.Failure{Status: http.StatusUnauthorized, Reason: validator.ReasonNoToken}
 	case 1:
 		if found[0] == "" {
-			return "", &validator.Failure{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: validator.ReasonMalformed}
+			return "", scheme, &validator.Failure{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: validator.ReasonMalformed}
 		}
-		return found[0], nil
+		return found[0], scheme, nil
 	}
-	return "", invalidRequest(validator.ReasonMultipleTokens)
+	return "", scheme, invalidRequest(validator.ReasonMultipleTokens)
 }
 
 // isB64Token checks RFC 6750 section 2.1's b64token syntax:

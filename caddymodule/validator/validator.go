@@ -175,6 +175,14 @@ type verified struct {
 // Validate checks tok for this route. r is the request (for the CEL
 // expression); it may be nil when no expression is configured.
 func (v *Validator) Validate(ctx context.Context, tok string, r *http.Request) (*Result, *Failure) {
+	return v.ValidateWith(ctx, tok, r, nil)
+}
+
+// ValidateWith is Validate with bind, when not nil, run on the claims of
+// every verified token, cached or not, before the route's checks: the
+// gateway's per-request DPoP proof check (RFC 9449 section 7), which no
+// cache may skip. A failure of bind refuses the token.
+func (v *Validator) ValidateWith(ctx context.Context, tok string, r *http.Request, bind func(claims map[string]any) *Failure) (*Result, *Failure) {
 	now := v.cfg.Now()
 	var key [32]byte
 	var ver *verified
@@ -194,6 +202,14 @@ func (v *Validator) Validate(ctx context.Context, tok string, r *http.Request) (
 		}
 		if v.cache != nil && !ver.exp.Equal(now) {
 			v.cache.put(key, ver)
+		}
+	}
+	if bind != nil {
+		if f := bind(ver.claims); f != nil {
+			f.Issuer = ver.issuer.URL
+			f.identify(ver.claims)
+			f.Subject = ver.sub
+			return nil, f
 		}
 	}
 	if f := v.authorize(ver, r); f != nil {
