@@ -1,25 +1,15 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
-
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
 )
 
@@ -45,31 +35,9 @@ func TestDPoPEndToEnd(t *testing.T) {
 	}
 	caddytester.NewTester(t).InitServer(mustJSON(t, cfg), "json")
 
-	raw, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	key, _ := jwk.FromRaw(raw)
-	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	otherKey, _ := jwk.FromRaw(other)
-	n := 0
-	proof := func(k jwk.Key, method, u, nonce, tok string) string {
-		n++
-		pub, _ := k.PublicKey()
-		c := map[string]any{"jti": fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), n), "htm": method, "htu": u, "iat": time.Now().Unix()}
-		if nonce != "" {
-			c["nonce"] = nonce
-		}
-		if tok != "" {
-			h := sha256.Sum256([]byte(tok))
-			c["ath"] = base64.RawURLEncoding.EncodeToString(h[:])
-		}
-		payload, _ := json.Marshal(c)
-		hdr := jws.NewHeaders()
-		_ = hdr.Set(jws.TypeKey, "dpop+jwt")
-		_ = hdr.Set(jws.JWKKey, pub)
-		b, err := jws.Sign(payload, jws.WithKey(jwa.ES256, k, jws.WithProtectedHeaders(hdr)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
+	key, otherKey := testkit.NewDPoPClient(t), testkit.NewDPoPClient(t)
+	proof := func(k *testkit.DPoPClient, method, u, nonce, tok string) string {
+		return k.Proof(t, method, u, nonce, tok)
 	}
 	tokenURL := gw + "/oauth2/default/v1/token"
 	tokenReq := func(p string) (*http.Response, map[string]any) {

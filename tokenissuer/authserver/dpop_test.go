@@ -1,9 +1,6 @@
 package authserver
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,66 +8,27 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
-
-	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 )
 
 const dpopTokenURL = "https://id.example.com/oauth2/default/v1/token"
 
 // dpopKey is a client's DPoP key.
-type dpopKey struct {
-	priv jwk.Key
-	pub  jwk.Key
-	jkt  string
-}
+type dpopKey struct{ *testkit.DPoPClient }
 
-func newDPoPKey(t *testing.T) dpopKey {
-	t.Helper()
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, _ := jwk.FromRaw(raw)
-	pub, _ := priv.PublicKey()
-	jkt, err := dpop.Thumbprint(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dpopKey{priv: priv, pub: pub, jkt: jkt}
-}
+func newDPoPKey(t *testing.T) dpopKey { return dpopKey{testkit.NewDPoPClient(t)} }
 
 // proof is a DPoP proof of k for a POST to the token endpoint.
 func (k dpopKey) proof(t *testing.T, nonce string) string {
-	t.Helper()
-	return k.proofFor(t, "POST", dpopTokenURL, nonce, "")
+	return k.Proof(t, "POST", dpopTokenURL, nonce, "")
 }
 
 // proofFor is a DPoP proof of k for method and url, with the ath of
 // accessToken when given.
 func (k dpopKey) proofFor(t *testing.T, method, u, nonce, accessToken string) string {
-	t.Helper()
-	claims := map[string]any{"jti": newUUID(), "htm": method, "htu": u, "iat": time.Now().Unix()}
-	if nonce != "" {
-		claims["nonce"] = nonce
-	}
-	if accessToken != "" {
-		claims["ath"] = dpop.ATH(accessToken)
-	}
-	payload, _ := json.Marshal(claims)
-	hdr := jws.NewHeaders()
-	_ = hdr.Set(jws.TypeKey, "dpop+jwt")
-	_ = hdr.Set(jws.JWKKey, k.pub)
-	b, err := jws.Sign(payload, jws.WithKey(jwa.ES256, k.priv, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return k.Proof(t, method, u, nonce, accessToken)
 }
 
 // sendDPoP is send with DPoP headers.
@@ -121,8 +79,8 @@ func TestTokenEndpointDPoP(t *testing.T) {
 	}
 	at := body["access_token"].(string)
 	cnf, _ := claimsOf(t, at)["cnf"].(map[string]any)
-	if cnf["jkt"] != k.jkt {
-		t.Fatalf("access token cnf %v, want jkt %s", cnf, k.jkt)
+	if cnf["jkt"] != k.JKT {
+		t.Fatalf("access token cnf %v, want jkt %s", cnf, k.JKT)
 	}
 	if w, body := e.sendDPoP("svc", cc(), proof); w.Code != 400 || body["error"] != "invalid_dpop_proof" {
 		t.Fatalf("the same proof again: %d %v", w.Code, body)
@@ -131,7 +89,7 @@ func TestTokenEndpointDPoP(t *testing.T) {
 		t.Fatalf("two DPoP headers: %d %v", w.Code, body)
 	}
 	status, intro := e.post("/oauth2/default/v1/introspect", "web", url.Values{"token": {at}})
-	if c, _ := intro["cnf"].(map[string]any); status != 200 || intro["token_type"] != "DPoP" || c["jkt"] != k.jkt {
+	if c, _ := intro["cnf"].(map[string]any); status != 200 || intro["token_type"] != "DPoP" || c["jkt"] != k.JKT {
 		t.Fatalf("introspection of a bound token: %d %v", status, intro)
 	}
 	// Without a proof, a bearer token as before.
