@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/dpoptest"
 )
 
 // TestDPoPEndToEnd: issuer and gateway in one Caddy. A client gets a
@@ -35,8 +35,8 @@ func TestDPoPEndToEnd(t *testing.T) {
 	}
 	caddytester.NewTester(t).InitServer(mustJSON(t, cfg), "json")
 
-	key, otherKey := testkit.NewDPoPClient(t), testkit.NewDPoPClient(t)
-	proof := func(k *testkit.DPoPClient, method, u, nonce, tok string) string {
+	key, otherKey := dpoptest.New(t), dpoptest.New(t)
+	proof := func(k *dpoptest.Client, method, u, nonce, tok string) string {
 		return k.Proof(t, method, u, nonce, tok)
 	}
 	tokenURL := gw + "/oauth2/default/v1/token"

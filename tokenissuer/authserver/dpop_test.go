@@ -9,16 +9,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
+	"github.com/apiaccess/caddy-apiaccess/internal/testkit/dpoptest"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 )
 
 const dpopTokenURL = "https://id.example.com/oauth2/default/v1/token"
 
 // dpopKey is a client's DPoP key.
-type dpopKey struct{ *testkit.DPoPClient }
+type dpopKey struct{ *dpoptest.Client }
 
-func newDPoPKey(t *testing.T) dpopKey { return dpopKey{testkit.NewDPoPClient(t)} }
+func newDPoPKey(t *testing.T) dpopKey { return dpopKey{dpoptest.New(t)} }
 
 // proof is a DPoP proof of k for a POST to the token endpoint.
 func (k dpopKey) proof(t *testing.T, nonce string) string {

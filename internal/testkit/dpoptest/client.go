@@ -1,4 +1,6 @@
-package testkit
+// Package dpoptest makes DPoP proofs (RFC 9449) for tests of both
+// halves. It is apart from testkit, which internal/dpop's own tests use.
+package dpoptest
 
 import (
 	"crypto/ecdsa"
@@ -17,17 +19,17 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
 )
 
-// DPoPClient is a client's DPoP key (ES256) making proofs (RFC 9449
+// Client is a client's DPoP key (ES256) making proofs (RFC 9449
 // section 4), for tests of both halves.
-type DPoPClient struct {
+type Client struct {
 	priv, pub jwk.Key
 	// JKT is the key's RFC 7638 thumbprint (a bound token's cnf.jkt).
 	JKT string
 	n   atomic.Int64
 }
 
-// NewDPoPClient makes a fresh key.
-func NewDPoPClient(t testing.TB) *DPoPClient {
+// New makes a client with a fresh key.
+func New(t testing.TB) *Client {
 	t.Helper()
 	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -45,12 +47,12 @@ func NewDPoPClient(t testing.TB) *DPoPClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &DPoPClient{priv: priv, pub: pub, JKT: jkt}
+	return &Client{priv: priv, pub: pub, JKT: jkt}
 }
 
 // Proof is a fresh proof (new jti, iat now) for method and url, with
 // nonce and the ath of accessToken when not empty.
-func (c *DPoPClient) Proof(t testing.TB, method, url, nonce, accessToken string) string {
+func (c *Client) Proof(t testing.TB, method, url, nonce, accessToken string) string {
 	t.Helper()
 	claims := map[string]any{"jti": fmt.Sprintf("p%d-%d", time.Now().UnixNano(), c.n.Add(1)), "htm": method, "htu": url, "iat": time.Now().Unix()}
 	if nonce != "" {
