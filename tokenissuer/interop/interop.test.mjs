@@ -128,7 +128,8 @@ async function codeFlow(config, browser, scope, opts) {
   });
   const location = await authorize(browser, url, opts);
   assert.equal(location.searchParams.get('iss'), issuer, 'RFC 9207 iss in the response');
-  const tokens = await client.authorizationCodeGrant(config, location, { pkceCodeVerifier, expectedState, expectedNonce });
+  const tokens = await client.authorizationCodeGrant(config, location, { pkceCodeVerifier, expectedState, expectedNonce },
+    undefined, opts?.DPoP ? { DPoP: opts.DPoP } : undefined);
   return { tokens, location };
 }
 
@@ -215,6 +216,36 @@ test('public client: code flow with PKCE, userinfo, refresh, logout', { skip }, 
     client.authorizationCodeGrant(config, new URL(none.headers.get('location')), { pkceCodeVerifier: verifier, expectedState: state }),
     (err) => err.error === 'login_required',
   );
+});
+
+// DPoP (RFC 9449) with openid-client's own proofs and nonce handling
+// (it retries once on use_dpop_nonce, which the issuer sends first, as
+// Okta does): tokens bound to the client's key, userinfo with a proof,
+// the public client's refresh token usable with that key only.
+test('DPoP: a public client binds its tokens to its key', { skip }, async () => {
+  const config = await spaConfig();
+  const browser = new Browser();
+  assert.ok(config.serverMetadata().dpop_signing_alg_values_supported.includes('ES256'));
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const { tokens } = await codeFlow(config, browser, 'openid email offline_access', { DPoP });
+  assert.equal(tokens.token_type.toLowerCase(), 'dpop');
+  const payload = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url'));
+  assert.ok(payload.cnf && payload.cnf.jkt, 'the access token names the key (cnf.jkt)');
+  const sub = tokens.claims().sub;
+
+  const info = await client.fetchUserInfo(config, tokens.access_token, sub, { DPoP });
+  assert.equal(info.sub, userId);
+  await assert.rejects(client.fetchUserInfo(config, tokens.access_token, sub), 'a bound token as a bearer token');
+
+  const fresh = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  assert.equal(fresh.token_type.toLowerCase(), 'dpop');
+  const other = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  await assert.rejects(client.refreshTokenGrant(config, fresh.refresh_token, undefined, { DPoP: other }),
+    (err) => err.error === 'invalid_dpop_proof', 'the refresh token with another key');
+  await assert.rejects(client.refreshTokenGrant(config, fresh.refresh_token),
+    (err) => err.error === 'invalid_dpop_proof', 'the refresh token without a proof');
+  const again = await client.refreshTokenGrant(config, fresh.refresh_token, undefined, { DPoP });
+  assert.ok(again.access_token);
 });
 
 test('public client: a code is redeemed once, and only with its verifier', { skip }, async () => {
