@@ -13,10 +13,10 @@ const corsMaxAge = "600"
 // corsAllowHeaders are the request headers a trusted origin may send:
 // what Okta's browser SDK sends (okta-auth-js 8.0.1 http/request.js:
 // Accept, Content-Type, Authorization and X-Okta-User-Agent-Extended on
-// every request) and X-Requested-With, which its earlier versions sent. DPoP is not listed: this issuer does not support it,
-// and a browser refusing the header is better than tokens silently
-// issued without the binding the app asked for.
-const corsAllowHeaders = "Accept, Authorization, Content-Type, X-Okta-User-Agent-Extended, X-Requested-With"
+// every request), X-Requested-With, which its earlier versions sent,
+// and DPoP, the proof of its `dpop: true` option (RFC 9449); the answer
+// exposes DPoP-Nonce, which the SDK must read to retry with a nonce.
+const corsAllowHeaders = "Accept, Authorization, Content-Type, DPoP, X-Okta-User-Agent-Extended, X-Requested-With"
 
 // parseOrigins validates trusted origins: scheme, host and port only
 // (RFC 6454 section 4), compared exactly as browsers send them.
@@ -60,7 +60,7 @@ func (i *Issuer) cors(w http.ResponseWriter, r *http.Request, ep *endpoint) bool
 		h.Set("Access-Control-Allow-Credentials", "true")
 	}
 	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
-		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 		return false
 	}
 	h.Set("Access-Control-Allow-Methods", methods)

@@ -52,7 +52,8 @@ func TestCORSAllowsOktaSDKHeaders(t *testing.T) {
 					t.Errorf("%s: preflight does not allow %s: %q", path, want, h.Get("Access-Control-Allow-Headers"))
 				}
 			}
-			if allowed["dpop"] || allowed["*"] {
+			// DPoP proofs (okta-auth-js `dpop: true`) are allowed; never a wildcard.
+			if !allowed["dpop"] || allowed["*"] {
 				t.Errorf("%s: allows %q", path, h.Get("Access-Control-Allow-Headers"))
 			}
 			if w.Code != http.StatusNoContent || h.Get("Access-Control-Allow-Credentials") != "" {

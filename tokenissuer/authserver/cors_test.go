@@ -80,7 +80,7 @@ func TestCORS(t *testing.T) {
 	w := httptest.NewRecorder()
 	iss.ServeHTTP(w, r)
 	if w.Code != http.StatusUnauthorized || w.Header().Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
-		w.Header().Get("Access-Control-Expose-Headers") != "WWW-Authenticate" {
+		w.Header().Get("Access-Control-Expose-Headers") != "WWW-Authenticate, DPoP-Nonce" {
 		t.Errorf("token without client: %d %v", w.Code, w.Header())
 	}
 }
