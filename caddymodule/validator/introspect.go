@@ -115,7 +115,7 @@ func (v *Validator) introspect(ctx context.Context, tok string, now time.Time) (
 	if !audienceMatches(aud, issuer.Audiences) {
 		return nil, v.fail(ReasonWrongAudience, issuer)
 	}
-	exp, ok := numericDate(claims["exp"])
+	exp, ok := jsonstrict.NumericDate(claims["exp"])
 	if !ok {
 		return nil, v.fail(ReasonMissingClaim, issuer)
 	}

@@ -6,12 +6,9 @@ package validator
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -339,7 +336,7 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 	if !present {
 		return nil, v.failSigned(ReasonMissingClaim, issuer, claims)
 	}
-	exp, ok := numericDate(rawExp)
+	exp, ok := jsonstrict.NumericDate(rawExp)
 	if !ok {
 		return nil, v.failSigned(ReasonMalformed, issuer, claims)
 	}
@@ -347,7 +344,7 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 		return nil, v.failSigned(ReasonExpired, issuer, claims)
 	}
 	if raw, present := claims["nbf"]; present {
-		nbf, ok := numericDate(raw)
+		nbf, ok := jsonstrict.NumericDate(raw)
 		if !ok {
 			return nil, v.failSigned(ReasonMalformed, issuer, claims)
 		}
@@ -356,7 +353,7 @@ func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*ver
 		}
 	}
 	if raw, present := claims["iat"]; present {
-		iat, ok := numericDate(raw)
+		iat, ok := jsonstrict.NumericDate(raw)
 		if !ok {
 			return nil, v.failSigned(ReasonMalformed, issuer, claims)
 		}
@@ -410,31 +407,6 @@ func contains[T comparable](l []T, x T) bool {
 	}
 	return false
 }
-
-// numericDate reads a NumericDate (RFC 7519 section 2): a JSON number
-// of seconds, possibly fractional.
-func numericDate(v any) (time.Time, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	if i, err := n.Int64(); err == nil {
-		if i < 0 || i > maxNumericDate {
-			return time.Time{}, false
-		}
-		return time.Unix(i, 0), true
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || f < 0 || f > maxNumericDate {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
-}
-
-// maxNumericDate (9999-12-31T23:59:59Z) keeps time arithmetic far from
-// overflow; a later date is malformed, not "far away".
-const maxNumericDate = 253402300799
 
 // audienceMatches: aud is a string or an array of strings (RFC 7519
 // section 4.1.3); one of them must be accepted.

@@ -3,6 +3,7 @@ package dpop
 import (
 	"context"
 	"crypto/ed25519"
+	"slices"
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -41,7 +42,7 @@ func FuzzVerify(f *testing.F) {
 		if err == nil && p == nil {
 			t.Fatal("no proof and no error")
 		}
-		if err == nil && proof != valid && !contains(fixedProofs, proof) {
+		if err == nil && proof != valid && !slices.Contains(fixedProofs, proof) {
 			t.Fatalf("accepted a variant: %q", proof)
 		}
 	})

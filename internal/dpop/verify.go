@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"math"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -101,7 +99,7 @@ func New(o Options) (*Verifier, error) {
 	}
 	v.algs = append([]jwa.SignatureAlgorithm(nil), v.algs...)
 	for _, a := range v.algs {
-		if !contains(Allowed, a) {
+		if !slices.Contains(Allowed, a) {
 			return nil, fmt.Errorf("dpop: algorithm %q is not allowed (asymmetric algorithms only: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", a)
 		}
 	}
@@ -248,7 +246,7 @@ func (v *Verifier) Verify(ctx context.Context, proof, method, url, accessToken s
 	if !present {
 		return nil, invalid(ReasonMissingClaim)
 	}
-	if p.IAT, ok = numericDate(rawIAT); !ok {
+	if p.IAT, ok = jsonstrict.NumericDate(rawIAT); !ok {
 		return nil, invalid(ReasonMalformed)
 	}
 	if p.IAT.Before(now.Add(-v.maxAge)) {
@@ -312,7 +310,7 @@ func (v *Verifier) header(h64 string) (*header, *Error) {
 	}
 	algS, _ := hdr["alg"].(string)
 	alg := jwa.SignatureAlgorithm(algS)
-	if !contains(v.algs, alg) {
+	if !slices.Contains(v.algs, alg) {
 		return nil, invalid(ReasonAlgNotAllowed)
 	}
 	for _, h := range forbiddenHeaders {
@@ -380,37 +378,3 @@ func stringClaim(claims map[string]any, name string, required bool) (string, *Er
 	}
 	return s, nil
 }
-
-func contains[T comparable](l []T, x T) bool {
-	for _, y := range l {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-// numericDate reads a NumericDate (RFC 7519 section 2): a JSON number
-// of seconds, possibly fractional.
-func numericDate(v any) (time.Time, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	if i, err := n.Int64(); err == nil {
-		if i < 0 || i > maxNumericDate {
-			return time.Time{}, false
-		}
-		return time.Unix(i, 0), true
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || f < 0 || f > maxNumericDate {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
-}
-
-// maxNumericDate (9999-12-31T23:59:59Z) keeps time arithmetic far from
-// overflow.
-const maxNumericDate = 253402300799

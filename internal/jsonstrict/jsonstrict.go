@@ -7,6 +7,9 @@ package jsonstrict
 import (
 	"encoding/json"
 	"errors"
+	"math"
+	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -260,3 +263,29 @@ func (p *parser) num() (any, error) {
 	}
 	return json.Number(p.b[start:p.i]), nil
 }
+
+// NumericDate reads a NumericDate (RFC 7519 section 2) decoded by
+// DecodeObject: a JSON number of seconds, possibly fractional. Beyond
+// MaxNumericDate, or negative, it is malformed.
+func NumericDate(v any) (time.Time, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	if i, err := n.Int64(); err == nil {
+		if i < 0 || i > MaxNumericDate {
+			return time.Time{}, false
+		}
+		return time.Unix(i, 0), true
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || f < 0 || f > MaxNumericDate {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// MaxNumericDate (9999-12-31T23:59:59Z) keeps time arithmetic far from
+// overflow; a later date is malformed, not "far away".
+const MaxNumericDate = 253402300799
