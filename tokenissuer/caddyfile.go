@@ -653,30 +653,33 @@ func parseRule(d *caddyfile.Dispenser, names caddyargs.Names, pol at) (*policy.R
 
 // parsePeople parses the block of `people` at the `people` token.
 func parsePeople(d *caddyfile.Dispenser) (*policy.People, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
 	p := new(policy.People)
-	once := caddyargs.Once{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "users":
-			err = caddyargs.List(d, once, &p.Users)
-		case "groups":
-			err = caddyargs.List(d, once, &p.Groups)
-		case "exclude_users":
-			err = caddyargs.List(d, once, &p.ExcludeUsers)
-		case "exclude_groups":
-			err = caddyargs.List(d, once, &p.ExcludeGroups)
-		default:
-			return nil, caddyargs.Unknown(d)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := parsePeopleBlock(d, p, nil); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// parsePeopleBlock reads a `people` block's lines into p, calling mark
+// (when set) at each line so that later errors name it.
+func parsePeopleBlock(d *caddyfile.Dispenser, p *policy.People, mark func()) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	once := caddyargs.Once{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if mark != nil {
+			mark()
+		}
+		ok, err := peopleLine(d, once, p)
+		if !ok {
+			return caddyargs.Unknown(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseSignOnPolicy parses `sign_on_policy <name> {...}` at its token.
@@ -773,21 +776,7 @@ func parseSignOnPeople(d *caddyfile.Dispenser, once caddyargs.Once, p *policy.Pe
 	if err := once.Check(d); err != nil {
 		return err
 	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	inner := caddyargs.Once{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		rule.mark(d, d.Val())
-		ok, err := peopleLine(d, inner, p)
-		if !ok {
-			return caddyargs.Unknown(d)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return parsePeopleBlock(d, p, func() { rule.mark(d, d.Val()) })
 }
 
 // peopleLine reads users, groups, exclude_users or exclude_groups into
