@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit/browser"
-	"github.com/apiaccess/caddy-apiaccess/internal/testkit/caddytester"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/factors"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
@@ -76,21 +74,10 @@ func seedFactors(t *testing.T) factorsSeed {
 		t.Fatal(err)
 	}
 
-	res, err := http.Get(caddytester.AdminURL() + "/config/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	var cfg map[string]any
-	if err != nil || res.StatusCode != 200 || json.Unmarshal(raw, &cfg) != nil {
-		t.Fatalf("the running config: %d %v", res.StatusCode, err)
-	}
-	ti := cfg["apps"].(map[string]any)["token_issuer"].(map[string]any)
-	ti["api_tokens"] = []string{logAPIToken}
-	ti["storage"] = map[string]any{"module": "embedded", "path": path}
-	b, _ := json.Marshal(cfg)
-	caddytester.NewTester(t).InitServer(string(b), "json")
+	reloadIssuer(t, func(ti map[string]any) {
+		ti["api_tokens"] = []string{logAPIToken}
+		ti["storage"] = map[string]any{"module": "embedded", "path": path}
+	})
 	return factorsSeed{totpID: enr.FactorID, totpSecret: enr.Secret, webauthnID: wa.ID,
 		credentialID: base64.RawURLEncoding.EncodeToString(credID), otherID: other.FactorID}
 }

@@ -111,6 +111,13 @@ func TestUserGrantsOktaSDKs(t *testing.T) {
 func startGrantsEnv(t *testing.T) {
 	t.Helper()
 	startSDKIssuer(t, nil, nil)
+	reloadIssuer(t, func(ti map[string]any) { ti["api_tokens"] = []string{logAPIToken} })
+}
+
+// reloadIssuer reloads the running Caddy with its token_issuer app's
+// config changed by edit (read back through the admin API).
+func reloadIssuer(t *testing.T, edit func(ti map[string]any)) {
+	t.Helper()
 	res, err := http.Get(caddytester.AdminURL() + "/config/")
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +128,7 @@ func startGrantsEnv(t *testing.T) {
 	if err != nil || res.StatusCode != 200 || json.Unmarshal(raw, &cfg) != nil {
 		t.Fatalf("the running config: %d %v", res.StatusCode, err)
 	}
-	cfg["apps"].(map[string]any)["token_issuer"].(map[string]any)["api_tokens"] = []string{logAPIToken}
+	edit(cfg["apps"].(map[string]any)["token_issuer"].(map[string]any))
 	b, _ := json.Marshal(cfg)
 	caddytester.NewTester(t).InitServer(string(b), "json")
 }
