@@ -77,17 +77,12 @@ func (i *Issuer) serveFactorsAPI(w http.ResponseWriter, r *http.Request, q facto
 		apiMethodNotAllowed(w, q.allow())
 		return
 	}
-	var u *directory.User
-	var err error
-	if i.dir != nil {
-		u, err = i.dir.UserByID(r.Context(), q.userID)
-	}
-	switch {
-	case i.dir == nil || i.factors == nil || errors.Is(err, directory.ErrNotFound):
+	if i.factors == nil {
 		notFoundResource(w, q.userID, "User")
 		return
-	case err != nil:
-		i.apiStoreFailure(w, err)
+	}
+	u, ok := i.apiUser(w, r, q.userID)
+	if !ok {
 		return
 	}
 	switch {

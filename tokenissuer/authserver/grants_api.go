@@ -178,17 +178,8 @@ func (i *Issuer) serveUsersAPI(w http.ResponseWriter, r *http.Request, _ *Server
 		return
 	}
 	// Okta's userId here is the user's id only (not the login).
-	var u *directory.User
-	var err error
-	if i.dir != nil {
-		u, err = i.dir.UserByID(r.Context(), req.userID)
-	}
-	switch {
-	case i.dir == nil || errors.Is(err, directory.ErrNotFound):
-		notFoundResource(w, req.userID, "User")
-		return
-	case err != nil:
-		i.apiStoreFailure(w, err)
+	u, ok := i.apiUser(w, r, req.userID)
+	if !ok {
 		return
 	}
 	if req.clientID != "" {
@@ -425,4 +416,22 @@ func (i *Issuer) listUserClients(w http.ResponseWriter, r *http.Request, u *dire
 		}
 	}
 	oauth.WriteJSON(w, http.StatusOK, out)
+}
+
+// apiUser is the directory user of an admin API path, or answers 404.
+func (i *Issuer) apiUser(w http.ResponseWriter, r *http.Request, uid string) (*directory.User, bool) {
+	var u *directory.User
+	var err error
+	if i.dir != nil {
+		u, err = i.dir.UserByID(r.Context(), uid)
+	}
+	switch {
+	case i.dir == nil || errors.Is(err, directory.ErrNotFound):
+		notFoundResource(w, uid, "User")
+		return nil, false
+	case err != nil:
+		i.apiStoreFailure(w, err)
+		return nil, false
+	}
+	return u, true
 }

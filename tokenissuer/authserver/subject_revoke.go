@@ -261,24 +261,6 @@ func (i *Issuer) cutOffAll(w http.ResponseWriter, r *http.Request, keys []string
 	return at, true
 }
 
-// apiUser is the directory user of an admin API path, or answers 404.
-func (i *Issuer) apiUser(w http.ResponseWriter, r *http.Request, uid string) (*directory.User, bool) {
-	var u *directory.User
-	var err error
-	if i.dir != nil {
-		u, err = i.dir.UserByID(r.Context(), uid)
-	}
-	switch {
-	case i.dir == nil || errors.Is(err, directory.ErrNotFound):
-		notFoundResource(w, uid, "User")
-		return nil, false
-	case err != nil:
-		i.apiStoreFailure(w, err)
-		return nil, false
-	}
-	return u, true
-}
-
 // appsAPIPath is the prefix of Okta's Application Tokens API.
 const appsAPIPath = "api/v1/apps/"
 
