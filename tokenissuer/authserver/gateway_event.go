@@ -62,7 +62,7 @@ func (i *Issuer) RecordGatewayDecision(d gatewaylog.Decision) {
 	}
 	ev := i.gatewayEvent(&d)
 	if suppressed > 0 {
-		ev.DebugContext.DebugData["suppressedDenials"] = suppressedNote(suppressed)
+		ev.DebugContext.DebugData["suppressedDenials"] = strconv.FormatInt(suppressed, 10)
 	}
 	i.queueGateway(ev)
 }
@@ -77,7 +77,7 @@ func (i *Issuer) queueGateway(ev store.LogEvent) {
 // summaryEvent is the event of a summary of acceptances.
 func (i *Issuer) summaryEvent(sm *summary) store.LogEvent {
 	ev := i.gatewayEvent(&sm.first)
-	ev.DebugContext.DebugData["requestCount"] = countNote(sm.n)
+	ev.DebugContext.DebugData["requestCount"] = strconv.FormatInt(sm.n, 10)
 	return ev
 }
 

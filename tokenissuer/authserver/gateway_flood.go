@@ -1,7 +1,6 @@
 package authserver
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
@@ -97,5 +96,3 @@ func (g *denyGuard) forgetIdle(now time.Time) {
 		}
 	}
 }
-
-func suppressedNote(n int64) string { return strconv.FormatInt(n, 10) }

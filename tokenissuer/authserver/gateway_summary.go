@@ -2,7 +2,6 @@ package authserver
 
 import (
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -111,5 +110,3 @@ func (s *summaries) close() []*summary {
 	}
 	return done
 }
-
-func countNote(n int64) string { return strconv.FormatInt(n, 10) }

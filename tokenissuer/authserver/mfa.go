@@ -64,8 +64,8 @@ type need struct {
 
 // requirement is what signing user u in to client c needs under the
 // sign-on policies and the request's acr_values: the stricter of both.
-func (i *Issuer) requirement(c *clientauth.Client, u *directory.User, acr []string) (n need) {
-	n = need{factor: policy.FactorNone}
+func (i *Issuer) requirement(c *clientauth.Client, u *directory.User, acr []string) need {
+	n := need{factor: policy.FactorNone}
 	// A rule that asks for a factor and refuses enrollment at sign-in
 	// keeps refusing it, whatever acr_values the client sends.
 	noEnroll := false
@@ -76,25 +76,20 @@ func (i *Issuer) requirement(c *clientauth.Client, u *directory.User, acr []stri
 	if len(acr) == 0 {
 		return n
 	}
-	defer func() {
-		if noEnroll {
-			n.enroll = false
-		}
-	}()
 	// acr_values are in order of preference (OpenID Connect Core
 	// section 3.1.2.1); the first one decides what is asked.
 	switch acr[0] {
 	case acr2FAAny:
 		n.factor = stricter(n.factor, policy.FactorAny)
-		n.enroll = true
+		n.enroll = !noEnroll
 	case acr2FAIfPossible:
 		if n.factor == policy.FactorNone {
 			n.factor, n.ifPossible = policy.FactorAny, true
 		}
 	case acrPhr:
-		n.factor, n.enroll = policy.FactorPhishingResistant, true
+		n.factor, n.enroll = policy.FactorPhishingResistant, !noEnroll
 	case acrPhrh:
-		n.factor, n.hardware, n.enroll = policy.FactorPhishingResistant, true, true
+		n.factor, n.hardware, n.enroll = policy.FactorPhishingResistant, true, !noEnroll
 	}
 	return n
 }
