@@ -142,6 +142,7 @@ const sdkCaddyfile = `{
 		try_files {path} /app.html
 		file_server
 	}
+	{APP_EXTRA}
 }
 `
 
@@ -156,6 +157,14 @@ func startSDKEnv(t *testing.T, ctx context.Context) *sdkEnv {
 // startSDKEnvWith is startSDKEnv with more settings of the token_issuer
 // app (Caddyfile lines, such as a sign-on policy).
 func startSDKEnvWith(t *testing.T, ctx context.Context, issuerExtra string) *sdkEnv {
+	t.Helper()
+	return startSDKEnvSites(t, ctx, issuerExtra, "")
+}
+
+// startSDKEnvSites is startSDKEnvWith with more directives of the app's
+// site too (routes of a test's own). Both extras may use the {NAMES} of
+// sdkCaddyfile ({BASE}, {APP}, {PAGE_DIR}, {SDK_DIR} and so on).
+func startSDKEnvSites(t *testing.T, ctx context.Context, issuerExtra, appExtra string) *sdkEnv {
 	t.Helper()
 	bundle, err := filepath.Abs(oktaAuthJSBundle)
 	if err == nil {
@@ -175,14 +184,14 @@ func startSDKEnvWith(t *testing.T, ctx context.Context, issuerExtra string) *sdk
 		base: "https://localhost:" + strconv.Itoa(issuerPort),
 	}
 	e.custom = e.base + "/oauth2/default"
-	cfg := strings.NewReplacer(
+	cfg := strings.NewReplacer("{ISSUER_EXTRA}", issuerExtra, "{APP_EXTRA}", appExtra).Replace(sdkCaddyfile)
+	cfg = strings.NewReplacer(
 		"{HTTP_PORT}", strconv.Itoa(testkit.CaddyPort(t)),
 		"{BASE}", e.base, "{CUSTOM}", e.custom, "{APP}", e.app,
 		"{USER}", sdkUser, "{USER_ID}", sdkUserID, "{PASS_HASH}", sdkPassHash,
 		"{CLIENT}", sdkClientID, "{ORDERS}", sdkOrderScope,
 		"{SDK_DIR}", filepath.Dir(bundle), "{PAGE_DIR}", pageDir,
-		"{ISSUER_EXTRA}", issuerExtra,
-	).Replace(sdkCaddyfile)
+	).Replace(cfg)
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Caddyfile")
