@@ -117,7 +117,7 @@ func TestOktaAuthJSDPoP(t *testing.T) {
 	env.custom = env.base + "/oauth2/" + dpopSDKServer
 	b := env.newTab(t, "dpop")
 
-	b.signIn(map[string]any{})
+	b.signIn(nil)
 	was := eval[dpopTokens](b, "window.app.tokens()")
 	wasClaims := b.decode(tokenSummary{AccessToken: was.AccessToken}).AccessClaims
 	if was.TokenType != "DPoP" || was.AccessKeyPair == "" || !was.HasRefreshToken || was.RefreshKeyPair != was.AccessKeyPair ||
@@ -138,8 +138,7 @@ func TestOktaAuthJSDPoP(t *testing.T) {
 	b.tokenStatuses("the code exchange", 400, 200)
 
 	api := "/dpop-api/orders"
-	ok := dpopCall(b, "callDPoP", api)
-	b.wantWhoAmI("the API with the SDK's DPoP headers", ok)
+	b.wantWhoAmI("the API with the SDK's DPoP headers", dpopCall(b, "callDPoP", api))
 
 	// RFC 9449 section 7.1: a DPoP-bound token is no bearer token.
 	if got := dpopCall(b, "callBearer", api); got.Status != 401 || !strings.HasPrefix(got.Challenge, "DPoP ") {
