@@ -30,7 +30,7 @@ func (q *StoreQueue) Poll(ctx context.Context, streamID string, req ssf.PollRequ
 	}
 	var waitCtx context.Context
 	for first := true; ; first = false {
-		st, items, end, err := q.window(ctx, streamID)
+		st, items, end, head, err := q.window(ctx, streamID)
 		if err != nil {
 			return ssf.PollResponse{}, err
 		}
@@ -47,6 +47,9 @@ func (q *StoreQueue) Poll(ctx context.Context, streamID string, req ssf.PollRequ
 			}
 		}
 		batch, more := q.pending(streamID, &st, items, limit)
+		if len(batch) == 0 && st.Cursor >= end && end < head {
+			continue // the cursor left the window: read the next one
+		}
 		if len(batch) > 0 || more || limit == 0 || req.ReturnImmediately {
 			return q.signBatch(&st, batch, more)
 		}
@@ -67,18 +70,17 @@ func (q *StoreQueue) Poll(ctx context.Context, streamID string, req ssf.PollRequ
 	}
 }
 
-// window reads a stream's state and the feed's live entries in the
-// MaxAcked seqs above its cursor, and the seq up to which the read is
-// complete: the head read first, so by the prefix property every entry
-// at or below it is in the read (or expired), capped at the window.
-func (q *StoreQueue) window(ctx context.Context, streamID string) (stream, []item, uint64, error) {
-	st, err := q.stream(ctx, streamID)
-	if err != nil {
-		return stream{}, nil, 0, err
+// window reads a stream's state, the feed's head, the live entries in
+// the MaxAcked seqs above the cursor, and the seq up to which that read
+// is complete: the head was read first, so by the prefix property every
+// entry at or below it is in the read (or expired), capped at the
+// window.
+func (q *StoreQueue) window(ctx context.Context, streamID string) (st stream, items []item, end, head uint64, err error) {
+	if st, err = q.stream(ctx, streamID); err != nil {
+		return stream{}, nil, 0, 0, err
 	}
-	head, err := q.log.FeedHead(ctx)
-	if err != nil {
-		return stream{}, nil, 0, err
+	if head, err = q.log.FeedHead(ctx); err != nil {
+		return stream{}, nil, 0, 0, err
 	}
 	q.n.observe(head)
 	w := uint64(q.maxAcked())
@@ -88,24 +90,23 @@ func (q *StoreQueue) window(ctx context.Context, streamID string) (stream, []ite
 	}
 	entries, err := q.log.ReadFeed(ctx, st.Cursor, int(w))
 	if err != nil {
-		return stream{}, nil, 0, err
+		return stream{}, nil, 0, 0, err
 	}
-	var items []item
 	for _, e := range entries {
 		if e.Seq > top {
 			break
 		}
 		it, err := decodeEntry(e.Seq, e.Data, e.Until)
 		if err != nil {
-			return stream{}, nil, 0, err
+			return stream{}, nil, 0, 0, err
 		}
 		items = append(items, it)
 	}
-	end := min(head, top)
+	end = min(head, top)
 	if n := len(items); n > 0 {
 		end = max(end, items[n-1].seq)
 	}
-	return st, items, end, nil
+	return st, items, end, head, nil
 }
 
 // setID is the jti of seq's SET on the stream tagged tag, as MemQueue
