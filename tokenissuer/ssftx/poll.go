@@ -135,7 +135,8 @@ func (q *StoreQueue) verifyAcks(streamID string, st *stream, items []item, jtis 
 			out = append(out, seq)
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out) // at most MaxAcked, however often a jti repeats
 }
 
 // record merges acked into the stream's current state and moves its
@@ -165,13 +166,14 @@ func (q *StoreQueue) record(ctx context.Context, streamID string, read stream, i
 // keeps the acks and is not advanced.
 func (q *StoreQueue) apply(streamID string, st *stream, from uint64, items []item, end uint64, acked []uint64) {
 	w := uint64(q.maxAcked())
-	st.Acked = slices.Clone(st.Acked) // st may share it with the state read
+	merged := slices.Clone(st.Acked) // st may share it with the state read
 	for _, s := range acked {
-		if s > st.Cursor && s-st.Cursor <= w && !slices.Contains(st.Acked, s) {
-			st.Acked = append(st.Acked, s)
+		if s > st.Cursor && s-st.Cursor <= w {
+			merged = append(merged, s)
 		}
 	}
-	slices.Sort(st.Acked)
+	slices.Sort(merged)
+	st.Acked = slices.Compact(merged)
 	if st.Cursor >= from && st.Cursor <= end {
 		now := q.now()
 		stopped := false

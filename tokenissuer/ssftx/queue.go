@@ -58,7 +58,7 @@ type StoreQueue struct {
 // NewStoreQueue is a StoreQueue over st's stream records and log's
 // events, signing with sign.
 func NewStoreQueue(st store.Store, log store.FeedLog, sign ssf.Signer) *StoreQueue {
-	return &StoreQueue{st: st, log: log, sign: sign, n: notifier{wake: make(chan struct{})}}
+	return &StoreQueue{st: st, log: log, sign: sign}
 }
 
 func (q *StoreQueue) now() time.Time {

@@ -92,7 +92,7 @@ func TestBoundedAcked(t *testing.T) {
 		// Acks beyond the window (a forged jti for d) are ignored.
 		tag := strings.Split(ids[0], ".")[1]
 		forged := "4." + tag + ".txn-d"
-		_, _, tokens = f.poll(t, q, "s1", testAud, ssf.PollRequest{ReturnImmediately: true, Ack: []string{ids[1], ids[2], forged}})
+		_, _, tokens = f.poll(t, q, "s1", testAud, ssf.PollRequest{ReturnImmediately: true, Ack: []string{ids[1], ids[2], ids[2], forged, ids[1]}})
 		if !slices.Equal(tokens, []string{"a"}) {
 			t.Fatalf("a unacknowledged holds the window: %v", tokens)
 		}

@@ -26,7 +26,9 @@ func (n *notifier) observe(head uint64) {
 	defer n.mu.Unlock()
 	if head > n.head {
 		n.head = head
-		close(n.wake)
+		if n.wake != nil {
+			close(n.wake)
+		}
 		n.wake = make(chan struct{})
 	}
 }
@@ -39,6 +41,9 @@ func (q *StoreQueue) Wait(ctx context.Context, after uint64) {
 	if n.head > after {
 		n.mu.Unlock()
 		return
+	}
+	if n.wake == nil {
+		n.wake = make(chan struct{})
 	}
 	wake := n.wake
 	if n.waiters++; n.waiters == 1 {

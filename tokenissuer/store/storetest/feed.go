@@ -337,6 +337,7 @@ func checkFeedPrefix(t *testing.T, a, b store.FeedLog) {
 		}()
 	}
 	rg.Wait()
+	<-finished // appenders end before the store is closed
 	if t.Failed() {
 		return
 	}
