@@ -192,6 +192,11 @@ const (
 	// -> JSON, package factors), with a far expiry and never deleted: a
 	// reset writes an empty set.
 	NSFactors = "factors"
+	// NSSSFStream holds the SSF transmitter's poll streams (RFC 8936):
+	// stream id -> its aud, jti tag, cursor and acknowledgements above
+	// it (package ssftx), plus the index of stream ids under the empty
+	// key. The events themselves are the FeedLog.
+	NSSSFStream = "ssf-stream"
 )
 
 // Opener is implemented by storage guest modules

@@ -46,7 +46,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketMarks, bucketRefresh, bucketRecords, bucketLog, bucketLogMeta} {
+		for _, b := range [][]byte{bucketKeys, bucketMarks, bucketRefresh, bucketRecords, bucketLog, bucketLogMeta, bucketFeed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -146,11 +146,14 @@ func (d *DB) Marked(_ context.Context, ns, key string) (bool, error) {
 	return found, closed(err)
 }
 
-// Purge implements store.Store. It also applies the System Log's
-// retention and size bound (SetLogLimits), so the issuer's maintenance
-// keeps the log.
+// Purge implements store.Store. It also drops expired feed entries
+// (PurgeFeed) and applies the System Log's retention and size bound
+// (SetLogLimits), so the issuer's maintenance keeps both.
 func (d *DB) Purge(ctx context.Context, now time.Time) error {
 	if err := d.purgeMarks(now); err != nil {
+		return err
+	}
+	if err := d.PurgeFeed(ctx, now); err != nil {
 		return err
 	}
 	return d.purgeLog(ctx, now)

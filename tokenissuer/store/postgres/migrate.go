@@ -54,6 +54,21 @@ var migrations = []string{
 		event      jsonb       NOT NULL,
 		PRIMARY KEY (published, uuid)
 	);`,
+
+	// 3: the revocation feed (store.FeedLog): one row per entry, and a
+	// one-row counter holding the head. Appenders update the counter in
+	// their transaction, so its row lock orders them: commits come in
+	// seq order and a rolled-back append gives its numbers back.
+	`CREATE TABLE {s}.apiaccess_feed (
+		seq   bigint      PRIMARY KEY,
+		until timestamptz NOT NULL,
+		data  bytea       NOT NULL
+	);
+	CREATE TABLE {s}.apiaccess_feed_head (
+		one boolean PRIMARY KEY DEFAULT true CHECK (one),
+		seq bigint  NOT NULL
+	);
+	INSERT INTO {s}.apiaccess_feed_head (seq) VALUES (0);`,
 }
 
 // Advisory lock classes: the first key of pg_advisory_xact_lock(int, int)

@@ -198,14 +198,17 @@ type queries struct {
 	recordCreate                                              string
 	incr                                                      string
 	logAppend, logSelect, logPurge                            string
+	feedBump, feedInsert, feedRead, feedHead, feedPurge       string
 }
 
 func buildQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgx.Identifier{schema}.Sanitize())
 	q := r.Replace
 	logAppend, logSelect, logPurge := logQueries(q)
+	f := feedQueries(q)
 	return queries{
 		logAppend: logAppend, logSelect: logSelect, logPurge: logPurge,
+		feedBump: f.bump, feedInsert: f.insert, feedRead: f.read, feedHead: f.head, feedPurge: f.purge,
 
 		keys: q(`SELECT records FROM {s}.apiaccess_keys WHERE server = $1`),
 		// A 'null' row taken and locked before fn runs makes the first
@@ -389,7 +392,8 @@ func (d *DB) Marked(ctx context.Context, ns, key string) (bool, error) {
 	return found, d.result(err)
 }
 
-// Purge implements store.Store. One node purges at a time: the others
+// Purge implements store.Store, and drops expired feed entries
+// (PurgeFeed) too. One node purges at a time: the others
 // find the schema's purge lock taken and return at once, since the
 // work is being done. The node that purges then applies the System
 // Log's retention, so the issuer's maintenance keeps the log.
@@ -404,7 +408,7 @@ func (d *DB) Purge(ctx context.Context, now time.Time) error {
 		if !got {
 			return nil
 		}
-		for _, q := range []string{d.sql.purgeMarks, d.sql.purgeRecords, d.sql.purgeRefresh} {
+		for _, q := range []string{d.sql.purgeMarks, d.sql.purgeRecords, d.sql.purgeRefresh, d.sql.feedPurge} {
 			if _, err := tx.Exec(opCtx, q, now); err != nil {
 				return err
 			}

@@ -42,8 +42,8 @@ func TestSchemaFromSearchPath(t *testing.T) {
 		`SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'apiaccess_%'`, schema).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 6 {
-		t.Fatalf("%d apiaccess_ tables in %s, want 6", n, schema)
+	if n != 8 {
+		t.Fatalf("%d apiaccess_ tables in %s, want 8", n, schema)
 	}
 }
 
