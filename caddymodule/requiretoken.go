@@ -187,10 +187,10 @@ type RequireToken struct {
 	v           *validator.Validator
 	revocations *routeRevocations
 	dpop        *dpopGate
-	decisions *decisionLog
-	log       *zap.Logger
-	metrics   *metrics
-	cleanup   []func()
+	decisions   *decisionLog
+	log         *zap.Logger
+	metrics     *metrics
+	cleanup     []func()
 }
 
 // IssuerConfig is one accepted issuer.
