@@ -24,6 +24,9 @@ var (
 )
 
 func registerFeedMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
 	return promreg.Register(reg, feedSynced, feedHeld)
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -585,5 +586,105 @@ func TestFeedMemoryBound(t *testing.T) {
 	}
 	if len(tx.reportedSetErrs()) != 0 {
 		t.Errorf("unapplied SETs reported as errors: %v", tx.reportedSetErrs())
+	}
+}
+
+// fakeIssuerApp is what the gateway asserts of a `token_issuer` app:
+// keys in process and a revocation view.
+type fakeIssuerApp struct {
+	issuers map[string]bool
+	revs    *ssf.Revocations
+}
+
+func (a *fakeIssuerApp) PublicKeys(iss string) (func() jwk.Set, bool, bool) {
+	return func() jwk.Set { return jwk.NewSet() }, false, a.issuers[iss]
+}
+
+func (a *fakeIssuerApp) RevocationView() (*ssf.Revocations, bool) { return a.revs, a.revs != nil }
+
+func TestInProcessRevocationView(t *testing.T) {
+	const local, remote = "https://id.example.com/oauth2/default", "https://partner.example.com/oauth2/default"
+	app := &fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}
+	rt := &RequireToken{log: zap.NewNop()}
+	localIs, remoteIs := &validator.Issuer{URL: local}, &validator.Issuer{URL: remote}
+	if err := rt.setupRevocations(app, nil, []*validator.Issuer{localIs, remoteIs}); err != nil {
+		t.Fatal(err)
+	}
+	if rt.revocations == nil || len(rt.revocations.sources) != 1 || rt.revocations.sources[0].feed != nil {
+		t.Fatalf("sources %+v", rt.revocations)
+	}
+	res := &validator.Result{Issuer: localIs, Subject: "jane", Claims: map[string]any{"jti": "AT.1", "sub": "jane", "uid": "00u1", "cid": "0oa1", "iat": json.Number("1700000000")}}
+	if f := rt.revocations.check(res); f != nil {
+		t.Fatalf("not revoked yet: %v", f)
+	}
+	_ = app.revs.RevokeToken("AT.1", time.Now().Add(time.Hour))
+	if f := rt.revocations.check(res); f == nil || f.Reason != ReasonRevoked || f.Status != 401 || f.JTI != "AT.1" || f.UserID != "00u1" {
+		t.Fatalf("revoked in process: %+v", f)
+	}
+	// Another issuer's tokens are not its business.
+	if f := rt.revocations.check(&validator.Result{Issuer: remoteIs, Claims: res.Claims}); f != nil {
+		t.Fatalf("remote issuer: %v", f)
+	}
+	// A feed naming a local issuer is a config error; one naming another
+	// issuer sits beside the view.
+	rt2 := &RequireToken{log: zap.NewNop(), Revocations: &RevocationsConfig{Feed: "https://id.example.com", ClientID: "gw", ClientSecret: "s"}}
+	if err := rt2.setupRevocations(app, nil, []*validator.Issuer{localIs}); err == nil || !strings.Contains(err.Error(), "served by this Caddy") {
+		t.Fatalf("feed over a local issuer: %v", err)
+	}
+	_ = rt2.Cleanup()
+	// No view offered: nothing to check.
+	rt3 := &RequireToken{log: zap.NewNop()}
+	if err := rt3.setupRevocations(&fakeIssuerApp{issuers: app.issuers}, nil, []*validator.Issuer{localIs}); err != nil || rt3.revocations != nil {
+		t.Fatalf("no view: %v %+v", err, rt3.revocations)
+	}
+}
+
+// BenchmarkBearerRouteRevocations is BenchmarkBearerRoute on a route
+// following a feed that holds revocations: the revocation check on a
+// cache hit.
+func BenchmarkBearerRouteRevocations(b *testing.B) {
+	tx := newTransmitter(b)
+	rt := feedRoute(b, tx, RevocationsConfig{})
+	fr := receiverOf(rt)
+	for i := range 1000 {
+		_ = fr.revs.RevokeToken("AT.other-"+strconv.Itoa(i), time.Now().Add(time.Hour))
+		_ = fr.revs.RevokeUserAt("user-"+strconv.Itoa(i), "", "c", time.Now().Add(-time.Hour))
+	}
+	testkit.WaitFor(b, "the feed to sync", 10*time.Second, func() bool { _, ok := fr.age(time.Now()); return ok })
+	tok, _ := tx.accessToken(b, atClaims{sub: "u", uid: "00u1", cid: "c"})
+	reqs := make([]*reqRepl, b.N+1)
+	for i := range reqs {
+		reqs[i] = benchRequest("Bearer " + tok)
+	}
+	if o := serve(rt, reqs[b.N]); o.status != http.StatusOK {
+		b.Fatalf("%v", o)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if o := serve(rt, reqs[i]); o.status != http.StatusOK {
+			b.Fatalf("%v", o)
+		}
+	}
+}
+
+// TestRevocationCheckAllocatesNothing: the route's check of a token
+// that passes takes no allocation.
+func TestRevocationCheckAllocatesNothing(t *testing.T) {
+	app := &fakeIssuerApp{issuers: map[string]bool{"https://id.example.com/oauth2/default": true}, revs: ssf.NewRevocations()}
+	_ = app.revs.RevokeToken("AT.2", time.Now().Add(time.Hour))
+	_ = app.revs.RevokeUserAt("bob", "", "0oa1", time.Now())
+	rt := &RequireToken{log: zap.NewNop()}
+	is := &validator.Issuer{URL: "https://id.example.com/oauth2/default"}
+	if err := rt.setupRevocations(app, nil, []*validator.Issuer{is}); err != nil {
+		t.Fatal(err)
+	}
+	res := &validator.Result{Issuer: is, Subject: "jane", Claims: map[string]any{"jti": "AT.1", "sub": "jane", "uid": "00u1", "cid": "0oa1", "iat": json.Number("1700000000")}}
+	if n := testing.AllocsPerRun(1000, func() {
+		if rt.revocations.check(res) != nil {
+			t.Fatal("refused")
+		}
+	}); n != 0 {
+		t.Fatalf("the revocation check allocates %v times", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
@@ -142,60 +143,66 @@ func covers(feed, iss string) bool {
 // in-process view for issuers of this Caddy that offer one, the feed
 // for those it covers. It makes no network call.
 func (rt *RequireToken) provisionRevocations(ctx caddy.Context, issuers []*validator.Issuer) error {
+	return rt.setupRevocations(localIssuer(ctx), ctx.GetMetricsRegistry(), issuers)
+}
+
+// setupRevocations is provisionRevocations with app, the `token_issuer`
+// app of this Caddy (nil: none).
+func (rt *RequireToken) setupRevocations(app any, reg *prometheus.Registry, issuers []*validator.Issuer) error {
 	rr := &routeRevocations{log: rt.log, now: time.Now, staleAfter: DefaultStaleAfter}
 	var view *ssf.Revocations
-	local, _ := localIssuer(ctx).(inProcessIssuer)
-	if v, ok := localIssuer(ctx).(revocationView); ok && local != nil {
+	local, _ := app.(inProcessIssuer)
+	if v, ok := app.(revocationView); ok && local != nil {
 		view, _ = v.RevocationView()
 	}
 	rc := rt.Revocations
-	var fr *feedReceiver
-	feed := ""
+	var cfg *feedConfig
 	if rc != nil {
-		cfg, err := rc.resolve()
-		if err != nil {
+		var err error
+		if cfg, err = rc.resolve(); err != nil {
 			return err
 		}
-		feed, rr.staleAfter, rr.failStale = cfg.feed, cfg.staleAfter, cfg.failStale
-		if fr, err = acquireFeed(cfg); err != nil {
-			return err
-		}
-		rt.cleanup = append(rt.cleanup, func() { releaseFeed(cfg) })
-		if err := registerFeedMetrics(ctx.GetMetricsRegistry()); err != nil {
-			return err
-		}
+		rr.staleAfter, rr.failStale = cfg.staleAfter, cfg.failStale
 	}
+	fed := 0
 	for _, is := range issuers {
 		inProcess := false
 		if view != nil {
 			_, _, inProcess = local.PublicKeys(is.URL)
 		}
-		fed := feed != "" && covers(feed, is.URL)
+		byFeed := cfg != nil && covers(cfg.feed, is.URL)
 		switch {
-		case inProcess && fed:
-			return fmt.Errorf("revocations: issuer %s is served by this Caddy, whose revocations are read in process; the feed %s must name another issuer", is.URL, feed)
+		case inProcess && byFeed:
+			return fmt.Errorf("revocations: issuer %s is served by this Caddy, whose revocations are read in process; the feed %s must name another issuer", is.URL, cfg.feed)
 		case inProcess:
 			rr.sources = append(rr.sources, revSource{issuer: is, revs: view})
-		case fed:
-			rr.sources = append(rr.sources, revSource{issuer: is, revs: fr.revs, feed: fr})
+		case byFeed:
+			rr.sources = append(rr.sources, revSource{issuer: is})
+			fed++
 		}
 	}
-	if feed != "" && !hasFeed(rr.sources) {
-		return fmt.Errorf("revocations: the feed %s covers none of the route's issuers (it covers %s and %s/oauth2/...)", feed, feed, feed)
+	if cfg != nil {
+		if fed == 0 {
+			return fmt.Errorf("revocations: the feed %s covers none of the route's issuers (it covers %s and %s/oauth2/...)", cfg.feed, cfg.feed, cfg.feed)
+		}
+		if err := registerFeedMetrics(reg); err != nil {
+			return err
+		}
+		fr, err := acquireFeed(cfg)
+		if err != nil {
+			return err
+		}
+		rt.cleanup = append(rt.cleanup, func() { releaseFeed(cfg) })
+		for i := range rr.sources {
+			if rr.sources[i].revs == nil {
+				rr.sources[i].revs, rr.sources[i].feed = fr.revs, fr
+			}
+		}
 	}
 	if len(rr.sources) > 0 {
 		rt.revocations = rr
 	}
 	return nil
-}
-
-func hasFeed(ss []revSource) bool {
-	for _, s := range ss {
-		if s.feed != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // check refuses a validated token its issuer revoked, or any token of a
