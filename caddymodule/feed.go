@@ -100,13 +100,18 @@ type feedReceiver struct {
 	verifier      *ssf.Verifier
 	acks          []string
 	setErrs       map[string]ssf.SetErr
-	unknownKID    map[string]int64 // jti -> key fetches when first seen
+	unknownKID    map[string]int64 // jti -> successful key fetches when first seen
+	keyErrs       atomic.Int64     // failed key fetches
 	immediate     bool
 	failures      int
 	lastErrLog    time.Time
 
 	mu sync.Mutex // guards stream, read by shutdown
 }
+
+// feedLogger is the receivers' logger: Caddy's default one, since a
+// receiver outlives the config (and its loggers) that started it.
+var feedLogger = func() *zap.Logger { return caddy.Log().Named("http.handlers.require_token.revocations") }
 
 func feedKey(feed, clientID string) string { return feed + "\x00" + clientID }
 
@@ -139,7 +144,7 @@ func newFeedReceiver(cfg *feedConfig) *feedReceiver {
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a bearer token follows no redirect
 		}},
-		log:           caddy.Log().Named("http.handlers.require_token.revocations"),
+		log:           feedLogger(),
 		backoffMax:    cfg.tune.backoffMax,
 		keyMinRefresh: cfg.tune.keyMinRefresh,
 		cancel:        cancel,
@@ -191,6 +196,9 @@ func (fr *feedReceiver) run(ctx context.Context) {
 			continue
 		}
 		fr.failures++
+		// After a failure, answer at once: a long poll would keep the
+		// feed stale for its whole hold after the transmitter is back.
+		fr.immediate = true
 		var wait time.Duration
 		if !errors.Is(err, errRetryNow) || fr.failures > 1 {
 			wait = fr.backoff()
@@ -305,6 +313,7 @@ func (fr *feedReceiver) startKeys(ctx context.Context, uri string) {
 	r := &keyset.Remote{Issuer: fr.feed, JWKSURI: uri, MinRefresh: fr.keyMinRefresh, RefreshEvery: defaultKeyRefresh,
 		Client: &http.Client{Timeout: feedCallTimeout, CheckRedirect: fr.client.CheckRedirect},
 		OnError: func(err error) {
+			fr.keyErrs.Add(1) // one per failed fetch
 			fr.log.Warn("fetching the revocation feed's keys failed; keeping the keys already known", zap.String("feed", fr.feed), zap.Error(err))
 		}}
 	go func() {
@@ -492,8 +501,15 @@ func (fr *feedReceiver) poll(ctx context.Context) error {
 		fr.mu.Unlock()
 		fr.acks, fr.setErrs = nil, nil
 		return fmt.Errorf("poll: stream gone: %w", errRetryNow)
+	case status == http.StatusBadRequest:
+		// Our acknowledgements may be what it refuses; unacknowledged
+		// SETs come again and are acknowledged anew.
+		fr.acks, fr.setErrs = nil, nil
+		return fmt.Errorf("poll: status 400")
 	case status != http.StatusOK:
 		return fmt.Errorf("poll: status %d", status)
+	case resp.Sets == nil:
+		return fmt.Errorf("poll: the answer has no sets (RFC 8936 section 2.2)")
 	}
 	answered := time.Now()
 	fr.acks, fr.setErrs = nil, nil
@@ -552,9 +568,9 @@ func (fr *feedReceiver) process(ctx context.Context, sets map[string]string) (bo
 
 // awaitKey tells whether a SET whose kid is unknown should wait for a
 // key refetch (the transmitter may have just rotated): until a fetch
-// that started after the SET was first seen has completed.
+// that started after the SET was first seen has succeeded.
 func (fr *feedReceiver) awaitKey(jti string) bool {
-	n := fr.keys.Fetches()
+	n := fr.keys.Fetches() - fr.keyErrs.Load()
 	first, seen := fr.unknownKID[jti]
 	if !seen {
 		if fr.unknownKID == nil || len(fr.unknownKID) > 10000 {
@@ -642,10 +658,15 @@ func (fr *feedReceiver) do(ctx context.Context, req *http.Request, timeout time.
 	if len(b) > feedMaxBody {
 		return 0, fmt.Errorf("%s: answer larger than %d bytes", req.URL.Redacted(), feedMaxBody)
 	}
-	if len(bytes.TrimSpace(b)) > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(b, v); err != nil && res.StatusCode < 300 {
+	ok := res.StatusCode >= 200 && res.StatusCode < 300
+	switch {
+	case len(bytes.TrimSpace(b)) == 0:
+	case strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"):
+		if err := json.Unmarshal(b, v); err != nil && ok {
 			return 0, fmt.Errorf("%s: %w", req.URL.Redacted(), err)
 		}
+	case ok:
+		return 0, fmt.Errorf("%s: answer is not JSON", req.URL.Redacted())
 	}
 	return res.StatusCode, nil
 }

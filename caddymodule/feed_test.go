@@ -60,6 +60,7 @@ type transmitter struct {
 
 func newTransmitter(t testing.TB) *transmitter {
 	t.Helper()
+	feedLogger = zap.NewNop
 	tx := &transmitter{t: t, setKey: ecKey(t, "set-1"), atKey: ecKey(t, "at-1"), clientID: "gateway", secret: "s3cret:with/odd chars", tokens: map[string]bool{}}
 	tx.q = ssf.NewMemQueue(func(ev ssf.Event, aud string) (string, error) {
 		if s := tx.sign.Load(); s != nil {
