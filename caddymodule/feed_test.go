@@ -6,12 +6,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +47,10 @@ type transmitter struct {
 	atKey    jwk.Key // signs access tokens
 	clientID string
 	secret   string
+
+	// clientKey, when set, is the client's public key for
+	// private_key_jwt.
+	clientKey jwk.Key
 
 	// sign, when set, signs instead of the transmitter's key (for bad
 	// SETs).
@@ -175,6 +183,16 @@ func (tx *transmitter) handler() http.Handler {
 		id, secret, ok := r.BasicAuth()
 		id, _ = url.QueryUnescape(id)
 		secret, _ = url.QueryUnescape(secret)
+		if a := r.PostFormValue("client_assertion"); a != "" && !ok {
+			// private_key_jwt (RFC 7523 section 3).
+			ok = r.PostFormValue("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" && tx.clientKey != nil
+			if ok {
+				_, err := jwt.Parse([]byte(a), jwt.WithKey(jwa.ES256, tx.clientKey), jwt.WithIssuer(tx.clientID), jwt.WithSubject(tx.clientID),
+					jwt.WithAudience(tx.url()+"/oauth2/v1/token"), jwt.WithRequiredClaim("jti"), jwt.WithRequiredClaim("exp"))
+				ok = err == nil && r.PostFormValue("client_id") == tx.clientID
+			}
+			id, secret = tx.clientID, tx.secret
+		}
 		if !ok || id != tx.clientID || subtle.ConstantTimeCompare([]byte(secret), []byte(tx.secret)) != 1 {
 			writeJSON(w, 401, map[string]string{"error": "invalid_client"})
 			return
@@ -687,5 +705,61 @@ func TestRevocationCheckAllocatesNothing(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Fatalf("the revocation check allocates %v times", n)
+	}
+}
+
+func TestFeedPrivateKeyJWT(t *testing.T) {
+	tx := newTransmitter(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	path := filepath.Join(t.TempDir(), "gateway-key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tx.clientKey, _ = jwk.FromRaw(priv.Public())
+	rt := feedRoute(t, tx, RevocationsConfig{PrivateKey: path, PrivateKeyID: "gw-1"})
+	tok, jti := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
+	waitSynced(t, rt)
+	tx.revokeToken(t, jti)
+	waitStatus(t, rt, tok, 401, ReasonRevoked, 5*time.Second)
+}
+
+func TestFeedSharedAcrossReloads(t *testing.T) {
+	tx := newTransmitter(t)
+	old := feedRoute(t, tx, RevocationsConfig{})
+	tok, jti := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
+	waitSynced(t, old)
+	tx.revokeToken(t, jti)
+	waitStatus(t, old, tok, 401, ReasonRevoked, 5*time.Second)
+	fr := receiverOf(old)
+	// A reload provisions the new config, then cleans up the old one:
+	// the receiver, its stream and what it learnt carry over.
+	cur := feedRoute(t, tx, RevocationsConfig{OnStale: OnStaleFail})
+	_ = old.Cleanup()
+	if receiverOf(cur) != fr {
+		t.Fatal("the reload started another receiver")
+	}
+	if o := call1(cur, tok); o.status != 401 || o.reason != ReasonRevoked {
+		t.Fatalf("after reload: %v", o)
+	}
+	tok2, jti2 := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
+	tx.revokeToken(t, jti2)
+	waitStatus(t, cur, tok2, 401, ReasonRevoked, 5*time.Second)
+	streams := tx.streamIDs()
+	if len(streams) != 1 {
+		t.Fatalf("streams %v", streams)
+	}
+	// The last config gone, the receiver stops and deletes its stream.
+	_ = cur.Cleanup()
+	select {
+	case <-fr.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("receiver still running")
+	}
+	if _, err := tx.q.Cursor(context.Background(), streams[0]); !errors.Is(err, ssf.ErrUnknownStream) {
+		t.Errorf("stream not deleted on shutdown: %v", err)
 	}
 }

@@ -426,6 +426,9 @@ func (rt *RequireToken) Validate() error {
 	if rt.TokenQuery != "" {
 		rt.log.Warn("tokens accepted in the query string end up in access logs and browser history (RFC 6750 section 2.3)", zap.String("token_query", rt.TokenQuery))
 	}
+	if rc := rt.Revocations; rc != nil && rc.StaleAfter > 0 && time.Duration(rc.StaleAfter) < 10*time.Second {
+		rt.log.Warn("revocations stale_after is below the transmitter's long-poll hold (10 s): the feed will look stale between answers", zap.Duration("stale_after", time.Duration(rc.StaleAfter)))
+	}
 	for _, ic := range rt.Issuers {
 		if strings.HasPrefix(ic.URL, "http://") && !strings.HasPrefix(ic.URL, "http://localhost") && !strings.HasPrefix(ic.URL, "http://127.") {
 			rt.log.Warn("issuer uses plain HTTP: its keys can be swapped in transit", zap.String("issuer", ic.URL))
