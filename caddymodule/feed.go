@@ -104,6 +104,7 @@ type feedReceiver struct {
 	keyErrs       atomic.Int64     // failed key fetches
 	immediate     bool
 	failures      int
+	lastTakeover  time.Time
 	lastErrLog    time.Time
 
 	mu sync.Mutex // guards stream, read by shutdown
@@ -441,6 +442,8 @@ func (fr *feedReceiver) createStream(ctx context.Context) error {
 	case status == http.StatusNotFound:
 		fr.meta = nil // the stream API moved: discover again
 		return fmt.Errorf("creating a stream: status 404")
+	case status == http.StatusConflict:
+		return fr.replaceStreams(ctx)
 	case status != http.StatusCreated && status != http.StatusOK:
 		return fmt.Errorf("creating a stream: status %d", status)
 	}
@@ -460,6 +463,51 @@ func (fr *feedReceiver) createStream(ctx context.Context) error {
 	fr.acks, fr.setErrs, fr.immediate = nil, nil, true
 	fr.log.Info("revocation feed stream created", zap.String("feed", fr.feed), zap.String("stream_id", sc.StreamID))
 	return nil
+}
+
+// replaceStreams answers a transmitter that keeps one stream per
+// client (409 on create, as Okta's does): that stream is one this
+// receiver lost with its state (a crash), or another gateway's with
+// the same client id. It is deleted, at most once a minute, and a new
+// one created, which replays every retained event: no revocation is
+// lost either way, but gateways should not share a client id.
+func (fr *feedReceiver) replaceStreams(ctx context.Context) error {
+	if time.Since(fr.lastTakeover) < time.Minute {
+		return fmt.Errorf("creating a stream: the transmitter keeps one stream per client and has one (status 409); is another gateway using client_id %s?", fr.clientID)
+	}
+	fr.lastTakeover = time.Now()
+	req, err := fr.bearerRequest(http.MethodGet, fr.meta.ConfigurationEndpoint, nil)
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	status, err := fr.do(ctx, req, feedCallTimeout, &raw)
+	if err != nil || status != http.StatusOK {
+		return fmt.Errorf("listing streams after a 409: status %d %v", status, err)
+	}
+	var list []ssf.StreamConfig
+	if json.Unmarshal(raw, &list) != nil {
+		var one ssf.StreamConfig
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return fmt.Errorf("listing streams after a 409: %w", err)
+		}
+		list = []ssf.StreamConfig{one}
+	}
+	for _, sc := range list {
+		if sc.StreamID == "" {
+			continue
+		}
+		req, err := fr.bearerRequest(http.MethodDelete, fr.meta.ConfigurationEndpoint+"?stream_id="+url.QueryEscape(sc.StreamID), nil)
+		if err != nil {
+			return err
+		}
+		if status, err := fr.do(ctx, req, feedCallTimeout, &struct{}{}); err != nil || status >= 300 && status != http.StatusNotFound {
+			return fmt.Errorf("deleting stream %s after a 409: status %d %v", sc.StreamID, status, err)
+		}
+		fr.log.Warn("replaced the client's existing revocation feed stream (the transmitter keeps one per client); gateways should not share a client_id",
+			zap.String("feed", fr.feed), zap.String("client_id", fr.clientID), zap.String("stream_id", sc.StreamID))
+	}
+	return fmt.Errorf("creating a stream: replaced the existing one: %w", errRetryNow)
 }
 
 func (fr *feedReceiver) bearerRequest(method, u string, body []byte) (*http.Request, error) {

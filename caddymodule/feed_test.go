@@ -48,6 +48,10 @@ type transmitter struct {
 	clientID string
 	secret   string
 
+	// onePerClient makes stream creation answer 409 while the client
+	// has a stream (as Okta's transmitter does).
+	onePerClient bool
+
 	// clientKey, when set, is the client's public key for
 	// private_key_jwt.
 	clientKey jwk.Key
@@ -219,6 +223,10 @@ func (tx *transmitter) handler() http.Handler {
 			writeJSON(w, 400, map[string]string{"error": "invalid_request"})
 			return
 		}
+		if tx.onePerClient && tx.liveStreams() > 0 {
+			writeJSON(w, 409, map[string]string{"errorCode": "E0000001", "errorSummary": "stream exists"})
+			return
+		}
 		id := uuid.NewString()
 		if err := tx.q.AddStream(r.Context(), id, tx.clientID); err != nil {
 			writeJSON(w, 500, map[string]string{"error": err.Error()})
@@ -230,6 +238,19 @@ func (tx *transmitter) handler() http.Handler {
 		writeJSON(w, 201, ssf.StreamConfig{StreamID: id, Iss: tx.url(), Aud: ssf.Audience{tx.clientID},
 			EventsSupported: []string{ssf.EventSessionRevoked}, EventsRequested: sc.EventsRequested, EventsDelivered: []string{ssf.EventSessionRevoked},
 			Delivery: &ssf.Delivery{Method: ssf.DeliveryPoll, EndpointURL: tx.url() + "/api/v1/ssf/poll/" + id}})
+	})
+	mux.HandleFunc("GET /api/v1/ssf/stream", func(w http.ResponseWriter, r *http.Request) {
+		if !tx.authorized(r) {
+			writeJSON(w, 401, map[string]string{"error": "invalid_token"})
+			return
+		}
+		var out []ssf.StreamConfig
+		for _, id := range tx.streamIDs() {
+			if _, err := tx.q.Cursor(r.Context(), id); err == nil {
+				out = append(out, ssf.StreamConfig{StreamID: id, Iss: tx.url(), Aud: ssf.Audience{tx.clientID}})
+			}
+		}
+		writeJSON(w, 200, out)
 	})
 	mux.HandleFunc("DELETE /api/v1/ssf/stream", func(w http.ResponseWriter, r *http.Request) {
 		if !tx.authorized(r) {
@@ -288,6 +309,17 @@ func (tx *transmitter) reportedSetErrs() []ssf.SetErr {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	return append([]ssf.SetErr(nil), tx.setErrs...)
+}
+
+// liveStreams is the number of streams the queue still has.
+func (tx *transmitter) liveStreams() int {
+	n := 0
+	for _, id := range tx.streamIDs() {
+		if _, err := tx.q.Cursor(context.Background(), id); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (tx *transmitter) streamIDs() []string {
@@ -761,5 +793,27 @@ func TestFeedSharedAcrossReloads(t *testing.T) {
 	}
 	if _, err := tx.q.Cursor(context.Background(), streams[0]); !errors.Is(err, ssf.ErrUnknownStream) {
 		t.Errorf("stream not deleted on shutdown: %v", err)
+	}
+}
+
+func TestFeedReplacesAStaleStream(t *testing.T) {
+	tx := newTransmitter(t)
+	tx.onePerClient = true
+	// A stream left by a gateway that crashed (it never deleted it).
+	if err := tx.q.AddStream(context.Background(), "crashed", tx.clientID); err != nil {
+		t.Fatal(err)
+	}
+	tx.mu.Lock()
+	tx.streams = append(tx.streams, "crashed")
+	tx.mu.Unlock()
+	tok, jti := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
+	tx.revokeToken(t, jti) // before this gateway started: replayed to its new stream
+	rt := feedRoute(t, tx, RevocationsConfig{})
+	waitStatus(t, rt, tok, 401, ReasonRevoked, 5*time.Second)
+	if _, err := tx.q.Cursor(context.Background(), "crashed"); !errors.Is(err, ssf.ErrUnknownStream) {
+		t.Errorf("the stale stream is still there: %v", err)
+	}
+	if n := tx.liveStreams(); n != 1 {
+		t.Errorf("%d streams, want 1", n)
 	}
 }
