@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -106,8 +105,7 @@ type feedReceiver struct {
 	failures      int
 	lastTakeover  time.Time
 	lastErrLog    time.Time
-
-	mu sync.Mutex // guards stream, read by shutdown
+	lastPrune     time.Time
 }
 
 // feedLogger is the receivers' logger: Caddy's default one, since a
@@ -456,9 +454,7 @@ func (fr *feedReceiver) createStream(ctx context.Context) error {
 	if err := fr.sameOrigin(sc.Delivery.EndpointURL); err != nil {
 		return fmt.Errorf("creating a stream: delivery endpoint_url: %w", err)
 	}
-	fr.mu.Lock()
 	fr.stream, fr.aud = &sc, sc.Aud[0]
-	fr.mu.Unlock()
 	fr.verifier = nil
 	fr.acks, fr.setErrs, fr.immediate = nil, nil, true
 	fr.log.Info("revocation feed stream created", zap.String("feed", fr.feed), zap.String("stream_id", sc.StreamID))
@@ -544,9 +540,7 @@ func (fr *feedReceiver) poll(ctx context.Context) error {
 		// The transmitter lost the stream: a new one receives every
 		// retained event. Our acknowledgements were for the old one.
 		fr.log.Warn("revocation feed stream is gone; creating a new one", zap.String("feed", fr.feed), zap.String("stream_id", fr.stream.StreamID))
-		fr.mu.Lock()
 		fr.stream = nil
-		fr.mu.Unlock()
 		fr.acks, fr.setErrs = nil, nil
 		return fmt.Errorf("poll: stream gone: %w", errRetryNow)
 	case status == http.StatusBadRequest:
@@ -566,6 +560,12 @@ func (fr *feedReceiver) poll(ctx context.Context) error {
 		fr.synced.Store(answered.UnixNano())
 	}
 	fr.immediate = resp.MoreAvailable || !done
+	if answered.Sub(fr.lastPrune) >= time.Minute {
+		// Writes prune too, but a quiet feed must also give back what
+		// expired.
+		fr.lastPrune = answered
+		fr.revs.Prune()
+	}
 	updateFeedMetrics(fr, done)
 	return err
 }
@@ -726,9 +726,7 @@ func (fr *feedReceiver) shutdown() {
 	if fr.keysCancel != nil {
 		fr.keysCancel()
 	}
-	fr.mu.Lock()
 	sc := fr.stream
-	fr.mu.Unlock()
 	deleteFeedMetrics(fr)
 	if sc == nil || fr.token == "" || fr.meta == nil {
 		return

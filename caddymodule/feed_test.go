@@ -28,6 +28,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
@@ -425,6 +426,12 @@ func TestFeedRevokesQuickly(t *testing.T) {
 	tx.revokeToken(t, jti)
 	waitStatus(t, rt, tok, 401, ReasonRevoked, 3*time.Second)
 	t.Logf("revocation seen by the route after %v", time.Since(start))
+	if n := testutil.ToFloat64(feedHeld.WithLabelValues(tx.url(), "tokens")); n != 1 {
+		t.Errorf("revocations_held{kind=tokens} %v, want 1", n)
+	}
+	if ts := testutil.ToFloat64(feedSynced.WithLabelValues(tx.url())); time.Since(time.Unix(int64(ts), 0)) > time.Minute {
+		t.Errorf("revocation_feed_synced_timestamp_seconds %v", ts)
+	}
 	o := call1(rt, tok) // a cache hit is refused too
 	if o.status != 401 || !strings.Contains(o.hdr.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Fatalf("revoked token: %v", o)
