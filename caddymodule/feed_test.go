@@ -28,7 +28,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
@@ -426,10 +427,10 @@ func TestFeedRevokesQuickly(t *testing.T) {
 	tx.revokeToken(t, jti)
 	waitStatus(t, rt, tok, 401, ReasonRevoked, 3*time.Second)
 	t.Logf("revocation seen by the route after %v", time.Since(start))
-	if n := testutil.ToFloat64(feedHeld.WithLabelValues(tx.url(), "tokens")); n != 1 {
+	if n := gaugeValue(t, feedHeld.WithLabelValues(tx.url(), "tokens")); n != 1 {
 		t.Errorf("revocations_held{kind=tokens} %v, want 1", n)
 	}
-	if ts := testutil.ToFloat64(feedSynced.WithLabelValues(tx.url())); time.Since(time.Unix(int64(ts), 0)) > time.Minute {
+	if ts := gaugeValue(t, feedSynced.WithLabelValues(tx.url())); time.Since(time.Unix(int64(ts), 0)) > time.Minute {
 		t.Errorf("revocation_feed_synced_timestamp_seconds %v", ts)
 	}
 	o := call1(rt, tok) // a cache hit is refused too
@@ -823,4 +824,13 @@ func TestFeedReplacesAStaleStream(t *testing.T) {
 	if n := tx.liveStreams(); n != 1 {
 		t.Errorf("%d streams, want 1", n)
 	}
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
 }
