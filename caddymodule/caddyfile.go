@@ -52,6 +52,14 @@ func init() {
 //			cache <duration>
 //			negative_cache <duration>|off
 //		}
+//		revocations {
+//			feed <url>
+//			client_id <client_id>
+//			client_secret <secret>
+//			private_key <pem_file> [<kid>]
+//			stale_after <duration>
+//			on_stale warn|fail
+//		}
 //	}
 //
 // The issuer URL given as an argument (with its audiences) is the first
@@ -69,7 +77,7 @@ func init() {
 // `negative_cache off` keeps no introspection refusals. `log_decisions`
 // and `route_name` say what the route records in the System Log of the
 // `token_issuer` app of the same Caddy. The `dpop` subdirectives are
-// described at parseDPoP.
+// described at parseDPoP, `revocations` at parseRevocations.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // consume directive name
 	rt := new(RequireToken)
@@ -160,6 +168,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 		case "introspect":
 			if err = once.Check(h.Dispenser); err == nil {
 				rt.Introspection, err = parseIntrospect(h.Dispenser)
+			}
+		case "revocations":
+			if err = once.Check(h.Dispenser); err == nil {
+				rt.Revocations, err = parseRevocations(h.Dispenser)
 			}
 		default:
 			var ok bool

@@ -67,6 +67,8 @@ func TestCaddyfileAdaptProvisions(t *testing.T) {
 	t.Setenv("INTROSPECT_SECRET", "s1")
 	t.Setenv("REPORTS_INTROSPECT_SECRET", "s2")
 	t.Setenv("DPOP_NONCE_SECRET", "a nonce secret of 32 bytes long!")
+	t.Setenv("GATEWAY_FEED_SECRET", "s3")
+	t.Setenv("GATEWAY_FEED_KEY_FILE", writeTestKeyPEM(t))
 	for _, f := range adaptFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			_, want := readAdaptFile(t, f)

@@ -51,7 +51,11 @@ func init() {
 // | `{http.auth.token.client_id}` | the token's `cid` (or `client_id`) |
 // | `{http.auth.token.scopes}` | granted scopes, space-separated |
 // | `{http.auth.token.claims.NAME}` | claim NAME (strings as-is, other values as JSON) |
-// | `{http.auth.token.error}` | on rejection: the reason (e.g. `expired`, `insufficient_scope`) |
+// | `{http.auth.token.error}` | on rejection: the reason (e.g. `expired`, `insufficient_scope`, `revoked`) |
+//
+// With `revocations` (or an issuer of the same Caddy), a revoked token
+// is refused with 401 `invalid_token`, reason `revoked`; a feed stale
+// with `on_stale fail` answers 503, reason `revocation_feed_stale`.
 type RequireToken struct {
 	// Issuers whose tokens are accepted. Required. A token's `iss` must
 	// equal one of their URLs exactly.
@@ -174,12 +178,19 @@ type RequireToken struct {
 	// within its lifetime is not detected. Default: 100000.
 	DPoPReplayCacheSize int `json:"dpop_replay_cache_size,omitempty"`
 
-	v         *validator.Validator
-	dpop      *dpopGate
-	decisions *decisionLog
-	log       *zap.Logger
-	metrics   *metrics
-	cleanup   []func()
+	// Revocations makes the route follow an OpenID SSF transmitter's
+	// revocation feed (RFC 8936 poll delivery) and refuse the tokens it
+	// revokes (reason `revoked`). Issuers of a `token_issuer` app in the
+	// same Caddy need none: their revocations are read in process.
+	Revocations *RevocationsConfig `json:"revocations,omitempty"`
+
+	v           *validator.Validator
+	revocations *routeRevocations
+	dpop        *dpopGate
+	decisions   *decisionLog
+	log         *zap.Logger
+	metrics     *metrics
+	cleanup     []func()
 }
 
 // IssuerConfig is one accepted issuer.
@@ -403,6 +414,9 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 	if err := rt.provisionDPoP(); err != nil {
 		return err
 	}
+	if err := rt.provisionRevocations(ctx, cfg.Issuers); err != nil {
+		return err
+	}
 	rt.v = validator.New(cfg)
 	return nil
 }
@@ -411,6 +425,9 @@ func (rt *RequireToken) Provision(ctx caddy.Context) error {
 func (rt *RequireToken) Validate() error {
 	if rt.TokenQuery != "" {
 		rt.log.Warn("tokens accepted in the query string end up in access logs and browser history (RFC 6750 section 2.3)", zap.String("token_query", rt.TokenQuery))
+	}
+	if rc := rt.Revocations; rc != nil && rc.StaleAfter > 0 && time.Duration(rc.StaleAfter) < 10*time.Second {
+		rt.log.Warn("revocations stale_after is below the transmitter's long-poll hold (10 s): the feed will look stale between answers", zap.Duration("stale_after", time.Duration(rc.StaleAfter)))
 	}
 	for _, ic := range rt.Issuers {
 		if strings.HasPrefix(ic.URL, "http://") && !strings.HasPrefix(ic.URL, "http://localhost") && !strings.HasPrefix(ic.URL, "http://127.") {
@@ -439,6 +456,9 @@ func (rt *RequireToken) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	var res *validator.Result
 	if f == nil {
 		res, f = rt.validate(r, tok, scheme)
+	}
+	if f == nil && rt.revocations != nil {
+		f = rt.revocations.check(res)
 	}
 	if f == nil {
 		f = forwardClaims(r.Header, rt.ForwardClaims, res.Claims)

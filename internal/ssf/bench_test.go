@@ -58,6 +58,7 @@ func BenchmarkRevoked(b *testing.B) {
 	for i := range 1000 {
 		_ = full.RevokeUser(benchJTI(i), "", iat.Add(-time.Hour))
 		_ = full.RevokeClient(benchJTI(i), iat.Add(-time.Hour))
+		_ = full.RevokeUserAt(benchJTI(i), benchJTI(i), benchJTI(i+1), iat.Add(-time.Hour))
 	}
 	hit, miss := benchJTI(123456), benchJTI(2_000_000)
 	empty := NewRevocations()
@@ -83,6 +84,15 @@ func BenchmarkRevoked(b *testing.B) {
 		for range b.N {
 			if full.Revoked(miss, "jane", "00u1", "0oa1", iat) {
 				b.Fatal("revoked")
+			}
+		}
+	})
+	b.Run("1M/user-at-client-hit", func(b *testing.B) {
+		b.ReportAllocs()
+		sub, cid := benchJTI(7), benchJTI(8)
+		for range b.N {
+			if !full.Revoked(miss, sub, "", cid, iat.Add(-2*time.Hour)) {
+				b.Fatal("not revoked")
 			}
 		}
 	})

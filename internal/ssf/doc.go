@@ -30,6 +30,8 @@
 //	a user uid:  {"format":"complex","user":{"format":"opaque","id":UID}}
 //	sub and uid: {"format":"complex","user":{"format":"aliases","identifiers":[iss_sub, opaque]}}
 //	a client:    {"format":"complex","application":{"format":"opaque","id":CLIENT_ID}}
+//	a user at a client: {"format":"complex","user":USER,"application":{"format":"opaque","id":CLIENT_ID}}
+//	             (USER any of the three user forms above; SSF 3.3: all members match)
 //	a stream:    {"format":"opaque","id":STREAM_ID}  (SSF 8.1.4.1)
 //
 // # Gaps filled
@@ -51,6 +53,12 @@
 // subject has an "application" member, and the client id is an opaque
 // identifier inside it. Client ids are unique per Okta org, so the
 // subject does not repeat the issuer.
+//
+// A user at one client. Signing a user out of one application revokes
+// that user's tokens at that client only: a complex subject with both
+// the user and the application member, which SSF 3.3 reads as "every
+// member matches". Receivers keep a cut-off per (sub, client id) and per
+// (uid, client id) pair (Revocations.RevokeUserAt).
 //
 // Users by uid. Okta access tokens carry the user's id in uid and the
 // login in sub; the uid is an opaque identifier in the complex subject's

@@ -22,8 +22,9 @@ const (
 var ErrRevocationsFull = errors.New("ssf: revocation set full")
 
 // Revocations is a receiver's set of revocations in force: revoked jtis
-// until their token's exp, and per user (sub or uid) and per client a
-// cut-off: their tokens issued at or before it are revoked. Keep one per
+// until their token's exp, and per user (sub or uid), per client and per
+// user at one client a cut-off: their tokens issued at or before it are
+// revoked. Keep one per
 // transmitter and consult it for tokens of that transmitter's issuers.
 // Safe for concurrent use; Revoked takes no lock and allocates nothing.
 //
@@ -31,8 +32,8 @@ var ErrRevocationsFull = errors.New("ssf: revocation set full")
 // as strings, which is what bounds the memory; a collision could only
 // refuse a good token, with odds of about n/2^64 per check.
 type Revocations struct {
-	// MaxTokens and MaxSubjects bound the entries (each of sub, uid and
-	// client id), Leeway is kept past expiry, MaxLifetime is the longest
+	// MaxTokens and MaxSubjects bound the entries (each of sub, uid,
+	// client id, sub at a client and uid at a client), Leeway is kept past expiry, MaxLifetime is the longest
 	// token lifetime (longer exp are cut to it). Zero means the default;
 	// set them before first use.
 	MaxTokens   int
@@ -42,17 +43,20 @@ type Revocations struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 
-	seed   maphash.Seed
-	tokens hashTable // jti -> forget at, unix seconds
-	bySub  hashTable // sub -> cut-off, unix seconds
-	byUID  hashTable
-	byCID  hashTable
-	pruned atomic.Int64 // last prune on write, unix seconds
+	seed     maphash.Seed
+	pairSeed maphash.Seed // for the client half of a pair
+	tokens   hashTable    // jti -> forget at, unix seconds
+	bySub    hashTable    // sub -> cut-off, unix seconds
+	byUID    hashTable
+	byCID    hashTable
+	subAtCID hashTable    // (sub, cid) -> cut-off
+	uidAtCID hashTable    // (uid, cid) -> cut-off
+	pruned   atomic.Int64 // last prune on write, unix seconds
 }
 
 // NewRevocations is an empty set.
 func NewRevocations() *Revocations {
-	return &Revocations{seed: maphash.MakeSeed()}
+	return &Revocations{seed: maphash.MakeSeed(), pairSeed: maphash.MakeSeed()}
 }
 
 func (r *Revocations) now() time.Time {
@@ -69,6 +73,16 @@ func (r *Revocations) hash(s string) uint64 {
 	return 1
 }
 
+// pairHash is the key of (user, cid): two independently seeded hashes
+// combined, so no choice of strings makes two pairs meet (no separator
+// to forge) beyond the 2^-64 odds of any key.
+func (r *Revocations) pairHash(user, cid string) uint64 {
+	if h := maphash.String(r.seed, user) ^ maphash.String(r.pairSeed, cid); h != 0 {
+		return h
+	}
+	return 1
+}
+
 // Apply records a session-revoked event; other events are no-ops.
 func (r *Revocations) Apply(ev Event) error {
 	if ev.eventType() != EventSessionRevoked {
@@ -79,6 +93,9 @@ func (r *Revocations) Apply(ev Event) error {
 	case SubjectToken:
 		return r.RevokeToken(s.JTI, s.Expiry)
 	case SubjectUser:
+		if s.ClientID != "" {
+			return r.RevokeUserAt(s.Sub, s.UID, s.ClientID, ev.Time)
+		}
 		return r.RevokeUser(s.Sub, s.UID, ev.Time)
 	case SubjectClient:
 		return r.RevokeClient(s.ClientID, ev.Time)
@@ -123,6 +140,24 @@ func (r *Revocations) RevokeUser(sub, uid string, cutoff time.Time) error {
 	return nil
 }
 
+// RevokeUserAt revokes the tokens of the user (by sub, by uid, or both)
+// at client cid issued at or before cutoff; the user's tokens at other
+// clients stay good.
+func (r *Revocations) RevokeUserAt(sub, uid, cid string, cutoff time.Time) error {
+	if (sub == "" && uid == "") || cid == "" {
+		return ErrSubject
+	}
+	if sub != "" {
+		if err := r.cutoffHash(&r.subAtCID, r.pairHash(sub, cid), cutoff); err != nil {
+			return err
+		}
+	}
+	if uid != "" {
+		return r.cutoffHash(&r.uidAtCID, r.pairHash(uid, cid), cutoff)
+	}
+	return nil
+}
+
 // RevokeClient revokes the client's tokens issued at or before cutoff.
 func (r *Revocations) RevokeClient(cid string, cutoff time.Time) error {
 	if cid == "" {
@@ -133,6 +168,10 @@ func (r *Revocations) RevokeClient(cid string, cutoff time.Time) error {
 
 // cutoff records key's cut-off, the latest one winning.
 func (r *Revocations) cutoff(m *hashTable, key string, t time.Time) error {
+	return r.cutoffHash(m, r.hash(key), t)
+}
+
+func (r *Revocations) cutoffHash(m *hashTable, h uint64, t time.Time) error {
 	if t.IsZero() {
 		return ErrEvent
 	}
@@ -142,7 +181,7 @@ func (r *Revocations) cutoff(m *hashTable, key string, t time.Time) error {
 		return nil // every token it covers has expired
 	}
 	r.pruneOnWrite(now)
-	return m.putMax(r.hash(key), c, orDefault(r.MaxSubjects, DefaultMaxSubjects))
+	return m.putMax(h, c, orDefault(r.MaxSubjects, DefaultMaxSubjects))
 }
 
 // reach is how long after a cut-off a token it covers can still be
@@ -164,7 +203,10 @@ func (r *Revocations) Revoked(jti, sub, uid, cid string, iat time.Time) bool {
 	if iat.IsZero() {
 		at = minInt64
 	}
-	return r.revokedBy(&r.bySub, sub, at) || r.revokedBy(&r.byUID, uid, at) || r.revokedBy(&r.byCID, cid, at)
+	if r.revokedBy(&r.bySub, sub, at) || r.revokedBy(&r.byUID, uid, at) || r.revokedBy(&r.byCID, cid, at) {
+		return true
+	}
+	return cid != "" && (r.revokedAt(&r.subAtCID, sub, cid, at) || r.revokedAt(&r.uidAtCID, uid, cid, at))
 }
 
 const minInt64 = -1 << 63
@@ -177,10 +219,19 @@ func (r *Revocations) revokedBy(m *hashTable, key string, iat int64) bool {
 	return ok && iat <= c
 }
 
-// Len is the number of revoked jtis and of subject cut-offs (sub, uid
-// and client id each count one).
+func (r *Revocations) revokedAt(m *hashTable, user, cid string, iat int64) bool {
+	if user == "" || m.count.Load() == 0 {
+		return false
+	}
+	c, ok := m.get(r.pairHash(user, cid))
+	return ok && iat <= c
+}
+
+// Len is the number of revoked jtis and of subject cut-offs (sub, uid,
+// client id, and sub or uid at a client each count one).
 func (r *Revocations) Len() (tokens, subjects int) {
-	return int(r.tokens.count.Load()), int(r.bySub.count.Load() + r.byUID.count.Load() + r.byCID.count.Load())
+	return int(r.tokens.count.Load()), int(r.bySub.count.Load() + r.byUID.count.Load() + r.byCID.count.Load() +
+		r.subAtCID.count.Load() + r.uidAtCID.count.Load())
 }
 
 // Prune forgets what is no longer in force, and gives the memory back.
@@ -193,6 +244,8 @@ func (r *Revocations) Prune() {
 	r.bySub.prune(floor)
 	r.byUID.prune(floor)
 	r.byCID.prune(floor)
+	r.subAtCID.prune(floor)
+	r.uidAtCID.prune(floor)
 }
 
 // pruneOnWrite prunes when the last prune is a minute old.

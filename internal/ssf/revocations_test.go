@@ -187,10 +187,13 @@ func TestRevokedAllocatesNothing(t *testing.T) {
 	_ = r.RevokeToken("AT.1", t0.Add(time.Hour))
 	_ = r.RevokeUser("jane", "00u1", t0)
 	_ = r.RevokeClient("0oa1", t0)
+	_ = r.RevokeUserAt("ann", "00u9", "0oa9", t0)
 	jti, miss := "AT.1", "AT.2"
 	if n := testing.AllocsPerRun(1000, func() {
 		r.Revoked(jti, "jane", "00u1", "0oa1", t0)
 		r.Revoked(miss, "bob", "00u2", "0oa2", t0)
+		r.Revoked(miss, "ann", "00u9", "0oa9", t0)
+		r.Revoked(miss, "ann", "00u9", "0oa8", t0)
 	}); n != 0 {
 		t.Fatalf("Revoked allocates %v times", n)
 	}
@@ -249,5 +252,58 @@ func TestRevocationsShrink(t *testing.T) {
 	}
 	if n := len(r.tokens.table()); n > minSlots {
 		t.Fatalf("%d slots kept for one jti", n)
+	}
+}
+
+func TestRevocationsUserAtClient(t *testing.T) {
+	clock := testkit.NewClock(t0)
+	r := newRevocations(clock)
+	cut := t0.Add(-time.Minute)
+	if err := r.Apply(Event{Time: cut, Subject: Subject{Kind: SubjectUser, Issuer: testIss, Sub: "jane", UID: "00u1", ClientID: "0oa1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeUserAt("", "00u2", "0oa2", cut); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name          string
+		sub, uid, cid string
+		iat           time.Time
+		want          bool
+	}{
+		{"user at the client, by sub and uid", "jane", "00u1", "0oa1", cut, true},
+		{"user at the client, by sub only", "jane", "", "0oa1", cut, true},
+		{"user at the client, by uid only", "", "00u1", "0oa1", cut, true},
+		{"user at the client, later token", "jane", "00u1", "0oa1", cut.Add(time.Second), false},
+		{"user at another client", "jane", "00u1", "0oa2", cut, false},
+		{"user without client", "jane", "00u1", "", cut, false},
+		{"another user at the client", "bob", "00u3", "0oa1", cut, false},
+		{"the client's id as sub does not match", "0oa1", "", "jane", cut, false},
+		{"uid-only pair", "x", "00u2", "0oa2", cut, true},
+		{"uid-only pair, sub equal to the uid elsewhere", "00u2", "", "0oa1", cut, false},
+		{"no iat: revoked by the pair's cut-off", "jane", "", "0oa1", time.Time{}, true},
+	} {
+		if got := r.Revoked("AT.x", c.sub, c.uid, c.cid, c.iat); got != c.want {
+			t.Errorf("%s: revoked %v, want %v", c.name, got, c.want)
+		}
+	}
+	if _, n := r.Len(); n != 3 {
+		t.Errorf("%d subjects, want 3 (sub and uid at 0oa1, uid at 0oa2)", n)
+	}
+	if err := r.RevokeUserAt("jane", "", "", cut); !errors.Is(err, ErrSubject) {
+		t.Errorf("pair without client: %v", err)
+	}
+	if err := r.RevokeUserAt("", "", "0oa1", cut); !errors.Is(err, ErrSubject) {
+		t.Errorf("pair without user: %v", err)
+	}
+	// Bounded like every subject table, and pruned after its reach.
+	r.MaxSubjects = 1 // each table: 0oa1's sub pair is there
+	if err := r.RevokeUserAt("bob", "", "0oa1", cut); !errors.Is(err, ErrRevocationsFull) {
+		t.Errorf("over MaxSubjects: %v", err)
+	}
+	clock.Set(cut.Add(MaxTokenLifetime + time.Minute))
+	r.Prune()
+	if _, n := r.Len(); n != 0 || r.Revoked("", "jane", "", "0oa1", cut) {
+		t.Errorf("pairs kept beyond their reach: %d", n)
 	}
 }

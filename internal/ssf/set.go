@@ -130,6 +130,12 @@ type Verifier struct {
 	// Keys are the transmitter's keys (its jwks_uri); a jwk.NewCachedSet
 	// follows rotation.
 	Keys jwk.Set
+	// KeyFunc, when set, is used instead of Keys: the public key with
+	// this kid (never empty), for a receiver that fetches keys its own
+	// way. Its errors are wrapped in ErrKey and stay visible to
+	// errors.Is, so a receiver can tell "keys unreachable" (retry) from
+	// "no such key" (refuse).
+	KeyFunc func(kid string) (jwk.Key, error)
 	// Algorithms is the allow-list; nil means DefaultAlgorithms.
 	// Symmetric algorithms and "none" are never accepted.
 	Algorithms []jwa.SignatureAlgorithm
@@ -204,13 +210,25 @@ func (v *Verifier) Verify(set string) (Event, error) {
 	return ev, nil
 }
 
-// key finds the verification key: by kid, or the only key of the set.
+// key finds the verification key: by KeyFunc, by kid, or the only key
+// of the set.
 func (v *Verifier) key(kid string, alg jwa.SignatureAlgorithm) (jwk.Key, error) {
-	if v.Keys == nil {
-		return nil, ErrKey
-	}
 	var key jwk.Key
 	switch {
+	case v.KeyFunc != nil:
+		if kid == "" {
+			return nil, fmt.Errorf("%w: no kid", ErrKey)
+		}
+		k, err := v.KeyFunc(kid)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKey, err)
+		}
+		if k == nil {
+			return nil, ErrKey
+		}
+		key = k
+	case v.Keys == nil:
+		return nil, ErrKey
 	case kid != "":
 		k, ok := v.Keys.LookupKeyID(kid)
 		if !ok {

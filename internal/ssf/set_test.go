@@ -54,6 +54,15 @@ func TestSETRoundTrip(t *testing.T) {
 		{"client", Event{ID: "s5", Txn: "t5", IssuedAt: t0, Time: t0, InitiatingEntity: InitiatedByAdmin,
 			Subject: Subject{Kind: SubjectClient, ClientID: "0oa1"}},
 			`{"format":"complex","application":{"format":"opaque","id":"0oa1"}}`, "initiating_entity"},
+		{"user by uid at a client", Event{ID: "s8", IssuedAt: t0, Time: t0,
+			Subject: Subject{Kind: SubjectUser, UID: "00u1", ClientID: "0oa1"}},
+			`{"format":"complex","user":{"format":"opaque","id":"00u1"},"application":{"format":"opaque","id":"0oa1"}}`, "event_timestamp"},
+		{"user by sub at a client", Event{ID: "s9", IssuedAt: t0, Time: t0,
+			Subject: Subject{Kind: SubjectUser, Issuer: testIss, Sub: "jane@example.com", ClientID: "0oa1"}},
+			`{"format":"complex","user":{"format":"iss_sub","iss":"` + testIss + `","sub":"jane@example.com"},"application":{"format":"opaque","id":"0oa1"}}`, "event_timestamp"},
+		{"user by sub and uid at a client", Event{ID: "s10", IssuedAt: t0, Time: t0,
+			Subject: Subject{Kind: SubjectUser, Issuer: testIss, Sub: "jane@example.com", UID: "00u1", ClientID: "0oa1"}},
+			`{"format":"complex","user":{"format":"aliases","identifiers":[{"format":"iss_sub","iss":"` + testIss + `","sub":"jane@example.com"},{"format":"opaque","id":"00u1"}]},"application":{"format":"opaque","id":"0oa1"}}`, "event_timestamp"},
 		{"verification", Event{Type: EventVerification, ID: "s6", IssuedAt: t0, State: "abc",
 			Subject: Subject{Kind: SubjectStream, StreamID: "st1"}},
 			`{"format":"opaque","id":"st1"}`, "state"},
@@ -224,8 +233,12 @@ func TestSETRefused(t *testing.T) {
 		{"email subject", rawSET(t, key, jwa.ES256, TypSET, with(func(c map[string]any) {
 			c["sub_id"] = map[string]any{"format": "email", "email": "jane@example.com"}
 		})), nil, ErrSubject},
-		{"complex with user and application", rawSET(t, key, jwa.ES256, TypSET, with(func(c map[string]any) {
+		{"complex with user and a non-opaque application", rawSET(t, key, jwa.ES256, TypSET, with(func(c map[string]any) {
 			c["sub_id"] = map[string]any{"format": "complex", "user": map[string]any{"format": "opaque", "id": "u"},
+				"application": map[string]any{"format": "email", "email": "c@example.com"}}
+		})), nil, ErrSubject},
+		{"complex with a bad user and an application", rawSET(t, key, jwa.ES256, TypSET, with(func(c map[string]any) {
+			c["sub_id"] = map[string]any{"format": "complex", "user": map[string]any{"format": "opaque"},
 				"application": map[string]any{"format": "opaque", "id": "c"}}
 		})), nil, ErrSubject},
 		{"nested aliases", rawSET(t, key, jwa.ES256, TypSET, with(func(c map[string]any) {
@@ -308,5 +321,46 @@ func TestSetErrFor(t *testing.T) {
 		if got := SetErrFor(err).Err; got != code {
 			t.Errorf("%v: %s, want %s", err, got, code)
 		}
+	}
+}
+
+func TestVerifierKeyFunc(t *testing.T) {
+	key := privateKey(t, "ec", "k1")
+	pub, err := jwk.PublicKeyOf(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Sign(tokenEvent("AT.1", t0.Add(time.Hour)), key, testIss, testAud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errDown := errors.New("keys unreachable")
+	var asked []string
+	v := verifier(nil, t0)
+	v.KeyFunc = func(kid string) (jwk.Key, error) {
+		asked = append(asked, kid)
+		switch kid {
+		case "k1":
+			return pub, nil
+		case "down":
+			return nil, errDown
+		}
+		return nil, errors.New("unknown kid")
+	}
+	if _, err := v.Verify(set); err != nil || len(asked) != 1 || asked[0] != "k1" {
+		t.Fatalf("verify with KeyFunc: %v, asked %v", err, asked)
+	}
+	down := privateKey(t, "ec", "down")
+	set, _ = Sign(tokenEvent("AT.1", t0.Add(time.Hour)), down, testIss, testAud)
+	if _, err := v.Verify(set); !errors.Is(err, ErrKey) || !errors.Is(err, errDown) {
+		t.Errorf("KeyFunc error not wrapped in ErrKey: %v", err)
+	}
+	if e := SetErrFor(ErrKey); e.Err != ErrCodeInvalidKey {
+		t.Errorf("setErr %v", e)
+	}
+	noKID := rawSET(t, privateKey(t, "ec", ""), jwa.ES256, TypSET, goodClaims())
+	asked = nil
+	if _, err := v.Verify(noKID); !errors.Is(err, ErrKey) || len(asked) != 0 {
+		t.Errorf("SET without kid: %v, asked %v", err, asked)
 	}
 }

@@ -58,7 +58,9 @@ type Subject struct {
 	// Sub and UID name a user: the access token's sub and uid claims.
 	Sub string
 	UID string
-	// ClientID names a client (the access token's cid).
+	// ClientID names a client (the access token's cid). On a
+	// SubjectUser it narrows the user to their tokens at this client
+	// (SSF 3.3: every member of a complex subject must match).
 	ClientID string
 	// StreamID names a stream.
 	StreamID string
@@ -87,14 +89,25 @@ func (s Subject) subjectID() (SubjectID, error) {
 		if s.UID != "" {
 			uid = &SubjectID{Format: FormatOpaque, ID: s.UID}
 		}
+		var user *SubjectID
 		switch {
 		case issSub != nil && uid != nil:
-			return SubjectID{Format: FormatComplex, User: &SubjectID{Format: FormatAliases, Identifiers: []SubjectID{*issSub, *uid}}}, nil
+			user = &SubjectID{Format: FormatAliases, Identifiers: []SubjectID{*issSub, *uid}}
 		case issSub != nil:
-			return *issSub, nil
+			if s.ClientID == "" {
+				return *issSub, nil
+			}
+			user = issSub
 		case uid != nil:
-			return SubjectID{Format: FormatComplex, User: uid}, nil
+			user = uid
+		default:
+			return SubjectID{}, ErrSubject
 		}
+		id := SubjectID{Format: FormatComplex, User: user}
+		if s.ClientID != "" {
+			id.Application = &SubjectID{Format: FormatOpaque, ID: s.ClientID}
+		}
+		return id, nil
 	case SubjectClient:
 		if s.ClientID != "" {
 			return SubjectID{Format: FormatComplex, Application: &SubjectID{Format: FormatOpaque, ID: s.ClientID}}, nil
@@ -124,15 +137,25 @@ func subjectFrom(id SubjectID, stream bool) (Subject, error) {
 			return Subject{Kind: SubjectStream, StreamID: id.ID}, nil
 		}
 	case FormatComplex:
-		// One principal per complex subject (SSF 3.3.1): a user or an
-		// application, not both.
-		switch {
-		case id.User != nil && id.Application == nil:
-			return userFrom(*id.User)
-		case id.Application != nil && id.User == nil:
-			if id.Application.Format == FormatOpaque && id.Application.ID != "" {
-				return Subject{Kind: SubjectClient, ClientID: id.Application.ID}, nil
+		// A user, an application, or both: the user's tokens at that
+		// application (SSF 3.3: all members must match).
+		var cid string
+		if a := id.Application; a != nil {
+			if a.Format != FormatOpaque || a.ID == "" {
+				return Subject{}, ErrSubject
 			}
+			cid = a.ID
+		}
+		switch {
+		case id.User != nil:
+			s, err := userFrom(*id.User)
+			if err != nil {
+				return Subject{}, err
+			}
+			s.ClientID = cid
+			return s, nil
+		case cid != "":
+			return Subject{Kind: SubjectClient, ClientID: cid}, nil
 		}
 	}
 	return Subject{}, ErrSubject
