@@ -137,6 +137,9 @@ func TestAccessLogRecipe(t *testing.T) {
 		{"GET", "/oauth2/v1/logout?id_token_hint=SECREThint&post_logout_redirect_uri=" + url.QueryEscape("http://app.example/"), nil, 0},
 		{"POST", "/oauth2/default/v1/token?grant_type=refresh_token&client_id=app&client_secret=SECRETclient" +
 			"&access_token=SECRETaccess&refresh_token=SECRETrefresh&token=SECRETtoken", nil, 0},
+		// Okta's Go SDK sends its client assertion in the query string.
+		{"POST", "/oauth2/v1/token?grant_type=client_credentials&scope=ssf.read&client_assertion_type=" +
+			url.QueryEscape("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") + "&client_assertion=SECRETassertion", nil, 0},
 		{"GET", "/callback?code=SECRETlocation&state=loc-kept", nil, http.StatusFound},
 	}
 	for _, rq := range requests {

@@ -371,7 +371,7 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 		jwt.WithClock(jwt.ClockFunc(a.now)),
 		jwt.WithAcceptableSkew(Skew),
 		jwt.WithIssuer(id), jwt.WithSubject(id),
-		jwt.WithRequiredClaim("exp"), jwt.WithRequiredClaim("jti"),
+		jwt.WithRequiredClaim("exp"),
 	)
 	if err != nil {
 		return bad("client_assertion rejected: " + err.Error())
@@ -385,8 +385,15 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	if tok.Expiration().After(a.now().Add(MaxAssertionLifetime)) {
 		return bad("client_assertion exp too far in the future")
 	}
-	// RFC 7523 section 3 item 7: a jti may be used once.
-	fresh, err := a.store.Mark(ctx, store.NSAssertion, id+":"+tok.JwtID(), tok.Expiration().Add(Skew))
+	// RFC 7523 section 3 item 7: a jti may be used once. The claim is
+	// optional there, and Okta's Go SDK sends none (okta-sdk-golang#458):
+	// then the assertion itself, by its hash, is what is used once.
+	once := tok.JwtID()
+	if once == "" {
+		sum := sha256.Sum256([]byte(raw))
+		once = "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	fresh, err := a.store.Mark(ctx, store.NSAssertion, id+":"+once, tok.Expiration().Add(Skew))
 	if err != nil {
 		return nil, oauth.FromStore(err)
 	}

@@ -60,6 +60,17 @@ func TestParseFormMethod(t *testing.T) {
 	}
 }
 
+// TestParseFormAssertionQuery: Okta's Go SDK sends its client_credentials
+// request with a client assertion in the query string and no body; that
+// one shape is read.
+func TestParseFormAssertionQuery(t *testing.T) {
+	q := "/token?grant_type=client_credentials&scope=ssf.read+ssf.manage&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z"
+	form, e := ParseForm(httptest.NewRecorder(), formRequest(http.MethodPost, q, formType, ""))
+	if e != nil || form["grant_type"] != "client_credentials" || form["scope"] != "ssf.read ssf.manage" || form["client_assertion"] != "x.y.z" {
+		t.Fatalf("form %v, error %v", form, e)
+	}
+}
+
 func TestParseFormRejects(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -74,6 +85,10 @@ func TestParseFormRejects(t *testing.T) {
 		{"bad content type", "/token", "application/x-www-form-urlencoded; =", "a=b", 400, "Content-Type"},
 		{"query string", "/token?client_secret=s", formType, "grant_type=client_credentials", 400, "query string"},
 		{"query string only", "/token?grant_type=client_credentials", formType, "", 400, "query string"},
+		{"assertion query with a body", "/token?grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z", formType, "scope=a", 400, "query string"},
+		{"assertion query with a secret", "/token?grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z&client_secret=s", formType, "", 400, "query string"},
+		{"assertion query, another grant", "/token?grant_type=password&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z&username=u&password=p", formType, "", 400, "query string"},
+		{"assertion query, repeated", "/token?grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z&scope=a&scope=b", formType, "", 400, "more than once"},
 		{"repeated parameter", "/token", formType, "scope=read&grant_type=client_credentials&scope=write", 400, "'scope' parameter was included more than once"},
 		{"repeated empty parameter", "/token", formType, "client_secret=&client_secret=", 400, "more than once"},
 		{"bad percent encoding", "/token", formType, "client_secret=%zz", 400, "form encoding"},
