@@ -26,6 +26,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/internal/gatewaylog"
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -530,6 +531,18 @@ func (a *App) Audiences(iss string) (aud []string, ok bool) {
 		return nil, false
 	}
 	return []string{s.Audience}, true
+}
+
+// RevocationView gives `require_token` handlers of this Caddy the
+// revocations in force of every authorization server of it (the feed's
+// content, kept in memory by the issuer): a token revoked here is
+// refused by them before the revocation is answered, and one revoked at
+// another node of a cluster within the feed's head poll.
+func (a *App) RevocationView() (*ssf.Revocations, bool) {
+	if a.issuer == nil {
+		return nil, false
+	}
+	return a.issuer.RevocationView(), true
 }
 
 // RecordGatewayDecision gives `require_token` handlers of this Caddy

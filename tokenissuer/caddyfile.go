@@ -86,6 +86,7 @@ func init() {
 //			refresh_token_rotation rotate|static
 //			refresh_token_leeway <duration>
 //			dpop_bound_access_tokens
+//			okta_api_scopes <scope...>
 //		}
 //		authorization_server <id> {
 //			name <name>
@@ -388,6 +389,8 @@ func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names, root at) (*clienta
 			err = caddyargs.Duration(d, once, &c.RefreshTokenLeeway)
 		case "dpop_bound_access_tokens":
 			err = caddyargs.Flag(d, once, &c.DPoPBoundAccessTokens)
+		case "okta_api_scopes":
+			err = caddyargs.List(d, once, &c.OktaAPIScopes)
 		case "jwks":
 			var s string
 			if err = caddyargs.One(d, once, &s); err == nil {
@@ -414,7 +417,7 @@ var clientFields = map[string]string{
 	"jwks": "jwks", "jwks_uri": "jwks_uri", "redirect_uris": "redirect_uris",
 	"post_logout_redirect_uris": "post_logout_redirect_uris",
 	"refresh_token_rotation":    "refresh_token_rotation", "refresh_token_leeway": "refresh_token_leeway",
-	"dpop_bound_access_tokens": "dpop_bound_access_tokens",
+	"dpop_bound_access_tokens": "dpop_bound_access_tokens", "okta_api_scopes": "okta_api_scopes",
 }
 
 // parseAuthServer parses the optional block of `authorization_server <id>`.

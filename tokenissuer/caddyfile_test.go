@@ -146,6 +146,8 @@ func TestCaddyfileCheckErrors(t *testing.T) {
 		{"unknown refresh_token_rotation", "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_rotation sometimes\n}", `client "spa": refresh_token_rotation must be rotate or static`, 7},
 		{"refresh_token_leeway over the maximum", "client spa {\nauth_method none\ngrant_types authorization_code\nrefresh_token_leeway 2m\n}", `client "spa": refresh_token_leeway must be between`, 7},
 		{"public client with client_credentials", "client spa {\nauth_method none\ngrant_types client_credentials\n}", "a public client cannot use client_credentials", 6},
+		{"unknown Okta API scope", "client gw {\nsecret s\nokta_api_scopes ssf.read okta.users.manage\n}", `client "gw": unknown Okta API scope "okta.users.manage"`, 6},
+		{"Okta API scopes without client_credentials", "client gw {\nsecret s\ngrant_types authorization_code\nredirect_uris https://a.test/cb\nokta_api_scopes ssf.read\n}", `okta_api_scopes are granted by client_credentials`, 8},
 		{"key_rotation_interval too short", "key_rotation_interval 30m", "key_rotation_interval must be at least 1h0m0s", 4},
 		{"maintenance_interval too long", "maintenance_interval 2h", "maintenance_interval must be at most 15m0s", 4},
 		{"key_encryption_secret too short", "key_encryption_secret short", "key_encryption_secret must be at least 32 bytes", 4},

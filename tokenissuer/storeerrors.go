@@ -18,7 +18,42 @@ type countingStore struct{ s store.Store }
 
 // countStoreErrors wraps s so its failures count in store_errors_total.
 func countStoreErrors(s store.Store) store.Store {
+	if fl, ok := s.(store.FeedLog); ok {
+		return countingFeedStore{countingStore{s: s}, fl}
+	}
 	return countingStore{s: s}
+}
+
+// countingFeedStore is countingStore for a store that keeps the
+// revocation feed's log too (both of ours), which the issuer reaches
+// through the wrapper.
+type countingFeedStore struct {
+	countingStore
+	fl store.FeedLog
+}
+
+func (c countingFeedStore) AppendFeed(ctx context.Context, entries []store.FeedEntry) (uint64, error) {
+	seq, err := c.fl.AppendFeed(ctx, entries)
+	c.check("append_feed", err, nil)
+	return seq, err
+}
+
+func (c countingFeedStore) ReadFeed(ctx context.Context, after uint64, limit int) ([]store.FeedEntry, error) {
+	r, err := c.fl.ReadFeed(ctx, after, limit)
+	c.check("read_feed", err, nil)
+	return r, err
+}
+
+func (c countingFeedStore) FeedHead(ctx context.Context) (uint64, error) {
+	h, err := c.fl.FeedHead(ctx)
+	c.check("feed_head", err, nil)
+	return h, err
+}
+
+func (c countingFeedStore) PurgeFeed(ctx context.Context, now time.Time) error {
+	err := c.fl.PurgeFeed(ctx, now)
+	c.check("purge_feed", err, nil)
+	return err
 }
 
 // check counts err as a failure of op unless it is one of the answers

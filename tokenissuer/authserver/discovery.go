@@ -37,6 +37,12 @@ func (s *Server) usableGrants(clients []*clientauth.Client) []string {
 		policies = []*policy.Policy{orgPolicy}
 	}
 	usable := map[string]bool{}
+	if s.Org {
+		// Okta API scopes (token_org_api.go) come by client_credentials.
+		for _, c := range clients {
+			usable[GrantClientCredentials] = usable[GrantClientCredentials] || (len(c.OktaAPIScopes) > 0 && c.AllowsGrant(GrantClientCredentials))
+		}
+	}
 	for _, p := range policies {
 		for _, c := range clients {
 			if !coversClient(p.Clients, c.ID) {

@@ -42,7 +42,15 @@ func (i *Issuer) startDPoP(st store.Store, sealer *keys.Sealer) error {
 		Replay: storeReplay{st},
 		Nonces: dpop.NewNonces(sealer.Derive("dpop nonce"), dpopNoncePeriod, i.now),
 	})
+	if err != nil {
+		return err
+	}
 	i.dpop = v
+	// Userinfo takes proofs without a server nonce: Okta's browser SDK
+	// (okta-auth-js getUser) sends one proof there and never retries on
+	// use_dpop_nonce, which only its token requests do. Replay is still
+	// checked (the proof's jti, cluster-wide) and iat bounds the proof.
+	i.dpopUserinfo, err = dpop.New(dpop.Options{Now: i.now, Replay: storeReplay{st}})
 	return err
 }
 

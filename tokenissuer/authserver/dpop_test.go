@@ -151,6 +151,15 @@ func TestTokenEndpointDPoP(t *testing.T) {
 	if w := userinfo("DPoP "+userAT, k.proofFor(t, "GET", uiURL, nonce, userAT)); w.Code != 200 || !strings.Contains(w.Body.String(), `"sub"`) {
 		t.Fatalf("userinfo with the token's proof: %d %s", w.Code, w.Body)
 	}
+	// Without a nonce too (okta-auth-js getUser sends none and never
+	// retries), but each proof once.
+	noNonce := k.proofFor(t, "GET", uiURL, "", userAT)
+	if w := userinfo("DPoP "+userAT, noNonce); w.Code != 200 {
+		t.Fatalf("userinfo with a proof without nonce: %d %s %q", w.Code, w.Body, w.Header().Get("WWW-Authenticate"))
+	}
+	if w := userinfo("DPoP "+userAT, noNonce); w.Code != 401 || !strings.Contains(w.Header().Get("WWW-Authenticate"), "invalid_dpop_proof") {
+		t.Fatalf("userinfo with a replayed proof: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
 
 	// Discovery.
 	dw := httptest.NewRecorder()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
 	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
@@ -144,6 +145,14 @@ type Issuer struct {
 	rp      *webauthnrp.RP
 	// dpop verifies DPoP proofs at the token endpoint (set by Start).
 	dpop *dpop.Verifier
+	// dpopUserinfo verifies userinfo's proofs: no server nonce (dpop.go).
+	dpopUserinfo *dpop.Verifier
+	// feed is the revocation feed (ssf_*.go), nil when the store keeps
+	// no feed log; view holds what it published, for require_token in
+	// this Caddy; stopFeed ends its follower.
+	feed     feedQueue
+	view     *ssf.Revocations
+	stopFeed context.CancelFunc
 }
 
 // HashGate is the gate every password check of this Issuer runs
@@ -193,7 +202,7 @@ func New(o Options) (*Issuer, error) {
 	if o.Observer == nil {
 		o.Observer = noObserver{}
 	}
-	i := &Issuer{base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate, obs: o.Observer}
+	i := &Issuer{view: ssf.NewRevocations(), base: strings.TrimRight(o.BaseURL, "/"), basePath: strings.TrimRight(u.Path, "/"), servers: map[string]*Server{}, log: o.Logger, now: o.Now, clients: o.Clients, dir: o.Directory, slowStep: slowStep, gate: o.HashGate, obs: o.Observer}
 	if o.EventLog != nil {
 		eo, _ := o.Observer.(EventObserver)
 		i.sink = newEventSink(o.EventLog, o.Logger, eo)
@@ -206,6 +215,7 @@ func New(o Options) (*Issuer, error) {
 		i.gatewayBudget = rate.NewLimiter(gatewayRate, gatewayBurst)
 		i.sink.onTick = i.dueSummaries
 	}
+	i.view.Now = o.Now
 	i.eventLog = o.EventLog
 	if i.apiTokens, err = apiTokenHashes(o.APITokens); err != nil {
 		return nil, err
@@ -302,7 +312,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	s := &Server{ID: id, Org: org, scopes: map[string]*Scope{}}
 	if org {
 		s.Issuer, s.Audience, s.prefix = i.base, i.base, "/oauth2/v1"
-		s.grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
+		s.grantTypes = []string{GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken}
 		if len(cfg.Scopes)+len(cfg.Claims)+len(cfg.Policies) > 0 {
 			return nil, fmt.Errorf("the org authorization server has no custom scopes, claims or policies")
 		}
@@ -429,6 +439,9 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 			i.logKeyRotation(s, what, "")
 		}
 	}
+	if err := i.startFeed(ctx, st); err != nil {
+		return err
+	}
 	// The writer starts last: Caddy does not stop an app whose Start
 	// failed, so a writer started before a failing Ensure would leak.
 	if i.sink != nil {
@@ -443,6 +456,9 @@ func (i *Issuer) Start(ctx context.Context, st store.Store, sealer *keys.Sealer)
 // stops, before the store closes. Events logged afterwards are only in
 // the Caddy log (and counted as dropped).
 func (i *Issuer) StopEvents() {
+	if i.stopFeed != nil {
+		i.stopFeed()
+	}
 	if i.sink != nil {
 		for _, ev := range i.summaryEvents(i.accepted.close()) {
 			i.sink.add(ev)

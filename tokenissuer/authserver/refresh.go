@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -39,7 +40,7 @@ func refreshHash(tok string) string {
 // its family would miss; a failed write fails the grant.
 func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision, at string, atExp time.Time) (string, *oauth.Error) {
 	if g.keepRefresh != "" {
-		if err := i.linkFamily(r.Context(), at, g.family.Family, atExp); err != nil {
+		if err := i.linkFamily(r.Context(), s.Issuer, at, g.family.Family, atExp, g.family.FamilyExpires); err != nil {
 			return "", oauth.FromStore(err)
 		}
 		return g.keepRefresh, nil
@@ -57,7 +58,7 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 		rt.Family, rt.FamilyExpires = randomToken(), now.Add(g.rule.RefreshLifetime())
 	}
 	rt.IdleExpires = minTime(now.Add(g.rule.RefreshIdle()), rt.FamilyExpires)
-	if err := i.linkFamily(r.Context(), at, rt.Family, atExp); err != nil {
+	if err := i.linkFamily(r.Context(), s.Issuer, at, rt.Family, atExp, rt.FamilyExpires); err != nil {
 		return "", oauth.FromStore(err)
 	}
 	if err := i.store.PutRefresh(r.Context(), rt); err != nil {
@@ -92,6 +93,9 @@ func (i *Issuer) idleOf(s *Server, rt *store.RefreshToken) time.Duration {
 // revokeFamily revokes every refresh token of rt's family and every
 // access token issued from it.
 func (i *Issuer) revokeFamily(ctx context.Context, rt store.RefreshToken) error {
+	if err := i.publishFamily(ctx, rt.Family, ssf.InitiatedBySystem); err != nil {
+		return err
+	}
 	_, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt))
 	return err
 }
@@ -103,11 +107,19 @@ func familyMarkUntil(rt store.RefreshToken) time.Time {
 	return rt.FamilyExpires.Add(policy.MaxAccessTokenLifetime + time.Minute)
 }
 
-// linkFamily records that the access token jti (valid until exp) was
-// issued from family. Only tokens issued beside a refresh token are
-// linked: client_credentials and other family-less grants write nothing.
-func (i *Issuer) linkFamily(ctx context.Context, jti, family string, exp time.Time) error {
-	return i.store.PutRecord(ctx, store.NSAccessFamily, jti, []byte(family), exp.Add(time.Minute))
+// linkFamily records that the access token jti of issuer iss (valid
+// until exp) was issued from family (which ends at familyExp), and, with
+// a revocation feed, adds it to the family's index. Only tokens issued
+// beside a refresh token are linked: client_credentials and other
+// family-less grants write nothing.
+func (i *Issuer) linkFamily(ctx context.Context, iss, jti, family string, exp, familyExp time.Time) error {
+	if err := i.store.PutRecord(ctx, store.NSAccessFamily, jti, []byte(family), exp.Add(time.Minute)); err != nil {
+		return err
+	}
+	if i.feed == nil {
+		return nil
+	}
+	return i.indexFamilyToken(ctx, family, iss, jti, exp, familyExp)
 }
 
 // familyOf returns the refresh-token family an access token was issued

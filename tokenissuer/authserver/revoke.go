@@ -9,6 +9,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
+
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -57,7 +59,9 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 		}
 		// Okta guide "Revoke tokens": revoking a refresh token revokes
 		// the access tokens issued from it; the family mark covers them.
-		return i.markRevoked(x, store.NSFamily, rt.Family, familyMarkUntil(rt), rt.UserID)
+		return i.markRevoked(x, store.NSFamily, rt.Family, familyMarkUntil(rt), rt.UserID, func() ([]ssf.Event, error) {
+			return i.familyEvents(ctx, rt.Family, ssf.InitiatedByUser)
+		})
 	}
 	x.d.jti = t.JwtID()
 	if cid, _ := t.PrivateClaims()["cid"].(string); cid != x.d.clientID {
@@ -71,7 +75,9 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 	} else if gone {
 		return nothingToRevoke
 	}
-	return i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who)
+	return i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who, func() ([]ssf.Event, error) {
+		return []ssf.Event{tokenEvent(s.Issuer, t.JwtID(), t.Expiration(), ssf.InitiatedByUser)}, nil
+	})
 }
 
 // accessRevoked reports whether a verified access token was revoked:
@@ -104,8 +110,11 @@ func (i *Issuer) familyRevoked(ctx context.Context, t jwt.Token) (bool, error) {
 
 // markRevoked writes one revocation record within the budget of the
 // client and the token's subject (who), so one user of a public app
-// cannot spend every other user's revocations (and signOuts).
-func (i *Issuer) markRevoked(x *exchange, ns, key string, until time.Time, who string) outcome {
+// cannot spend every other user's revocations (and signOuts). The
+// revocation is published on the feed first (events): if that fails
+// nothing is marked and the client may retry; if the mark fails after
+// it, gateways refuse a token the issuer still honours, the safe side.
+func (i *Issuer) markRevoked(x *exchange, ns, key string, until time.Time, who string, events func() ([]ssf.Event, error)) outcome {
 	ctx := x.r.Context()
 	if already, err := i.store.Marked(ctx, ns, key); err != nil {
 		return failed(oauth.FromStore(err))
@@ -116,6 +125,13 @@ func (i *Issuer) markRevoked(x *exchange, ns, key string, until time.Time, who s
 		now := i.now()
 		return outcome{err: &oauth.Error{Code: "rate_limited", Status: http.StatusTooManyRequests, Reason: "revocation budget spent"},
 			write: func(w http.ResponseWriter) { writeRateLimited(w, revokeBudget, wait, now) }}
+	}
+	evs, err := events()
+	if err == nil {
+		err = i.publish(ctx, evs...)
+	}
+	if err != nil {
+		return failed(oauth.FromStore(err))
 	}
 	if _, err := i.store.Mark(ctx, ns, key, until); err != nil {
 		return failed(oauth.FromStore(err))

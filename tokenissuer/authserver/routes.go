@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 )
 
@@ -80,6 +81,9 @@ type route struct {
 //	{base}/api/v1/logs                        System Log API (syslog_api.go)
 //	{base}/api/v1/users/{id}/grants[/...]     User Grants API (grants_api.go),
 //	{base}/api/v1/users/{id}/clients[/...]    by prefix: the paths hold ids
+//	{base}/api/v1/ssf/stream[/status|/verification]  SSF Transmitter API
+//	{base}/api/v1/ssf/poll/{stream}           its poll endpoint (ssf_poll.go)
+//	/.well-known/ssf-configuration{base path} SSF metadata (SSF 7.2)
 //	/.well-known/oauth-authorization-server{issuer path}
 //	                                          RFC 8414 section 3.1: the
 //	                                          well-known segment goes between
@@ -110,6 +114,10 @@ func (i *Issuer) buildRoutes() map[string]route {
 			for name, ep := range adminAPI { // syslog_api.go
 				routes[i.basePath+"/"+name] = route{s, ep}
 			}
+			for name, ep := range ssfAPI { // ssf_api.go
+				routes[i.basePath+"/"+name] = route{s, ep}
+			}
+			routes[ssf.WellKnownPath+i.basePath] = route{s, ssfConfigEndpoint}
 		}
 	}
 	return routes
@@ -119,7 +127,7 @@ func (i *Issuer) buildRoutes() map[string]route {
 // them an unknown path is a 404, never the next handler's answer.
 func (i *Issuer) namespaces() []string {
 	b := i.basePath
-	return []string{b + "/oauth2", b + "/api/v1", b + "/enduser", b + "/.well-known/" + docOIDC, b + "/.well-known/" + docOAuth, "/.well-known/" + docOAuth + b}
+	return []string{b + "/oauth2", b + "/api/v1", b + "/enduser", b + "/.well-known/" + docOIDC, b + "/.well-known/" + docOAuth, "/.well-known/" + docOAuth + b, ssf.WellKnownPath + b}
 }
 
 // ServeHTTP serves every issuer endpoint. It reports false for paths
@@ -133,6 +141,9 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if !ok && strings.HasPrefix(p, i.basePath+"/"+appsAPIPath) {
 		rt, ok = route{i.org, appsAPI}, true // subject_revoke.go
+	}
+	if !ok && strings.HasPrefix(p, i.basePath+"/"+ssfPollPath) {
+		rt, ok = route{i.org, ssfPollEndpoint}, true // ssf_poll.go
 	}
 	if !ok {
 		for _, ns := range i.spaces {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -247,11 +248,18 @@ func (i *Issuer) logAdminCut(r *http.Request, event string, u *directory.User, c
 	}
 }
 
-// cutOffAll records the cut-offs, or answers the store's failure.
+// cutOffAll records the cut-offs and publishes those of tokens on the
+// revocation feed, or answers the store's failure (a retry records and
+// publishes a later cut-off).
 func (i *Issuer) cutOffAll(w http.ResponseWriter, r *http.Request, keys []string) (time.Time, bool) {
 	var at time.Time
 	for _, k := range keys {
 		t, err := i.cutOff(r.Context(), k)
+		if err == nil {
+			if ev, ok := cutOffFeedEvent(k, t); ok {
+				err = i.publish(r.Context(), ev)
+			}
+		}
 		if err != nil {
 			i.apiStoreFailure(w, err)
 			return at, false
@@ -259,6 +267,21 @@ func (i *Issuer) cutOffAll(w http.ResponseWriter, r *http.Request, keys []string
 		at = t
 	}
 	return at, true
+}
+
+// cutOffFeedEvent is the feed's event for the cut-off key made at t;
+// sessions' cut-offs concern no token and have none.
+func cutOffFeedEvent(key string, t time.Time) (ssf.Event, bool) {
+	switch {
+	case strings.HasPrefix(key, cutUserTokens):
+		return cutOffEvent(strings.TrimPrefix(key, cutUserTokens), "", t), true
+	case strings.HasPrefix(key, cutClientTokens):
+		return cutOffEvent("", strings.TrimPrefix(key, cutClientTokens), t), true
+	case strings.HasPrefix(key, cutUserClient):
+		uid, cid, _ := strings.Cut(strings.TrimPrefix(key, cutUserClient), "\x00")
+		return cutOffEvent(uid, cid, t), true
+	}
+	return ssf.Event{}, false
 }
 
 // appsAPIPath is the prefix of Okta's Application Tokens API.

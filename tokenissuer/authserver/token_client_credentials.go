@@ -11,6 +11,9 @@ import (
 // clientCredentials is the client credentials grant (RFC 6749 section
 // 4.4): the client acts for itself, so sub is its id.
 func (i *Issuer) clientCredentials(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
+	if s.Org {
+		return i.orgAPIToken(r, s, c, form, d)
+	}
 	scopes, e := s.requestedScopes(form["scope"], d)
 	if e != nil {
 		return nil, e

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
@@ -155,6 +156,9 @@ func (i *Issuer) codeCutOff(ctx context.Context, g codeGrant) *oauth.Error {
 // code's first use produced.
 func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
 	if g.IssuedJTI != "" {
+		if err := i.publish(ctx, tokenEvent(i.issuerOf(g.Server), g.IssuedJTI, g.IssuedExp, ssf.InitiatedBySystem)); err != nil {
+			i.log.Error("publishing the revocation of the access token of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
+		}
 		if err := i.revoke(ctx, g.IssuedJTI, g.IssuedExp); err != nil {
 			i.log.Error("revoking the access token of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
 		}
@@ -163,6 +167,9 @@ func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
 		exp := g.FamilyExp
 		if exp.IsZero() { // a code redeemed before FamilyExp was kept
 			exp = i.now().Add(policy.DefaultRefreshLifetime)
+		}
+		if err := i.publishFamily(ctx, g.Family, ssf.InitiatedBySystem); err != nil {
+			i.log.Error("publishing the revocation of the tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
 		}
 		if _, err := i.store.Mark(ctx, store.NSFamily, g.Family, familyMarkUntil(store.RefreshToken{FamilyExpires: exp})); err != nil {
 			i.log.Error("revoking the refresh tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))

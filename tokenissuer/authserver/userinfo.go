@@ -76,13 +76,10 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 			challenge(http.StatusUnauthorized, "invalid_dpop_proof", "One DPoP proof of the token's key is required.")
 			return
 		}
-		p, err := i.dpop.Verify(r.Context(), proofs[0], r.Method, s.endpoints+"/userinfo", tok)
+		p, err := i.dpopUserinfo.Verify(r.Context(), proofs[0], r.Method, s.endpoints+"/userinfo", tok)
 		var de *dpop.Error
 		switch {
 		case errors.As(err, &de):
-			if de.Code == dpop.CodeUseNonce {
-				w.Header().Set("DPoP-Nonce", i.dpop.Nonce())
-			}
 			challenge(http.StatusUnauthorized, de.Code, de.Description())
 			return
 		case err != nil:

@@ -84,6 +84,11 @@ type Client struct {
 	// to its key (Okta's application setting "Require DPoP header in
 	// token requests", `dpop_bound_access_tokens`, RFC 9449 section 5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// OktaAPIScopes are the org server's Okta API scopes granted to this
+	// client (Okta's "Okta API Scopes" tab): it may get an org access
+	// token for them with client_credentials. Known: ssf.read and
+	// ssf.manage (the SSF Transmitter API, the revocation feed).
+	OktaAPIScopes []string `json:"okta_api_scopes,omitempty"`
 
 	keys jwk.Set
 }
@@ -164,6 +169,14 @@ func (c *Client) prepare() error {
 	default:
 		return configerr.Fieldf("token_endpoint_auth_method", "unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post, private_key_jwt or none)", c.AuthMethod)
 	}
+	for _, sc := range c.OktaAPIScopes {
+		if !slices.Contains(OktaAPIScopes, sc) {
+			return configerr.Fieldf("okta_api_scopes", "unknown Okta API scope %q (known: %s)", sc, strings.Join(OktaAPIScopes, ", "))
+		}
+	}
+	if len(c.OktaAPIScopes) > 0 && !slices.Contains(c.GrantTypes, "client_credentials") {
+		return configerr.Fieldf("okta_api_scopes", "okta_api_scopes are granted by client_credentials, which grant_types lacks")
+	}
 	for _, g := range c.GrantTypes {
 		if g == "" {
 			return configerr.Fieldf("grant_types", "empty grant type")
@@ -194,6 +207,11 @@ func (c *Client) prepare() error {
 	}
 	return nil
 }
+
+// OktaAPIScopes are the Okta API scopes the org server grants (Okta's
+// SSF Transmitter API: ssf.read to read streams and poll, ssf.manage to
+// create, change and delete them).
+var OktaAPIScopes = []string{"ssf.read", "ssf.manage"}
 
 // Refresh-token rotation modes and leeway.
 const (

@@ -197,6 +197,14 @@ const (
 	// it (package ssftx), plus the index of stream ids under the empty
 	// key. The events themselves are the FeedLog.
 	NSSSFStream = "ssf-stream"
+	// NSFamilyTokens lists the unexpired access tokens issued from a
+	// refresh-token family (family -> JSON), so that revoking the family
+	// publishes each of them on the revocation feed.
+	NSFamilyTokens = "family-tokens"
+	// NSSSFStreamConfig holds each SSF stream's configuration (stream id
+	// -> JSON) and NSSSFClientStreams each client's stream ids.
+	NSSSFStreamConfig  = "ssf-stream-config"
+	NSSSFClientStreams = "ssf-client-streams"
 )
 
 // Opener is implemented by storage guest modules

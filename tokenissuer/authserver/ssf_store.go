@@ -1,0 +1,13 @@
+package authserver
+
+import (
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ssftx"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+// newStoreFeed is the feed of a store that keeps the feed log: every
+// node of a cluster appends to and polls the same log.
+func newStoreFeed(st store.Store, fl store.FeedLog, sign ssf.Signer) feedQueue {
+	return ssftx.NewStoreQueue(st, fl, sign)
+}
