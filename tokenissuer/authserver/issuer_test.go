@@ -64,6 +64,7 @@ func startIssuer(t *testing.T, iss *Issuer, st store.Store) store.Store {
 	if err := iss.Start(context.Background(), st, sealer); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(iss.StopEvents) // before the store closes
 	return st
 }
 

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
 
 // The SSF receivers of these tests: feed (both scopes), reader
@@ -437,5 +440,57 @@ func TestSSFPollErrors(t *testing.T) {
 	tok = e.orgToken("feed", "ssf.read ssf.manage")
 	if w := e.ssfCall(http.MethodPost, path, tok, ssf.PollRequest{ReturnImmediately: true}); w.Code != 404 {
 		t.Fatalf("idle stream: %d", w.Code)
+	}
+}
+
+// TestFeedAcrossNodes: two nodes on one PostgreSQL database (two pools):
+// a revocation at either reaches the other's in-process view and a
+// stream polled at the other.
+func TestFeedAcrossNodes(t *testing.T) {
+	schema := pgtest.FreshSchema(t, "apiaccess_feed_")
+	open := func() store.Store {
+		st, err := postgres.Open(context.Background(), postgres.Config{DSN: pgtest.DSN(t), Schema: schema, MaxConns: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	a, b := feedEnv(t, open()), feedEnv(t, open())
+	tok := b.orgToken("feed", "ssf.read ssf.manage")
+	cfg := b.createStream(tok)
+
+	pair := a.login("u1", "web", webCB)
+	jti, _ := jtiExp(t, pair.access)
+	a.revoke("web", pair.access)
+	await(t, "node B's view holds node A's revocation", func() bool { return b.iss.RevocationView().Revoked(jti, "", "", "", time.Time{}) })
+	evs, _ := b.pollEvents(cfg, tok, nil)
+	if len(evs) != 1 {
+		t.Fatalf("node B's stream: %v", evs)
+	}
+	for _, ev := range evs {
+		if ev.Subject.JTI != jti {
+			t.Fatalf("node B's stream: %+v", ev)
+		}
+	}
+	// And the other way: a cut-off at B reaches A's view.
+	b.clock.Advance(2 * time.Second)
+	if w := b.grantsAPI(http.MethodDelete, "/api/v1/apps/svc/tokens"); w.Code != http.StatusNoContent {
+		t.Fatalf("cut-off at B: %d %s", w.Code, w.Body)
+	}
+	await(t, "node A's view holds node B's cut-off", func() bool {
+		return a.iss.RevocationView().Revoked("x", "", "", "svc", time.Now().Add(-time.Minute))
+	})
+}
+
+// await polls cond until it holds, failing after 10 s.
+func await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
