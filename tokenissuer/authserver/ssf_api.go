@@ -12,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -144,21 +145,47 @@ func (c ssfCaller) has(scope string) bool { return slices.Contains(c.scopes, sco
 // SSF scope.
 var errSSFAuth = errors.New("no valid access token")
 
-// ssfAuthenticate reads `Authorization: Bearer <org access token>`: a
-// token of the org server, unexpired and unrevoked, of a client still
-// granted SSF scopes.
+// ssfAuthenticate reads `Authorization: Bearer <org access token>`, or
+// `DPoP <token>` with a DPoP proof for a token bound to a key (RFC 9449
+// section 7; Okta's Node SDK in PrivateKey mode binds its tokens to the
+// client's key): a token of the org server, unexpired and unrevoked, of
+// a client still granted SSF scopes.
 func (i *Issuer) ssfAuthenticate(r *http.Request) (ssfCaller, error) {
 	h := r.Header.Values("Authorization")
 	if len(h) != 1 {
 		return ssfCaller{}, errSSFAuth
 	}
-	scheme, tok, ok := strings.Cut(h[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+	tok, ok := bearer(h[0])
+	dtok, isDPoP := dpopAuth(h[0])
+	if isDPoP {
+		tok, ok = dtok, true
+	}
+	if !ok {
 		return ssfCaller{}, errSSFAuth
 	}
-	t, err := i.verifyAccessToken(i.org, strings.TrimSpace(tok))
+	t, err := i.verifyAccessToken(i.org, tok)
 	if err != nil {
 		return ssfCaller{}, errSSFAuth
+	}
+	jkt := ""
+	if cnf, ok := t.PrivateClaims()["cnf"].(map[string]any); ok {
+		jkt, _ = cnf["jkt"].(string)
+	}
+	if jkt != "" || isDPoP {
+		proofs := r.Header.Values("DPoP")
+		if jkt == "" || !isDPoP || len(proofs) != 1 {
+			return ssfCaller{}, errSSFAuth
+		}
+		p, err := i.dpopUserinfo.Verify(r.Context(), proofs[0], r.Method, strings.TrimSuffix(i.base, i.basePath)+r.URL.Path, tok)
+		var de *dpop.Error
+		switch {
+		case errors.As(err, &de):
+			return ssfCaller{}, errSSFAuth
+		case err != nil:
+			return ssfCaller{}, err
+		case p.JKT != jkt:
+			return ssfCaller{}, errSSFAuth
+		}
 	}
 	if rev, err := i.accessRevoked(r.Context(), t); err != nil {
 		return ssfCaller{}, err

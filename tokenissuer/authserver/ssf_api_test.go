@@ -494,3 +494,64 @@ func await(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSSFAPIWithDPoPBoundToken: an org token bound to a DPoP key (as
+// Okta's Node SDK gets them in PrivateKey mode) works at the stream API
+// only as `DPoP <token>` with a proof of its key for that request.
+func TestSSFAPIWithDPoPBoundToken(t *testing.T) {
+	e := feedEnv(t, nil)
+	k := newDPoPKey(t)
+	orgTokenURL := issBase + "/oauth2/v1/token"
+	ask := func(nonce string) *httptest.ResponseRecorder {
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"ssf.read"}}
+		r := httptest.NewRequest(http.MethodPost, "/oauth2/v1/token", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.SetBasicAuth("feed", "feed-secret")
+		r.Header.Set("DPoP", k.proofFor(t, "POST", orgTokenURL, nonce, ""))
+		w := httptest.NewRecorder()
+		e.iss.ServeHTTP(w, r)
+		return w
+	}
+	w := ask("")
+	w = ask(w.Header().Get("DPoP-Nonce"))
+	var body map[string]any
+	if json.Unmarshal(w.Body.Bytes(), &body); w.Code != 200 || body["token_type"] != "DPoP" {
+		t.Fatalf("org token with DPoP: %d %s", w.Code, w.Body)
+	}
+	tok := body["access_token"].(string)
+	streamURL := issBase + "/api/v1/ssf/stream"
+	call := func(auth string, proofs ...string) int {
+		r := httptest.NewRequest(http.MethodGet, streamURL, nil)
+		r.Header.Set("Authorization", auth)
+		for _, p := range proofs {
+			r.Header.Add("DPoP", p)
+		}
+		w := httptest.NewRecorder()
+		e.iss.ServeHTTP(w, r)
+		return w.Code
+	}
+	if c := call("Bearer " + tok); c != 401 {
+		t.Fatalf("a bound token as a bearer token: %d", c)
+	}
+	if c := call("DPoP " + tok); c != 401 {
+		t.Fatalf("without a proof: %d", c)
+	}
+	if c := call("DPoP "+tok, newDPoPKey(t).proofFor(t, "GET", streamURL, "", tok)); c != 401 {
+		t.Fatalf("another key's proof: %d", c)
+	}
+	if c := call("DPoP "+tok, k.proofFor(t, "POST", streamURL, "", tok)); c != 401 {
+		t.Fatalf("a proof for another method: %d", c)
+	}
+	proof := k.proofFor(t, "GET", streamURL+"?stream_id=x", "", tok)
+	if c := call("DPoP "+tok, proof); c != 200 {
+		t.Fatalf("with the key's proof: %d", c)
+	}
+	if c := call("DPoP "+tok, proof); c != 401 {
+		t.Fatalf("a replayed proof: %d", c)
+	}
+	// A bearer token sent with the DPoP scheme is refused too.
+	plain := e.orgToken("feed", "ssf.read")
+	if c := call("DPoP "+plain, k.proofFor(t, "GET", streamURL, "", plain)); c != 401 {
+		t.Fatalf("an unbound token as DPoP: %d", c)
+	}
+}
