@@ -98,17 +98,17 @@ func feedNode(t *testing.T, name, cfg string) *node {
 var feedHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 
 // gwCall GETs the gateway with tok and returns the status, the body
-// and the challenge; err when the request failed.
-func gwCall(gateway, tok string) (int, string, string, error) {
+// and the header; err when the request failed.
+func gwCall(gateway, tok string) (int, string, http.Header, error) {
 	req, _ := http.NewRequest(http.MethodGet, gateway, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := feedHTTP.Do(req)
 	if err != nil {
-		return 0, "", "", err
+		return 0, "", nil, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(b), res.Header.Get("WWW-Authenticate"), err
+	return res.StatusCode, string(b), res.Header, err
 }
 
 // revokeAt revokes an access token at the issuer as its client (RFC
@@ -131,8 +131,8 @@ func revokeAt(t *testing.T, base, tok string) {
 
 // refusedRevoked reports whether the answer is require_token's refusal
 // of a revoked token: 401 invalid_token, reason revoked.
-func refusedRevoked(code int, body, challenge string) bool {
-	return code == 401 && body == "denied: revoked" && strings.Contains(challenge, `error="invalid_token"`)
+func refusedRevoked(code int, body string, h http.Header) bool {
+	return code == 401 && body == "denied: revoked" && strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`)
 }
 
 // mintTokens gets n access tokens of the default server.
@@ -150,8 +150,8 @@ func mintTokens(t *testing.T, base string, n int) []string {
 func checkGateway(t *testing.T, when, gateway string, revoked, kept []string) {
 	t.Helper()
 	for i, tok := range revoked {
-		if code, body, ch, err := gwCall(gateway, tok); err != nil || !refusedRevoked(code, body, ch) {
-			t.Fatalf("%s: revoked token %d: %d %q %q %v, want 401 invalid_token, reason revoked", when, i, code, body, ch, err)
+		if code, body, h, err := gwCall(gateway, tok); err != nil || !refusedRevoked(code, body, h) {
+			t.Fatalf("%s: revoked token %d: %d %q %q %v, want 401 invalid_token, reason revoked", when, i, code, body, h.Get("WWW-Authenticate"), err)
 		}
 	}
 	for i, tok := range kept {
@@ -232,11 +232,11 @@ func TestRevocationFeedTwoProcesses(t *testing.T) {
 		revokeAt(t, base, tok)
 		answered := time.Now()
 		for try := 0; ; try++ {
-			code, body, ch, err := gwCall(gateway, tok)
+			code, body, h, err := gwCall(gateway, tok)
 			if err != nil {
 				t.Fatalf("revoked token %d at the gateway: %v", i, err)
 			}
-			if refusedRevoked(code, body, ch) {
+			if refusedRevoked(code, body, h) {
 				lat = append(lat, time.Since(answered))
 				if try == 0 {
 					atOnce++
@@ -244,7 +244,7 @@ func TestRevocationFeedTwoProcesses(t *testing.T) {
 				break
 			}
 			if code != 200 {
-				t.Fatalf("revoked token %d at the gateway: %d %q %q, want 200 until refused as revoked", i, code, body, ch)
+				t.Fatalf("revoked token %d at the gateway: %d %q %q, want 200 until refused as revoked", i, code, body, h.Get("WWW-Authenticate"))
 			}
 			if time.Since(answered) > bound {
 				t.Fatalf("revoked token %d still accepted %v after the revocation was answered", i, bound)
@@ -309,18 +309,23 @@ func TestRevocationFeedIssuerRestart(t *testing.T) {
 		revokeAt(t, base, tok)
 	}
 	testkit.WaitFor(t, "the gateway to refuse the revoked tokens", 5*time.Second, func() bool {
-		code, body, ch, _ := gwCall(gateway, revoked[len(revoked)-1])
-		return refusedRevoked(code, body, ch)
+		code, body, h, _ := gwCall(gateway, revoked[len(revoked)-1])
+		return refusedRevoked(code, body, h)
 	})
 	checkGateway(t, "issuer up", gateway, revoked, kept)
 
 	// The issuer stops: the feed goes stale, and on_stale fail refuses.
 	a.stop()
 	stopped := time.Now()
+	var retryAfter string
 	testkit.WaitFor(t, "503 revocation_feed_stale with the issuer down", staleAfter+5*time.Second, func() bool {
-		code, body, _, _ := gwCall(gateway, kept[0])
+		code, body, h, _ := gwCall(gateway, kept[0])
+		retryAfter = h.Get("Retry-After")
 		return code == 503 && body == "denied: revocation_feed_stale"
 	})
+	if retryAfter == "" {
+		t.Error("503 revocation_feed_stale without Retry-After")
+	}
 	t.Logf("stale after %v with the issuer down (stale_after %v)", time.Since(stopped).Round(time.Millisecond), staleAfter)
 
 	// The issuer is back on the same store: the gateway serves again on
@@ -334,8 +339,8 @@ func TestRevocationFeedIssuerRestart(t *testing.T) {
 	revokeAt(t, base, kept[0])
 	revoked, kept = append(revoked, kept[0]), kept[1:]
 	testkit.WaitFor(t, "the gateway to refuse a token revoked after the issuer's restart", 5*time.Second, func() bool {
-		code, body, ch, _ := gwCall(gateway, revoked[len(revoked)-1])
-		return refusedRevoked(code, body, ch)
+		code, body, h, _ := gwCall(gateway, revoked[len(revoked)-1])
+		return refusedRevoked(code, body, h)
 	})
 	checkGateway(t, "revoked after the issuer's restart", gateway, revoked, kept)
 
