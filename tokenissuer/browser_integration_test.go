@@ -31,18 +31,21 @@ import (
 
 // Clients of the real-client tests (ids of their own).
 const (
-	chromeSPA   = "browser-spa"
-	interopSPA  = "interop-spa"
-	interopWeb  = "interop-web"
-	interopSec  = "interop-web-secret-0123456789"
-	interopTV   = "interop-tv"
-	aliceLogin  = "alice@example.com"
-	alicePass   = "alice-password"
-	aliceID     = "00u-alice"
-	malLogin    = "mallory@example.com"
-	malPass     = "mallory-password"
-	consentOnly = "payments:write"
-	deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
+	chromeSPA  = "browser-spa"
+	interopSPA = "interop-spa"
+	interopWeb = "interop-web"
+	interopSec = "interop-web-secret-0123456789"
+	// interopService is openid-client's client_credentials client.
+	interopService    = "interop-service"
+	interopServiceSec = "interop-service-secret-0123456789"
+	interopTV         = "interop-tv"
+	aliceLogin        = "alice@example.com"
+	alicePass         = "alice-password"
+	aliceID           = "00u-alice"
+	malLogin          = "mallory@example.com"
+	malPass           = "mallory-password"
+	consentOnly       = "payments:write"
+	deviceGrant       = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // startRealClientEnv starts an issuer with alice in its directory, the
@@ -387,6 +390,13 @@ func TestOpenIDClientInterop(t *testing.T) {
 		{"client_id": interopTV, "name": "Interop TV", "token_endpoint_auth_method": "none",
 			"grant_types": []string{deviceGrant, "refresh_token"}},
 	})
+	// A service (client_credentials, DPoP) with its own policy, first.
+	reloadIssuer(t, func(ti map[string]any) {
+		ti["clients"] = append(ti["clients"].([]any), map[string]any{"client_id": interopService, "client_secret": interopServiceSec})
+		srv := ti["authorization_servers"].(map[string]any)["default"].(map[string]any)
+		srv["policies"] = append([]any{map[string]any{"name": "Services", "clients": []string{interopService}, "rules": []map[string]any{{
+			"name": "Machines", "grant_types": []string{"client_credentials"}, "scopes": []string{"orders:read"}}}}}, srv["policies"].([]any)...)
+	})
 
 	// Generous: under -race the issuer's bcrypt is slow.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -400,6 +410,8 @@ func TestOpenIDClientInterop(t *testing.T) {
 		"APIACCESS_SPA_ID="+interopSPA,
 		"APIACCESS_WEB_ID="+interopWeb,
 		"APIACCESS_WEB_SECRET="+interopSec,
+		"APIACCESS_SERVICE_ID="+interopService,
+		"APIACCESS_SERVICE_SECRET="+interopServiceSec,
 		"APIACCESS_DEVICE_ID="+interopTV,
 		"APIACCESS_USERNAME="+aliceLogin,
 		"APIACCESS_PASSWORD="+alicePass,

@@ -94,8 +94,8 @@ func (i *Issuer) streamConfig(st *streamRecord) ssf.StreamConfig {
 	return ssf.StreamConfig{
 		StreamID: st.ID, Iss: i.base, Aud: ssf.Audience{st.ClientID},
 		EventsSupported: ssfEvents, EventsRequested: st.EventsRequested,
-		EventsDelivered: ssf.Delivered(ssfEvents, st.EventsRequested),
-		Delivery:        &ssf.Delivery{Method: ssf.DeliveryPoll, EndpointURL: i.ssfPollURL(st.ID)},
+		EventsDelivered:         ssf.Delivered(ssfEvents, st.EventsRequested),
+		Delivery:                &ssf.Delivery{Method: ssf.DeliveryPoll, EndpointURL: i.ssfPollURL(st.ID)},
 		MinVerificationInterval: int(minVerificationInterval.Seconds()),
 		Description:             st.Description,
 		InactivityTimeout:       int(streamInactivity.Seconds()),

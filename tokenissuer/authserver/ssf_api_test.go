@@ -226,10 +226,10 @@ func TestSSFStreamAPI(t *testing.T) {
 
 	// Bad bodies.
 	for name, body := range map[string]any{
-		"push":         map[string]any{"delivery": map[string]any{"method": ssf.DeliveryPush, "endpoint_url": "https://r.test/"}},
-		"no delivery":  map[string]any{"events_requested": []string{ssf.EventSessionRevoked}},
-		"bad event":    map[string]any{"delivery": map[string]any{"method": ssf.DeliveryPoll}, "events_requested": []string{"session-revoked"}},
-		"bad format":   map[string]any{"delivery": map[string]any{"method": ssf.DeliveryPoll}, "format": "email"},
+		"push":          map[string]any{"delivery": map[string]any{"method": ssf.DeliveryPush, "endpoint_url": "https://r.test/"}},
+		"no delivery":   map[string]any{"events_requested": []string{ssf.EventSessionRevoked}},
+		"bad event":     map[string]any{"delivery": map[string]any{"method": ssf.DeliveryPoll}, "events_requested": []string{"session-revoked"}},
+		"bad format":    map[string]any{"delivery": map[string]any{"method": ssf.DeliveryPoll}, "format": "email"},
 		"not an object": []int{1},
 	} {
 		if w := e.ssfCall(http.MethodPost, "/api/v1/ssf/stream", manage, body); w.Code != 400 || !strings.Contains(w.Body.String(), "E0000001") {

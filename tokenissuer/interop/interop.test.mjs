@@ -33,6 +33,7 @@ const consentScope = env.APIACCESS_CONSENT_SCOPE;
 const insecure = { execute: [client.allowInsecureRequests] };
 
 const spaConfig = () => client.discovery(new URL(issuer), spaId, undefined, client.None(), insecure);
+const serviceConfig = () => client.discovery(new URL(issuer), env.APIACCESS_SERVICE_ID, undefined, client.ClientSecretBasic(env.APIACCESS_SERVICE_SECRET), insecure);
 const webConfig = () => client.discovery(new URL(issuer), webId, undefined, client.ClientSecretBasic(webSecret), insecure);
 
 // A minimal browser: a cookie jar for the issuer and no redirect
@@ -246,6 +247,21 @@ test('DPoP: a public client binds its tokens to its key', { skip }, async () => 
     (err) => err.error === 'invalid_dpop_proof', 'the refresh token without a proof');
   const again = await client.refreshTokenGrant(config, fresh.refresh_token, undefined, { DPoP });
   assert.ok(again.access_token);
+});
+
+// client_credentials with DPoP: a confidential service's token is bound
+// to its key after the nonce round trip.
+test('DPoP: client_credentials binds the service token', { skip }, async () => {
+  const config = await serviceConfig();
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const tokens = await client.clientCredentialsGrant(config, { scope: 'orders:read' }, { DPoP });
+  assert.equal(tokens.token_type.toLowerCase(), 'dpop');
+  assert.equal(tokens.scope, 'orders:read');
+  const payload = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url'));
+  assert.ok(payload.cnf && payload.cnf.jkt, 'the service token names the key (cnf.jkt)');
+  assert.equal(payload.cid, env.APIACCESS_SERVICE_ID);
+  const plain = await client.clientCredentialsGrant(config, { scope: 'orders:read' });
+  assert.equal(plain.token_type.toLowerCase(), 'bearer', 'without DPoP, a bearer token');
 });
 
 test('public client: a code is redeemed once, and only with its verifier', { skip }, async () => {
