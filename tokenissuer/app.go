@@ -545,6 +545,17 @@ func (a *App) RevocationView() (*ssf.Revocations, bool) {
 	return a.issuer.RevocationView(), true
 }
 
+// RevocationViewAge is how long ago RevocationView last caught up with
+// the revocations of every node (the store's feed); ok false before the
+// first time, or without an issuer. A route applies its stale_after to
+// it as to a remote feed.
+func (a *App) RevocationViewAge() (time.Duration, bool) {
+	if a.issuer == nil {
+		return 0, false
+	}
+	return a.issuer.RevocationViewAge()
+}
+
 // RecordGatewayDecision gives `require_token` handlers of this Caddy
 // the issuer's System Log (gatewaylog.Recorder): their decisions are
 // queued as events beside the issuer's own. Before Provision, nothing.

@@ -153,6 +153,9 @@ type Issuer struct {
 	feed     feedQueue
 	view     *ssf.Revocations
 	stopFeed context.CancelFunc
+	// viewSynced is when the view last caught up with the feed (Unix
+	// nanoseconds; 0: never).
+	viewSynced atomic.Int64
 }
 
 // HashGate is the gate every password check of this Issuer runs

@@ -193,6 +193,9 @@ func (i *Issuer) RevocationView() *ssf.Revocations { return i.view }
 func (i *Issuer) followFeed(ctx context.Context, after uint64) {
 	for ctx.Err() == nil {
 		next, err := i.catchUp(ctx, after)
+		if err == nil {
+			i.viewSynced.Store(i.now().UnixNano())
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				i.log.Warn("in-process revocation view: reading the feed failed; retrying", zap.Error(err))
@@ -204,10 +207,32 @@ func (i *Issuer) followFeed(ctx context.Context, after uint64) {
 			continue
 		}
 		if next == after {
-			i.feed.Wait(ctx, after)
+			// At most viewRecheck without reading the store, so the
+			// view's age says whether the store (other nodes'
+			// revocations) is still reachable.
+			wctx, cancel := context.WithTimeout(ctx, viewRecheck)
+			i.feed.Wait(wctx, after)
+			cancel()
 		}
 		after = next
 	}
+}
+
+// viewRecheck is how often the follower reads the feed while nothing is
+// published: the in-process view's age stays under it while the store
+// answers.
+const viewRecheck = 5 * time.Second
+
+// RevocationViewAge is how long ago the in-process view last caught up
+// with the feed (every node's revocations); ok false before the first
+// time. This node's own revocations are in the view at once whatever
+// its age.
+func (i *Issuer) RevocationViewAge() (time.Duration, bool) {
+	n := i.viewSynced.Load()
+	if n == 0 {
+		return 0, false
+	}
+	return i.now().Sub(time.Unix(0, n)), true
 }
 
 // catchUp applies every event after seq after and returns the last seq.
@@ -243,6 +268,7 @@ func (i *Issuer) startFeed(ctx context.Context, st store.Store) error {
 	if err != nil {
 		return fmt.Errorf("revocation feed: %w", err)
 	}
+	i.viewSynced.Store(i.now().UnixNano())
 	fctx, cancel := context.WithCancel(context.Background())
 	i.stopFeed = cancel
 	go i.followFeed(fctx, after)
