@@ -387,10 +387,12 @@ func (a *Authenticator) assertion(ctx context.Context, form map[string]string, a
 	}
 	// RFC 7523 section 3 item 7: a jti may be used once. The claim is
 	// optional there, and Okta's Go SDK sends none (okta-sdk-golang#458):
-	// then the assertion itself, by its hash, is what is used once.
+	// then the signed claims are what is used once, by their hash. Not
+	// the compact text: its signature can be spelled several ways
+	// (base64url's spare bits, ECDSA's s and n-s) that all verify.
 	once := tok.JwtID()
 	if once == "" {
-		sum := sha256.Sum256([]byte(raw))
+		sum := sha256.Sum256(msg.Payload())
 		once = "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
 	fresh, err := a.store.Mark(ctx, store.NSAssertion, id+":"+once, tok.Expiration().Add(Skew))

@@ -620,9 +620,36 @@ func TestPrivateKeyJWTReplay(t *testing.T) {
 	wantOK(t, c, id, e, "rsa-client")
 	c, _, e = f.auth(assertionForm(bare))
 	wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
+	// The same claims with the signature spelled otherwise (the last
+	// base64url character's spare bits) verify, and are the same
+	// assertion: used once in all spellings.
+	f.clk.Advance(time.Second)
+	other := f.rsaAssertion(t, func(m map[string]any) { delete(m, "jti") })
+	respelled := respell(t, other)
+	if respelled == other {
+		t.Fatal("could not respell the signature")
+	}
+	c, id, e = f.auth(assertionForm(respelled))
+	wantOK(t, c, id, e, "rsa-client")
+	c, _, e = f.auth(assertionForm(other))
+	wantErr(t, c, e, "invalid_client", http.StatusUnauthorized)
 	f.clk.Advance(time.Second)
 	c, id, e = f.auth(assertionForm(f.rsaAssertion(t, func(m map[string]any) { delete(m, "jti") })))
 	wantOK(t, c, id, e, "rsa-client")
+}
+
+// respell changes the last character of tok's signature to another with
+// the same significant bits (RFC 4648 section 3.5: the spare bits of the
+// last character are not part of the value), when it has spare bits.
+func respell(t *testing.T, tok string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	spare := map[int]int{2: 4, 3: 2}[len(tok[strings.LastIndexByte(tok, '.')+1:])%4] // bits unused
+	if last < 0 || spare == 0 {
+		return tok
+	}
+	return tok[:len(tok)-1] + string(alphabet[last^1])
 }
 
 func TestPrivateKeyJWTConcurrentReplay(t *testing.T) {
