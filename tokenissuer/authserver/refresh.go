@@ -41,7 +41,7 @@ func refreshHash(tok string) string {
 func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision, at string, atExp time.Time) (string, *oauth.Error) {
 	if g.keepRefresh != "" {
 		if err := i.linkFamily(r.Context(), s.Issuer, at, g.family.Family, atExp, g.family.FamilyExpires); err != nil {
-			return "", oauth.FromStore(err)
+			return "", linkFailure(err)
 		}
 		return g.keepRefresh, nil
 	}
@@ -59,13 +59,24 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	}
 	rt.IdleExpires = minTime(now.Add(g.rule.RefreshIdle()), rt.FamilyExpires)
 	if err := i.linkFamily(r.Context(), s.Issuer, at, rt.Family, atExp, rt.FamilyExpires); err != nil {
-		return "", oauth.FromStore(err)
+		return "", linkFailure(err)
 	}
 	if err := i.store.PutRefresh(r.Context(), rt); err != nil {
 		return "", oauth.FromStore(err)
 	}
 	d.family = rt.Family
 	return tok, nil
+}
+
+// linkFailure is the grant's answer when linkFamily failed.
+func linkFailure(err error) *oauth.Error {
+	switch {
+	case errors.Is(err, errFamilyRevokedMeanwhile):
+		return errBadRefresh.WithReason(err.Error())
+	case errors.Is(err, errFamilyFull):
+		return oauth.ErrInvalidRequest.WithDescription("Too many access tokens of this refresh token are still valid; use one of them.").WithReason(err.Error())
+	}
+	return oauth.FromStore(err)
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -93,11 +104,11 @@ func (i *Issuer) idleOf(s *Server, rt *store.RefreshToken) time.Duration {
 // revokeFamily revokes every refresh token of rt's family and every
 // access token issued from it.
 func (i *Issuer) revokeFamily(ctx context.Context, rt store.RefreshToken) error {
-	if err := i.publishFamily(ctx, rt.Family, ssf.InitiatedBySystem); err != nil {
+	// Mark, then read the index (revokeFamilyOf says why).
+	if _, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt)); err != nil {
 		return err
 	}
-	_, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt))
-	return err
+	return i.publishFamily(ctx, rt.Family, ssf.InitiatedBySystem)
 }
 
 // familyMarkUntil is how long the revocation mark of rt's family must
@@ -119,8 +130,24 @@ func (i *Issuer) linkFamily(ctx context.Context, iss, jti, family string, exp, f
 	if i.feed == nil {
 		return nil
 	}
-	return i.indexFamilyToken(ctx, family, iss, jti, exp, familyExp)
+	if err := i.indexFamilyToken(ctx, family, iss, jti, exp, familyExp); err != nil {
+		return err
+	}
+	// Index written, then the mark read (revokeFamilyOf): a revocation
+	// that read the index before this token was in it has marked the
+	// family by now, and the token is published here and not handed out.
+	if revoked, err := i.store.Marked(ctx, store.NSFamily, family); err != nil || !revoked {
+		return err
+	}
+	if err := i.publish(ctx, tokenEvent(iss, jti, exp, ssf.InitiatedBySystem)); err != nil {
+		return err
+	}
+	return errFamilyRevokedMeanwhile
 }
+
+// errFamilyRevokedMeanwhile: the family was revoked while the grant was
+// issuing; the grant fails as for a revoked refresh token.
+var errFamilyRevokedMeanwhile = errors.New("the refresh-token family was revoked while issuing")
 
 // familyOf returns the refresh-token family an access token was issued
 // from, or "" for a token issued without one.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,9 +60,7 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 		}
 		// Okta guide "Revoke tokens": revoking a refresh token revokes
 		// the access tokens issued from it; the family mark covers them.
-		return i.markRevoked(x, store.NSFamily, rt.Family, familyMarkUntil(rt), rt.UserID, func() ([]ssf.Event, error) {
-			return i.familyEvents(ctx, rt.Family, ssf.InitiatedByUser)
-		})
+		return i.revokeFamilyOf(x, rt)
 	}
 	x.d.jti = t.JwtID()
 	if cid, _ := t.PrivateClaims()["cid"].(string); cid != x.d.clientID {
@@ -135,6 +134,52 @@ func (i *Issuer) markRevoked(x *exchange, ns, key string, until time.Time, who s
 	}
 	if _, err := i.store.Mark(ctx, ns, key, until); err != nil {
 		return failed(oauth.FromStore(err))
+	}
+	return outcome{}
+}
+
+// revokeFamilyOf revokes a refresh token's family for the revocation
+// endpoint. The mark comes first and the family's index is read after
+// it, while a grant writes the index first and reads the mark after
+// (linkFamily): whichever is second sees the other, so no access token
+// issued from the family escapes the feed. A family already marked has
+// the events the in-process view lacks published again (so a publish
+// that failed is retried; events are idempotent), within the budget;
+// one whose events are all known costs nothing.
+func (i *Issuer) revokeFamilyOf(x *exchange, rt store.RefreshToken) outcome {
+	ctx := x.r.Context()
+	already, err := i.store.Marked(ctx, store.NSFamily, rt.Family)
+	if err != nil {
+		return failed(oauth.FromStore(err))
+	}
+	var evs []ssf.Event
+	if already {
+		if evs, err = i.familyEvents(ctx, rt.Family, ssf.InitiatedByUser); err != nil {
+			return failed(oauth.FromStore(err))
+		}
+		evs = slices.DeleteFunc(evs, func(ev ssf.Event) bool { return i.view.Revoked(ev.Subject.JTI, "", "", "", time.Time{}) })
+		if len(evs) == 0 {
+			return nothingToRevoke
+		}
+	}
+	if wait, ok := i.spendRevokeBudget(ctx, x.d.clientID+"\x00"+rt.UserID); !ok {
+		now := i.now()
+		return outcome{err: &oauth.Error{Code: "rate_limited", Status: http.StatusTooManyRequests, Reason: "revocation budget spent"},
+			write: func(w http.ResponseWriter) { writeRateLimited(w, revokeBudget, wait, now) }}
+	}
+	if !already {
+		if _, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt)); err != nil {
+			return failed(oauth.FromStore(err))
+		}
+		if evs, err = i.familyEvents(ctx, rt.Family, ssf.InitiatedByUser); err != nil {
+			return failed(oauth.FromStore(err))
+		}
+	}
+	if err := i.publish(ctx, evs...); err != nil {
+		return failed(oauth.FromStore(err))
+	}
+	if already {
+		return nothingToRevoke
 	}
 	return outcome{}
 }

@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
@@ -554,4 +557,66 @@ func TestSSFAPIWithDPoPBoundToken(t *testing.T) {
 	if c := call("DPoP "+plain, k.proofFor(t, "GET", streamURL, "", plain)); c != 401 {
 		t.Fatalf("an unbound token as DPoP: %d", c)
 	}
+}
+
+// famHookStore runs before() once, just before a family index write:
+// the interleaving "a revocation reads the index, a refresh writes it".
+type famHookStore struct {
+	*embedded.DB
+	armed  atomic.Bool
+	before func()
+}
+
+func (h *famHookStore) UpdateRecord(ctx context.Context, ns, key string, fn func([]byte) ([]byte, error)) ([]byte, error) {
+	if ns == store.NSFamilyTokens && h.armed.CompareAndSwap(true, false) {
+		h.before()
+	}
+	return h.DB.UpdateRecord(ctx, ns, key, fn)
+}
+
+// TestFamilyRevocationRacingRefresh (found in review): a family revoked
+// while a refresh is between its family check and its index write. The
+// refresh must not hand out an access token the feed never names: it
+// fails, and every token in the family's index is in the view.
+func TestFamilyRevocationRacingRefresh(t *testing.T) {
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	h := &famHookStore{DB: db}
+	e := feedEnv(t, h)
+	first := e.login("u1", "web", webCB)
+	h.before = func() {
+		if status, body := e.post(revokeEP, "web", url.Values{"token": {first.refresh}}); status != http.StatusOK {
+			t.Errorf("revoke: %d %v", status, body)
+		}
+	}
+	h.armed.Store(true)
+	if status, body := e.refresh("web", first.refresh); status != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("a refresh racing its family's revocation: %d %v", status, body)
+	}
+	b, err := db.GetRecord(context.Background(), store.NSFamilyTokens, familyOfToken(t, e, first.access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []familyToken
+	if err := json.Unmarshal(b, &list); err != nil || len(list) != 2 {
+		t.Fatalf("family index: %s %v", b, err)
+	}
+	for _, ft := range list {
+		if !e.iss.RevocationView().Revoked(ft.JTI, "", "", "", time.Time{}) {
+			t.Errorf("family token %s is on no feed", ft.JTI)
+		}
+	}
+}
+
+func familyOfToken(t *testing.T, e *flowEnv, access string) string {
+	t.Helper()
+	jti, _ := jtiExp(t, access)
+	fam, err := e.iss.familyOf(context.Background(), jti)
+	if err != nil || fam == "" {
+		t.Fatalf("family of %s: %q %v", jti, fam, err)
+	}
+	return fam
 }

@@ -168,11 +168,12 @@ func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
 		if exp.IsZero() { // a code redeemed before FamilyExp was kept
 			exp = i.now().Add(policy.DefaultRefreshLifetime)
 		}
-		if err := i.publishFamily(ctx, g.Family, ssf.InitiatedBySystem); err != nil {
-			i.log.Error("publishing the revocation of the tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
-		}
+		// Mark, then read the index (revokeFamilyOf says why).
 		if _, err := i.store.Mark(ctx, store.NSFamily, g.Family, familyMarkUntil(store.RefreshToken{FamilyExpires: exp})); err != nil {
 			i.log.Error("revoking the refresh tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
+		}
+		if err := i.publishFamily(ctx, g.Family, ssf.InitiatedBySystem); err != nil {
+			i.log.Error("publishing the revocation of the tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
 		}
 	}
 }
