@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // maxPollBody bounds a poll request: acknowledgements of a full batch
@@ -52,6 +53,12 @@ func (i *Issuer) serveSSFPoll(w http.ResponseWriter, r *http.Request, _ *Server)
 	}
 	ctx := r.Context()
 	st, err := i.getStream(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// A store failure is no reason for the receiver to drop its
+		// stream (and replay the feed on a new one): 503, poll again.
+		i.pollUnavailable(w)
+		return
+	}
 	if err != nil || st.ClientID != c.clientID || !st.active(i.now()) || strings.Contains(id, "/") {
 		// Unknown, another client's, or dropped for inactivity: the
 		// receiver creates a new stream (it starts at the oldest event

@@ -32,9 +32,11 @@ type feedQueue interface {
 // at a client as a cut-off on that subject (subject_revoke.go). Gateways
 // never see refresh tokens, so a family's refresh tokens need nothing.
 
-// publish queues ev for every stream and applies it to the in-process
-// view at once, so a require_token of this Caddy refuses the token
-// before the revocation is answered.
+// publish applies ev to the in-process view at once, so a require_token
+// of this Caddy refuses the token before the revocation is answered,
+// and queues it for every stream. The view takes it even when queueing
+// fails (refusing more is the safe side; the caller answers the failure
+// or logs it).
 func (i *Issuer) publish(ctx context.Context, evs ...ssf.Event) error {
 	if i.feed == nil {
 		return nil
@@ -47,10 +49,10 @@ func (i *Issuer) publish(ctx context.Context, evs ...ssf.Event) error {
 			ev.Time = now
 		}
 		ev.Time = ev.Time.Truncate(time.Second)
+		i.applyToView(ev)
 		if err := i.feed.Publish(ctx, ev); err != nil {
 			return err
 		}
-		i.applyToView(ev)
 	}
 	return nil
 }

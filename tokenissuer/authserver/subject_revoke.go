@@ -54,9 +54,17 @@ func init() { mfaKinds[EventSessionClear] = []eventKind{kindSessionClear} }
 var cutOffUntil = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // cutOff records that what subject key was issued until now is revoked;
-// an existing later cut-off stays.
+// an existing later cut-off stays. Its feed event (if the key has one)
+// is published first: if publishing fails nothing is recorded and the
+// call can be retried; if recording fails after it, gateways refuse
+// tokens the issuer still honours, the safe side.
 func (i *Issuer) cutOff(ctx context.Context, key string) (time.Time, error) {
 	now := i.now().UTC()
+	if ev, ok := cutOffFeedEvent(key, now); ok {
+		if err := i.publish(ctx, ev); err != nil {
+			return now, err
+		}
+	}
 	v := []byte(now.Format(time.RFC3339Nano))
 	created, err := i.store.CreateRecord(ctx, store.NSSubjectRevoked, key, v, cutOffUntil)
 	if err != nil || created {
@@ -248,18 +256,12 @@ func (i *Issuer) logAdminCut(r *http.Request, event string, u *directory.User, c
 	}
 }
 
-// cutOffAll records the cut-offs and publishes those of tokens on the
-// revocation feed, or answers the store's failure (a retry records and
-// publishes a later cut-off).
+// cutOffAll publishes and records the cut-offs (cutOff), or answers the
+// store's failure (a retry publishes and records a later cut-off).
 func (i *Issuer) cutOffAll(w http.ResponseWriter, r *http.Request, keys []string) (time.Time, bool) {
 	var at time.Time
 	for _, k := range keys {
 		t, err := i.cutOff(r.Context(), k)
-		if err == nil {
-			if ev, ok := cutOffFeedEvent(k, t); ok {
-				err = i.publish(r.Context(), ev)
-			}
-		}
 		if err != nil {
 			i.apiStoreFailure(w, err)
 			return at, false
