@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -142,25 +141,26 @@ func (i *Issuer) markRevoked(x *exchange, ns, key string, until time.Time, who s
 // endpoint. The mark comes first and the family's index is read after
 // it, while a grant writes the index first and reads the mark after
 // (linkFamily): whichever is second sees the other, so no access token
-// issued from the family escapes the feed. A family already marked has
-// the events the in-process view lacks published again (so a publish
-// that failed is retried; events are idempotent), within the budget;
-// one whose events are all known costs nothing.
+// issued from the family escapes the feed. Once the events are on the
+// feed a second mark says so; a family marked revoked but not published
+// (the publish failed) is published by the next call, within the
+// budget. A family revoked and published costs nothing again.
 func (i *Issuer) revokeFamilyOf(x *exchange, rt store.RefreshToken) outcome {
 	ctx := x.r.Context()
+	until := familyMarkUntil(rt)
+	if i.feed != nil {
+		if done, err := i.store.Marked(ctx, store.NSFamilyPublished, rt.Family); err != nil {
+			return failed(oauth.FromStore(err))
+		} else if done {
+			return nothingToRevoke
+		}
+	}
 	already, err := i.store.Marked(ctx, store.NSFamily, rt.Family)
 	if err != nil {
 		return failed(oauth.FromStore(err))
 	}
-	var evs []ssf.Event
-	if already {
-		if evs, err = i.familyEvents(ctx, rt.Family, ssf.InitiatedByUser); err != nil {
-			return failed(oauth.FromStore(err))
-		}
-		evs = slices.DeleteFunc(evs, func(ev ssf.Event) bool { return i.view.Revoked(ev.Subject.JTI, "", "", "", time.Time{}) })
-		if len(evs) == 0 {
-			return nothingToRevoke
-		}
+	if already && i.feed == nil {
+		return nothingToRevoke
 	}
 	if wait, ok := i.spendRevokeBudget(ctx, x.d.clientID+"\x00"+rt.UserID); !ok {
 		now := i.now()
@@ -168,15 +168,17 @@ func (i *Issuer) revokeFamilyOf(x *exchange, rt store.RefreshToken) outcome {
 			write: func(w http.ResponseWriter) { writeRateLimited(w, revokeBudget, wait, now) }}
 	}
 	if !already {
-		if _, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt)); err != nil {
-			return failed(oauth.FromStore(err))
-		}
-		if evs, err = i.familyEvents(ctx, rt.Family, ssf.InitiatedByUser); err != nil {
+		if _, err := i.store.Mark(ctx, store.NSFamily, rt.Family, until); err != nil {
 			return failed(oauth.FromStore(err))
 		}
 	}
-	if err := i.publish(ctx, evs...); err != nil {
+	if err := i.publishFamily(ctx, rt.Family, ssf.InitiatedByUser); err != nil {
 		return failed(oauth.FromStore(err))
+	}
+	if i.feed != nil {
+		if _, err := i.store.Mark(ctx, store.NSFamilyPublished, rt.Family, until); err != nil {
+			return failed(oauth.FromStore(err))
+		}
 	}
 	if already {
 		return nothingToRevoke

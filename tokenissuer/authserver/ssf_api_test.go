@@ -620,3 +620,58 @@ func familyOfToken(t *testing.T, e *flowEnv, access string) string {
 	}
 	return fam
 }
+
+// failFeedStore fails the next feed append when armed.
+type failFeedStore struct {
+	*embedded.DB
+	fail atomic.Bool
+}
+
+func (f *failFeedStore) AppendFeed(ctx context.Context, entries []store.FeedEntry) (uint64, error) {
+	if f.fail.CompareAndSwap(true, false) {
+		return 0, store.ErrUnavailable
+	}
+	return f.DB.AppendFeed(ctx, entries)
+}
+
+// TestFamilyRevocationPublishRetried: a family revocation whose publish
+// failed answers 503; the family is revoked at the issuer (and in this
+// Caddy's view), and the client's retry puts its tokens on the feed.
+func TestFamilyRevocationPublishRetried(t *testing.T) {
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	f := &failFeedStore{DB: db}
+	e := feedEnv(t, f)
+	tok := e.orgToken("feed", "ssf.read ssf.manage")
+	cfg := e.createStream(tok)
+	pair := e.login("u1", "web", webCB)
+	jti, _ := jtiExp(t, pair.access)
+	f.fail.Store(true)
+	if status, body := e.post(revokeEP, "web", url.Values{"token": {pair.refresh}}); status != http.StatusServiceUnavailable {
+		t.Fatalf("revocation with the feed down: %d %v", status, body)
+	}
+	if e.active(pair.access) || !e.iss.RevocationView().Revoked(jti, "", "", "", time.Time{}) {
+		t.Fatal("the family is not revoked at the issuer and in the view")
+	}
+	if evs, _ := e.pollEvents(cfg, tok, nil); len(evs) != 0 {
+		t.Fatalf("events before the retry: %v", evs)
+	}
+	e.revoke("web", pair.refresh)
+	evs, _ := e.pollEvents(cfg, tok, nil)
+	if len(evs) != 1 {
+		t.Fatalf("events after the retry: %v", evs)
+	}
+	for _, ev := range evs {
+		if ev.Subject.JTI != jti {
+			t.Fatalf("event after the retry: %+v", ev)
+		}
+	}
+	// Published now: a third revocation publishes nothing more.
+	e.revoke("web", pair.refresh)
+	if evs, _ := e.pollEvents(cfg, tok, nil); len(evs) != 1 {
+		t.Fatalf("events after a third revocation: %d", len(evs))
+	}
+}

@@ -201,6 +201,9 @@ const (
 	// refresh-token family (family -> JSON), so that revoking the family
 	// publishes each of them on the revocation feed.
 	NSFamilyTokens = "family-tokens"
+	// NSFamilyPublished marks the revoked families whose access tokens
+	// are on the revocation feed (set after the publish succeeded).
+	NSFamilyPublished = "family-published"
 	// NSSSFStreamConfig holds each SSF stream's configuration (stream id
 	// -> JSON) and NSSSFClientStreams each client's stream ids.
 	NSSSFStreamConfig  = "ssf-stream-config"
