@@ -362,7 +362,9 @@ func (i *Issuer) createStream(w http.ResponseWriter, r *http.Request, c ssfCalle
 		err = i.putStream(ctx, st)
 	}
 	if err == nil && !full {
-		err = i.feed.AddStream(ctx, st.ID, c.clientID)
+		if err = i.feed.AddStream(ctx, st.ID, c.clientID); err != nil {
+			_ = i.dropStream(ctx, st) // no record or list entry without queue state
+		}
 	}
 	switch {
 	case full:
