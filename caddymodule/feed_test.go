@@ -31,8 +31,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
@@ -649,11 +651,24 @@ func TestFeedMemoryBound(t *testing.T) {
 }
 
 // fakeIssuerApp is what the gateway asserts of a `token_issuer` app:
-// keys in process and a revocation view.
+// keys in process and a revocation view with its age.
 type fakeIssuerApp struct {
 	issuers map[string]bool
 	revs    *ssf.Revocations
+	synced  atomic.Int64 // unix nanoseconds the view last caught up; 0: never
 }
+
+// RevocationViewAge is the app's, as tokenissuer computes it.
+func (a *fakeIssuerApp) RevocationViewAge() (time.Duration, bool) {
+	n := a.synced.Load()
+	if n == 0 {
+		return 0, false
+	}
+	return time.Since(time.Unix(0, n)), true
+}
+
+// fresh marks the view caught up now.
+func (a *fakeIssuerApp) fresh() *fakeIssuerApp { a.synced.Store(time.Now().UnixNano()); return a }
 
 func (a *fakeIssuerApp) PublicKeys(iss string) (func() jwk.Set, bool, bool) {
 	return func() jwk.Set { return jwk.NewSet() }, false, a.issuers[iss]
@@ -663,7 +678,7 @@ func (a *fakeIssuerApp) RevocationView() (*ssf.Revocations, bool) { return a.rev
 
 func TestInProcessRevocationView(t *testing.T) {
 	const local, remote = "https://id.example.com/oauth2/default", "https://partner.example.com/oauth2/default"
-	app := &fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}
+	app := (&fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}).fresh()
 	rt := &RequireToken{log: zap.NewNop()}
 	localIs, remoteIs := &validator.Issuer{URL: local}, &validator.Issuer{URL: remote}
 	if err := rt.setupRevocations(app, nil, []*validator.Issuer{localIs, remoteIs}); err != nil {
@@ -730,7 +745,7 @@ func BenchmarkBearerRouteRevocations(b *testing.B) {
 // TestRevocationCheckAllocatesNothing: the route's check of a token
 // that passes takes no allocation.
 func TestRevocationCheckAllocatesNothing(t *testing.T) {
-	app := &fakeIssuerApp{issuers: map[string]bool{"https://id.example.com/oauth2/default": true}, revs: ssf.NewRevocations()}
+	app := (&fakeIssuerApp{issuers: map[string]bool{"https://id.example.com/oauth2/default": true}, revs: ssf.NewRevocations()}).fresh()
 	_ = app.revs.RevokeToken("AT.2", time.Now().Add(time.Hour))
 	_ = app.revs.RevokeUserAt("bob", "", "0oa1", time.Now())
 	rt := &RequireToken{log: zap.NewNop()}
@@ -739,6 +754,9 @@ func TestRevocationCheckAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := &validator.Result{Issuer: is, Subject: "jane", Claims: map[string]any{"jti": "AT.1", "sub": "jane", "uid": "00u1", "cid": "0oa1", "iat": json.Number("1700000000")}}
+	if rt.revocations.sources[0].view == nil {
+		t.Fatal("the in-process source does not read the view's age")
+	}
 	if n := testing.AllocsPerRun(1000, func() {
 		if rt.revocations.check(res) != nil {
 			t.Fatal("refused")
@@ -746,7 +764,118 @@ func TestRevocationCheckAllocatesNothing(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("the revocation check allocates %v times", n)
 	}
+	// A stale view refused (on_stale fail) allocates only its Failure.
+	rt.revocations.failStale = true
+	app.synced.Store(time.Now().Add(-time.Hour).UnixNano())
+	if n := testing.AllocsPerRun(1000, func() {
+		if f := rt.revocations.check(res); f == nil || f.Reason != ReasonFeedStale {
+			t.Fatal("a stale view served")
+		}
+	}); n > 1 {
+		t.Fatalf("the stale check allocates %v times", n)
+	}
 }
+
+// TestInProcessRevocationViewStaleness: the in-process view is as
+// fresh as the issuer's last catch-up with the store's feed, under the
+// route's stale_after and on_stale (defaults 30s, warn; a block
+// without feed sets them).
+func TestInProcessRevocationViewStaleness(t *testing.T) {
+	const local = "https://id.example.com/oauth2/default"
+	is := &validator.Issuer{URL: local}
+	res := &validator.Result{Issuer: is, Subject: "jane", Claims: map[string]any{"jti": "AT.1", "sub": "jane", "cid": "0oa1", "iat": json.Number("1700000000")}}
+	route := func(t *testing.T, app any, rc *RevocationsConfig) (*RequireToken, *observer.ObservedLogs) {
+		t.Helper()
+		core, logs := observer.New(zap.WarnLevel)
+		rt := &RequireToken{log: zap.New(core), Revocations: rc}
+		if err := rt.setupRevocations(app, nil, []*validator.Issuer{is}); err != nil {
+			t.Fatal(err)
+		}
+		return rt, logs
+	}
+	staleWarnings := func(logs *observer.ObservedLogs) int {
+		return logs.FilterMessageSnippet("revocation feed is stale").FilterField(zap.String("feed", inProcessName)).Len()
+	}
+
+	t.Run("defaults: fresh serves, stale and never synced warn", func(t *testing.T) {
+		app := &fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}
+		rt, logs := route(t, app, nil)
+		if rt.revocations.staleAfter != DefaultStaleAfter || rt.revocations.failStale {
+			t.Fatalf("defaults %v %v", rt.revocations.staleAfter, rt.revocations.failStale)
+		}
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 1 {
+			t.Fatalf("never synced: %v, %d warnings", f, staleWarnings(logs))
+		}
+		app.fresh()
+		rt.revocations.lastWarn.Store(0)
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 1 {
+			t.Fatalf("fresh: %v, %d warnings", f, staleWarnings(logs))
+		}
+		app.synced.Store(time.Now().Add(-DefaultStaleAfter - time.Second).UnixNano())
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 2 {
+			t.Fatalf("stale, warn: %v, %d warnings", f, staleWarnings(logs))
+		}
+		// At most one warning per stale_after.
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 2 {
+			t.Fatalf("second stale request: %v, %d warnings", f, staleWarnings(logs))
+		}
+	})
+
+	t.Run("fail: stale and never synced answer 503", func(t *testing.T) {
+		app := &fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}
+		rt, _ := route(t, app, &RevocationsConfig{StaleAfter: duration.Duration(10 * time.Second), OnStale: OnStaleFail})
+		if f := rt.revocations.check(res); f == nil || f.Status != http.StatusServiceUnavailable || f.Reason != ReasonFeedStale || f.Issuer != local {
+			t.Fatalf("never synced: %+v", f)
+		}
+		app.synced.Store(time.Now().Add(-5 * time.Second).UnixNano())
+		if f := rt.revocations.check(res); f != nil {
+			t.Fatalf("fresh within stale_after: %v", f)
+		}
+		app.synced.Store(time.Now().Add(-11 * time.Second).UnixNano())
+		if f := rt.revocations.check(res); f == nil || f.Status != http.StatusServiceUnavailable || f.Reason != ReasonFeedStale {
+			t.Fatalf("stale: %+v", f)
+		}
+		// A revoked token stays 401 revoked, stale or not.
+		_ = app.revs.RevokeToken("AT.1", time.Now().Add(time.Hour))
+		if f := rt.revocations.check(res); f == nil || f.Reason != ReasonRevoked {
+			t.Fatalf("revoked while stale: %+v", f)
+		}
+	})
+
+	t.Run("an app without the age is fresh", func(t *testing.T) {
+		app := fakeAgelessApp{&fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}}
+		rt, _ := route(t, app, &RevocationsConfig{OnStale: OnStaleFail})
+		if f := rt.revocations.check(res); f != nil {
+			t.Fatalf("%v", f)
+		}
+	})
+
+	t.Run("a block without feed needs a local issuer and no credentials", func(t *testing.T) {
+		app := (&fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}).fresh()
+		for _, rc := range []RevocationsConfig{{ClientID: "gw"}, {ClientSecret: "s"}, {PrivateKey: "/k.pem"}, {PrivateKeyID: "k"}} {
+			rt := &RequireToken{log: zap.NewNop(), Revocations: &rc}
+			if err := rt.setupRevocations(app, nil, []*validator.Issuer{is}); err == nil || !strings.Contains(err.Error(), "feed is not set") {
+				t.Errorf("%+v: %v", rc, err)
+			}
+		}
+		rt := &RequireToken{log: zap.NewNop(), Revocations: &RevocationsConfig{OnStale: OnStaleFail}}
+		remote := &validator.Issuer{URL: "https://partner.example.com/oauth2/default"}
+		if err := rt.setupRevocations(app, nil, []*validator.Issuer{remote}); err == nil || !strings.Contains(err.Error(), "no issuer of the route is served by a token_issuer app") {
+			t.Errorf("no local issuer: %v", err)
+		}
+		if err := rt.setupRevocations(nil, nil, []*validator.Issuer{is}); err == nil {
+			t.Error("no app: accepted")
+		}
+	})
+}
+
+// fakeAgelessApp offers a view without its age.
+type fakeAgelessApp struct{ a *fakeIssuerApp }
+
+func (f fakeAgelessApp) PublicKeys(iss string) (func() jwk.Set, bool, bool) {
+	return f.a.PublicKeys(iss)
+}
+func (f fakeAgelessApp) RevocationView() (*ssf.Revocations, bool) { return f.a.RevocationView() }
 
 func TestFeedPrivateKeyJWT(t *testing.T) {
 	tx := newTransmitter(t)
