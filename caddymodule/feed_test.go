@@ -72,6 +72,13 @@ type transmitter struct {
 	setErrs  []ssf.SetErr
 	tokenReq int
 	polls    int
+	// conflicts counts 409s at stream creation, the first at
+	// firstConflict; deleted is when each stream was deleted.
+	conflicts     int
+	firstConflict time.Time
+	deleted       map[string]time.Time
+	// refuseDelete makes stream deletion answer 500.
+	refuseDelete atomic.Bool
 }
 
 func newTransmitter(t testing.TB) *transmitter {
@@ -228,6 +235,11 @@ func (tx *transmitter) handler() http.Handler {
 			return
 		}
 		if tx.onePerClient && tx.liveStreams() > 0 {
+			tx.mu.Lock()
+			if tx.conflicts++; tx.conflicts == 1 {
+				tx.firstConflict = time.Now()
+			}
+			tx.mu.Unlock()
 			writeJSON(w, 409, map[string]string{"errorCode": "E0000001", "errorSummary": "stream exists"})
 			return
 		}
@@ -261,10 +273,21 @@ func (tx *transmitter) handler() http.Handler {
 			writeJSON(w, 401, map[string]string{"error": "invalid_token"})
 			return
 		}
-		if err := tx.q.RemoveStream(r.Context(), r.URL.Query().Get("stream_id")); err != nil {
+		if tx.refuseDelete.Load() {
+			w.WriteHeader(500)
+			return
+		}
+		id := r.URL.Query().Get("stream_id")
+		if err := tx.q.RemoveStream(r.Context(), id); err != nil {
 			w.WriteHeader(404)
 			return
 		}
+		tx.mu.Lock()
+		if tx.deleted == nil {
+			tx.deleted = map[string]time.Time{}
+		}
+		tx.deleted[id] = time.Now()
+		tx.mu.Unlock()
 		w.WriteHeader(204)
 	})
 	mux.HandleFunc("POST /api/v1/ssf/poll/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -933,22 +956,95 @@ func TestFeedSharedAcrossReloads(t *testing.T) {
 	}
 }
 
-func TestFeedReplacesAStaleStream(t *testing.T) {
-	tx := newTransmitter(t)
-	tx.onePerClient = true
-	// A stream left by a gateway that crashed (it never deleted it).
-	if err := tx.q.AddStream(context.Background(), "crashed", tx.clientID); err != nil {
+// addForeignStream adds a stream of the client that no receiver of
+// this process created (a crashed gateway's, or another live one's).
+func (tx *transmitter) addForeignStream(t *testing.T, id string) {
+	t.Helper()
+	if err := tx.q.AddStream(context.Background(), id, tx.clientID); err != nil {
 		t.Fatal(err)
 	}
 	tx.mu.Lock()
-	tx.streams = append(tx.streams, "crashed")
+	tx.streams = append(tx.streams, id)
 	tx.mu.Unlock()
+}
+
+func (tx *transmitter) conflictCount() (int, time.Time) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.conflicts, tx.firstConflict
+}
+
+// TestFeedReplacesAStaleStream: a transmitter keeping one stream per
+// client still has the stream of a gateway that crashed; the restarted
+// gateway replaces it once creation has answered 409 for takeoverAfter,
+// not before, and catches up.
+func TestFeedReplacesAStaleStream(t *testing.T) {
+	tx := newTransmitter(t)
+	tx.onePerClient = true
+	tx.addForeignStream(t, "crashed")
 	tok, jti := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
 	tx.revokeToken(t, jti) // before this gateway started: replayed to its new stream
-	rt := feedRoute(t, tx, RevocationsConfig{})
+	const takeover = 700 * time.Millisecond
+	rt := feedRoute(t, tx, RevocationsConfig{takeoverAfter: takeover})
 	waitStatus(t, rt, tok, 401, ReasonRevoked, 5*time.Second)
 	if _, err := tx.q.Cursor(context.Background(), "crashed"); !errors.Is(err, ssf.ErrUnknownStream) {
 		t.Errorf("the stale stream is still there: %v", err)
+	}
+	if n := tx.liveStreams(); n != 1 {
+		t.Errorf("%d streams, want 1", n)
+	}
+	n, first := tx.conflictCount()
+	tx.mu.Lock()
+	at := tx.deleted["crashed"]
+	tx.mu.Unlock()
+	if n < 2 || at.Sub(first) < takeover {
+		t.Errorf("replaced %v after the first of %d 409s, want at least %v of them", at.Sub(first), n, takeover)
+	}
+}
+
+// TestFeedLeavesAnotherGatewaysStream: while stream creation answers
+// 409 for less than takeoverAfter, the client's stream that this
+// process did not create (maybe another live gateway's) is kept.
+func TestFeedLeavesAnotherGatewaysStream(t *testing.T) {
+	tx := newTransmitter(t)
+	tx.onePerClient = true
+	tx.addForeignStream(t, "other-gateway")
+	rt := feedRoute(t, tx, RevocationsConfig{})
+	testkit.WaitFor(t, "three 409s", 10*time.Second, func() bool { n, _ := tx.conflictCount(); return n >= 3 })
+	if _, err := tx.q.Cursor(context.Background(), "other-gateway"); err != nil {
+		t.Fatalf("another gateway's stream was deleted: %v", err)
+	}
+	if _, ok := receiverOf(rt).age(time.Now()); ok {
+		t.Fatal("synced without a stream")
+	}
+}
+
+// TestFeedDeletesItsOwnLeftoverStream: a stream a receiver of this
+// process created and failed to delete at shutdown is deleted at once
+// by the next receiver that meets a 409, without waiting.
+func TestFeedDeletesItsOwnLeftoverStream(t *testing.T) {
+	tx := newTransmitter(t)
+	tx.onePerClient = true
+	old := feedRoute(t, tx, RevocationsConfig{})
+	waitSynced(t, old)
+	leftover := tx.streamIDs()[0]
+	fr := receiverOf(old)
+	tx.refuseDelete.Store(true)
+	_ = old.Cleanup()
+	<-fr.done
+	if _, err := tx.q.Cursor(context.Background(), leftover); err != nil {
+		t.Fatalf("the stream was deleted although deletion was refused: %v", err)
+	}
+	tx.refuseDelete.Store(false)
+	tok, jti := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
+	tx.revokeToken(t, jti)
+	rt := feedRoute(t, tx, RevocationsConfig{}) // default takeoverAfter: minutes
+	if receiverOf(rt) == fr {
+		t.Fatal("the old receiver was reused")
+	}
+	waitStatus(t, rt, tok, 401, ReasonRevoked, 5*time.Second)
+	if _, err := tx.q.Cursor(context.Background(), leftover); !errors.Is(err, ssf.ErrUnknownStream) {
+		t.Errorf("the leftover stream is still there: %v", err)
 	}
 	if n := tx.liveStreams(); n != 1 {
 		t.Errorf("%d streams, want 1", n)

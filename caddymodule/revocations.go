@@ -98,6 +98,7 @@ type RevocationsConfig struct {
 	backoffMax    time.Duration
 	keyMinRefresh time.Duration
 	maxTokens     int
+	takeoverAfter time.Duration
 }
 
 // revocationView is what a `token_issuer` app offers so a route reads
