@@ -76,7 +76,17 @@ func TestCaddyfileAdaptProvisions(t *testing.T) {
 			if err := json.Unmarshal([]byte(want), &c); err != nil {
 				t.Fatal(err)
 			}
-			if err := caddy.Validate(&c); err != nil {
+			err := caddy.Validate(&c)
+			if filepath.Base(f) == "revocations_local.caddyfiletest" {
+				// Its route's issuer is a token_issuer app's of the same
+				// Caddy, which this test binary does not have: provisioning
+				// goes as far as noticing that.
+				if err == nil || !strings.Contains(err.Error(), "no issuer of the route is served by a token_issuer app") {
+					t.Fatalf("%s: %v, want the error naming the missing token_issuer", f, err)
+				}
+				return
+			}
+			if err != nil {
 				t.Fatalf("%s does not validate: %v", f, err)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +44,48 @@ const (
 	feedSkew = 5 * time.Minute
 	// feedScopes are those of Okta's SSF Transmitter API.
 	feedScopes = "ssf.read ssf.manage"
+	// feedTakeoverAfter is how long stream creation must keep answering
+	// 409 before the receiver deletes a stream it did not create.
+	feedTakeoverAfter = 3 * time.Minute
 )
+
+// ownStreams holds the ids of the streams receivers of this process
+// created and have not deleted, per feedKey: on a 409 a receiver
+// deletes those (its predecessor's, whose shutdown failed) at once,
+// and another process's only after feedTakeoverAfter.
+var ownStreams = struct {
+	sync.Mutex
+	m map[string]map[string]bool
+}{m: map[string]map[string]bool{}}
+
+func (fr *feedReceiver) rememberStream(id string, own bool) {
+	ownStreams.Lock()
+	defer ownStreams.Unlock()
+	k := feedKey(fr.feed, fr.clientID)
+	switch {
+	case own && ownStreams.m[k] == nil:
+		ownStreams.m[k] = map[string]bool{id: true}
+	case own:
+		ownStreams.m[k][id] = true
+	default:
+		delete(ownStreams.m[k], id)
+		if len(ownStreams.m[k]) == 0 {
+			delete(ownStreams.m, k)
+		}
+	}
+}
+
+func (fr *feedReceiver) isOwnStream(id string) bool {
+	ownStreams.Lock()
+	defer ownStreams.Unlock()
+	return ownStreams.m[feedKey(fr.feed, fr.clientID)][id]
+}
+
+func (fr *feedReceiver) hasOwnStreams() bool {
+	ownStreams.Lock()
+	defer ownStreams.Unlock()
+	return len(ownStreams.m[feedKey(fr.feed, fr.clientID)]) > 0
+}
 
 // feedCreds is how the receiver authenticates at the token endpoint:
 // client_secret_basic (RFC 6749 section 2.3.1) or private_key_jwt (RFC
@@ -83,6 +125,7 @@ type feedReceiver struct {
 	log           *zap.Logger
 	backoffMax    time.Duration
 	keyMinRefresh time.Duration
+	takeoverAfter time.Duration
 	cancel        context.CancelFunc
 	done          chan struct{}
 
@@ -103,7 +146,7 @@ type feedReceiver struct {
 	keyErrs       atomic.Int64     // failed key fetches
 	immediate     bool
 	failures      int
-	lastTakeover  time.Time
+	conflictSince time.Time // first of the current run of 409s at stream creation
 	lastErrLog    time.Time
 	lastPrune     time.Time
 }
@@ -151,6 +194,9 @@ func newFeedReceiver(cfg *feedConfig) *feedReceiver {
 	}
 	if fr.backoffMax <= 0 {
 		fr.backoffMax = feedBackoffMax
+	}
+	if fr.takeoverAfter = cfg.tune.takeoverAfter; fr.takeoverAfter <= 0 {
+		fr.takeoverAfter = feedTakeoverAfter
 	}
 	fr.creds.Store(cfg.creds)
 	go fr.run(ctx)
@@ -454,7 +500,9 @@ func (fr *feedReceiver) createStream(ctx context.Context) error {
 	if err := fr.sameOrigin(sc.Delivery.EndpointURL); err != nil {
 		return fmt.Errorf("creating a stream: delivery endpoint_url: %w", err)
 	}
+	fr.rememberStream(sc.StreamID, true)
 	fr.stream, fr.aud = &sc, sc.Aud[0]
+	fr.conflictSince = time.Time{}
 	fr.verifier = nil
 	fr.acks, fr.setErrs, fr.immediate = nil, nil, true
 	fr.log.Info("revocation feed stream created", zap.String("feed", fr.feed), zap.String("stream_id", sc.StreamID))
@@ -462,48 +510,94 @@ func (fr *feedReceiver) createStream(ctx context.Context) error {
 }
 
 // replaceStreams answers a transmitter that keeps one stream per
-// client (409 on create, as Okta's does): that stream is one this
-// receiver lost with its state (a crash), or another gateway's with
-// the same client id. It is deleted, at most once a minute, and a new
-// one created, which replays every retained event: no revocation is
-// lost either way, but gateways should not share a client id.
+// client (409 on create, as Okta's does). The existing stream is one a
+// receiver of this process created and failed to delete (deleted at
+// once), one this gateway lost with its state (a crash and restart),
+// or another live gateway's with the same client id. The last two look
+// alike, so a stream this process did not create is deleted only after
+// creation kept answering 409 for takeoverAfter (default 3 min), and
+// only one: a crashed gateway's recovers then, with every retained
+// event replayed, and gateways wrongly sharing a client id take over
+// from each other at most that often rather than at every start.
 func (fr *feedReceiver) replaceStreams(ctx context.Context) error {
-	if time.Since(fr.lastTakeover) < time.Minute {
-		return fmt.Errorf("creating a stream: the transmitter keeps one stream per client and has one (status 409); is another gateway using client_id %s?", fr.clientID)
+	now := time.Now()
+	if fr.conflictSince.IsZero() {
+		fr.conflictSince = now
 	}
-	fr.lastTakeover = time.Now()
-	req, err := fr.bearerRequest(http.MethodGet, fr.meta.ConfigurationEndpoint, nil)
+	waited := now.Sub(fr.conflictSince)
+	if waited < fr.takeoverAfter && !fr.hasOwnStreams() {
+		return fmt.Errorf("creating a stream: the transmitter keeps one stream per client and has one (status 409); is another gateway using client_id %s? Replacing it in %s unless it goes", fr.clientID, (fr.takeoverAfter - waited).Round(time.Second))
+	}
+	list, err := fr.listStreams(ctx)
 	if err != nil {
 		return err
+	}
+	deleted := 0
+	for _, sc := range list {
+		if sc.StreamID == "" || !fr.isOwnStream(sc.StreamID) {
+			continue
+		}
+		if err := fr.deleteStream(ctx, sc.StreamID); err != nil {
+			return err
+		}
+		deleted++
+		fr.log.Info("deleted a revocation feed stream an earlier receiver of this process left", zap.String("feed", fr.feed), zap.String("stream_id", sc.StreamID))
+	}
+	if deleted == 0 && waited >= fr.takeoverAfter {
+		for _, sc := range list {
+			if sc.StreamID == "" {
+				continue
+			}
+			if err := fr.deleteStream(ctx, sc.StreamID); err != nil {
+				return err
+			}
+			deleted++
+			fr.log.Warn("replaced the client's existing revocation feed stream after stream creation answered 409 for a while (the transmitter keeps one per client); gateways should not share a client_id",
+				zap.String("feed", fr.feed), zap.String("client_id", fr.clientID), zap.String("stream_id", sc.StreamID), zap.Duration("after", waited))
+			break // the one the transmitter lists first: the least taken
+		}
+	}
+	if deleted == 0 {
+		return fmt.Errorf("creating a stream: the transmitter keeps one stream per client and has one (status 409) that this gateway did not create; is another gateway using client_id %s?", fr.clientID)
+	}
+	fr.conflictSince = time.Time{}
+	return fmt.Errorf("creating a stream: replaced the existing one: %w", errRetryNow)
+}
+
+// listStreams lists the client's streams (SSF 8.1.1.2): a JSON array,
+// or one object.
+func (fr *feedReceiver) listStreams(ctx context.Context) ([]ssf.StreamConfig, error) {
+	req, err := fr.bearerRequest(http.MethodGet, fr.meta.ConfigurationEndpoint, nil)
+	if err != nil {
+		return nil, err
 	}
 	var raw json.RawMessage
 	status, err := fr.do(ctx, req, feedCallTimeout, &raw)
 	if err != nil || status != http.StatusOK {
-		return fmt.Errorf("listing streams after a 409: status %d %v", status, err)
+		return nil, fmt.Errorf("listing streams after a 409: status %d %v", status, err)
 	}
 	var list []ssf.StreamConfig
 	if json.Unmarshal(raw, &list) != nil {
 		var one ssf.StreamConfig
 		if err := json.Unmarshal(raw, &one); err != nil {
-			return fmt.Errorf("listing streams after a 409: %w", err)
+			return nil, fmt.Errorf("listing streams after a 409: %w", err)
 		}
 		list = []ssf.StreamConfig{one}
 	}
-	for _, sc := range list {
-		if sc.StreamID == "" {
-			continue
-		}
-		req, err := fr.bearerRequest(http.MethodDelete, fr.meta.ConfigurationEndpoint+"?stream_id="+url.QueryEscape(sc.StreamID), nil)
-		if err != nil {
-			return err
-		}
-		if status, err := fr.do(ctx, req, feedCallTimeout, &struct{}{}); err != nil || status >= 300 && status != http.StatusNotFound {
-			return fmt.Errorf("deleting stream %s after a 409: status %d %v", sc.StreamID, status, err)
-		}
-		fr.log.Warn("replaced the client's existing revocation feed stream (the transmitter keeps one per client); gateways should not share a client_id",
-			zap.String("feed", fr.feed), zap.String("client_id", fr.clientID), zap.String("stream_id", sc.StreamID))
+	return list, nil
+}
+
+// deleteStream deletes a stream (SSF 8.1.1.5); gone already is fine.
+func (fr *feedReceiver) deleteStream(ctx context.Context, id string) error {
+	req, err := fr.bearerRequest(http.MethodDelete, fr.meta.ConfigurationEndpoint+"?stream_id="+url.QueryEscape(id), nil)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("creating a stream: replaced the existing one: %w", errRetryNow)
+	if status, err := fr.do(ctx, req, feedCallTimeout, &struct{}{}); err != nil || status >= 300 && status != http.StatusNotFound {
+		return fmt.Errorf("deleting stream %s after a 409: status %d %v", id, status, err)
+	}
+	fr.rememberStream(id, false)
+	return nil
 }
 
 func (fr *feedReceiver) bearerRequest(method, u string, body []byte) (*http.Request, error) {
@@ -540,6 +634,7 @@ func (fr *feedReceiver) poll(ctx context.Context) error {
 		// The transmitter lost the stream: a new one receives every
 		// retained event. Our acknowledgements were for the old one.
 		fr.log.Warn("revocation feed stream is gone; creating a new one", zap.String("feed", fr.feed), zap.String("stream_id", fr.stream.StreamID))
+		fr.rememberStream(fr.stream.StreamID, false)
 		fr.stream = nil
 		fr.acks, fr.setErrs = nil, nil
 		return fmt.Errorf("poll: stream gone: %w", errRetryNow)
@@ -735,9 +830,14 @@ func (fr *feedReceiver) shutdown() {
 	if err != nil {
 		return
 	}
-	if status, err := fr.do(context.Background(), req, 2*time.Second, &struct{}{}); err != nil || status >= 300 {
+	status, err := fr.do(context.Background(), req, 2*time.Second, &struct{}{})
+	if err != nil || status >= 300 && status != http.StatusNotFound {
+		// Remembered: the next receiver of this process for the feed
+		// deletes it on a 409.
 		fr.log.Debug("deleting the revocation feed stream failed", zap.String("feed", fr.feed), zap.Int("status", status), zap.Error(err))
+		return
 	}
+	fr.rememberStream(sc.StreamID, false)
 }
 
 var _ caddy.Destructor = (*feedReceiver)(nil)

@@ -20,10 +20,13 @@ import (
 //		on_stale warn|fail
 //	}
 //
-// each once; `feed` and `client_id` are required, and one of
+// each once. With `feed`, `client_id` is required, and one of
 // `client_secret` (client_secret_basic) or `private_key`
-// (private_key_jwt). What needs no placeholder is checked here, so
-// errors carry the line.
+// (private_key_jwt). Without `feed` the block only sets `stale_after`
+// and `on_stale` of the in-process revocation view of a `token_issuer`
+// of the same Caddy (for a route whose issuer it serves), and
+// `client_id` and the credentials are refused. What needs no
+// placeholder is checked here, so errors carry the line.
 func parseRevocations(d *caddyfile.Dispenser) (*RevocationsConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -31,8 +34,15 @@ func parseRevocations(d *caddyfile.Dispenser) (*RevocationsConfig, error) {
 	rc := new(RevocationsConfig)
 	start := d.Val()
 	once := caddyargs.Once{}
+	var feedOnly error // the first setting that needs a feed, at its line
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
+		switch d.Val() {
+		case "client_id", "client_secret", "private_key":
+			if feedOnly == nil {
+				feedOnly = d.Errf("%s: %s is for a feed, and feed is not set (without feed, the block only sets stale_after and on_stale of the in-process view)", start, d.Val())
+			}
+		}
 		switch d.Val() {
 		case "feed":
 			if err = caddyargs.One(d, once, &rc.Feed); err == nil && !strings.Contains(rc.Feed, "{") {
@@ -76,8 +86,10 @@ func parseRevocations(d *caddyfile.Dispenser) (*RevocationsConfig, error) {
 		}
 	}
 	switch {
+	case rc.Feed == "" && feedOnly != nil:
+		return nil, feedOnly
 	case rc.Feed == "":
-		return nil, d.Errf("%s: feed is required", start)
+		return rc, nil
 	case rc.ClientID == "":
 		return nil, d.Errf("%s: client_id is required", start)
 	case rc.ClientSecret == "" && rc.PrivateKey == "":

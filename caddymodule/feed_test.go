@@ -31,8 +31,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/internal/testkit"
 )
@@ -70,6 +72,13 @@ type transmitter struct {
 	setErrs  []ssf.SetErr
 	tokenReq int
 	polls    int
+	// conflicts counts 409s at stream creation, the first at
+	// firstConflict; deleted is when each stream was deleted.
+	conflicts     int
+	firstConflict time.Time
+	deleted       map[string]time.Time
+	// refuseDelete makes stream deletion answer 500.
+	refuseDelete atomic.Bool
 }
 
 func newTransmitter(t testing.TB) *transmitter {
@@ -226,6 +235,11 @@ func (tx *transmitter) handler() http.Handler {
 			return
 		}
 		if tx.onePerClient && tx.liveStreams() > 0 {
+			tx.mu.Lock()
+			if tx.conflicts++; tx.conflicts == 1 {
+				tx.firstConflict = time.Now()
+			}
+			tx.mu.Unlock()
 			writeJSON(w, 409, map[string]string{"errorCode": "E0000001", "errorSummary": "stream exists"})
 			return
 		}
@@ -259,10 +273,21 @@ func (tx *transmitter) handler() http.Handler {
 			writeJSON(w, 401, map[string]string{"error": "invalid_token"})
 			return
 		}
-		if err := tx.q.RemoveStream(r.Context(), r.URL.Query().Get("stream_id")); err != nil {
+		if tx.refuseDelete.Load() {
+			w.WriteHeader(500)
+			return
+		}
+		id := r.URL.Query().Get("stream_id")
+		if err := tx.q.RemoveStream(r.Context(), id); err != nil {
 			w.WriteHeader(404)
 			return
 		}
+		tx.mu.Lock()
+		if tx.deleted == nil {
+			tx.deleted = map[string]time.Time{}
+		}
+		tx.deleted[id] = time.Now()
+		tx.mu.Unlock()
 		w.WriteHeader(204)
 	})
 	mux.HandleFunc("POST /api/v1/ssf/poll/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -649,11 +674,24 @@ func TestFeedMemoryBound(t *testing.T) {
 }
 
 // fakeIssuerApp is what the gateway asserts of a `token_issuer` app:
-// keys in process and a revocation view.
+// keys in process and a revocation view with its age.
 type fakeIssuerApp struct {
 	issuers map[string]bool
 	revs    *ssf.Revocations
+	synced  atomic.Int64 // unix nanoseconds the view last caught up; 0: never
 }
+
+// RevocationViewAge is the app's, as tokenissuer computes it.
+func (a *fakeIssuerApp) RevocationViewAge() (time.Duration, bool) {
+	n := a.synced.Load()
+	if n == 0 {
+		return 0, false
+	}
+	return time.Since(time.Unix(0, n)), true
+}
+
+// fresh marks the view caught up now.
+func (a *fakeIssuerApp) fresh() *fakeIssuerApp { a.synced.Store(time.Now().UnixNano()); return a }
 
 func (a *fakeIssuerApp) PublicKeys(iss string) (func() jwk.Set, bool, bool) {
 	return func() jwk.Set { return jwk.NewSet() }, false, a.issuers[iss]
@@ -663,7 +701,7 @@ func (a *fakeIssuerApp) RevocationView() (*ssf.Revocations, bool) { return a.rev
 
 func TestInProcessRevocationView(t *testing.T) {
 	const local, remote = "https://id.example.com/oauth2/default", "https://partner.example.com/oauth2/default"
-	app := &fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}
+	app := (&fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}).fresh()
 	rt := &RequireToken{log: zap.NewNop()}
 	localIs, remoteIs := &validator.Issuer{URL: local}, &validator.Issuer{URL: remote}
 	if err := rt.setupRevocations(app, nil, []*validator.Issuer{localIs, remoteIs}); err != nil {
@@ -730,7 +768,7 @@ func BenchmarkBearerRouteRevocations(b *testing.B) {
 // TestRevocationCheckAllocatesNothing: the route's check of a token
 // that passes takes no allocation.
 func TestRevocationCheckAllocatesNothing(t *testing.T) {
-	app := &fakeIssuerApp{issuers: map[string]bool{"https://id.example.com/oauth2/default": true}, revs: ssf.NewRevocations()}
+	app := (&fakeIssuerApp{issuers: map[string]bool{"https://id.example.com/oauth2/default": true}, revs: ssf.NewRevocations()}).fresh()
 	_ = app.revs.RevokeToken("AT.2", time.Now().Add(time.Hour))
 	_ = app.revs.RevokeUserAt("bob", "", "0oa1", time.Now())
 	rt := &RequireToken{log: zap.NewNop()}
@@ -739,6 +777,9 @@ func TestRevocationCheckAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := &validator.Result{Issuer: is, Subject: "jane", Claims: map[string]any{"jti": "AT.1", "sub": "jane", "uid": "00u1", "cid": "0oa1", "iat": json.Number("1700000000")}}
+	if rt.revocations.sources[0].view == nil {
+		t.Fatal("the in-process source does not read the view's age")
+	}
 	if n := testing.AllocsPerRun(1000, func() {
 		if rt.revocations.check(res) != nil {
 			t.Fatal("refused")
@@ -746,7 +787,118 @@ func TestRevocationCheckAllocatesNothing(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("the revocation check allocates %v times", n)
 	}
+	// A stale view refused (on_stale fail) allocates only its Failure.
+	rt.revocations.failStale = true
+	app.synced.Store(time.Now().Add(-time.Hour).UnixNano())
+	if n := testing.AllocsPerRun(1000, func() {
+		if f := rt.revocations.check(res); f == nil || f.Reason != ReasonFeedStale {
+			t.Fatal("a stale view served")
+		}
+	}); n > 1 {
+		t.Fatalf("the stale check allocates %v times", n)
+	}
 }
+
+// TestInProcessRevocationViewStaleness: the in-process view is as
+// fresh as the issuer's last catch-up with the store's feed, under the
+// route's stale_after and on_stale (defaults 30s, warn; a block
+// without feed sets them).
+func TestInProcessRevocationViewStaleness(t *testing.T) {
+	const local = "https://id.example.com/oauth2/default"
+	is := &validator.Issuer{URL: local}
+	res := &validator.Result{Issuer: is, Subject: "jane", Claims: map[string]any{"jti": "AT.1", "sub": "jane", "cid": "0oa1", "iat": json.Number("1700000000")}}
+	route := func(t *testing.T, app any, rc *RevocationsConfig) (*RequireToken, *observer.ObservedLogs) {
+		t.Helper()
+		core, logs := observer.New(zap.WarnLevel)
+		rt := &RequireToken{log: zap.New(core), Revocations: rc}
+		if err := rt.setupRevocations(app, nil, []*validator.Issuer{is}); err != nil {
+			t.Fatal(err)
+		}
+		return rt, logs
+	}
+	staleWarnings := func(logs *observer.ObservedLogs) int {
+		return logs.FilterMessageSnippet("revocation feed is stale").FilterField(zap.String("feed", inProcessName)).Len()
+	}
+
+	t.Run("defaults: fresh serves, stale and never synced warn", func(t *testing.T) {
+		app := &fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}
+		rt, logs := route(t, app, nil)
+		if rt.revocations.staleAfter != DefaultStaleAfter || rt.revocations.failStale {
+			t.Fatalf("defaults %v %v", rt.revocations.staleAfter, rt.revocations.failStale)
+		}
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 1 {
+			t.Fatalf("never synced: %v, %d warnings", f, staleWarnings(logs))
+		}
+		app.fresh()
+		rt.revocations.lastWarn.Store(0)
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 1 {
+			t.Fatalf("fresh: %v, %d warnings", f, staleWarnings(logs))
+		}
+		app.synced.Store(time.Now().Add(-DefaultStaleAfter - time.Second).UnixNano())
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 2 {
+			t.Fatalf("stale, warn: %v, %d warnings", f, staleWarnings(logs))
+		}
+		// At most one warning per stale_after.
+		if f := rt.revocations.check(res); f != nil || staleWarnings(logs) != 2 {
+			t.Fatalf("second stale request: %v, %d warnings", f, staleWarnings(logs))
+		}
+	})
+
+	t.Run("fail: stale and never synced answer 503", func(t *testing.T) {
+		app := &fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}
+		rt, _ := route(t, app, &RevocationsConfig{StaleAfter: duration.Duration(10 * time.Second), OnStale: OnStaleFail})
+		if f := rt.revocations.check(res); f == nil || f.Status != http.StatusServiceUnavailable || f.Reason != ReasonFeedStale || f.Issuer != local {
+			t.Fatalf("never synced: %+v", f)
+		}
+		app.synced.Store(time.Now().Add(-5 * time.Second).UnixNano())
+		if f := rt.revocations.check(res); f != nil {
+			t.Fatalf("fresh within stale_after: %v", f)
+		}
+		app.synced.Store(time.Now().Add(-11 * time.Second).UnixNano())
+		if f := rt.revocations.check(res); f == nil || f.Status != http.StatusServiceUnavailable || f.Reason != ReasonFeedStale {
+			t.Fatalf("stale: %+v", f)
+		}
+		// A revoked token stays 401 revoked, stale or not.
+		_ = app.revs.RevokeToken("AT.1", time.Now().Add(time.Hour))
+		if f := rt.revocations.check(res); f == nil || f.Reason != ReasonRevoked {
+			t.Fatalf("revoked while stale: %+v", f)
+		}
+	})
+
+	t.Run("an app without the age is fresh", func(t *testing.T) {
+		app := fakeAgelessApp{&fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}}
+		rt, _ := route(t, app, &RevocationsConfig{OnStale: OnStaleFail})
+		if f := rt.revocations.check(res); f != nil {
+			t.Fatalf("%v", f)
+		}
+	})
+
+	t.Run("a block without feed needs a local issuer and no credentials", func(t *testing.T) {
+		app := (&fakeIssuerApp{issuers: map[string]bool{local: true}, revs: ssf.NewRevocations()}).fresh()
+		for _, rc := range []RevocationsConfig{{ClientID: "gw"}, {ClientSecret: "s"}, {PrivateKey: "/k.pem"}, {PrivateKeyID: "k"}} {
+			rt := &RequireToken{log: zap.NewNop(), Revocations: &rc}
+			if err := rt.setupRevocations(app, nil, []*validator.Issuer{is}); err == nil || !strings.Contains(err.Error(), "feed is not set") {
+				t.Errorf("%+v: %v", rc, err)
+			}
+		}
+		rt := &RequireToken{log: zap.NewNop(), Revocations: &RevocationsConfig{OnStale: OnStaleFail}}
+		remote := &validator.Issuer{URL: "https://partner.example.com/oauth2/default"}
+		if err := rt.setupRevocations(app, nil, []*validator.Issuer{remote}); err == nil || !strings.Contains(err.Error(), "no issuer of the route is served by a token_issuer app") {
+			t.Errorf("no local issuer: %v", err)
+		}
+		if err := rt.setupRevocations(nil, nil, []*validator.Issuer{is}); err == nil {
+			t.Error("no app: accepted")
+		}
+	})
+}
+
+// fakeAgelessApp offers a view without its age.
+type fakeAgelessApp struct{ a *fakeIssuerApp }
+
+func (f fakeAgelessApp) PublicKeys(iss string) (func() jwk.Set, bool, bool) {
+	return f.a.PublicKeys(iss)
+}
+func (f fakeAgelessApp) RevocationView() (*ssf.Revocations, bool) { return f.a.RevocationView() }
 
 func TestFeedPrivateKeyJWT(t *testing.T) {
 	tx := newTransmitter(t)
@@ -804,22 +956,95 @@ func TestFeedSharedAcrossReloads(t *testing.T) {
 	}
 }
 
-func TestFeedReplacesAStaleStream(t *testing.T) {
-	tx := newTransmitter(t)
-	tx.onePerClient = true
-	// A stream left by a gateway that crashed (it never deleted it).
-	if err := tx.q.AddStream(context.Background(), "crashed", tx.clientID); err != nil {
+// addForeignStream adds a stream of the client that no receiver of
+// this process created (a crashed gateway's, or another live one's).
+func (tx *transmitter) addForeignStream(t *testing.T, id string) {
+	t.Helper()
+	if err := tx.q.AddStream(context.Background(), id, tx.clientID); err != nil {
 		t.Fatal(err)
 	}
 	tx.mu.Lock()
-	tx.streams = append(tx.streams, "crashed")
+	tx.streams = append(tx.streams, id)
 	tx.mu.Unlock()
+}
+
+func (tx *transmitter) conflictCount() (int, time.Time) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.conflicts, tx.firstConflict
+}
+
+// TestFeedReplacesAStaleStream: a transmitter keeping one stream per
+// client still has the stream of a gateway that crashed; the restarted
+// gateway replaces it once creation has answered 409 for takeoverAfter,
+// not before, and catches up.
+func TestFeedReplacesAStaleStream(t *testing.T) {
+	tx := newTransmitter(t)
+	tx.onePerClient = true
+	tx.addForeignStream(t, "crashed")
 	tok, jti := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
 	tx.revokeToken(t, jti) // before this gateway started: replayed to its new stream
-	rt := feedRoute(t, tx, RevocationsConfig{})
+	const takeover = 700 * time.Millisecond
+	rt := feedRoute(t, tx, RevocationsConfig{takeoverAfter: takeover})
 	waitStatus(t, rt, tok, 401, ReasonRevoked, 5*time.Second)
 	if _, err := tx.q.Cursor(context.Background(), "crashed"); !errors.Is(err, ssf.ErrUnknownStream) {
 		t.Errorf("the stale stream is still there: %v", err)
+	}
+	if n := tx.liveStreams(); n != 1 {
+		t.Errorf("%d streams, want 1", n)
+	}
+	n, first := tx.conflictCount()
+	tx.mu.Lock()
+	at := tx.deleted["crashed"]
+	tx.mu.Unlock()
+	if n < 2 || at.Sub(first) < takeover {
+		t.Errorf("replaced %v after the first of %d 409s, want at least %v of them", at.Sub(first), n, takeover)
+	}
+}
+
+// TestFeedLeavesAnotherGatewaysStream: while stream creation answers
+// 409 for less than takeoverAfter, the client's stream that this
+// process did not create (maybe another live gateway's) is kept.
+func TestFeedLeavesAnotherGatewaysStream(t *testing.T) {
+	tx := newTransmitter(t)
+	tx.onePerClient = true
+	tx.addForeignStream(t, "other-gateway")
+	rt := feedRoute(t, tx, RevocationsConfig{})
+	testkit.WaitFor(t, "three 409s", 10*time.Second, func() bool { n, _ := tx.conflictCount(); return n >= 3 })
+	if _, err := tx.q.Cursor(context.Background(), "other-gateway"); err != nil {
+		t.Fatalf("another gateway's stream was deleted: %v", err)
+	}
+	if _, ok := receiverOf(rt).age(time.Now()); ok {
+		t.Fatal("synced without a stream")
+	}
+}
+
+// TestFeedDeletesItsOwnLeftoverStream: a stream a receiver of this
+// process created and failed to delete at shutdown is deleted at once
+// by the next receiver that meets a 409, without waiting.
+func TestFeedDeletesItsOwnLeftoverStream(t *testing.T) {
+	tx := newTransmitter(t)
+	tx.onePerClient = true
+	old := feedRoute(t, tx, RevocationsConfig{})
+	waitSynced(t, old)
+	leftover := tx.streamIDs()[0]
+	fr := receiverOf(old)
+	tx.refuseDelete.Store(true)
+	_ = old.Cleanup()
+	<-fr.done
+	if _, err := tx.q.Cursor(context.Background(), leftover); err != nil {
+		t.Fatalf("the stream was deleted although deletion was refused: %v", err)
+	}
+	tx.refuseDelete.Store(false)
+	tok, jti := tx.accessToken(t, atClaims{sub: "u", cid: "c"})
+	tx.revokeToken(t, jti)
+	rt := feedRoute(t, tx, RevocationsConfig{}) // default takeoverAfter: minutes
+	if receiverOf(rt) == fr {
+		t.Fatal("the old receiver was reused")
+	}
+	waitStatus(t, rt, tok, 401, ReasonRevoked, 5*time.Second)
+	if _, err := tx.q.Cursor(context.Background(), leftover); !errors.Is(err, ssf.ErrUnknownStream) {
+		t.Errorf("the leftover stream is still there: %v", err)
 	}
 	if n := tx.liveStreams(); n != 1 {
 		t.Errorf("%d streams, want 1", n)

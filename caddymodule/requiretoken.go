@@ -181,7 +181,9 @@ type RequireToken struct {
 	// Revocations makes the route follow an OpenID SSF transmitter's
 	// revocation feed (RFC 8936 poll delivery) and refuse the tokens it
 	// revokes (reason `revoked`). Issuers of a `token_issuer` app in the
-	// same Caddy need none: their revocations are read in process.
+	// same Caddy need no feed: their revocations are read in process,
+	// with the staleness defaults (30s, warn) unless a block without
+	// feed sets them.
 	Revocations *RevocationsConfig `json:"revocations,omitempty"`
 
 	v           *validator.Validator
@@ -427,7 +429,7 @@ func (rt *RequireToken) Validate() error {
 		rt.log.Warn("tokens accepted in the query string end up in access logs and browser history (RFC 6750 section 2.3)", zap.String("token_query", rt.TokenQuery))
 	}
 	if rc := rt.Revocations; rc != nil && rc.StaleAfter > 0 && time.Duration(rc.StaleAfter) < 10*time.Second {
-		rt.log.Warn("revocations stale_after is below the transmitter's long-poll hold (10 s): the feed will look stale between answers", zap.Duration("stale_after", time.Duration(rc.StaleAfter)))
+		rt.log.Warn("revocations stale_after is below the transmitter's long-poll hold (10 s) or twice the issuer's re-read interval (5 s): the feed will look stale between answers", zap.Duration("stale_after", time.Duration(rc.StaleAfter)))
 	}
 	for _, ic := range rt.Issuers {
 		if strings.HasPrefix(ic.URL, "http://") && !strings.HasPrefix(ic.URL, "http://localhost") && !strings.HasPrefix(ic.URL, "http://127.") {

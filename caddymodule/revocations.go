@@ -46,17 +46,26 @@ const DefaultStaleAfter = 30 * time.Second
 // and client id serves every route and survives config reloads.
 //
 // Issuers served by a `token_issuer` app of the same Caddy need no feed:
-// their revocations are read in process, always fresh.
+// their revocations are read in process, from the issuer's view of the
+// store's feed. That view is stale when the issuer has not caught up
+// with the store (other nodes' revocations) within stale_after; a
+// route whose issuers are all local sets stale_after and on_stale with
+// a block that has neither feed nor credentials. With a feed, the
+// block's stale_after and on_stale apply to the feed and to the
+// in-process view alike.
 type RevocationsConfig struct {
 	// Feed is the transmitter's issuer, e.g. `https://id.example.com`
 	// (its metadata is at `{feed}/.well-known/ssf-configuration`).
-	// Required; https, or http to a loopback address.
-	Feed string `json:"feed"`
+	// https, or http to a loopback address. Empty: the block only sets
+	// stale_after and on_stale of the in-process view (the route must
+	// have an issuer of this Caddy, and ClientID, ClientSecret and
+	// PrivateKey must be empty too).
+	Feed string `json:"feed,omitempty"`
 
 	// ClientID the receiver authenticates with (OAuth 2.0 client
 	// credentials at the feed's org authorization server, scopes
-	// `ssf.read ssf.manage`). Required.
-	ClientID string `json:"client_id"`
+	// `ssf.read ssf.manage`). Required with Feed.
+	ClientID string `json:"client_id,omitempty"`
 
 	// ClientSecret for `client_secret_basic`, normally `{env.NAME}`.
 	// Set this or PrivateKey.
@@ -73,27 +82,39 @@ type RevocationsConfig struct {
 	PrivateKeyID string `json:"private_key_id,omitempty"`
 
 	// StaleAfter: the feed counts as stale when its last answer is older
-	// than this (or it never answered). Default: 30s. Keep it above the
-	// transmitter's long-poll hold (10 s).
+	// than this (or it never answered); the in-process view, when the
+	// issuer last caught up with the store's feed longer ago (or never
+	// did). Default: 30s. Keep it above the transmitter's long-poll hold
+	// (10 s) and the issuer's re-read interval (5 s).
 	StaleAfter duration.Duration `json:"stale_after,omitempty"`
 
-	// OnStale says what the route does while the feed is stale: `warn`
-	// (default) serves and logs a warning at most once per stale_after;
-	// `fail` answers 503 with reason `revocation_feed_stale`.
+	// OnStale says what the route does while the feed (or in-process
+	// view) is stale: `warn` (default) serves and logs a warning at most
+	// once per stale_after; `fail` answers 503 with reason
+	// `revocation_feed_stale`.
 	OnStale string `json:"on_stale,omitempty"`
 
 	// Tunables for tests (zero: the default).
 	backoffMax    time.Duration
 	keyMinRefresh time.Duration
 	maxTokens     int
+	takeoverAfter time.Duration
 }
 
 // revocationView is what a `token_issuer` app offers so a route reads
 // its issuers' revocations in process: one set for all its issuers,
-// valid for the app's lifetime and always up to date (so always
-// fresh). ok false: the app keeps none.
+// valid for the app's lifetime. ok false: the app keeps none.
 type revocationView interface {
 	RevocationView() (revs *ssf.Revocations, ok bool)
+}
+
+// revocationViewAge is offered beside revocationView: how long ago the
+// view last caught up with every node's revocations (the store's
+// feed); ok false: never yet. It must be cheap (an atomic load and
+// time arithmetic): the route calls it on every request. An app
+// offering a view without it is taken as always fresh.
+type revocationViewAge interface {
+	RevocationViewAge() (age time.Duration, ok bool)
 }
 
 // revSource is where the revocations of one of the route's issuers come
@@ -101,8 +122,12 @@ type revocationView interface {
 type revSource struct {
 	issuer *validator.Issuer
 	revs   *ssf.Revocations
-	feed   *feedReceiver // nil: in process, always fresh
+	feed   *feedReceiver     // nil: in process
+	view   revocationViewAge // in process: the view's age; nil: always fresh
 }
+
+// inProcessName names the in-process view in logs.
+const inProcessName = "in-process view of token_issuer"
 
 // routeRevocations is a route's revocation check.
 type routeRevocations struct {
@@ -155,14 +180,17 @@ func (rt *RequireToken) setupRevocations(app any, reg *prometheus.Registry, issu
 	if v, ok := app.(revocationView); ok && local != nil {
 		view, _ = v.RevocationView()
 	}
+	viewAge, _ := app.(revocationViewAge)
 	rc := rt.Revocations
 	var cfg *feedConfig
 	if rc != nil {
 		var err error
+		if rr.staleAfter, rr.failStale, err = rc.staleness(); err != nil {
+			return err
+		}
 		if cfg, err = rc.resolve(); err != nil {
 			return err
 		}
-		rr.staleAfter, rr.failStale = cfg.staleAfter, cfg.failStale
 	}
 	fed := 0
 	for _, is := range issuers {
@@ -175,11 +203,14 @@ func (rt *RequireToken) setupRevocations(app any, reg *prometheus.Registry, issu
 		case inProcess && byFeed:
 			return fmt.Errorf("revocations: issuer %s is served by this Caddy, whose revocations are read in process; the feed %s must name another issuer", is.URL, cfg.feed)
 		case inProcess:
-			rr.sources = append(rr.sources, revSource{issuer: is, revs: view})
+			rr.sources = append(rr.sources, revSource{issuer: is, revs: view, view: viewAge})
 		case byFeed:
 			rr.sources = append(rr.sources, revSource{issuer: is})
 			fed++
 		}
+	}
+	if rc != nil && cfg == nil && len(rr.sources) == 0 {
+		return fmt.Errorf("revocations without feed sets stale_after and on_stale of the in-process view, but no issuer of the route is served by a token_issuer app of this Caddy: name a feed (with client_id and credentials)")
 	}
 	if cfg != nil {
 		if fed == 0 {
@@ -232,19 +263,28 @@ func (rr *routeRevocations) check(res *validator.Result) *validator.Failure {
 		return &validator.Failure{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: ReasonRevoked,
 			Issuer: res.Issuer.URL, Verified: true, Subject: res.Subject, ClientID: cid, UserID: uid, JTI: jti}
 	}
-	if src.feed == nil {
+	var age time.Duration
+	var ok bool
+	switch {
+	case src.feed != nil:
+		age, ok = src.feed.age(rr.now())
+	case src.view != nil:
+		age, ok = src.view.RevocationViewAge() // an atomic load
+	default:
 		return nil
 	}
-	now := rr.now()
-	age, ok := src.feed.age(now)
 	if ok && age <= rr.staleAfter {
 		return nil
 	}
 	if rr.failStale {
 		return &validator.Failure{Status: http.StatusServiceUnavailable, Reason: ReasonFeedStale, Issuer: res.Issuer.URL}
 	}
-	if last := rr.lastWarn.Load(); now.UnixNano()-last >= int64(rr.staleAfter) && rr.lastWarn.CompareAndSwap(last, now.UnixNano()) {
-		fields := []zap.Field{zap.String("feed", src.feed.feed), zap.Duration("stale_after", rr.staleAfter)}
+	if now, last := rr.now().UnixNano(), rr.lastWarn.Load(); now-last >= int64(rr.staleAfter) && rr.lastWarn.CompareAndSwap(last, now) {
+		feed := inProcessName
+		if src.feed != nil {
+			feed = src.feed.feed
+		}
+		fields := []zap.Field{zap.String("feed", feed), zap.Duration("stale_after", rr.staleAfter)}
 		if ok {
 			fields = append(fields, zap.Duration("age", age))
 		}
@@ -253,37 +293,47 @@ func (rr *routeRevocations) check(res *validator.Result) *validator.Failure {
 	return nil
 }
 
-// feedConfig is a RevocationsConfig with its placeholders resolved and
-// defaults applied.
+// feedConfig is a RevocationsConfig with a feed, its placeholders
+// resolved.
 type feedConfig struct {
 	feed, clientID string
 	creds          *feedCreds
-	staleAfter     time.Duration
-	failStale      bool
 	tune           RevocationsConfig
 }
 
-// resolve checks rc and resolves its placeholders.
+// staleness checks stale_after and on_stale and applies their defaults.
+func (rc *RevocationsConfig) staleness() (staleAfter time.Duration, failStale bool, err error) {
+	switch rc.OnStale {
+	case "", OnStaleWarn:
+	case OnStaleFail:
+		failStale = true
+	default:
+		return 0, false, fmt.Errorf("revocations: on_stale %q: want warn or fail", rc.OnStale)
+	}
+	switch staleAfter = time.Duration(rc.StaleAfter); {
+	case staleAfter == 0:
+		staleAfter = DefaultStaleAfter
+	case staleAfter < 0:
+		return 0, false, fmt.Errorf("revocations: stale_after must be positive")
+	}
+	return staleAfter, failStale, nil
+}
+
+// resolve checks rc's feed settings and resolves its placeholders; nil
+// without a feed (then no client_id or credentials either).
 func (rc *RevocationsConfig) resolve() (*feedConfig, error) {
-	cfg := &feedConfig{feed: strings.TrimRight(strings.TrimSpace(rc.Feed), "/"), clientID: rc.ClientID, staleAfter: time.Duration(rc.StaleAfter), tune: *rc}
+	if strings.TrimSpace(rc.Feed) == "" {
+		if rc.ClientID != "" || rc.ClientSecret != "" || rc.PrivateKey != "" || rc.PrivateKeyID != "" {
+			return nil, fmt.Errorf("revocations: client_id, client_secret and private_key are for a feed, and feed is not set")
+		}
+		return nil, nil
+	}
+	cfg := &feedConfig{feed: strings.TrimRight(strings.TrimSpace(rc.Feed), "/"), clientID: rc.ClientID, tune: *rc}
 	if err := checkFeedURL(cfg.feed); err != nil {
 		return nil, err
 	}
 	if cfg.clientID == "" {
 		return nil, fmt.Errorf("revocations: client_id is required")
-	}
-	switch rc.OnStale {
-	case "", OnStaleWarn:
-	case OnStaleFail:
-		cfg.failStale = true
-	default:
-		return nil, fmt.Errorf("revocations: on_stale %q: want warn or fail", rc.OnStale)
-	}
-	switch {
-	case cfg.staleAfter == 0:
-		cfg.staleAfter = DefaultStaleAfter
-	case cfg.staleAfter < 0:
-		return nil, fmt.Errorf("revocations: stale_after must be positive")
 	}
 	repl := caddy.NewReplacer()
 	secret, err := repl.ReplaceOrErr(rc.ClientSecret, true, true)

@@ -5,10 +5,17 @@
 // and a restart loses nothing.
 //
 // The semantics are ssf.MemQueue's (acknowledgement based delivery,
-// RFC 8936 section 2.4; each event retained until its RelevantUntil;
-// SETs signed per stream at poll time with a jti unique per stream and
-// event). What differs:
+// RFC 8936 section 2.4; SETs signed per stream at poll time with a jti
+// unique per stream and event). What differs:
 //
+//   - An event is retained until its RelevantUntil plus
+//     ssf.DefaultLeeway: gateways accept a token that long past exp.
+//   - An entry that cannot be decoded is skipped (reported once through
+//     Logger and OnBadEntry), by the in-process view and every stream.
+//   - One poll per stream in flight per queue: a newer one ends the
+//     older's wait, which answers what it has (often nothing). Signed
+//     SETs are cached (SETCache, SETCacheTTL), so polling again without
+//     acknowledging signs nothing again.
 //   - Acknowledgements are bounded: a stream is delivered events only
 //     within MaxAcked sequence numbers of its cursor, so the
 //     acknowledged set above the cursor never exceeds MaxAcked.

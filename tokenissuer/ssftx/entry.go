@@ -2,6 +2,7 @@ package ssftx
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -69,7 +70,7 @@ func encodeEntry(ev ssf.Event, only string) ([]byte, error) {
 func decodeEntry(seq uint64, data []byte, until time.Time) (item, error) {
 	var e entryJSON
 	if err := json.Unmarshal(data, &e); err != nil {
-		return item{}, fmt.Errorf("ssftx: decoding feed entry %d: %w", seq, err)
+		return item{}, fmt.Errorf("ssftx: decoding feed entry %d: %s", seq, jsonProblem(err))
 	}
 	var kind ssf.SubjectKind
 	for k, name := range kindNames {
@@ -78,7 +79,7 @@ func decodeEntry(seq uint64, data []byte, until time.Time) (item, error) {
 		}
 	}
 	if kind == 0 {
-		return item{}, fmt.Errorf("ssftx: feed entry %d: subject kind %q", seq, e.Subject.Kind)
+		return item{}, fmt.Errorf("ssftx: feed entry %d: unknown subject kind", seq)
 	}
 	s := e.Subject
 	ev := ssf.Event{
@@ -89,4 +90,19 @@ func decodeEntry(seq uint64, data []byte, until time.Time) (item, error) {
 		State: e.State, Status: e.Status, Reason: e.Reason,
 	}
 	return item{seq: seq, ev: ev, only: e.Only, until: until}, nil
+}
+
+// jsonProblem describes a decoding error without quoting the data
+// (json's messages may carry a character or a value of it).
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q has the wrong type", typ.Field) // our schema's name
+	default:
+		return "invalid JSON"
+	}
 }

@@ -28,6 +28,9 @@ func (q *StoreQueue) Poll(ctx context.Context, streamID string, req ssf.PollRequ
 	for jti := range req.SetErrs {
 		acks = append(acks, jti) // a reported SET is not sent again
 	}
+	// A newer poll of the stream supersedes this one (see pollRegistry).
+	current, end := q.beginPoll(ctx, streamID)
+	defer end()
 	var waitCtx context.Context
 	for first := true; ; first = false {
 		st, items, end, head, err := q.window(ctx, streamID)
@@ -51,13 +54,13 @@ func (q *StoreQueue) Poll(ctx context.Context, streamID string, req ssf.PollRequ
 			continue // the cursor left the window: read the next one
 		}
 		if len(batch) > 0 || more || limit == 0 || req.ReturnImmediately {
-			return q.signBatch(&st, batch, more)
+			return q.signBatch(current, &st, batch, more)
 		}
 		// Long polling (RFC 8936 section 2.1): hold the request until an
 		// event may have come or the deadline.
 		if waitCtx == nil {
 			var cancel context.CancelFunc
-			waitCtx, cancel = context.WithTimeout(ctx, orDefault(q.LongPoll, DefaultLongPoll))
+			waitCtx, cancel = context.WithTimeout(current, orDefault(q.LongPoll, DefaultLongPoll))
 			defer cancel()
 		}
 		q.Wait(waitCtx, end)
@@ -98,7 +101,9 @@ func (q *StoreQueue) window(ctx context.Context, streamID string) (st stream, it
 		}
 		it, err := decodeEntry(e.Seq, e.Data, e.Until)
 		if err != nil {
-			return stream{}, nil, 0, 0, err
+			// Left out: the cursor passes it as it passes an expired one.
+			q.badEntry(e.Seq, err)
+			continue
 		}
 		items = append(items, it)
 	}
@@ -218,16 +223,30 @@ func (q *StoreQueue) pending(streamID string, st *stream, items []item, limit in
 	return out, false
 }
 
-// signBatch signs each SET for the stream (its aud, its jti).
-func (q *StoreQueue) signBatch(st *stream, batch []*item, more bool) (ssf.PollResponse, error) {
+// signBatch signs each SET for the stream (its aud, its jti), reusing
+// those signed for an earlier poll. Superseded by a newer poll of the
+// stream (current ended), it stops and answers what it has signed,
+// with moreAvailable.
+func (q *StoreQueue) signBatch(current context.Context, st *stream, batch []*item, more bool) (ssf.PollResponse, error) {
 	resp := ssf.PollResponse{Sets: make(map[string]string, len(batch)), MoreAvailable: more}
-	for _, it := range batch {
+	now := q.now()
+	for i, it := range batch {
 		ev := it.ev
 		ev.ID = setID(it.seq, st.Tag, ev.Txn)
+		k := setKey{tag: st.Tag, aud: st.Aud, seq: it.seq}
+		if set, ok := q.cachedSET(k, ev.ID, now); ok {
+			resp.Sets[ev.ID] = set
+			continue
+		}
+		if current.Err() != nil {
+			resp.MoreAvailable = resp.MoreAvailable || i < len(batch)
+			return resp, nil
+		}
 		set, err := q.sign(ev, st.Aud)
 		if err != nil {
 			return ssf.PollResponse{}, fmt.Errorf("ssf: sign SET: %w", err)
 		}
+		q.keepSET(k, ev.ID, set, now)
 		resp.Sets[ev.ID] = set
 	}
 	return resp, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -51,8 +52,23 @@ type StoreQueue struct {
 	// OnSetErr, if set, hears every setErrs entry a receiver reports
 	// (RFC 8936 section 2.4.4), for the log.
 	OnSetErr func(streamID, jti string, e ssf.SetErr)
+	// Logger logs feed entries that cannot be decoded, once each, at
+	// error level with their seq (never their data). Nil: no log.
+	Logger *zap.Logger
+	// OnBadEntry, if set, hears each undecodable feed entry once (for a
+	// metric). Such entries are skipped: Events and Poll move past them.
+	OnBadEntry func(seq uint64, err error)
+	// SETCache bounds the signed SETs kept per (stream, event), so a
+	// poll of events still unacknowledged signs nothing again (default
+	// 10000; negative: none). A cached SET is reused for SETCacheTTL at
+	// most (default 5 min), so a rotated signing key takes over soon.
+	SETCache    int
+	SETCacheTTL time.Duration
 
-	n notifier
+	n     notifier
+	bad   badEntries
+	sets  setCache
+	polls pollRegistry
 }
 
 // NewStoreQueue is a StoreQueue over st's stream records and log's
@@ -80,7 +96,9 @@ func (q *StoreQueue) maxAcked() int   { return orDefault(q.MaxAcked, DefaultMaxA
 func (q *StoreQueue) maxStreams() int { return orDefault(q.MaxStreams, DefaultMaxStreams) }
 
 // Publish implements ssf.Queue: ev is appended to the feed for every
-// stream, until ev.RelevantUntil.
+// stream, until ev.RelevantUntil plus ssf.DefaultLeeway: gateways
+// accept a token until its exp plus their clock skew, and nodes'
+// clocks differ, so a receiver syncing just after exp still learns it.
 func (q *StoreQueue) Publish(ctx context.Context, ev ssf.Event) error {
 	return q.publish(ctx, ev, "")
 }
@@ -105,7 +123,7 @@ func (q *StoreQueue) publish(ctx context.Context, ev ssf.Event, only string) err
 	if err := probe(ev); err != nil {
 		return err
 	}
-	until := ev.RelevantUntil()
+	until := entryUntil(ev)
 	if !until.After(now) {
 		return nil // matters to no one
 	}
@@ -141,6 +159,10 @@ func probe(ev ssf.Event) error {
 	_, err = ssf.Sign(ev, key, "probe", "probe")
 	return err
 }
+
+// entryUntil is when ev's entry expires: its relevance plus the leeway
+// receivers give a token past exp (SSF receivers' clock skew).
+func entryUntil(ev ssf.Event) time.Time { return ev.RelevantUntil().Add(ssf.DefaultLeeway) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -111,11 +111,12 @@ func (q *StoreQueue) Events(ctx context.Context, after uint64, limit int) (evs [
 	last = after
 	now := q.now()
 	for _, e := range entries {
+		last = e.Seq
 		it, err := decodeEntry(e.Seq, e.Data, e.Until)
 		if err != nil {
-			return nil, after, err
+			q.badEntry(e.Seq, err)
+			continue
 		}
-		last = e.Seq
 		if it.only == "" && it.until.After(now) {
 			evs = append(evs, it.ev)
 		}
