@@ -38,9 +38,6 @@ type feedQueue interface {
 // fails (refusing more is the safe side; the caller answers the failure
 // or logs it).
 func (i *Issuer) publish(ctx context.Context, evs ...ssf.Event) error {
-	if i.feed == nil {
-		return nil
-	}
 	now := i.now()
 	txn := newUUID()
 	for _, ev := range evs {
@@ -50,6 +47,9 @@ func (i *Issuer) publish(ctx context.Context, evs ...ssf.Event) error {
 		}
 		ev.Time = ev.Time.Truncate(time.Second)
 		i.applyToView(ev)
+		if i.feed == nil {
+			continue // a store without a feed log: this process's view only
+		}
 		if err := i.feed.Publish(ctx, ev); err != nil {
 			return err
 		}
@@ -230,6 +230,9 @@ const viewRecheck = 5 * time.Second
 // time. This node's own revocations are in the view at once whatever
 // its age.
 func (i *Issuer) RevocationViewAge() (time.Duration, bool) {
+	if i.Started() && i.feed == nil {
+		return 0, true // no feed log: the view is all there is, and current
+	}
 	n := i.viewSynced.Load()
 	if n == 0 {
 		return 0, false
@@ -265,7 +268,7 @@ func (i *Issuer) startFeed(ctx context.Context, st store.Store) error {
 	org := i.org
 	i.feed = newStoreFeed(st, fl, func(ev ssf.Event, aud string) (string, error) {
 		return ssf.Sign(ev, org.keys.Current().Active, i.base, aud)
-	})
+	}, i.log)
 	after, err := i.catchUp(ctx, 0)
 	if err != nil {
 		return fmt.Errorf("revocation feed: %w", err)

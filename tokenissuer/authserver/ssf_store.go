@@ -1,6 +1,8 @@
 package authserver
 
 import (
+	"go.uber.org/zap"
+
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/ssftx"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -8,6 +10,8 @@ import (
 
 // newStoreFeed is the feed of a store that keeps the feed log: every
 // node of a cluster appends to and polls the same log.
-func newStoreFeed(st store.Store, fl store.FeedLog, sign ssf.Signer) feedQueue {
-	return ssftx.NewStoreQueue(st, fl, sign)
+func newStoreFeed(st store.Store, fl store.FeedLog, sign ssf.Signer, log *zap.Logger) feedQueue {
+	q := ssftx.NewStoreQueue(st, fl, sign)
+	q.Logger = log.Named("feed")
+	return q
 }
