@@ -108,7 +108,33 @@ func (i *Issuer) revokeFamily(ctx context.Context, rt store.RefreshToken) error 
 	if _, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt)); err != nil {
 		return err
 	}
-	return i.publishFamily(ctx, rt.Family, ssf.InitiatedBySystem)
+	return i.publishRevokedFamily(ctx, rt.Family, familyMarkUntil(rt))
+}
+
+// publishRevokedFamily publishes a marked family's access tokens and
+// records that it did (store.NSFamilyPublished), so a failure is made
+// good by the next request that finds the family revoked.
+func (i *Issuer) publishRevokedFamily(ctx context.Context, family string, until time.Time) error {
+	if i.feed == nil {
+		return nil
+	}
+	if err := i.publishFamily(ctx, family, ssf.InitiatedBySystem); err != nil {
+		return err
+	}
+	_, err := i.store.Mark(ctx, store.NSFamilyPublished, family, until)
+	return err
+}
+
+// republishIfNeeded publishes a revoked family whose earlier publish
+// failed (no NSFamilyPublished mark); rt's family is marked revoked.
+func (i *Issuer) republishIfNeeded(ctx context.Context, rt store.RefreshToken) error {
+	if i.feed == nil {
+		return nil
+	}
+	if done, err := i.store.Marked(ctx, store.NSFamilyPublished, rt.Family); err != nil || done {
+		return err
+	}
+	return i.publishRevokedFamily(ctx, rt.Family, familyMarkUntil(rt))
 }
 
 // familyMarkUntil is how long the revocation mark of rt's family must

@@ -172,13 +172,8 @@ func (i *Issuer) revokeFamilyOf(x *exchange, rt store.RefreshToken) outcome {
 			return failed(oauth.FromStore(err))
 		}
 	}
-	if err := i.publishFamily(ctx, rt.Family, ssf.InitiatedByUser); err != nil {
+	if err := i.publishRevokedFamily(ctx, rt.Family, until); err != nil {
 		return failed(oauth.FromStore(err))
-	}
-	if i.feed != nil {
-		if _, err := i.store.Mark(ctx, store.NSFamilyPublished, rt.Family, until); err != nil {
-			return failed(oauth.FromStore(err))
-		}
 	}
 	if already {
 		return nothingToRevoke

@@ -40,16 +40,18 @@ type feedQueue interface {
 func (i *Issuer) publish(ctx context.Context, evs ...ssf.Event) error {
 	now := i.now()
 	txn := newUUID()
+	for n := range evs {
+		evs[n].IssuedAt, evs[n].Txn = now, txn
+		if evs[n].Time.IsZero() {
+			evs[n].Time = now
+		}
+		evs[n].Time = evs[n].Time.Truncate(time.Second)
+		i.applyToView(evs[n]) // all of them, before any can fail to queue
+	}
+	if i.feed == nil {
+		return nil // a store without a feed log: this process's view only
+	}
 	for _, ev := range evs {
-		ev.IssuedAt, ev.Txn = now, txn
-		if ev.Time.IsZero() {
-			ev.Time = now
-		}
-		ev.Time = ev.Time.Truncate(time.Second)
-		i.applyToView(ev)
-		if i.feed == nil {
-			continue // a store without a feed log: this process's view only
-		}
 		if err := i.feed.Publish(ctx, ev); err != nil {
 			return err
 		}
@@ -144,7 +146,8 @@ func (i *Issuer) familyEvents(ctx context.Context, family, by string) ([]ssf.Eve
 	if err := json.Unmarshal(b, &list); err != nil {
 		return nil, err
 	}
-	now := i.now().Unix()
+	// Gateways accept a token a little past exp (their clock skew).
+	now := i.now().Add(-ssf.DefaultLeeway).Unix()
 	var out []ssf.Event
 	for _, t := range list {
 		if t.Exp >= now {

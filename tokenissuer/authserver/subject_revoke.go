@@ -49,6 +49,9 @@ var kindSessionClear = eventKind{EventSessionClear, EventSessionClear, "Clear us
 
 func init() { mfaKinds[EventSessionClear] = []eventKind{kindSessionClear} }
 
+// cutOffMargin puts a cut-off this far after the moment it is made.
+const cutOffMargin = time.Second
+
 // cutOffUntil is the expiry of cut-off records: for good (bbolt keeps
 // times until 2262).
 var cutOffUntil = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -59,7 +62,9 @@ var cutOffUntil = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 // call can be retried; if recording fails after it, gateways refuse
 // tokens the issuer still honours, the safe side.
 func (i *Issuer) cutOff(ctx context.Context, key string) (time.Time, error) {
-	now := i.now().UTC()
+	// A second ahead: a grant that checked before the record lands (the
+	// publish takes a moment) issues within it, and is covered.
+	now := i.now().UTC().Add(cutOffMargin)
 	if ev, ok := cutOffFeedEvent(key, now); ok {
 		if err := i.publish(ctx, ev); err != nil {
 			return now, err

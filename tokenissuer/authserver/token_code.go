@@ -172,7 +172,7 @@ func (i *Issuer) revokeIssued(ctx context.Context, g codeGrant) {
 		if _, err := i.store.Mark(ctx, store.NSFamily, g.Family, familyMarkUntil(store.RefreshToken{FamilyExpires: exp})); err != nil {
 			i.log.Error("revoking the refresh tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
 		}
-		if err := i.publishFamily(ctx, g.Family, ssf.InitiatedBySystem); err != nil {
+		if err := i.publishRevokedFamily(ctx, g.Family, familyMarkUntil(store.RefreshToken{FamilyExpires: exp})); err != nil {
 			i.log.Error("publishing the revocation of the tokens of a replayed code failed", zap.String("jti", g.IssuedJTI), zap.Error(err))
 		}
 	}

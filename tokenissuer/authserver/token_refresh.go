@@ -43,6 +43,9 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	if revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family); err != nil {
 		return nil, oauth.FromStore(err)
 	} else if revoked {
+		if err := i.republishIfNeeded(ctx, rt); err != nil {
+			return nil, oauth.FromStore(err)
+		}
 		return nil, errBadRefresh.WithReason("refresh token family revoked")
 	}
 	if cut, err := i.refreshCutOff(ctx, rt); err != nil {

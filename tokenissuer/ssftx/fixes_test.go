@@ -114,7 +114,7 @@ func TestNewerPollSupersedes(t *testing.T) {
 	newer := poll("s1")
 	select {
 	case a := <-older:
-		if a.err != nil || a.resp.Sets == nil || len(a.resp.Sets) != 0 {
+		if a.err != nil || a.resp.Sets == nil || len(a.resp.Sets) != 0 || !a.resp.MoreAvailable {
 			t.Fatalf("superseded poll: %+v", a)
 		}
 	case <-time.After(5 * time.Second):

@@ -67,6 +67,12 @@ func (q *StoreQueue) Poll(ctx context.Context, streamID string, req ssf.PollRequ
 		if err := ctx.Err(); err != nil {
 			return ssf.PollResponse{}, err
 		}
+		if current.Err() != nil {
+			// Superseded by a newer poll of the stream: empty, and
+			// moreAvailable so a receiver still listening polls again
+			// at once rather than think itself up to date.
+			return ssf.PollResponse{Sets: map[string]string{}, MoreAvailable: true}, nil
+		}
 		if waitCtx.Err() != nil {
 			return ssf.PollResponse{Sets: map[string]string{}}, nil
 		}
