@@ -55,6 +55,11 @@ var (
 		Help: "require_token events not kept in the System Log: a client address over its budget of 10 refusals a second, or all gateway events over theirs of 200 a second (refusals are still in Caddy's log; acceptances only at DEBUG level).",
 	})
 
+	feedEntriesSkipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "token_issuer", Name: "feed_entries_skipped_total",
+		Help: "Revocation feed entries this node could not decode and skipped (each counted once; an entry from a newer version, or damage): its streams and in-process view miss them.",
+	})
+
 	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "token_issuer", Name: "store_errors_total",
 		Help: "Failed calls to the issuer's store, by operation; not-found answers and requests the client abandoned are not failures.",
@@ -63,7 +68,7 @@ var (
 
 // registerMetrics adds the issuer's collectors to a config's registry.
 func registerMetrics(reg *prometheus.Registry) error {
-	return promreg.Register(reg, tokenRequests, tokenDuration, introspections, revocations, keyRotations, storeErrors, logEventsDropped, logEventWriteErrors, logEventsSuppressed)
+	return promreg.Register(reg, tokenRequests, tokenDuration, introspections, revocations, keyRotations, storeErrors, logEventsDropped, logEventWriteErrors, logEventsSuppressed, feedEntriesSkipped)
 }
 
 // grantLabels bounds the grant_type label to the grants the issuer
@@ -112,6 +117,8 @@ func (observer) EventsDropped(n int) { logEventsDropped.Add(float64(n)) }
 func (observer) EventWriteFailed(n int) { logEventWriteErrors.Add(float64(n)) }
 
 func (observer) EventsSuppressed(n int) { logEventsSuppressed.Add(float64(n)) }
+
+func (observer) FeedEntrySkipped() { feedEntriesSkipped.Inc() }
 
 var (
 	_ authserver.Observer      = observer{}

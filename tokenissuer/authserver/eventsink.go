@@ -24,6 +24,12 @@ const (
 
 // EventObserver is told of the System Log writer's losses, for metrics;
 // an Observer that also implements it is told. Calls must not block.
+// FeedObserver is an Observer that also hears of revocation-feed
+// entries skipped because they could not be decoded (each once).
+type FeedObserver interface {
+	FeedEntrySkipped()
+}
+
 type EventObserver interface {
 	// EventsDropped: n events were not kept, the queue being full.
 	EventsDropped(n int)

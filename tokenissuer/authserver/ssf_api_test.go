@@ -675,3 +675,40 @@ func TestFamilyRevocationPublishRetried(t *testing.T) {
 		t.Fatalf("events after a third revocation: %d", len(evs))
 	}
 }
+
+// skipCounter is an Observer counting skipped feed entries.
+type skipCounter struct {
+	noObserver
+	n atomic.Int64
+}
+
+func (s *skipCounter) FeedEntrySkipped() { s.n.Add(1) }
+
+// TestFeedEntrySkippedObserved: an entry the issuer cannot decode (from a
+// newer version, or damage) is skipped by the in-process view, counted
+// once for the metric, and later events still arrive.
+func TestFeedEntrySkippedObserved(t *testing.T) {
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	obs := &skipCounter{}
+	e := newFlowEnvWith(t, issBase, func(o *Options) { o.Observer = obs }, db)
+	if _, err := db.AppendFeed(context.Background(), []store.FeedEntry{{Data: []byte("not an event"), Until: time.Now().Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "the skipped entry counted", func() bool { return obs.n.Load() == 1 })
+	pair := e.login("u1", "web", webCB)
+	jti, _ := jtiExp(t, pair.access)
+	e.revoke("web", pair.access)
+	if !e.iss.RevocationView().Revoked(jti, "", "", "", time.Time{}) {
+		t.Fatal("a revocation after the skipped entry is not in the view")
+	}
+	if age, ok := e.iss.RevocationViewAge(); !ok || age > 10*time.Second {
+		t.Fatalf("view age %s %v after a skipped entry", age, ok)
+	}
+	if n := obs.n.Load(); n != 1 {
+		t.Fatalf("skipped entry counted %d times", n)
+	}
+}

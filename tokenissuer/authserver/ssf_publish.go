@@ -271,7 +271,7 @@ func (i *Issuer) startFeed(ctx context.Context, st store.Store) error {
 	org := i.org
 	i.feed = newStoreFeed(st, fl, func(ev ssf.Event, aud string) (string, error) {
 		return ssf.Sign(ev, org.keys.Current().Active, i.base, aud)
-	}, i.log)
+	}, i.log, i.obs)
 	after, err := i.catchUp(ctx, 0)
 	if err != nil {
 		return fmt.Errorf("revocation feed: %w", err)
