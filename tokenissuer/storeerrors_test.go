@@ -26,6 +26,23 @@ func TestCountingStoreConformance(t *testing.T) {
 	})
 }
 
+// The issuer reaches the feed log through the decorator: it keeps it,
+// and changes nothing it does.
+func TestCountingStoreKeepsTheFeed(t *testing.T) {
+	storetest.RunFeed(t, func(t *testing.T) store.FeedLog {
+		db, err := embedded.Open(filepath.Join(t.TempDir(), "x.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		fl, ok := countStoreErrors(db).(store.FeedLog)
+		if !ok {
+			t.Fatal("the decorated store hides the feed log")
+		}
+		return fl
+	})
+}
+
 // failingStore answers every call with err (after running fn, if any,
 // whose error then wins as in a real store).
 type failingStore struct{ err error }
