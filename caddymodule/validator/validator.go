@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/keyset"
+	"github.com/apiaccess/caddy-apiaccess/internal/compactjws"
 	"github.com/apiaccess/caddy-apiaccess/internal/jsonstrict"
 )
 
@@ -222,42 +223,16 @@ func (v *Validator) ValidateWith(ctx context.Context, tok string, r *http.Reques
 // the key it is checked with (RFC 8725 section 3.10).
 var forbiddenHeaders = []string{"jku", "jwk", "x5u", "x5c"}
 
-// b64url marks the base64url alphabet (RFC 4648 section 5).
-var b64url = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
-		t[c] = true
-	}
-	return t
-}()
-
 // verify runs every route-independent check.
 func (v *Validator) verify(ctx context.Context, tok string, now time.Time) (*verified, *Failure) {
 	if len(tok) > v.cfg.MaxTokenSize {
 		return nil, invalid(ReasonTooLarge)
 	}
-	// Compact serialization only (RFC 7515 section 7.1): three
-	// base64url parts, no JSON serialization, no detached payload.
-	// Only the base64url alphabet and the two dots: the decoder would
-	// skip CR and LF, making one token valid under many spellings.
-	// One pass checks the alphabet and finds the two dots.
-	var dot [2]int
-	dots := 0
-	for i := 0; i < len(tok); i++ {
-		switch c := tok[i]; {
-		case c == '.':
-			if dots == len(dot) {
-				return nil, invalid(ReasonMalformed)
-			}
-			dot[dots] = i
-			dots++
-		case !b64url[c]:
-			return nil, invalid(ReasonMalformed)
-		}
-	}
-	if dots != 2 || dot[0] == 0 || dot[1] == dot[0]+1 || dot[1] == len(tok)-1 {
+	// Compact serialization only (RFC 7515 section 7.1).
+	h64, p64, s64, ok := compactjws.Split(tok)
+	if !ok {
 		return nil, invalid(ReasonMalformed)
 	}
-	h64, p64, s64 := tok[:dot[0]], tok[dot[0]+1:dot[1]], tok[dot[1]+1:]
 	hb, err1 := base64.RawURLEncoding.Strict().DecodeString(h64)
 	pb, err2 := base64.RawURLEncoding.Strict().DecodeString(p64)
 	sig, err3 := base64.RawURLEncoding.Strict().DecodeString(s64)

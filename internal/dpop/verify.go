@@ -13,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/apiaccess/caddy-apiaccess/internal/compactjws"
 	"github.com/apiaccess/caddy-apiaccess/internal/jsonstrict"
 )
 
@@ -151,14 +152,6 @@ func (v *Verifier) Nonce() string {
 // ignored, never used for a lookup.
 var forbiddenHeaders = []string{"jku", "x5u", "x5c"}
 
-// b64url marks the base64url alphabet (RFC 4648 section 5).
-var b64url = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
-		t[c] = true
-	}
-	return t
-}()
-
 // Verify checks proof for a request with method to url, the URL as the
 // client used it (scheme and host included; query and fragment are
 // ignored), and, when accessToken is not "", its ath (RFC 9449 section
@@ -172,26 +165,11 @@ func (v *Verifier) Verify(ctx context.Context, proof, method, url, accessToken s
 	if len(proof) > v.maxSize {
 		return nil, invalid(ReasonTooLarge)
 	}
-	// Compact serialization only (RFC 7515 section 7.1): three base64url
-	// parts and two dots, nothing else (the decoder would skip CR and LF).
-	var dot [2]int
-	dots := 0
-	for i := 0; i < len(proof); i++ {
-		switch c := proof[i]; {
-		case c == '.':
-			if dots == len(dot) {
-				return nil, invalid(ReasonMalformed)
-			}
-			dot[dots] = i
-			dots++
-		case !b64url[c]:
-			return nil, invalid(ReasonMalformed)
-		}
-	}
-	if dots != 2 || dot[0] == 0 || dot[1] == dot[0]+1 || dot[1] == len(proof)-1 {
+	// Compact serialization only (RFC 7515 section 7.1).
+	h64, p64, s64, ok := compactjws.Split(proof)
+	if !ok {
 		return nil, invalid(ReasonMalformed)
 	}
-	h64, p64, s64 := proof[:dot[0]], proof[dot[0]+1:dot[1]], proof[dot[1]+1:]
 	pb, err1 := base64.RawURLEncoding.Strict().DecodeString(p64)
 	sig, err2 := base64.RawURLEncoding.Strict().DecodeString(s64)
 	if err1 != nil || err2 != nil {
