@@ -96,3 +96,37 @@ func refreshKeyBound(c *clientauth.Client, jkt string) string {
 type cnfClaim struct {
 	JKT string `json:"jkt"`
 }
+
+// boundKey is the thumbprint a token is bound to (cnf.jkt, RFC 9449
+// section 6.1), "" for a bearer token.
+func boundKey(claims map[string]any) string {
+	cnf, _ := claims["cnf"].(map[string]any)
+	jkt, _ := cnf["jkt"].(string)
+	return jkt
+}
+
+// Refusals of proveBound besides the proof's own (*dpop.Error).
+var (
+	errOneProof      = errors.New("One DPoP proof of the token's key is required.")
+	errProofOtherKey = errors.New("The DPoP proof is not of the token's key.")
+)
+
+// proveBound checks the DPoP proof of a request made with a token bound
+// to jkt, for the resource endpoints (userinfo, the SSF API): one proof,
+// for the request's method and htu, with the token's ath, of that key
+// (RFC 9449 section 7). A refusal is errOneProof, errProofOtherKey or a
+// *dpop.Error; any other error is the store's.
+func (i *Issuer) proveBound(r *http.Request, htu, tok, jkt string) error {
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) != 1 {
+		return errOneProof
+	}
+	p, err := i.dpopUserinfo.Verify(r.Context(), proofs[0], r.Method, htu, tok)
+	if err != nil {
+		return err
+	}
+	if p.JKT != jkt {
+		return errProofOtherKey
+	}
+	return nil
+}

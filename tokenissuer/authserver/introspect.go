@@ -99,10 +99,8 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 		resp["uid"] = uid
 	}
 	// A DPoP-bound token says so, and to which key (RFC 9449 section 6.2).
-	if cnf, ok := priv["cnf"].(map[string]any); ok {
-		if jkt, ok := cnf["jkt"].(string); ok && jkt != "" {
-			resp["cnf"], resp["token_type"] = map[string]any{"jkt": jkt}, "DPoP"
-		}
+	if jkt := boundKey(priv); jkt != "" {
+		resp["cnf"], resp["token_type"] = map[string]any{"jkt": jkt}, "DPoP"
 	}
 	x.d.jti = t.JwtID()
 	return outcome{body: resp, active: true}

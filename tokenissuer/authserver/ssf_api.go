@@ -14,6 +14,7 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/internal/dpop"
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
@@ -113,7 +114,6 @@ func (i *Issuer) serveSSFConfiguration(w http.ResponseWriter, r *http.Request, _
 		i.notFound(w, r)
 		return
 	}
-	w.Header().Set("Cache-Control", "max-age=300")
 	writeAPIJSON(w, http.StatusOK, ssf.TransmitterConfig{
 		SpecVersion: ssf.SpecVersion, Issuer: i.base, JWKSURI: i.org.endpoints + "/keys",
 		DeliveryMethodsSupported: []string{ssf.DeliveryPoll},
@@ -125,12 +125,11 @@ func (i *Issuer) serveSSFConfiguration(w http.ResponseWriter, r *http.Request, _
 	})
 }
 
+// writeAPIJSON is oauth.WriteJSON (no-store) for the SSF API, never
+// sniffed as another type.
 func writeAPIJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	oauth.WriteJSON(w, status, v)
 }
 
 // ssfCaller is who called the SSF API: a client, by an org access token.
@@ -167,24 +166,17 @@ func (i *Issuer) ssfAuthenticate(r *http.Request) (ssfCaller, error) {
 	if err != nil {
 		return ssfCaller{}, errSSFAuth
 	}
-	jkt := ""
-	if cnf, ok := t.PrivateClaims()["cnf"].(map[string]any); ok {
-		jkt, _ = cnf["jkt"].(string)
-	}
-	if jkt != "" || isDPoP {
-		proofs := r.Header.Values("DPoP")
-		if jkt == "" || !isDPoP || len(proofs) != 1 {
+	if jkt := boundKey(t.PrivateClaims()); jkt != "" || isDPoP {
+		if jkt == "" || !isDPoP {
 			return ssfCaller{}, errSSFAuth
 		}
-		p, err := i.dpopUserinfo.Verify(r.Context(), proofs[0], r.Method, strings.TrimSuffix(i.base, i.basePath)+r.URL.Path, tok)
+		err := i.proveBound(r, strings.TrimSuffix(i.base, i.basePath)+r.URL.Path, tok, jkt)
 		var de *dpop.Error
 		switch {
-		case errors.As(err, &de):
+		case errors.As(err, &de), errors.Is(err, errOneProof), errors.Is(err, errProofOtherKey):
 			return ssfCaller{}, errSSFAuth
 		case err != nil:
 			return ssfCaller{}, err
-		case p.JKT != jkt:
-			return ssfCaller{}, errSSFAuth
 		}
 	}
 	if rev, err := i.accessRevoked(r.Context(), t); err != nil {

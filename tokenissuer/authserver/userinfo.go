@@ -61,32 +61,28 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 	}
 	// A token bound to a DPoP key is used only with a proof of that key
 	// (RFC 9449 section 7): never as a bearer token.
-	jkt := ""
-	if cnf, ok := t.PrivateClaims()["cnf"].(map[string]any); ok {
-		jkt, _ = cnf["jkt"].(string)
-	}
+	jkt := boundKey(t.PrivateClaims())
 	switch {
 	case jkt != "" && scheme != "DPoP":
 		scheme = "DPoP"
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is bound to a DPoP key: use the DPoP scheme with a proof.")
 		return
 	case scheme == "DPoP":
-		proofs := r.Header.Values("DPoP")
-		if jkt == "" || len(proofs) != 1 {
-			challenge(http.StatusUnauthorized, "invalid_dpop_proof", "One DPoP proof of the token's key is required.")
+		if jkt == "" {
+			challenge(http.StatusUnauthorized, "invalid_dpop_proof", errOneProof.Error())
 			return
 		}
-		p, err := i.dpopUserinfo.Verify(r.Context(), proofs[0], r.Method, s.endpoints+"/userinfo", tok)
+		err := i.proveBound(r, s.endpoints+"/userinfo", tok, jkt)
 		var de *dpop.Error
 		switch {
 		case errors.As(err, &de):
 			challenge(http.StatusUnauthorized, de.Code, de.Description())
 			return
+		case errors.Is(err, errOneProof), errors.Is(err, errProofOtherKey):
+			challenge(http.StatusUnauthorized, "invalid_dpop_proof", err.Error())
+			return
 		case err != nil:
 			oauth.WriteError(w, oauth.FromStore(err))
-			return
-		case p.JKT != jkt:
-			challenge(http.StatusUnauthorized, "invalid_dpop_proof", "The DPoP proof is not of the token's key.")
 			return
 		}
 	}
