@@ -71,11 +71,7 @@ func (i *Issuer) cutOff(ctx context.Context, key string) (time.Time, error) {
 		}
 	}
 	v := []byte(now.Format(time.RFC3339Nano))
-	created, err := i.store.CreateRecord(ctx, store.NSSubjectRevoked, key, v, cutOffUntil)
-	if err != nil || created {
-		return now, err
-	}
-	_, err = i.store.UpdateRecord(ctx, store.NSSubjectRevoked, key, func(old []byte) ([]byte, error) {
+	err := i.upsertRecord(ctx, store.NSSubjectRevoked, key, cutOffUntil, func(old []byte) ([]byte, error) {
 		if at, err := time.Parse(time.RFC3339Nano, string(old)); err == nil && at.After(now) {
 			return old, nil
 		}
