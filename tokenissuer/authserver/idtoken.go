@@ -20,21 +20,20 @@ import (
 // IDTokenLifetime is Okta's fixed ID-token lifetime.
 const IDTokenLifetime = time.Hour
 
-// signIDToken makes the ID token (OpenID Connect Core section 2): sub is
-// the user id, aud the client, at_hash binds the access token (section
-// 3.1.3.6), identity claims follow the granted scopes. It is always
-// issued beside accessToken, so custom ID-token claims are those Okta
-// puts in such an ID token: the ones with always_include_in_token
-// (claims.IDToken); the others are given at userinfo.
-func (i *Issuer) signIDToken(ctx context.Context, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, in claims.Input, accessToken string) (string, *oauth.Error) {
+// idClaims are the ID token's claims (OpenID Connect Core section 2)
+// but at_hash, which binds the access token once it is signed (section
+// 3.1.3.6): sub is the user id, aud the client, identity claims follow
+// the granted scopes. It is always issued beside an access token, so
+// custom ID-token claims are those Okta puts in such an ID token: the
+// ones with always_include_in_token (claims.IDToken); the others are
+// given at userinfo.
+func (i *Issuer) idClaims(s *Server, c *clientauth.Client, u *directory.User, g grantInfo, in claims.Input) map[string]any {
 	now := i.now()
-	set := s.keys.Current()
 	m := scopeClaims(u, g.scopes)
 	m["ver"], m["jti"], m["iss"], m["aud"] = 1, "ID."+newJTI()[3:], s.Issuer, c.ID
 	m["sub"], m["iat"], m["exp"] = u.ID, now.Unix(), now.Add(IDTokenLifetime).Unix()
 	m["auth_time"], m["amr"], m["idp"] = g.authTime.Unix(), g.amr, s.Issuer
 	m["acr"] = acrOf(g.amr, g.acrValues)
-	m["at_hash"] = tokenHash(set.ActiveAlg, accessToken)
 	if g.nonce != "" {
 		m["nonce"] = g.nonce
 	}
@@ -47,6 +46,13 @@ func (i *Issuer) signIDToken(ctx context.Context, s *Server, c *clientauth.Clien
 			}
 		}
 	}
+	return m
+}
+
+// signIDToken signs the ID token's claims m with at_hash of accessToken.
+func (i *Issuer) signIDToken(ctx context.Context, s *Server, m map[string]any, accessToken string) (string, *oauth.Error) {
+	set := s.keys.Current()
+	m["at_hash"] = tokenHash(set.ActiveAlg, accessToken)
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return "", oauth.ErrServer.WithReason("encoding ID token").WithCause(err)

@@ -35,20 +35,44 @@ type grantInfo struct {
 	keepRefresh string
 }
 
+// mint is what a grant issues, decided before anything is signed: the
+// token preview shows it, and a token inline hook may patch it between
+// plan and sign.
+type mint struct {
+	// access is the access token's claim set, complete (jti, iat, exp).
+	access accessClaims
+	// custom are its custom claims: names accessClaims does not have.
+	custom map[string]any
+	// lifetime of the access token (exp is iat plus it).
+	lifetime time.Duration
+	// id is the ID token's claim set but at_hash; nil: no ID token.
+	id map[string]any
+	// refresh: a refresh token is issued beside (scope offline_access,
+	// or a refresh continuing its family).
+	refresh bool
+	// in is what the claims were computed from.
+	in claims.Input
+}
+
 // issue signs the access token and, for a user, the ID token (scope
 // openid) and a refresh token (scope offline_access, when the client
 // may refresh).
 func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision) (*tokenResponse, *oauth.Error) {
-	in := claims.Input{ClientID: c.ID, ClientName: c.Name, Scopes: g.scopes, ServerID: s.ID, Issuer: s.Issuer}
+	return i.signMint(r, s, c, u, g, d, i.plan(s, c, u, g, d))
+}
+
+// plan decides the claims and lifetimes of what a grant issues.
+func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision) *mint {
+	m := &mint{in: claims.Input{ClientID: c.ID, ClientName: c.Name, Scopes: g.scopes, ServerID: s.ID, Issuer: s.Issuer}}
 	at := accessClaims{Cid: c.ID, Sub: c.ID, Scp: g.scopes}
 	if u != nil {
-		in.User = claimsUser(u)
+		m.in.User = claimsUser(u)
 		at.Sub, at.UID, at.AuthTime = u.Login, u.ID, g.authTime.Unix()
 		// How the user signed in, so a gateway can ask for it
 		// (`"mfa" in claims.amr`).
 		at.Amr = g.amr
 		if s.subject != nil {
-			if sub, err := s.subject.Evaluate(in); err != nil {
+			if sub, err := s.subject.Evaluate(m.in); err != nil {
 				s.log.Warn("subject expression failed: sub is the login", zap.String("client_id", c.ID), zap.Error(err))
 			} else {
 				at.Sub = sub
@@ -58,33 +82,44 @@ func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *dire
 	if d.jkt != "" {
 		at.Cnf = &cnfClaim{JKT: d.jkt}
 	}
-	var custom map[string]any
 	if s.claims.HasToken(claims.AccessToken) {
-		custom = map[string]any{}
-		s.logClaimFailures(c, s.claims.Evaluate(in, custom))
+		m.custom = map[string]any{}
+		s.logClaimFailures(c, s.claims.Evaluate(m.in, m.custom))
 	}
-	lifetime := g.rule.Lifetime()
-	tok, jti, e := i.signAccessToken(r.Context(), s, at, lifetime, custom)
+	m.lifetime = g.rule.Lifetime()
+	i.completeAccess(s, &at, m.lifetime)
+	m.access = at
+	if u == nil {
+		return m
+	}
+	if slices.Contains(g.scopes, "openid") {
+		m.id = i.idClaims(s, c, u, g, m.in)
+	}
+	// A refresh always continues its family, whatever narrower scope it
+	// asked for (the presented token is rotated).
+	m.refresh = (g.family != nil || slices.Contains(g.scopes, "offline_access")) && c.AllowsGrant(GrantRefreshToken)
+	return m
+}
+
+// signMint signs what m plans and stores the refresh token.
+func (i *Issuer) signMint(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision, m *mint) (*tokenResponse, *oauth.Error) {
+	tok, e := i.signAccess(r.Context(), s, m.access, m.custom)
 	if e != nil {
 		return nil, e
 	}
-	d.jti = jti
+	d.jti = m.access.JTI
+	lifetime := time.Duration(m.access.Exp-m.access.Iat) * time.Second
 	resp := &tokenResponse{TokenType: "Bearer", ExpiresIn: int64(lifetime.Seconds()), AccessToken: tok, Scope: strings.Join(g.scopes, " ")}
 	if d.jkt != "" {
 		resp.TokenType = "DPoP" // RFC 9449 section 5
 	}
-	if u == nil {
-		return resp, nil
-	}
-	if slices.Contains(g.scopes, "openid") {
-		if resp.IDToken, e = i.signIDToken(r.Context(), s, c, u, g, in, tok); e != nil {
+	if m.id != nil {
+		if resp.IDToken, e = i.signIDToken(r.Context(), s, m.id, tok); e != nil {
 			return nil, e
 		}
 	}
-	// A refresh always continues its family, whatever narrower scope it
-	// asked for (the presented token is rotated).
-	if (g.family != nil || slices.Contains(g.scopes, "offline_access")) && c.AllowsGrant(GrantRefreshToken) {
-		if resp.RefreshToken, e = i.refreshTokenFor(r, s, c, u, g, d, jti, i.now().Add(lifetime)); e != nil {
+	if m.refresh {
+		if resp.RefreshToken, e = i.refreshTokenFor(r, s, c, u, g, d, m.access.JTI, time.Unix(m.access.Exp, 0)); e != nil {
 			return nil, e
 		}
 	}

@@ -57,12 +57,24 @@ func newJTI() string {
 // signAccessToken completes and signs the claim set with the server's
 // active key.
 func (i *Issuer) signAccessToken(ctx context.Context, s *Server, c accessClaims, lifetime time.Duration, custom map[string]any) (string, string, *oauth.Error) {
+	i.completeAccess(s, &c, lifetime)
+	tok, e := i.signAccess(ctx, s, c, custom)
+	return tok, c.JTI, e
+}
+
+// completeAccess sets the claims every access token of s has.
+func (i *Issuer) completeAccess(s *Server, c *accessClaims, lifetime time.Duration) {
 	now := i.now()
 	c.Ver, c.JTI, c.Iss, c.Aud = 1, newJTI(), s.Issuer, s.Audience
 	c.Iat, c.Exp = now.Unix(), now.Add(lifetime).Unix()
 	if c.Scp == nil {
 		c.Scp = []string{}
 	}
+}
+
+// signAccess signs a completed claim set and its custom claims (names
+// the struct does not have).
+func (i *Issuer) signAccess(ctx context.Context, s *Server, c accessClaims, custom map[string]any) (string, *oauth.Error) {
 	payload, err := json.Marshal(c)
 	if err == nil && len(custom) > 0 {
 		var extra []byte
@@ -71,11 +83,10 @@ func (i *Issuer) signAccessToken(ctx context.Context, s *Server, c accessClaims,
 		}
 	}
 	if err != nil {
-		return "", "", oauth.ErrServer.WithReason("encoding claims: " + err.Error())
+		return "", oauth.ErrServer.WithReason("encoding claims: " + err.Error())
 	}
 	set := s.keys.Current()
-	tok, e := i.sign(ctx, s, set, set.Header, payload)
-	return tok, c.JTI, e
+	return i.sign(ctx, s, set, set.Header, payload)
 }
 
 // sign makes a compact JWS (RFC 7515 section 7.1) of payload under an
