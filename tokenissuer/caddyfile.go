@@ -15,6 +15,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/inlinehook"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
 
@@ -56,6 +57,13 @@ func init() {
 //			signing_alg <alg>
 //		}
 //		authenticators totp|webauthn...
+//		inline_hook <name> {
+//			url <url>
+//			authorization <secret>
+//			auth_header <header>
+//			header <name> <value>
+//			timeout <duration>
+//		}
 //		sign_on_policy <name> {
 //			description <text>
 //			priority <int>
@@ -123,6 +131,7 @@ func init() {
 //					access_token_lifetime <duration>
 //					refresh_token_lifetime <duration>
 //					refresh_token_idle <duration>
+//					inline_hook <name>
 //					people {
 //						users <id_or_login...>
 //						groups <group...>
@@ -154,6 +163,11 @@ func init() {
 // named by id or login and to members of groups; the exclusions win,
 // and with exclusions only, everyone else is included.
 //
+// `inline_hook` repeats: each is an Okta token inline hook (see
+// parseInlineHook), which a rule runs by naming it in its own
+// `inline_hook <name>`; a name no hook has is refused at the rule's
+// line.
+//
 // `sign_on_policy` and its `rule` repeat. A sign-on rule's people
 // conditions are given on its own lines, or in a `people` block as in an
 // access rule (not both).
@@ -184,7 +198,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	root := at{places: new(caddyargs.Places)}
 	root.mark(d, "")
-	once, clientIDs, signOnNames := caddyargs.Once{}, caddyargs.Names{}, caddyargs.Names{}
+	once, clientIDs, signOnNames, hookNames := caddyargs.Once{}, caddyargs.Names{}, caddyargs.Names{}, caddyargs.Names{}
 	for d.NextBlock(0) {
 		var err error
 		root.mark(d, d.Val())
@@ -225,6 +239,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			var p *policy.SignOnPolicy
 			if p, err = parseSignOnPolicy(d, signOnNames, root); err == nil {
 				app.SignOnPolicies = append(app.SignOnPolicies, p)
+			}
+		case "inline_hook":
+			var h *inlinehook.Config
+			if h, err = parseInlineHook(d, hookNames, root); err == nil {
+				app.InlineHooks = append(app.InlineHooks, h)
 			}
 		case "client":
 			var c *clientauth.Client
@@ -644,6 +663,8 @@ func parseRule(d *caddyfile.Dispenser, names caddyargs.Names, pol at) (*policy.R
 			if err = once.Check(d); err == nil {
 				r.People, err = parsePeople(d)
 			}
+		case "inline_hook":
+			err = caddyargs.One(d, once, &r.InlineHook)
 		default:
 			return nil, caddyargs.Unknown(d)
 		}
