@@ -102,7 +102,9 @@ type Result struct {
 
 // Executed reports whether the service answered 200 (what Okta's
 // inline_hook.executed records as a success).
-func (r Result) Executed() bool { return r.Failure == "" || r.Failure == FailTooLarge || r.Failure == FailMalformed }
+func (r Result) Executed() bool {
+	return r.Failure == "" || r.Failure == FailTooLarge || r.Failure == FailMalformed
+}
 
 // Hook calls one external service.
 type Hook struct {
