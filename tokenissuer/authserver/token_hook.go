@@ -256,7 +256,7 @@ func (i *Issuer) logHookExecuted(d *decision, txn string, h *inlinehook.Hook, re
 	if result == resultFailure {
 		debug["detail"] = res.Detail
 	}
-	if c := d.server.log.Check(logLevel(result), EventHookExecuted); c != nil {
+	if c := d.server.log.Check(hookLogLevel(result), EventHookExecuted); c != nil {
 		c.Write(append(d.fields(7), zap.String("inline_hook", h.Name()), zap.String("url", h.URL()), zap.Int("status", res.Status),
 			zap.Int("attempts", res.Attempts), zap.Duration("elapsed", res.Elapsed), zap.String("outcome", result), zap.String("reason", reason))...)
 	}
@@ -281,13 +281,13 @@ func (i *Issuer) logHookProcessed(d *decision, txn string, h *inlinehook.Hook, f
 		// The service's own debugContext, as Okta logs it with this event.
 		debug["debugContext"] = echoBounded(string(debugContext), maxDebugContext)
 	}
-	if c := d.server.log.Check(logLevel(result), EventHookProcessed); c != nil {
+	if c := d.server.log.Check(hookLogLevel(result), EventHookProcessed); c != nil {
 		c.Write(append(d.fields(4), zap.String("inline_hook", h.Name()), zap.String("outcome", result), zap.String("reason", failure), zap.String("detail", detail))...)
 	}
 	i.hookEvent(d, txn, h, EventHookProcessed, "Inline hook response processed", result, failure, debug)
 }
 
-func logLevel(result string) zapcore.Level {
+func hookLogLevel(result string) zapcore.Level {
 	if result == resultFailure {
 		return zap.WarnLevel
 	}
