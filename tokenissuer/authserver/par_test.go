@@ -365,3 +365,12 @@ func TestPARDiscovery(t *testing.T) {
 		}
 	}
 }
+
+// TestPARAuthorizeByPost: the request_uri may come in a POSTed
+// authorization request too (OpenID Connect Core section 3.1.2.1).
+func TestPARAuthorizeByPost(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	uri := e.push("web", parForm(nil))
+	w := e.browse(http.MethodPost, authorizeEP, url.Values{"client_id": {"web"}, "request_uri": {uri}}, e.session("u1"))
+	codeAt(t, w, webCB, "st-1")
+}
