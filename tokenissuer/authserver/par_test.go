@@ -374,3 +374,25 @@ func TestPARAuthorizeByPost(t *testing.T) {
 	w := e.browse(http.MethodPost, authorizeEP, url.Values{"client_id": {"web"}, "request_uri": {uri}}, e.session("u1"))
 	codeAt(t, w, webCB, "st-1")
 }
+
+// TestPARValidatedAgainWhenUsed (RFC 9126 section 4): the pushed
+// parameters are checked again at /v1/authorize, against the
+// configuration of that moment: a redirect URI unregistered since the
+// push gets no redirect.
+func TestPARValidatedAgainWhenUsed(t *testing.T) {
+	var web *clientauth.Client
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+		for _, c := range o.Clients {
+			if c.ID == "web" {
+				web = c
+			}
+		}
+	}, nil)
+	uri := e.push("web", parForm(nil))
+	got, ok := e.iss.auth.Client("web")
+	if !ok || got != web {
+		t.Fatal("the issuer copies its clients: change this test to reload the configuration instead")
+	}
+	web.RedirectURIs = []string{otherCB}
+	refusedPage(t, "unregistered since the push", e.usePAR("web", uri, nil, e.session("u1")), 400, "The redirect URI is not registered for this client.")
+}
