@@ -396,3 +396,22 @@ func TestPARValidatedAgainWhenUsed(t *testing.T) {
 	web.RedirectURIs = []string{otherCB}
 	refusedPage(t, "unregistered since the push", e.usePAR("web", uri, nil, e.session("u1")), 400, "The redirect URI is not registered for this client.")
 }
+
+// TestPARCORS: a browser app of a trusted origin may push (a public
+// SPA's fetch), as it may call the token endpoint; other origins get no
+// CORS answer.
+func TestPARCORS(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	e.iss.origins, _ = parseOrigins([]string{"https://pub.test"})
+	for origin, allowed := range map[string]bool{"https://pub.test": true, "https://evil.test": false} {
+		r := httptest.NewRequest(http.MethodOptions, parEP, nil)
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Access-Control-Request-Method", "POST")
+		w := httptest.NewRecorder()
+		e.iss.ServeHTTP(w, r)
+		got := w.Header().Get("Access-Control-Allow-Origin")
+		if allowed != (got == origin) || (allowed && !strings.Contains(w.Header().Get("Access-Control-Allow-Methods"), "POST")) {
+			t.Errorf("preflight from %s: %d %v", origin, w.Code, w.Header())
+		}
+	}
+}
