@@ -94,6 +94,7 @@ func init() {
 //			refresh_token_rotation rotate|static
 //			refresh_token_leeway <duration>
 //			dpop_bound_access_tokens
+//			require_pushed_authorization_requests
 //			okta_api_scopes <scope...>
 //		}
 //		authorization_server <id> {
@@ -408,6 +409,8 @@ func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names, root at) (*clienta
 			err = caddyargs.Duration(d, once, &c.RefreshTokenLeeway)
 		case "dpop_bound_access_tokens":
 			err = caddyargs.Flag(d, once, &c.DPoPBoundAccessTokens)
+		case "require_pushed_authorization_requests":
+			err = caddyargs.Flag(d, once, &c.RequirePushedAuthorizationRequests)
 		case "okta_api_scopes":
 			err = caddyargs.List(d, once, &c.OktaAPIScopes)
 		case "jwks":
@@ -437,6 +440,7 @@ var clientFields = map[string]string{
 	"post_logout_redirect_uris": "post_logout_redirect_uris",
 	"refresh_token_rotation":    "refresh_token_rotation", "refresh_token_leeway": "refresh_token_leeway",
 	"dpop_bound_access_tokens": "dpop_bound_access_tokens", "okta_api_scopes": "okta_api_scopes",
+	"require_pushed_authorization_requests": "require_pushed_authorization_requests",
 }
 
 // parseAuthServer parses the optional block of `authorization_server <id>`.
