@@ -93,6 +93,7 @@ func init() {
 //			description <text>
 //			audience <audience>
 //			signing_alg <alg>
+//			trusted_servers <id...>
 //			subject [cel|okta] <expression>
 //			scope <name> {
 //				description <text>
@@ -440,6 +441,8 @@ func parseAuthServer(d *caddyfile.Dispenser, here at) (*authserver.ServerConfig,
 			err = caddyargs.One(d, once, &s.Audience)
 		case "signing_alg":
 			err = caddyargs.One(d, once, &s.SigningAlg)
+		case "trusted_servers":
+			err = caddyargs.List(d, once, &s.TrustedServers)
 		case "scope":
 			var sc *authserver.Scope
 			if sc, err = parseScope(d, names["scope"], here); err == nil {

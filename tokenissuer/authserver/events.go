@@ -80,6 +80,8 @@ type decision struct {
 	amr []string
 	// jkt: the DPoP key the request proved (tokens are bound to it).
 	jkt string
+	// exchange: what a token exchange exchanged (token_exchange.go).
+	exchange *exchangeLog
 }
 
 // fields are the event's own fields; the server's are pre-encoded in
