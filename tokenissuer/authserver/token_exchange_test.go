@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -8,10 +9,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -53,7 +56,7 @@ func newExchangeEnv(t *testing.T, el store.EventLog) *flowEnv {
 // exchange posts a token exchange of subject to path as client (a
 // service app of exchangeSecrets, another flow client, or a public one),
 // with the default audience of inventory, form overriding.
-func (e *flowEnv) exchange(path, client, subject string, form url.Values) (int, map[string]any) {
+func (e *flowEnv) exchange(path, client, subject string, form url.Values, dpopProof ...string) (int, map[string]any) {
 	e.t.Helper()
 	f := url.Values{"grant_type": {GrantTokenExchange}, "subject_token": {subject}, "subject_token_type": {TokenTypeAccessToken},
 		"audience": {"api://inventory"}, "scope": {"stock:read"}}
@@ -74,6 +77,9 @@ func (e *flowEnv) exchange(path, client, subject string, form url.Values) (int, 
 		f.Set("client_id", client)
 		r = httptest.NewRequest(http.MethodPost, path, strings.NewReader(f.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, p := range dpopProof {
+		r.Header.Add("DPoP", p)
 	}
 	w := httptest.NewRecorder()
 	e.iss.ServeHTTP(w, r)
@@ -351,5 +357,79 @@ func TestTokenExchangeConfig(t *testing.T) {
 		if got := stringList(meta["grant_types_supported"]); !slices.Contains(got, GrantTokenExchange) {
 			t.Fatalf("%s grant_types_supported: %v", doc, got)
 		}
+	}
+}
+
+// TestTokenExchangeDPoP: a DPoP-bound subject token is refused (the
+// exchanging client cannot prove its key, and the exchange would strip
+// the binding); an exchange that itself carries a proof gets a token
+// bound to the exchanging client's key.
+func TestTokenExchangeDPoP(t *testing.T) {
+	e := newExchangeEnv(t, nil)
+	k := newDPoPKey(t)
+	redeem := func(proof string) (*httptest.ResponseRecorder, map[string]any) {
+		return e.sendDPoP("web", url.Values{"grant_type": {"authorization_code"}, "code": {e.code("web", webCB, "", "read")}, "redirect_uri": {webCB}}, proof)
+	}
+	w, _ := redeem(k.proof(t, ""))
+	nonce := w.Header().Get("DPoP-Nonce")
+	w, body := redeem(k.proof(t, nonce))
+	bound, _ := body["access_token"].(string)
+	if w.Code != 200 || body["token_type"] != "DPoP" || bound == "" {
+		t.Fatalf("bound user token: %d %v", w.Code, body)
+	}
+	status, body := e.exchange(inventoryEP, "api1", bound, nil)
+	denied := e.logs.FilterMessage(EventTokenDenied).All()
+	if reason, _ := denied[len(denied)-1].ContextMap()["reason"].(string); status != 400 || body["error_description"] != "subject token is invalid" || reason != "sender-constrained (cnf)" {
+		t.Fatalf("bound subject token: %d %v (%s)", status, body, reason)
+	}
+
+	plain := e.userToken("read")["access_token"].(string)
+	svc := newDPoPKey(t)
+	status, body = e.exchange(inventoryEP, "api1", plain, nil, svc.Proof(t, "POST", "https://id.example.com"+inventoryEP, nonce, ""))
+	if status != 200 || body["token_type"] != "DPoP" {
+		t.Fatalf("exchange with a proof: %d %v", status, body)
+	}
+	if cnf, _ := payload(t, body["access_token"].(string))["cnf"].(map[string]any); cnf["jkt"] != svc.JKT {
+		t.Fatalf("exchanged token cnf %v, want the exchanging client's key %s", cnf, svc.JKT)
+	}
+}
+
+// suspendable is a directory whose users can be suspended meanwhile.
+type suspendable struct {
+	directory.Directory
+	suspended atomic.Bool
+}
+
+func (d *suspendable) UserByID(ctx context.Context, id string) (*directory.User, error) {
+	u, err := d.Directory.UserByID(ctx, id)
+	if err == nil && d.suspended.Load() {
+		c := *u
+		c.Status = "suspended"
+		return &c, nil
+	}
+	return u, err
+}
+
+// TestTokenExchangeUserSuspended: the subject token's user must still
+// be able to get tokens.
+func TestTokenExchangeUserSuspended(t *testing.T) {
+	var dir *suspendable
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+		dir = &suspendable{Directory: o.Directory}
+		o.Directory = dir
+		o.Servers["default"].Policies[0].Rules[0].GrantTypes = append(o.Servers["default"].Policies[0].Rules[0].GrantTypes, GrantTokenExchange)
+		o.Clients = append(o.Clients, &clientauth.Client{ID: "api1", Secret: "api1-secret", GrantTypes: []string{GrantTokenExchange}})
+	}, nil)
+	subject := e.userToken("read")["access_token"].(string)
+	form := url.Values{"audience": {"api://default"}, "scope": {"read"}}
+	// Within one server (it trusts itself, as in Okta's guide).
+	if status, body := e.exchange(tokenEP, "api1", subject, form); status != 200 {
+		t.Fatalf("exchange at the issuing server: %d %v", status, body)
+	}
+	dir.suspended.Store(true)
+	status, body := e.exchange(tokenEP, "api1", subject, form)
+	denied := e.logs.FilterMessage(EventTokenDenied).All()
+	if reason, _ := denied[len(denied)-1].ContextMap()["reason"].(string); status != 400 || body["error_description"] != "subject token is invalid" || reason != "user missing or not active" {
+		t.Fatalf("suspended user: %d %v (%s)", status, body, reason)
 	}
 }
