@@ -115,6 +115,12 @@ func (d decision) fields(extra int) []zap.Field {
 	if d.clientIP != "" {
 		f = append(f, zap.String("client_ip", d.clientIP))
 	}
+	if x := d.exchange; x != nil {
+		f = append(f, zap.String("subject_token_jti", x.subjectJTI), zap.String("subject_token_server", x.subjectServer))
+		if x.actor != "" {
+			f = append(f, zap.String("actor", echo(x.actor)))
+		}
+	}
 	return f
 }
 

@@ -178,6 +178,11 @@ func TestTokenExchangeOnBehalfOf(t *testing.T) {
 		t.Fatalf("act with actor token: %v, want %v", got, wantAct)
 	}
 
+	grants := e.logs.FilterMessage(EventTokenGrant).All()
+	if f := grants[len(grants)-1].ContextMap(); f["grant_type"] != GrantTokenExchange || f["subject_token_jti"] != payload(t, first)["jti"] ||
+		f["subject_token_server"] != "inventory" || f["actor"] != "api2" {
+		t.Fatalf("Caddy log of the last exchange: %v", f)
+	}
 	e.iss.StopEvents()
 	var ex []store.LogEvent
 	for _, ev := range ofType(el.all(), "app.oauth2.as.token.grant.access_token") {
