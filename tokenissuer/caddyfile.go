@@ -155,6 +155,11 @@ func init() {
 // named by id or login and to members of groups; the exclusions win,
 // and with exclusions only, everyone else is included.
 //
+// `trusted_servers` names the other `authorization_server`s whose access
+// tokens this one takes as subject (and actor) tokens of a token
+// exchange (grant type urn:ietf:params:oauth:grant-type:token-exchange,
+// Okta's On-Behalf-Of Token Exchange); a server always takes its own.
+//
 // `sign_on_policy` and its `rule` repeat. A sign-on rule's people
 // conditions are given on its own lines, or in a `people` block as in an
 // access rule (not both).
