@@ -102,6 +102,7 @@ func init() {
 //			description <text>
 //			audience <audience>
 //			signing_alg <alg>
+//			trusted_servers <id...>
 //			subject [cel|okta] <expression>
 //			scope <name> {
 //				description <text>
@@ -168,6 +169,11 @@ func init() {
 // parseInlineHook), which a rule runs by naming it in its own
 // `inline_hook <name>`; a name no hook has is refused at the rule's
 // line.
+//
+// `trusted_servers` names the other `authorization_server`s whose access
+// tokens this one takes as subject (and actor) tokens of a token
+// exchange (grant type urn:ietf:params:oauth:grant-type:token-exchange,
+// Okta's On-Behalf-Of Token Exchange); a server always takes its own.
 //
 // `sign_on_policy` and its `rule` repeat. A sign-on rule's people
 // conditions are given on its own lines, or in a `people` block as in an
@@ -463,6 +469,8 @@ func parseAuthServer(d *caddyfile.Dispenser, here at) (*authserver.ServerConfig,
 			err = caddyargs.One(d, once, &s.Audience)
 		case "signing_alg":
 			err = caddyargs.One(d, once, &s.SigningAlg)
+		case "trusted_servers":
+			err = caddyargs.List(d, once, &s.TrustedServers)
 		case "scope":
 			var sc *authserver.Scope
 			if sc, err = parseScope(d, names["scope"], here); err == nil {

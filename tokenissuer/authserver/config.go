@@ -38,6 +38,11 @@ type ServerConfig struct {
 	// Policies decide which client gets which scopes with which token
 	// lifetime. Without a policy nothing is issued.
 	Policies []*policy.Policy `json:"policies,omitempty"`
+	// TrustedServers are the ids of other custom authorization servers
+	// of this issuer whose access tokens this server accepts as the
+	// subject (and actor) token of a token exchange (Okta's "trusted
+	// servers"). A server always accepts its own tokens. Default: none.
+	TrustedServers []string `json:"trusted_servers,omitempty"`
 }
 
 // Scope is a custom scope.

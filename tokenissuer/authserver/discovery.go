@@ -58,6 +58,12 @@ func (s *Server) usableGrants(clients []*clientauth.Client) []string {
 						usable[g] = usable[g] || r.People == nil || (len(r.People.Users) == 0 && len(r.People.Groups) == 0)
 						continue
 					}
+					if g == GrantTokenExchange {
+						// Service apps only, and no refresh token
+						// (token_exchange.go).
+						usable[g] = usable[g] || c.AuthMethod != clientauth.None
+						continue
+					}
 					usable[g] = true
 					if s.supports(GrantRefreshToken) && c.AllowsGrant(GrantRefreshToken) {
 						usable[GrantRefreshToken] = true

@@ -80,6 +80,8 @@ type decision struct {
 	amr []string
 	// jkt: the DPoP key the request proved (tokens are bound to it).
 	jkt string
+	// exchange: what a token exchange exchanged (token_exchange.go).
+	exchange *exchangeLog
 }
 
 // fields are the event's own fields; the server's are pre-encoded in
@@ -112,6 +114,12 @@ func (d decision) fields(extra int) []zap.Field {
 	}
 	if d.clientIP != "" {
 		f = append(f, zap.String("client_ip", d.clientIP))
+	}
+	if x := d.exchange; x != nil {
+		f = append(f, zap.String("subject_token_jti", x.subjectJTI), zap.String("subject_token_server", x.subjectServer))
+		if x.actor != "" {
+			f = append(f, zap.String("actor", echo(x.actor)))
+		}
 	}
 	return f
 }

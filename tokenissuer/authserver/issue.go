@@ -33,6 +33,8 @@ type grantInfo struct {
 	family *store.RefreshToken
 	// keepRefresh is returned as is (static refresh tokens).
 	keepRefresh string
+	// act is the access token's act claim (token exchange).
+	act map[string]any
 }
 
 // mint is what a grant issues, decided before anything is signed: the
@@ -88,6 +90,7 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 	if d.jkt != "" {
 		at.Cnf = &cnfClaim{JKT: d.jkt}
 	}
+	at.Act = g.act
 	if s.claims.HasToken(claims.AccessToken) {
 		m.custom = map[string]any{}
 		s.logClaimFailures(c, s.claims.Evaluate(m.in, m.custom))

@@ -38,11 +38,14 @@ const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantAuthorizationCode = "authorization_code"
+	// GrantTokenExchange is RFC 8693's grant (Okta's On-Behalf-Of Token
+	// Exchange, token_exchange.go).
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // ruleGrants are the grant types a rule can name; a refresh is judged by
 // the grant that started its family.
-var ruleGrants = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantDeviceCode}
+var ruleGrants = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantDeviceCode, GrantTokenExchange}
 
 // OrgID names the org authorization server in logs and the admin API.
 const OrgID = "org"
@@ -187,6 +190,9 @@ type Server struct {
 	retention  time.Duration
 	keys       *keys.Manager
 	metadata   map[string][]byte
+	// trusted are the other servers whose access tokens this one takes
+	// as subject and actor tokens of a token exchange (set by New).
+	trusted map[string]*Server
 	// log carries the server's fields, encoded once.
 	log *zap.Logger
 	// hooks are the token inline hooks by name (token_hook.go).
@@ -285,6 +291,9 @@ func New(o Options) (*Issuer, error) {
 		}
 		i.servers[id] = s
 	}
+	if err := i.linkTrusted(o.Servers); err != nil {
+		return nil, err
+	}
 	if err := policy.CheckAuthenticators(o.Authenticators); err != nil {
 		return nil, err
 	}
@@ -339,7 +348,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 		if s.Audience == "" {
 			s.Audience = "api://" + id
 		}
-		s.grantTypes = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantDeviceCode, GrantRefreshToken}
+		s.grantTypes = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantDeviceCode, GrantRefreshToken, GrantTokenExchange}
 	}
 	var err error
 	if s.alg, err = keys.ParseAlg(cfg.SigningAlg); err != nil {

@@ -307,6 +307,7 @@ func (i *Issuer) baseEvent(d *decision, e *oauth.Error, txn string) store.LogEve
 	if len(d.amr) > 0 { // how the user signed in (RFC 8176 values)
 		debug["amr"] = strings.Join(d.amr, " ")
 	}
+	d.exchange.debug(debug)
 	if d.server != nil {
 		debug["authorizationServer"] = d.server.ID
 		ev.Target = append(ev.Target, store.LogTarget{ID: d.server.ID, Type: "AuthorizationServer", AlternateID: d.server.Issuer, DisplayName: d.server.ID})

@@ -41,6 +41,9 @@ type accessClaims struct {
 	Amr      []string  `json:"amr,omitempty"`
 	Sub      string    `json:"sub"`
 	Cnf      *cnfClaim `json:"cnf,omitempty"`
+	// Act names the acting party of a token exchange, prior actors
+	// nested inside (RFC 8693 section 4.1).
+	Act map[string]any `json:"act,omitempty"`
 }
 
 // AccessTokenType is the JWT `typ` of access tokens (RFC 9068 section

@@ -17,6 +17,8 @@ type tokenResponse struct {
 	Scope        string `json:"scope"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is RFC 8693 section 2.2.1's, token exchange only.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // audiences are the `aud` values a client assertion may carry when
@@ -54,6 +56,7 @@ var grants = map[string]grant{
 	GrantRefreshToken:      (*Issuer).refreshGrant,
 	GrantAuthorizationCode: (*Issuer).authorizationCode,
 	GrantDeviceCode:        (*Issuer).deviceCodeGrant,
+	GrantTokenExchange:     (*Issuer).tokenExchange,
 }
 
 func (i *Issuer) runToken(x *exchange) outcome {

@@ -1,0 +1,440 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+)
+
+const inventoryEP = "/oauth2/inventory/v1/token"
+
+// exchangeSecrets are the service apps of the exchange tests.
+var exchangeSecrets = map[string]string{"api1": "api1-secret", "api2": "api2-secret", "api3": "api3-secret"}
+
+// newExchangeEnv is the flow environment plus a server "inventory" that
+// trusts "default", with policies for the service apps api1 and api2
+// (token exchange for stock:read), api3 (may use the grant, but its rule
+// is client_credentials only) and a public client pubx listing the
+// grant.
+func newExchangeEnv(t *testing.T, el store.EventLog) *flowEnv {
+	t.Helper()
+	return newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+		if el != nil {
+			o.EventLog = el
+		}
+		o.Servers["inventory"] = &ServerConfig{SigningAlg: "ES256", TrustedServers: []string{"default", "inventory"},
+			Scopes: []*Scope{{Name: "stock:read"}, {Name: "stock:write"}},
+			Policies: []*policy.Policy{
+				{Name: "API1 to API2", Clients: []string{"api1", "api2", "pubx"}, Rules: []*policy.Rule{{Name: "exchange",
+					GrantTypes: []string{GrantTokenExchange, GrantClientCredentials}, Scopes: []string{"stock:read"}}}},
+				{Name: "cc only", Clients: []string{"api3"}, Rules: []*policy.Rule{{Name: "cc",
+					GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"*"}}}},
+			}}
+		ex := []string{GrantTokenExchange, GrantClientCredentials}
+		o.Clients = append(o.Clients,
+			&clientauth.Client{ID: "api1", Secret: "api1-secret", GrantTypes: ex},
+			&clientauth.Client{ID: "api2", Secret: "api2-secret", GrantTypes: ex},
+			&clientauth.Client{ID: "api3", Secret: "api3-secret", GrantTypes: ex},
+			&clientauth.Client{ID: "pubx", AuthMethod: clientauth.None, GrantTypes: []string{GrantTokenExchange}},
+		)
+	}, nil)
+}
+
+// exchange posts a token exchange of subject to path as client (a
+// service app of exchangeSecrets, another flow client, or a public one),
+// with the default audience of inventory, form overriding.
+func (e *flowEnv) exchange(path, client, subject string, form url.Values, dpopProof ...string) (int, map[string]any) {
+	e.t.Helper()
+	f := url.Values{"grant_type": {GrantTokenExchange}, "subject_token": {subject}, "subject_token_type": {TokenTypeAccessToken},
+		"audience": {"api://inventory"}, "scope": {"stock:read"}}
+	for k, v := range form {
+		if len(v) == 1 && v[0] == "" {
+			f.Del(k)
+			continue
+		}
+		f[k] = v
+	}
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(f.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if sec, ok := exchangeSecrets[client]; ok {
+		r.SetBasicAuth(client, sec)
+	} else if sec, ok := secrets[client]; ok {
+		r.SetBasicAuth(client, sec)
+	} else {
+		f.Set("client_id", client)
+		r = httptest.NewRequest(http.MethodPost, path, strings.NewReader(f.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, p := range dpopProof {
+		r.Header.Add("DPoP", p)
+	}
+	w := httptest.NewRecorder()
+	e.iss.ServeHTTP(w, r)
+	var body map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	return w.Code, body
+}
+
+// userToken is alice's (u1) tokens from the code flow at default.
+func (e *flowEnv) userToken(scopes ...string) map[string]any {
+	e.t.Helper()
+	status, tok := e.redeem("web", e.code("web", webCB, "", scopes...), webCB, "")
+	if status != http.StatusOK {
+		e.t.Fatalf("redeem: %d %v", status, tok)
+	}
+	return tok
+}
+
+// serviceToken is a client_credentials token of an exchange service app
+// at path.
+func (e *flowEnv) serviceToken(path, client, scope string) string {
+	e.t.Helper()
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth(client, exchangeSecrets[client])
+	w := httptest.NewRecorder()
+	e.iss.ServeHTTP(w, r)
+	var body map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	tok, _ := body["access_token"].(string)
+	if w.Code != http.StatusOK || tok == "" {
+		e.t.Fatalf("client_credentials for %s: %d %s", client, w.Code, w.Body)
+	}
+	return tok
+}
+
+// TestTokenExchangeOnBehalfOf: api1 exchanges alice's default-server
+// token at inventory (which trusts default) as in Okta's guide: the
+// answer has issued_token_type and no refresh or ID token, the token
+// is inventory's, for alice, with api1 as the acting party; exchanged
+// again by api2 (inventory trusts itself), the act chain nests; an
+// actor token names the actor; the grant is one System Log event that
+// names the subject token and the actor.
+func TestTokenExchangeOnBehalfOf(t *testing.T) {
+	el := &memEventLog{}
+	e := newExchangeEnv(t, el)
+	user := e.userToken("openid", "offline_access", "read")
+	subject := user["access_token"].(string)
+	subjectClaims := payload(t, subject)
+	e.clock.Advance(time.Minute) // the new token's iat differs from auth_time
+
+	status, body := e.exchange(inventoryEP, "api1", subject, nil)
+	if status != http.StatusOK {
+		t.Fatalf("exchange: %d %v", status, body)
+	}
+	if body["issued_token_type"] != TokenTypeAccessToken || body["token_type"] != "Bearer" || body["scope"] != "stock:read" ||
+		body["refresh_token"] != nil || body["id_token"] != nil || body["expires_in"] != float64(3600) {
+		t.Fatalf("exchange answer: %v", body)
+	}
+	first := body["access_token"].(string)
+	c := payload(t, first)
+	want := map[string]any{"iss": "https://id.example.com/oauth2/inventory", "aud": "api://inventory", "cid": "api1", "uid": "u1",
+		"sub": "alice@example.com", "scp": []any{"stock:read"}, "act": map[string]any{"sub": "api1"},
+		"auth_time": subjectClaims["auth_time"], "amr": subjectClaims["amr"]}
+	for k, v := range want {
+		if !reflect.DeepEqual(c[k], v) {
+			t.Errorf("exchanged token %s = %v, want %v", k, c[k], v)
+		}
+	}
+	if c["iat"] == subjectClaims["iat"] {
+		t.Errorf("iat %v: the exchanged token is new", c["iat"])
+	}
+	// It is inventory's own token: introspection there says active.
+	if s, b := e.post("/oauth2/inventory/v1/introspect", "web", url.Values{"token": {first}}); s != 200 || b["active"] != true || b["uid"] != "u1" {
+		t.Fatalf("introspect at inventory: %d %v", s, b)
+	}
+
+	// api2 exchanges api1's token at inventory: the chain nests.
+	status, body = e.exchange(inventoryEP, "api2", first, nil)
+	if status != http.StatusOK {
+		t.Fatalf("second exchange: %d %v", status, body)
+	}
+	second := payload(t, body["access_token"].(string))
+	wantAct := map[string]any{"sub": "api2", "act": map[string]any{"sub": "api1"}}
+	if !reflect.DeepEqual(second["act"], wantAct) || second["uid"] != "u1" || second["cid"] != "api2" {
+		t.Fatalf("second exchange: act %v uid %v cid %v, want act %v for u1 by api2", second["act"], second["uid"], second["cid"], wantAct)
+	}
+
+	// With an actor token (api2's own token) the actor is its subject.
+	actor := e.serviceToken(inventoryEP, "api2", "stock:read")
+	status, body = e.exchange(inventoryEP, "api2", first, url.Values{"actor_token": {actor}, "actor_token_type": {TokenTypeAccessToken}})
+	if status != http.StatusOK {
+		t.Fatalf("exchange with actor token: %d %v", status, body)
+	}
+	if got := payload(t, body["access_token"].(string))["act"]; !reflect.DeepEqual(got, wantAct) {
+		t.Fatalf("act with actor token: %v, want %v", got, wantAct)
+	}
+
+	grants := e.logs.FilterMessage(EventTokenGrant).All()
+	if f := grants[len(grants)-1].ContextMap(); f["grant_type"] != GrantTokenExchange || f["subject_token_jti"] != payload(t, first)["jti"] ||
+		f["subject_token_server"] != "inventory" || f["actor"] != "api2" {
+		t.Fatalf("Caddy log of the last exchange: %v", f)
+	}
+	e.iss.StopEvents()
+	var ex []store.LogEvent
+	for _, ev := range ofType(el.all(), "app.oauth2.as.token.grant.access_token") {
+		if ev.DebugContext.DebugData["grantType"] == GrantTokenExchange {
+			ex = append(ex, ev)
+		}
+	}
+	if len(ex) != 3 {
+		t.Fatalf("%d token exchange grant events, want 3", len(ex))
+	}
+	dd := ex[0].DebugContext.DebugData
+	if ex[0].Actor.Type != "User" || ex[0].Actor.ID != "u1" || dd["subjectTokenJti"] != subjectClaims["jti"] ||
+		dd["subjectTokenAuthorizationServer"] != "default" || dd["actor"] != "api1" || dd["authorizationServer"] != "inventory" ||
+		dd["clientId"] != "api1" || dd["grantedScopes"] != "stock:read" || dd["jti"] != c["jti"] {
+		t.Fatalf("exchange event: actor %+v debugData %v", ex[0].Actor, dd)
+	}
+	for _, ev := range el.all() {
+		b, _ := json.Marshal(ev)
+		if strings.Contains(string(b), subject) || strings.Contains(string(b), first) {
+			t.Fatalf("a token reached the System Log: %s", b)
+		}
+	}
+}
+
+// TestTokenExchangeRefusals: every refusal, in Okta's and RFC 8693's
+// error shapes.
+func TestTokenExchangeRefusals(t *testing.T) {
+	e := newExchangeEnv(t, nil)
+	user := e.userToken("openid", "offline_access", "read")
+	subject := user["access_token"].(string)
+	_, firstBody := e.exchange(inventoryEP, "api1", subject, nil)
+	inventoryToken, _ := firstBody["access_token"].(string)
+	if inventoryToken == "" {
+		t.Fatalf("exchange: %v", firstBody)
+	}
+	serviceOnly := e.serviceToken(tokenEP, "api1", "read") // default, no user
+	api1Actor := e.serviceToken(inventoryEP, "api1", "stock:read")
+	invalidSubject := [2]string{"invalid_grant", "subject token is invalid"}
+	invalidActor := [2]string{"invalid_grant", "actor token is invalid"}
+	badTarget := [2]string{"invalid_target", "The requested audience is not valid for this authorization server."}
+	// why is in the logged reason of a refusal.
+	whys := map[string]string{
+		"garbage subject token":        "not a JWT",
+		"ID token as subject":          "not an access token",
+		"tampered subject token":       "verification failed",
+		"untrusted issuer":             "issuer inventory is not a trusted server of default",
+		"subject without a user":       "names no user",
+		"garbage actor token":          "not a JWT",
+		"another client's actor token": "issued to another client",
+	}
+	for _, tc := range []struct {
+		name, path, client, subject string
+		form                        url.Values
+		want                        [2]string // error, error_description
+	}{
+		{"missing subject_token", inventoryEP, "api1", "", nil, [2]string{"invalid_request", "The 'subject_token' parameter is required."}},
+		{"missing subject_token_type", inventoryEP, "api1", subject, url.Values{"subject_token_type": {""}}, [2]string{"invalid_request", "The 'subject_token_type' parameter is required."}},
+		{"id_token subject_token_type", inventoryEP, "api1", subject, url.Values{"subject_token_type": {"urn:ietf:params:oauth:token-type:id_token"}},
+			[2]string{"invalid_request", "The 'subject_token_type' parameter must be urn:ietf:params:oauth:token-type:access_token."}},
+		{"refresh token requested", inventoryEP, "api1", subject, url.Values{"requested_token_type": {"urn:ietf:params:oauth:token-type:refresh_token"}},
+			[2]string{"invalid_request", "The 'requested_token_type' parameter must be urn:ietf:params:oauth:token-type:access_token."}},
+		{"garbage subject token", inventoryEP, "api1", "not.a.token", nil, invalidSubject},
+		{"ID token as subject", inventoryEP, "api1", user["id_token"].(string), nil, invalidSubject},
+		{"tampered subject token", inventoryEP, "api1", subject[:len(subject)-4] + "AAAA", nil, invalidSubject},
+		{"untrusted issuer", tokenEP, "api1", inventoryToken, url.Values{"audience": {"api://default"}, "scope": {"read"}}, invalidSubject},
+		{"subject without a user", inventoryEP, "api1", serviceOnly, nil, invalidSubject},
+		{"missing audience", inventoryEP, "api1", subject, url.Values{"audience": {""}}, [2]string{"invalid_request", "The 'audience' parameter is required."}},
+		{"another server's audience", inventoryEP, "api1", subject, url.Values{"audience": {"api://default"}}, badTarget},
+		{"resource elsewhere", inventoryEP, "api1", subject, url.Values{"resource": {"https://elsewhere.example"}}, badTarget},
+		{"scope the rule does not grant", inventoryEP, "api1", subject, url.Values{"scope": {"stock:write"}},
+			[2]string{"access_denied", "Policy evaluation failed for this request, please check the policy configurations."}},
+		{"OpenID scope", inventoryEP, "api1", subject, url.Values{"scope": {"openid stock:read"}},
+			[2]string{"invalid_scope", "The following scopes are not allowed for the token exchange grant: openid."}},
+		{"rule without the grant", inventoryEP, "api3", subject, nil,
+			[2]string{"access_denied", "Policy evaluation failed for this request, please check the policy configurations."}},
+		{"client without the grant", inventoryEP, "web", subject, nil,
+			[2]string{"unauthorized_client", "The client is not authorized to use the provided grant type. Configured grant types: [authorization_code, refresh_token]."}},
+		{"public client", inventoryEP, "pubx", subject, nil, [2]string{"unauthorized_client", "A public client cannot use the token exchange grant."}},
+		{"actor_token without its type", inventoryEP, "api1", subject, url.Values{"actor_token": {api1Actor}},
+			[2]string{"invalid_request", "The 'actor_token_type' parameter is required with 'actor_token'."}},
+		{"actor_token_type alone", inventoryEP, "api1", subject, url.Values{"actor_token_type": {TokenTypeAccessToken}},
+			[2]string{"invalid_request", "The 'actor_token_type' parameter is only allowed with 'actor_token'."}},
+		{"garbage actor token", inventoryEP, "api1", subject, url.Values{"actor_token": {"x.y.z"}, "actor_token_type": {TokenTypeAccessToken}}, invalidActor},
+		{"another client's actor token", inventoryEP, "api2", subject, url.Values{"actor_token": {api1Actor}, "actor_token_type": {TokenTypeAccessToken}}, invalidActor},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := e.exchange(tc.path, tc.client, tc.subject, tc.form)
+			if status != http.StatusBadRequest || body["error"] != tc.want[0] || body["error_description"] != tc.want[1] || body["access_token"] != nil {
+				t.Fatalf("%d %v, want 400 %s %q", status, body, tc.want[0], tc.want[1])
+			}
+			if why := whys[tc.name]; why != "" {
+				denied := e.logs.FilterMessage(EventTokenDenied).All()
+				if r, _ := denied[len(denied)-1].ContextMap()["reason"].(string); !strings.Contains(r, why) {
+					t.Fatalf("logged reason %q, want it to contain %q", r, why)
+				}
+			}
+		})
+	}
+
+	// Revoked: the token itself, then (another token) its refresh-token
+	// family, then expiry.
+	lastReason := func() string {
+		denied := e.logs.FilterMessage(EventTokenDenied).All()
+		r, _ := denied[len(denied)-1].ContextMap()["reason"].(string)
+		return r
+	}
+	e.revoke("web", subject)
+	if status, body := e.exchange(inventoryEP, "api1", subject, nil); status != 400 || body["error_description"] != invalidSubject[1] || lastReason() != "revoked" {
+		t.Fatalf("revoked subject token: %d %v (%s)", status, body, lastReason())
+	}
+	other := e.userToken("openid", "offline_access", "read")
+	e.revoke("web", other["refresh_token"].(string))
+	if status, body := e.exchange(inventoryEP, "api1", other["access_token"].(string), nil); status != 400 || body["error_description"] != invalidSubject[1] || lastReason() != "revoked" {
+		t.Fatalf("subject token of a revoked family: %d %v", status, body)
+	}
+	fresh := e.userToken("read")["access_token"].(string)
+	if status, body := e.exchange(inventoryEP, "api1", fresh, nil); status != 200 {
+		t.Fatalf("fresh subject token: %d %v", status, body)
+	}
+	e.clock.Advance(2 * time.Hour)
+	if status, body := e.exchange(inventoryEP, "api1", fresh, nil); status != 400 || body["error_description"] != invalidSubject[1] || !strings.Contains(lastReason(), "exp") {
+		t.Fatalf("expired subject token: %d %v", status, body)
+	}
+}
+
+// TestPriorAct: a prior act chain is nested as it is (subs only) up to
+// maxActDepth actors; deeper or malformed chains are refused.
+func TestPriorAct(t *testing.T) {
+	chain := func(n int) any {
+		var v any
+		for i := n; i > 0; i-- {
+			a := map[string]any{"sub": "s" + string(rune('0'+i)), "exp": 1}
+			if v != nil {
+				a["act"] = v
+			}
+			v = a
+		}
+		return v
+	}
+	got, ok := priorAct(chain(2))
+	if want := map[string]any{"sub": "s1", "act": map[string]any{"sub": "s2"}}; !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("priorAct(2) = %v %v, want %v", got, ok, want)
+	}
+	if _, ok := priorAct(chain(maxActDepth)); !ok {
+		t.Fatalf("a chain of %d is allowed", maxActDepth)
+	}
+	for _, v := range []any{chain(maxActDepth + 1), "api1", map[string]any{"act": map[string]any{"sub": "x"}}, map[string]any{"sub": 1}} {
+		if _, ok := priorAct(v); ok {
+			t.Errorf("priorAct(%v) accepted", v)
+		}
+	}
+}
+
+// TestTokenExchangeConfig: trusted_servers must name custom servers of
+// the issuer; discovery lists the grant where a service app may use it
+// under a rule (and refresh_token is not added for it).
+func TestTokenExchangeConfig(t *testing.T) {
+	_, err := New(Options{BaseURL: "https://id.example.com", Servers: map[string]*ServerConfig{
+		"inventory": {TrustedServers: []string{"orders"}}}})
+	if err == nil || !strings.Contains(err.Error(), `unknown authorization server "orders" in trusted_servers`) {
+		t.Fatalf("unknown trusted server: %v", err)
+	}
+	e := newExchangeEnv(t, nil)
+	inv, _ := e.iss.Server("inventory")
+	if got := inv.usableGrants(e.iss.clients); !reflect.DeepEqual(got, []string{GrantClientCredentials, GrantTokenExchange}) {
+		t.Fatalf("inventory grant_types_supported = %v", got)
+	}
+	def, _ := e.iss.Server("default")
+	if slices.Contains(def.usableGrants(e.iss.clients), GrantTokenExchange) {
+		t.Fatal("default lists token exchange, which no rule of it names")
+	}
+	for _, doc := range []string{docOAuth, docOIDC} {
+		var meta map[string]any
+		if err := json.Unmarshal(inv.metadata[doc], &meta); err != nil {
+			t.Fatal(err)
+		}
+		if got := stringList(meta["grant_types_supported"]); !slices.Contains(got, GrantTokenExchange) {
+			t.Fatalf("%s grant_types_supported: %v", doc, got)
+		}
+	}
+}
+
+// TestTokenExchangeDPoP: a DPoP-bound subject token is refused (the
+// exchanging client cannot prove its key, and the exchange would strip
+// the binding); an exchange that itself carries a proof gets a token
+// bound to the exchanging client's key.
+func TestTokenExchangeDPoP(t *testing.T) {
+	e := newExchangeEnv(t, nil)
+	k := newDPoPKey(t)
+	redeem := func(proof string) (*httptest.ResponseRecorder, map[string]any) {
+		return e.sendDPoP("web", url.Values{"grant_type": {"authorization_code"}, "code": {e.code("web", webCB, "", "read")}, "redirect_uri": {webCB}}, proof)
+	}
+	w, _ := redeem(k.proof(t, ""))
+	nonce := w.Header().Get("DPoP-Nonce")
+	w, body := redeem(k.proof(t, nonce))
+	bound, _ := body["access_token"].(string)
+	if w.Code != 200 || body["token_type"] != "DPoP" || bound == "" {
+		t.Fatalf("bound user token: %d %v", w.Code, body)
+	}
+	status, body := e.exchange(inventoryEP, "api1", bound, nil)
+	denied := e.logs.FilterMessage(EventTokenDenied).All()
+	if reason, _ := denied[len(denied)-1].ContextMap()["reason"].(string); status != 400 || body["error_description"] != "subject token is invalid" || reason != "sender-constrained (cnf)" {
+		t.Fatalf("bound subject token: %d %v (%s)", status, body, reason)
+	}
+
+	plain := e.userToken("read")["access_token"].(string)
+	svc := newDPoPKey(t)
+	status, body = e.exchange(inventoryEP, "api1", plain, nil, svc.Proof(t, "POST", "https://id.example.com"+inventoryEP, nonce, ""))
+	if status != 200 || body["token_type"] != "DPoP" {
+		t.Fatalf("exchange with a proof: %d %v", status, body)
+	}
+	if cnf, _ := payload(t, body["access_token"].(string))["cnf"].(map[string]any); cnf["jkt"] != svc.JKT {
+		t.Fatalf("exchanged token cnf %v, want the exchanging client's key %s", cnf, svc.JKT)
+	}
+}
+
+// suspendable is a directory whose users can be suspended meanwhile.
+type suspendable struct {
+	directory.Directory
+	suspended atomic.Bool
+}
+
+func (d *suspendable) UserByID(ctx context.Context, id string) (*directory.User, error) {
+	u, err := d.Directory.UserByID(ctx, id)
+	if err == nil && d.suspended.Load() {
+		c := *u
+		c.Status = "suspended"
+		return &c, nil
+	}
+	return u, err
+}
+
+// TestTokenExchangeUserSuspended: the subject token's user must still
+// be able to get tokens.
+func TestTokenExchangeUserSuspended(t *testing.T) {
+	var dir *suspendable
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+		dir = &suspendable{Directory: o.Directory}
+		o.Directory = dir
+		o.Servers["default"].Policies[0].Rules[0].GrantTypes = append(o.Servers["default"].Policies[0].Rules[0].GrantTypes, GrantTokenExchange)
+		o.Clients = append(o.Clients, &clientauth.Client{ID: "api1", Secret: "api1-secret", GrantTypes: []string{GrantTokenExchange}})
+	}, nil)
+	subject := e.userToken("read")["access_token"].(string)
+	form := url.Values{"audience": {"api://default"}, "scope": {"read"}}
+	// Within one server (it trusts itself, as in Okta's guide).
+	if status, body := e.exchange(tokenEP, "api1", subject, form); status != 200 {
+		t.Fatalf("exchange at the issuing server: %d %v", status, body)
+	}
+	dir.suspended.Store(true)
+	status, body := e.exchange(tokenEP, "api1", subject, form)
+	denied := e.logs.FilterMessage(EventTokenDenied).All()
+	if reason, _ := denied[len(denied)-1].ContextMap()["reason"].(string); status != 400 || body["error_description"] != "subject token is invalid" || reason != "user missing or not active" {
+		t.Fatalf("suspended user: %d %v (%s)", status, body, reason)
+	}
+}
