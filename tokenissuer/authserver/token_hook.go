@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -81,10 +82,18 @@ func (s *Server) hookFor(rule *policy.Rule) (name string, ok bool) {
 	return rule.InlineHook, ok
 }
 
-// accessClaimNames are the claims accessClaims holds; any other claim
-// of the access token is a custom one.
-var accessClaimNames = map[string]bool{"ver": true, "jti": true, "iss": true, "aud": true, "iat": true, "exp": true,
-	"cid": true, "uid": true, "scp": true, "auth_time": true, "amr": true, "sub": true, "cnf": true}
+// accessClaimNames are the claims accessClaims holds, read from its
+// JSON names so that a field added there is never taken for a custom
+// claim (a hook adding one would write the name twice into the token).
+var accessClaimNames = func() map[string]bool {
+	m := map[string]bool{}
+	t := reflect.TypeFor[accessClaims]()
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		m[name] = true
+	}
+	return m
+}()
 
 // accessRequired may be replaced (by a string) but not removed.
 var accessRequired = map[string]bool{"aud": true, "sub": true}

@@ -293,6 +293,7 @@ func TestTokenHookRefusedPatches(t *testing.T) {
 		{"reserved access claim", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"replace","path":"/claims/scp","value":["admin"]}]}`, false},
 		{"reserved access claim added", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/cid","value":"x"}]}`, false},
 		{"reserved ID claim", `{"type":"com.okta.access.patch","value":[` + marker + `]},{"type":"com.okta.identity.patch","value":[{"op":"replace","path":"/claims/sub","value":"x"}]}`, true},
+		{"actor claim added", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/act","value":{"sub":"admin"}}]}`, false},
 		{"nested in a reserved claim", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/cnf/jkt","value":"x"}]}`, false},
 		{"access aud removed", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"remove","path":"/claims/aud"}]}`, false},
 		{"access sub not a string", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"replace","path":"/claims/sub","value":7}]}`, false},

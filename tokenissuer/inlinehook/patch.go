@@ -25,8 +25,9 @@ var (
 		"pwd_exp_days", "pwd_exp_time", "rid", "role", "scope", "scopes", "sid", "sub", "term", "token_type",
 		"user_ip", "ver")
 	// ReservedAccess is Okta's list for access tokens plus amr, a
-	// system claim of this issuer's access tokens.
-	ReservedAccess = set("acr", "amr", "as_uri", "auth_time", "authorization_details", "cid", "cnf", "exp",
+	// system claim of this issuer's access tokens, and RFC 8693's act
+	// and may_act (a hook must not name a token exchange's actor).
+	ReservedAccess = set("acr", "act", "amr", "may_act", "as_uri", "auth_time", "authorization_details", "cid", "cnf", "exp",
 		"groups", "iat", "iss", "jti", "rpt", "rsi", "scp", "sid", "token_type", "uid", "username", "ver")
 )
 
