@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -440,6 +441,8 @@ func seconds(d time.Duration) int64 { return int64(d.Seconds()) }
 func toMap(c accessClaims) map[string]any {
 	b, _ := json.Marshal(c)
 	out := map[string]any{}
-	_ = json.Unmarshal(b, &out)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // iat, exp, auth_time stay integers
+	_ = dec.Decode(&out)
 	return out
 }
