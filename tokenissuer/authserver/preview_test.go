@@ -238,6 +238,13 @@ func TestPreviewTokensFollowScopesAndClient(t *testing.T) {
 	if c["sub"] != "svc" || c["where"] != "svc@default" || p.AccessToken.LifetimeSeconds != 1800 || p.IDToken != nil || p.RefreshToken != nil {
 		t.Errorf("svc token %+v", p.AccessToken)
 	}
+	// The org server has no access policies: its fixed rule, no
+	// evaluation; its custom claims are none.
+	org, err := e.iss.Preview(context.Background(), OrgID, PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "alice@example.com", Scopes: []string{"openid"}})
+	if err != nil || org.Evaluation != nil || org.OrgRule == "" || org.Rule != orgRule.Name || org.IDToken == nil ||
+		org.AccessToken.Claims["iss"] != "https://id.example.com" || org.AccessToken.Claims["where"] != nil {
+		t.Errorf("org preview %+v %v", org, err)
+	}
 	for _, k := range []string{"uid", "login_name", "fin_groups", "nick"} {
 		if _, ok := c[k]; ok {
 			t.Errorf("client_credentials token has the user claim %s", k)
