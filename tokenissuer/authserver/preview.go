@@ -223,10 +223,14 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 		if !u.Active() {
 			// The password grant's answer for any failed sign-in, the
 			// browser flows' for a user who may not sign in.
-			if gt == GrantPassword {
-				p.Error = fromOAuth(errBadCredentials.WithReason("user is "+u.Status), 0)
-			} else {
-				p.Error = fromOAuth(oauth.ErrAccessDenied.WithDescription("The user is not allowed to sign in.").WithReason("user is "+u.Status), 0)
+			why := "user is " + u.Status
+			switch gt {
+			case GrantPassword:
+				p.Error = fromOAuth(errBadCredentials.WithReason(why), 0)
+			case GrantDeviceCode:
+				p.Error = fromOAuth(errDenied.WithReason(why), 0)
+			default:
+				p.Error = fromOAuth(oauth.ErrAccessDenied.WithDescription("The user is not allowed to sign in.").WithReason(why), 0)
 			}
 		} else if refused := i.previewSignOn(p, c, u, gt); refused != nil {
 			p.Error = refused
@@ -363,6 +367,9 @@ func (i *Issuer) previewSignOn(p *Preview, c *clientauth.Client, u *directory.Us
 		p.SignOn = &PreviewSignOn{Policy: n.policy, Rule: n.rule, Factor: n.factor, Deny: n.deny}
 	}
 	switch {
+	case n.deny && gt == GrantDeviceCode:
+		// The device learns it at its next poll (denyBySignOnPolicy).
+		return fromOAuth(errDenied.WithReason("sign-on policy denies"), 0)
 	case n.deny:
 		return fromOAuth(oauth.ErrAccessDenied.WithDescription("The sign-on policy does not allow this user to sign in to this application.").
 			WithReason("sign-on policy denies"), 0)

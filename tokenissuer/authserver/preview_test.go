@@ -78,7 +78,7 @@ type previewEnv struct {
 	clock time.Time
 }
 
-func newPreviewEnv(t *testing.T) *previewEnv {
+func newPreviewEnv(t *testing.T, signOn ...*policy.SignOnPolicy) *previewEnv {
 	t.Helper()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
 	dir, err := directory.NewFile([]*directory.User{
@@ -94,6 +94,7 @@ func newPreviewEnv(t *testing.T) *previewEnv {
 	now := time.Now()
 	iss, err := New(Options{
 		BaseURL: "https://id.example.com", Directory: dir, Logger: zap.New(core), OrgSigningAlg: "ES256", Now: func() time.Time { return now },
+		SignOnPolicies: signOn,
 		Servers: map[string]*ServerConfig{"default": {
 			SigningAlg: "ES256",
 			Scopes:     []*Scope{{Name: "orders:read", Default: true}, {Name: "payments:write"}},
@@ -390,4 +391,27 @@ func TestPreviewAgreesWithRealTokens(t *testing.T) {
 func num(v any) int64 {
 	n, _ := v.(json.Number).Int64()
 	return n
+}
+
+// TestPreviewSignOnPolicy: a deny rule refuses every flow; a second
+// factor refuses the password grant (it cannot be given there) and is
+// a note in a browser flow, which asks for it.
+func TestPreviewSignOnPolicy(t *testing.T) {
+	e := newPreviewEnv(t, &policy.SignOnPolicy{Name: "Apps sign-on", Clients: []string{"web", "app"}, Rules: []*policy.SignOnRule{
+		{Name: "No Carol", Priority: 1, People: &policy.People{Users: []string{"carol@example.com"}}, Access: policy.AccessDeny},
+		{Name: "Finance MFA", Priority: 2, People: &policy.People{Groups: []string{"finance"}}, Factor: policy.FactorAny},
+	}})
+	p := e.preview(t, PreviewRequest{ClientID: "app", GrantType: GrantPassword, User: "alice@example.com"})
+	if p.Error == nil || p.Error.Code != "invalid_grant" || p.Error.Reason != "sign-on policy requires a second factor" || p.AccessToken != nil ||
+		p.SignOn == nil || p.SignOn.Policy != "Apps sign-on" || p.SignOn.Rule != "Finance MFA" || p.SignOn.Factor != policy.FactorAny {
+		t.Errorf("password grant with a factor required: %+v %+v", p.Error, p.SignOn)
+	}
+	p = e.preview(t, PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "alice@example.com"})
+	if p.Error != nil || p.AccessToken == nil || len(p.Notes) == 0 || !strings.Contains(p.Notes[0], "second factor") {
+		t.Errorf("code flow with a factor required: %+v notes %v", p.Error, p.Notes)
+	}
+	p = e.preview(t, PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "carol@example.com"})
+	if p.Error == nil || p.Error.Description != "The sign-on policy does not allow this user to sign in to this application." || !p.SignOn.Deny || p.AccessToken != nil {
+		t.Errorf("denied Carol: %+v %+v", p.Error, p.SignOn)
+	}
 }
