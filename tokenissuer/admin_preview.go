@@ -20,7 +20,7 @@ const maxPreviewBody = 64 << 10
 // answer an authserver.Preview: which policy and rule match (rule by
 // rule), the claims and lifetimes of the tokens that would be issued,
 // the inline hook. Nothing is signed, stored or logged to the System
-// Log (Okta's Admin Console "Token Preview" tab logs nothing either).
+// Log (no Okta event type for a token preview was found in its docs).
 // Errors are Caddy's admin errors, `{"error": "..."}`: 404 for an
 // unknown server, client or user, 400 for a request that cannot be
 // made (a grant type the client may not use, an unknown scope).
