@@ -150,7 +150,7 @@ func writePreview(w io.Writer, p *authserver.Preview) {
 					verdict = "MATCHES: decides"
 				}
 				pf("    rule %q (priority %d): %s\n", rv.Rule, rv.Priority, verdict)
-				pf("      grant type listed: %s\n", yesNo(rv.GrantTypeListed))
+				pf("      grant type listed: %s\n", previewYesNo(rv.GrantTypeListed))
 				if rv.ScopesAllowed {
 					pf("      scopes allowed: yes\n")
 				} else {
@@ -168,7 +168,7 @@ func writePreview(w io.Writer, p *authserver.Preview) {
 		pf("No rule matched: %s\n", p.Evaluation.Reason)
 	}
 	if p.SignOn != nil {
-		pf("Sign-on policy: %q rule %q, factor %s, deny %s\n", p.SignOn.Policy, p.SignOn.Rule, p.SignOn.Factor, yesNo(p.SignOn.Deny))
+		pf("Sign-on policy: %q rule %q, factor %s, deny %s\n", p.SignOn.Policy, p.SignOn.Rule, p.SignOn.Factor, previewYesNo(p.SignOn.Deny))
 	}
 	if p.InlineHook != "" {
 		pf("Inline hook: %s (not called by the preview)\n", p.InlineHook)
@@ -182,11 +182,11 @@ func writePreview(w io.Writer, p *authserver.Preview) {
 	}
 	if t := p.AccessToken; t != nil {
 		pf("\nAccess token (lifetime %s):\n", t.Lifetime)
-		writeClaims(w, t.Claims)
+		writePreviewClaims(w, t.Claims)
 	}
 	if t := p.IDToken; t != nil {
 		pf("\nID token (lifetime %s):\n", t.Lifetime)
-		writeClaims(w, t.Claims)
+		writePreviewClaims(w, t.Claims)
 	}
 	if r := p.RefreshToken; r != nil {
 		if r.Issued {
@@ -206,7 +206,7 @@ func writePreview(w io.Writer, p *authserver.Preview) {
 	}
 }
 
-func writeClaims(w io.Writer, m map[string]any) {
+func writePreviewClaims(w io.Writer, m map[string]any) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -218,7 +218,7 @@ func writeClaims(w io.Writer, m map[string]any) {
 	}
 }
 
-func yesNo(b bool) string {
+func previewYesNo(b bool) string {
 	if b {
 		return "yes"
 	}

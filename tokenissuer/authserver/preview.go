@@ -179,7 +179,7 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 	if !ok {
 		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown authorization server %q", serverID))
 	}
-	c := i.client(req.ClientID)
+	c := i.previewClient(req.ClientID)
 	if c == nil {
 		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown client %q", req.ClientID))
 	}
@@ -272,8 +272,8 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 	return p, nil
 }
 
-// client is the registered client id, or nil.
-func (i *Issuer) client(id string) *clientauth.Client {
+// previewClient is the registered client id, or nil.
+func (i *Issuer) previewClient(id string) *clientauth.Client {
 	for _, c := range i.clients {
 		if c.ID == id {
 			return c
@@ -391,13 +391,13 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 	quiet.log = zap.NewNop()
 	m := i.plan(&quiet, c, u, g, &decision{server: s})
 
-	at := toMap(m.access)
+	at := accessClaimsMap(m.access)
 	for k, v := range m.custom {
 		at[k] = v
 	}
 	p.AccessToken = &PreviewToken{Claims: at, Lifetime: m.lifetime.String(), LifetimeSeconds: int64(m.lifetime.Seconds())}
 	if s.claims.HasToken(claims.AccessToken) {
-		p.FailedClaims = append(p.FailedClaims, failures(claims.AccessToken, s.claims.Evaluate(m.in, map[string]any{}))...)
+		p.FailedClaims = append(p.FailedClaims, previewFailures(claims.AccessToken, s.claims.Evaluate(m.in, map[string]any{}))...)
 	}
 	if u != nil && s.subject != nil {
 		if _, err := s.subject.Evaluate(m.in); err != nil {
@@ -408,14 +408,14 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 	case m.id != nil:
 		p.IDToken = &PreviewToken{Claims: m.id, Lifetime: IDTokenLifetime.String(), LifetimeSeconds: int64(IDTokenLifetime.Seconds())}
 		if s.claims.HasToken(claims.IDToken) {
-			p.FailedClaims = append(p.FailedClaims, failures(claims.IDToken, s.claims.EvaluateFor(claims.IDToken, m.in, map[string]any{}))...)
+			p.FailedClaims = append(p.FailedClaims, previewFailures(claims.IDToken, s.claims.EvaluateFor(claims.IDToken, m.in, map[string]any{}))...)
 		}
 	case u != nil:
 		p.Notes = append(p.Notes, "no ID token: scope openid is not granted")
 	}
 	if u != nil {
-		r := &PreviewRefresh{Issued: m.refresh, Lifetime: g.rule.RefreshLifetime().String(), LifetimeSeconds: seconds(g.rule.RefreshLifetime()),
-			Idle: g.rule.RefreshIdle().String(), IdleSeconds: seconds(g.rule.RefreshIdle())}
+		r := &PreviewRefresh{Issued: m.refresh, Lifetime: g.rule.RefreshLifetime().String(), LifetimeSeconds: previewSeconds(g.rule.RefreshLifetime()),
+			Idle: g.rule.RefreshIdle().String(), IdleSeconds: previewSeconds(g.rule.RefreshIdle())}
 		switch {
 		case m.refresh:
 		case !slices.Contains(g.scopes, "offline_access"):
@@ -433,7 +433,7 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 	}
 }
 
-func failures(token string, fs []claims.Failure) []PreviewFailure {
+func previewFailures(token string, fs []claims.Failure) []PreviewFailure {
 	out := make([]PreviewFailure, 0, len(fs))
 	for _, f := range fs {
 		out = append(out, PreviewFailure{Claim: f.Claim, Token: token, Error: f.Err.Error()})
@@ -441,11 +441,11 @@ func failures(token string, fs []claims.Failure) []PreviewFailure {
 	return out
 }
 
-func seconds(d time.Duration) int64 { return int64(d.Seconds()) }
+func previewSeconds(d time.Duration) int64 { return int64(d.Seconds()) }
 
-// toMap is the access token's registered claims as the token carries
+// accessClaimsMap is the access token's registered claims as the token carries
 // them (their JSON names, empty ones left out).
-func toMap(c accessClaims) map[string]any {
+func accessClaimsMap(c accessClaims) map[string]any {
 	b, _ := json.Marshal(c)
 	out := map[string]any{}
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -27,41 +27,41 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
 )
 
-// writeCounter is a store that counts every write.
-type writeCounter struct {
+// previewWriteCounter is a store that counts every write.
+type previewWriteCounter struct {
 	store.Store
 	writes atomic.Int64
 }
 
-func (w *writeCounter) UpdateKeys(ctx context.Context, as string, fn func([]store.KeyRecord) ([]store.KeyRecord, error)) error {
+func (w *previewWriteCounter) UpdateKeys(ctx context.Context, as string, fn func([]store.KeyRecord) ([]store.KeyRecord, error)) error {
 	w.writes.Add(1)
 	return w.Store.UpdateKeys(ctx, as, fn)
 }
-func (w *writeCounter) Mark(ctx context.Context, ns, key string, until time.Time) (bool, error) {
+func (w *previewWriteCounter) Mark(ctx context.Context, ns, key string, until time.Time) (bool, error) {
 	w.writes.Add(1)
 	return w.Store.Mark(ctx, ns, key, until)
 }
-func (w *writeCounter) PutRefresh(ctx context.Context, rt store.RefreshToken) error {
+func (w *previewWriteCounter) PutRefresh(ctx context.Context, rt store.RefreshToken) error {
 	w.writes.Add(1)
 	return w.Store.PutRefresh(ctx, rt)
 }
-func (w *writeCounter) UpdateRefresh(ctx context.Context, hash string, fn func(*store.RefreshToken) error) (store.RefreshToken, error) {
+func (w *previewWriteCounter) UpdateRefresh(ctx context.Context, hash string, fn func(*store.RefreshToken) error) (store.RefreshToken, error) {
 	w.writes.Add(1)
 	return w.Store.UpdateRefresh(ctx, hash, fn)
 }
-func (w *writeCounter) PutRecord(ctx context.Context, ns, key string, v []byte, until time.Time) error {
+func (w *previewWriteCounter) PutRecord(ctx context.Context, ns, key string, v []byte, until time.Time) error {
 	w.writes.Add(1)
 	return w.Store.PutRecord(ctx, ns, key, v, until)
 }
-func (w *writeCounter) CreateRecord(ctx context.Context, ns, key string, v []byte, until time.Time) (bool, error) {
+func (w *previewWriteCounter) CreateRecord(ctx context.Context, ns, key string, v []byte, until time.Time) (bool, error) {
 	w.writes.Add(1)
 	return w.Store.CreateRecord(ctx, ns, key, v, until)
 }
-func (w *writeCounter) UpdateRecord(ctx context.Context, ns, key string, fn func([]byte) ([]byte, error)) ([]byte, error) {
+func (w *previewWriteCounter) UpdateRecord(ctx context.Context, ns, key string, fn func([]byte) ([]byte, error)) ([]byte, error) {
 	w.writes.Add(1)
 	return w.Store.UpdateRecord(ctx, ns, key, fn)
 }
-func (w *writeCounter) Incr(ctx context.Context, ns, key string, d int64, until time.Time) (int64, error) {
+func (w *previewWriteCounter) Incr(ctx context.Context, ns, key string, d int64, until time.Time) (int64, error) {
 	w.writes.Add(1)
 	return w.Store.Incr(ctx, ns, key, d, until)
 }
@@ -73,7 +73,7 @@ func (w *writeCounter) Incr(ctx context.Context, ns, key string, d int64, until 
 // without a nickname), a groups claim and an ID-token claim.
 type previewEnv struct {
 	iss   *Issuer
-	st    *writeCounter
+	st    *previewWriteCounter
 	logs  *observer.ObservedLogs
 	clock time.Time
 }
@@ -133,7 +133,7 @@ func newPreviewEnv(t *testing.T, signOn ...*policy.SignOnPolicy) *previewEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	st := &writeCounter{Store: db}
+	st := &previewWriteCounter{Store: db}
 	startIssuer(t, iss, st)
 	return &previewEnv{iss: iss, st: st, logs: logs, clock: now}
 }
@@ -186,7 +186,7 @@ func TestPreviewMatchedRule(t *testing.T) {
 	if scp, _ := c["scp"].([]any); len(scp) != 4 {
 		t.Errorf("scp %v", c["scp"])
 	}
-	if exp, iat := num(c["exp"]), num(c["iat"]); exp-iat != 600 || iat != e.clock.Unix() {
+	if exp, iat := previewNum(c["exp"]), previewNum(c["iat"]); exp-iat != 600 || iat != e.clock.Unix() {
 		t.Errorf("iat %d exp %d, want now and now+600", iat, exp)
 	}
 	if _, ok := c["nick"]; ok {
@@ -388,7 +388,7 @@ func TestPreviewAgreesWithRealTokens(t *testing.T) {
 	}
 }
 
-func num(v any) int64 {
+func previewNum(v any) int64 {
 	n, _ := v.(json.Number).Int64()
 	return n
 }
