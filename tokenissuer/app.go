@@ -32,6 +32,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/directory/filesource" // default directory
 	_ "github.com/apiaccess/caddy-apiaccess/tokenissuer/directory/staticsource"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/inlinehook"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -124,6 +125,16 @@ type App struct {
 	// least one rule. Default: none, and the password alone signs in.
 	SignOnPolicies []*policy.SignOnPolicy `json:"sign_on_policies,omitempty"`
 
+	// InlineHooks are Okta's token inline hooks
+	// (`com.okta.oauth2.tokens.transform`): external services that an
+	// access-policy rule (its `inline_hook`) has called before tokens
+	// are minted, to add, replace or remove claims and change lifetimes,
+	// or deny the request. Each has a unique name and an https URL
+	// (http only on loopback); its `authorization` and `headers` may
+	// use placeholders such as `{env.HOOK_SECRET}`, resolved at
+	// provision and never logged. Default: none.
+	InlineHooks []*inlinehook.Config `json:"inline_hooks,omitempty"`
+
 	// PasswordChecks bounds the password hash checks running at once
 	// (memory and cores), see PasswordChecks. Default: as many as cores,
 	// 256 MiB, a queue of 64, 2s wait.
@@ -202,6 +213,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	if err := resolveHooks(a.InlineHooks, resolve); err != nil {
+		return err
+	}
 	if a.TemplatesDir, err = resolve("templates_dir", a.TemplatesDir); err != nil {
 		return err
 	}
@@ -279,6 +293,7 @@ func (a *App) issuerOptions() authserver.Options {
 		APITokens:      a.APITokens,
 		SignOnPolicies: a.SignOnPolicies,
 		Authenticators: a.Authenticators,
+		InlineHooks:    a.InlineHooks,
 	}
 	if a.Org != nil {
 		o.OrgSigningAlg = a.Org.SigningAlg
@@ -338,6 +353,7 @@ func checkParsed(app *App) error {
 		o.BaseURL = "https://base-url.invalid"
 	}
 	o.APITokens = nil // checked per line by the parser, placeholders at provision
+	o.InlineHooks = hooksToCheck(o.InlineHooks)
 	_, err = authserver.New(o)
 	return err
 }

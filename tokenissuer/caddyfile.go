@@ -15,6 +15,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/authserver"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/inlinehook"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
 
@@ -56,6 +57,13 @@ func init() {
 //			signing_alg <alg>
 //		}
 //		authenticators totp|webauthn...
+//		inline_hook <name> {
+//			url <url>
+//			authorization <secret>
+//			auth_header <header>
+//			header <name> <value>
+//			timeout <duration>
+//		}
 //		sign_on_policy <name> {
 //			description <text>
 //			priority <int>
@@ -86,6 +94,7 @@ func init() {
 //			refresh_token_rotation rotate|static
 //			refresh_token_leeway <duration>
 //			dpop_bound_access_tokens
+//			require_pushed_authorization_requests
 //			okta_api_scopes <scope...>
 //		}
 //		authorization_server <id> {
@@ -123,6 +132,7 @@ func init() {
 //					access_token_lifetime <duration>
 //					refresh_token_lifetime <duration>
 //					refresh_token_idle <duration>
+//					inline_hook <name>
 //					people {
 //						users <id_or_login...>
 //						groups <group...>
@@ -154,6 +164,11 @@ func init() {
 // named by id or login and to members of groups; the exclusions win,
 // and with exclusions only, everyone else is included.
 //
+// `inline_hook` repeats: each is an Okta token inline hook (see
+// parseInlineHook), which a rule runs by naming it in its own
+// `inline_hook <name>`; a name no hook has is refused at the rule's
+// line.
+//
 // `sign_on_policy` and its `rule` repeat. A sign-on rule's people
 // conditions are given on its own lines, or in a `people` block as in an
 // access rule (not both).
@@ -184,7 +199,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	root := at{places: new(caddyargs.Places)}
 	root.mark(d, "")
-	once, clientIDs, signOnNames := caddyargs.Once{}, caddyargs.Names{}, caddyargs.Names{}
+	once, clientIDs, signOnNames, hookNames := caddyargs.Once{}, caddyargs.Names{}, caddyargs.Names{}, caddyargs.Names{}
 	for d.NextBlock(0) {
 		var err error
 		root.mark(d, d.Val())
@@ -225,6 +240,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			var p *policy.SignOnPolicy
 			if p, err = parseSignOnPolicy(d, signOnNames, root); err == nil {
 				app.SignOnPolicies = append(app.SignOnPolicies, p)
+			}
+		case "inline_hook":
+			var h *inlinehook.Config
+			if h, err = parseInlineHook(d, hookNames, root); err == nil {
+				app.InlineHooks = append(app.InlineHooks, h)
 			}
 		case "client":
 			var c *clientauth.Client
@@ -389,6 +409,8 @@ func parseClient(d *caddyfile.Dispenser, ids caddyargs.Names, root at) (*clienta
 			err = caddyargs.Duration(d, once, &c.RefreshTokenLeeway)
 		case "dpop_bound_access_tokens":
 			err = caddyargs.Flag(d, once, &c.DPoPBoundAccessTokens)
+		case "require_pushed_authorization_requests":
+			err = caddyargs.Flag(d, once, &c.RequirePushedAuthorizationRequests)
 		case "okta_api_scopes":
 			err = caddyargs.List(d, once, &c.OktaAPIScopes)
 		case "jwks":
@@ -418,6 +440,7 @@ var clientFields = map[string]string{
 	"post_logout_redirect_uris": "post_logout_redirect_uris",
 	"refresh_token_rotation":    "refresh_token_rotation", "refresh_token_leeway": "refresh_token_leeway",
 	"dpop_bound_access_tokens": "dpop_bound_access_tokens", "okta_api_scopes": "okta_api_scopes",
+	"require_pushed_authorization_requests": "require_pushed_authorization_requests",
 }
 
 // parseAuthServer parses the optional block of `authorization_server <id>`.
@@ -644,6 +667,8 @@ func parseRule(d *caddyfile.Dispenser, names caddyargs.Names, pol at) (*policy.R
 			if err = once.Check(d); err == nil {
 				r.People, err = parsePeople(d)
 			}
+		case "inline_hook":
+			err = caddyargs.One(d, once, &r.InlineHook)
 		default:
 			return nil, caddyargs.Unknown(d)
 		}

@@ -96,7 +96,13 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request, s *Serve
 	if !ok {
 		return
 	}
-	c, req, ok := i.validateAuthorize(w, r, s, params)
+	pushed := params.Has("request_uri")
+	if pushed { // RFC 9126 section 4 (par.go)
+		if params, ok = i.pushedParams(w, r, s, params); !ok {
+			return
+		}
+	}
+	c, req, ok := i.validateAuthorize(w, r, s, params, pushed)
 	if !ok {
 		return
 	}
@@ -135,9 +141,9 @@ func (i *Issuer) authorizeParams(w http.ResponseWriter, r *http.Request) (url.Va
 // validateAuthorize checks the request against the client and the
 // server. Until the client and its redirect URI are known, errors are
 // pages (RFC 6749 section 4.1.2.1: never redirect to an unverified
-// URI); after that they go to the redirect URI. On failure it has
-// answered.
-func (i *Issuer) validateAuthorize(w http.ResponseWriter, r *http.Request, s *Server, params url.Values) (*clientauth.Client, *authzRequest, bool) {
+// URI); after that they go to the redirect URI. pushed: the parameters
+// are a pushed request's (par.go). On failure it has answered.
+func (i *Issuer) validateAuthorize(w http.ResponseWriter, r *http.Request, s *Server, params url.Values, pushed bool) (*clientauth.Client, *authzRequest, bool) {
 	one := params.Get
 	c, ok := i.auth.Client(one("client_id"))
 	if !ok {
@@ -151,20 +157,35 @@ func (i *Issuer) validateAuthorize(w http.ResponseWriter, r *http.Request, s *Se
 		i.errorPage(w, http.StatusBadRequest, "The redirect URI is not registered for this client.")
 		return nil, nil, false
 	}
-	req := &authzRequest{Server: s.ID, ClientID: c.ID, RedirectURI: redirect, MaxAge: -1}
-	req.State = one("state")
-	mode, bad := chooseResponseMode(one("response_type"), one("response_mode"), redirect)
-	req.ResponseMode = mode
-	if bad != "" {
-		i.redirectError(w, r, s, req, "invalid_request", bad)
-		return nil, nil, false
-	}
-	if code, desc := i.checkAuthorize(s, c, req, params); code != "" {
+	req, code, desc := i.readAuthorize(s, c, params, pushed)
+	if code != "" {
 		i.redirectError(w, r, s, req, code, desc)
 		return nil, nil, false
 	}
 	req.CSRF = randomToken()
 	return c, req, true
+}
+
+// readAuthorize reads and checks the request of client c, whose
+// redirect URI is registered, into an authzRequest; it returns the
+// error code and description to answer with, or "". The request is
+// returned in both cases: an error goes to its redirect URI in its
+// response mode. pushed: it came through /v1/par, which a client that
+// requires pushed requests must use (RFC 9126 section 6).
+func (i *Issuer) readAuthorize(s *Server, c *clientauth.Client, params url.Values, pushed bool) (*authzRequest, string, string) {
+	one := params.Get
+	req := &authzRequest{Server: s.ID, ClientID: c.ID, RedirectURI: one("redirect_uri"), MaxAge: -1}
+	req.State = one("state")
+	mode, bad := chooseResponseMode(one("response_type"), one("response_mode"), req.RedirectURI)
+	req.ResponseMode = mode
+	if bad != "" {
+		return req, "invalid_request", bad
+	}
+	if c.RequirePushedAuthorizationRequests && !pushed {
+		return req, errPARRequired.Code, errPARRequired.Description
+	}
+	code, desc := i.checkAuthorize(s, c, req, params)
+	return req, code, desc
 }
 
 // checkAuthorize validates the rest of the request into req; it returns

@@ -134,6 +134,10 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 		m["prompt_values_supported"] = []string{"none", "login", "consent"}
 		// Okta's values (mfa.go); OpenID Connect Discovery 1.0 section 3.
 		m["acr_values_supported"] = knownACR
+		// RFC 9126 section 5; the requirement is per client (Okta's
+		// discovery names the endpoint and leaves the flag out: false).
+		m["pushed_authorization_request_endpoint"] = ep + "/par"
+		m["require_pushed_authorization_requests"] = false
 	}
 	if slices.Contains(grants, GrantDeviceCode) {
 		m["device_authorization_endpoint"] = ep + "/device/authorize"

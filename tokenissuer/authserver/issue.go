@@ -58,7 +58,13 @@ type mint struct {
 // openid) and a refresh token (scope offline_access, when the client
 // may refresh).
 func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision) (*tokenResponse, *oauth.Error) {
-	return i.signMint(r, s, c, u, g, d, i.plan(s, c, u, g, d))
+	m := i.plan(s, c, u, g, d)
+	if g.rule.InlineHook != "" {
+		if e := i.runTokenHook(r, s, c, u, g, d, m); e != nil {
+			return nil, e
+		}
+	}
+	return i.signMint(r, s, c, u, g, d, m)
 }
 
 // plan decides the claims and lifetimes of what a grant issues.

@@ -24,6 +24,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/factors"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/inlinehook"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/keys"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -96,6 +97,10 @@ type Options struct {
 	// Authenticators are the factor kinds offered (policy.Authenticator*);
 	// default: all (policy.DefaultAuthenticators).
 	Authenticators []string
+	// InlineHooks are the token inline hooks the access-policy rules
+	// of custom servers may name (token_hook.go), with placeholders
+	// resolved. None: no rule may name one.
+	InlineHooks []*inlinehook.Config
 }
 
 // GroupLister is a Directory that can name every group its users are
@@ -184,6 +189,8 @@ type Server struct {
 	metadata   map[string][]byte
 	// log carries the server's fields, encoded once.
 	log *zap.Logger
+	// hooks are the token inline hooks by name (token_hook.go).
+	hooks map[string]*inlinehook.Hook
 }
 
 // New validates options and compiles the servers. It does no I/O: the
@@ -242,6 +249,10 @@ func New(o Options) (*Issuer, error) {
 		}
 		ids[c.ID] = true
 	}
+	hooks, err := compileHooks(o.InlineHooks)
+	if err != nil {
+		return nil, err
+	}
 	org, err := i.compile(OrgID, true, &ServerConfig{SigningAlg: o.OrgSigningAlg})
 	if err != nil {
 		return nil, err
@@ -268,6 +279,9 @@ func New(o Options) (*Issuer, error) {
 					return nil, configerr.In("authorization_server", id, configerr.In("policy", p.Name, configerr.Fieldf("clients", "unknown client %q", c)))
 				}
 			}
+		}
+		if err := s.useHooks(hooks); err != nil {
+			return nil, configerr.In("authorization_server", id, err)
 		}
 		i.servers[id] = s
 	}
@@ -364,6 +378,9 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	for _, p := range s.policies.Policies() {
 		for _, r := range p.Rules {
 			s.retention = max(s.retention, r.Lifetime())
+			if r.InlineHook != "" { // a hook may lengthen the tokens
+				s.retention = max(s.retention, inlinehook.MaxLifetime)
+			}
 		}
 	}
 	s.retention += 5 * time.Minute

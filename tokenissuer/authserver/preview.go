@@ -264,7 +264,7 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 		}
 		p.Rule, g.rule, g.policy = m.Rule.Name, m.Rule, m.Policy.Name
 	}
-	p.InlineHook = g.rule.InlineHook
+	p.InlineHook, _ = s.hookFor(g.rule)
 	if p.Error != nil {
 		return p, nil
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/inlinehook"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/embedded"
@@ -72,10 +73,13 @@ func (w *previewWriteCounter) Incr(ctx context.Context, ns, key string, d int64,
 // "default" with an Okta EL claim, CEL claims (one failing for users
 // without a nickname), a groups claim and an ID-token claim.
 type previewEnv struct {
-	iss   *Issuer
-	st    *previewWriteCounter
-	logs  *observer.ObservedLogs
-	clock time.Time
+	iss *Issuer
+	// hookCalls counts the calls of the rule's inline hook "enrich"
+	// (an external service answering with no commands).
+	hookCalls *atomic.Int64
+	st        *previewWriteCounter
+	logs      *observer.ObservedLogs
+	clock     time.Time
 }
 
 func newPreviewEnv(t *testing.T, signOn ...*policy.SignOnPolicy) *previewEnv {
@@ -90,11 +94,19 @@ func newPreviewEnv(t *testing.T, signOn ...*policy.SignOnPolicy) *previewEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hookCalls := new(atomic.Int64)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hookCalls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(hook.Close)
 	core, logs := observer.New(zap.InfoLevel)
 	now := time.Now()
 	iss, err := New(Options{
 		BaseURL: "https://id.example.com", Directory: dir, Logger: zap.New(core), OrgSigningAlg: "ES256", Now: func() time.Time { return now },
 		SignOnPolicies: signOn,
+		InlineHooks:    []*inlinehook.Config{{Name: "enrich", URL: hook.URL}},
 		Servers: map[string]*ServerConfig{"default": {
 			SigningAlg: "ES256",
 			Scopes:     []*Scope{{Name: "orders:read", Default: true}, {Name: "payments:write"}},
@@ -135,7 +147,7 @@ func newPreviewEnv(t *testing.T, signOn ...*policy.SignOnPolicy) *previewEnv {
 	t.Cleanup(func() { _ = db.Close() })
 	st := &previewWriteCounter{Store: db}
 	startIssuer(t, iss, st)
-	return &previewEnv{iss: iss, st: st, logs: logs, clock: now}
+	return &previewEnv{iss: iss, hookCalls: hookCalls, st: st, logs: logs, clock: now}
 }
 
 func (e *previewEnv) preview(t *testing.T, req PreviewRequest) *Preview {
@@ -208,6 +220,9 @@ func TestPreviewMatchedRule(t *testing.T) {
 	}
 	if p.InlineHook != "enrich" {
 		t.Errorf("inline hook %q", p.InlineHook)
+	}
+	if n := e.hookCalls.Load(); n != 0 {
+		t.Errorf("the preview called the inline hook %d times", n)
 	}
 	if w := e.st.writes.Load(); w != writes {
 		t.Errorf("the preview wrote to the store %d times", w-writes)
@@ -385,6 +400,10 @@ func TestPreviewAgreesWithRealTokens(t *testing.T) {
 		} else if p.IDToken != nil {
 			t.Errorf("%s: the preview shows an ID token, the real answer has none", c.client)
 		}
+	}
+	// The real password grant ran rule Finance's hook; the previews did not.
+	if n := e.hookCalls.Load(); n != 1 {
+		t.Errorf("inline hook called %d times, want once (the real password grant)", n)
 	}
 }
 

@@ -40,6 +40,7 @@ var endpoints = map[string]*endpoint{
 	"v1/introspect":           {cors: "POST", serve: backChannelOf(introspectEndpoint)},
 	"v1/revoke":               {cors: "POST", serve: backChannelOf(revokeEndpoint)},
 	"v1/device/authorize":     {cors: "POST", serve: backChannelOf(deviceAuthorizeEndpoint)},
+	"v1/par":                  {cors: "POST", serve: backChannelOf(parEndpoint)},
 	"v1/userinfo":             {cors: "GET, POST", serve: (*Issuer).serveUserinfo},
 	"v1/authorize":            {serve: (*Issuer).serveAuthorize},
 	"v1/logout":               {serve: (*Issuer).serveLogout},

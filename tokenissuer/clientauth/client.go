@@ -84,6 +84,12 @@ type Client struct {
 	// to its key (Okta's application setting "Require DPoP header in
 	// token requests", `dpop_bound_access_tokens`, RFC 9449 section 5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// RequirePushedAuthorizationRequests refuses this client's
+	// authorization requests unless they were pushed first (RFC 9126
+	// section 6, `require_pushed_authorization_requests` client
+	// metadata): /v1/authorize then needs a request_uri from /v1/par.
+	// Default false: both kinds are accepted.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 	// OktaAPIScopes are the org server's Okta API scopes granted to this
 	// client (Okta's "Okta API Scopes" tab): it may get an org access
 	// token for them with client_credentials. Known: ssf.read and

@@ -78,10 +78,10 @@ type Rule struct {
 	// RefreshTokenIdle is how long a refresh token stays usable unused.
 	// Default: 7d. Must not exceed the lifetime.
 	RefreshTokenIdle duration.Duration `json:"refresh_token_idle,omitempty"`
-	// InlineHook names the token inline hook (Okta's
-	// `com.okta.oauth2.tokens.transform`) this rule runs before its
-	// tokens are signed; it must name a hook defined in the issuer's
-	// `inline_hooks`. Default: none.
+	// InlineHook names the token inline hook (one of the issuer's
+	// `inline_hooks`) that runs before tokens are minted under this
+	// rule, as Okta's rule action "Use this inline hook"; one hook per
+	// rule. A name no hook has is a configuration error. Default: none.
 	InlineHook string `json:"inline_hook,omitempty"`
 }
 

@@ -208,6 +208,10 @@ const (
 	// -> JSON) and NSSSFClientStreams each client's stream ids.
 	NSSSFStreamConfig  = "ssf-stream-config"
 	NSSSFClientStreams = "ssf-client-streams"
+	// NSPAR holds pushed authorization requests (RFC 9126): the hash
+	// of the request_uri -> the pushed parameters, until it expires or
+	// /v1/authorize consumes it (once).
+	NSPAR = "par"
 )
 
 // Opener is implemented by storage guest modules
