@@ -17,6 +17,7 @@ func init() {
 //
 //	GET  /token_issuer/{as}/keys         the key records (no key material)
 //	POST /token_issuer/{as}/keys/rotate  rotate now; answers the new active kid
+//	POST /token_issuer/{as}/preview      token preview (admin_preview.go)
 //
 // {as} is a custom authorization server id, or `org`.
 type adminAPI struct {
@@ -49,6 +50,9 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	iss := a.app.Issuer()
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/token_issuer/"), "/")
+	if len(parts) == 2 && parts[1] == "preview" {
+		return a.servePreview(w, r, iss, parts[0])
+	}
 	if len(parts) < 2 || parts[1] != "keys" || len(parts) > 3 || (len(parts) == 3 && parts[2] != "rotate") {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("unknown path %s", r.URL.Path)}
 	}

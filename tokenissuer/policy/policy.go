@@ -101,33 +101,8 @@ func (p *People) everyone() bool { return p == nil || (len(p.Users) == 0 && len(
 
 // includes reports whether the user u matches.
 func (p *People) includes(u *User) bool {
-	if p == nil {
-		return true
-	}
-	for _, x := range p.ExcludeUsers {
-		if x == u.ID || strings.EqualFold(x, u.Login) {
-			return false
-		}
-	}
-	for _, g := range p.ExcludeGroups {
-		if slices.Contains(u.Groups, g) {
-			return false
-		}
-	}
-	if p.everyone() {
-		return true
-	}
-	for _, x := range p.Users {
-		if x == u.ID || strings.EqualFold(x, u.Login) {
-			return true
-		}
-	}
-	for _, g := range p.Groups {
-		if slices.Contains(u.Groups, g) {
-			return true
-		}
-	}
-	return false
+	ok, _ := p.judge(u, false)
+	return ok
 }
 
 // User is what rules know of a user.
@@ -294,44 +269,29 @@ func (s *Set) Evaluate(req Request) (m Match, ok bool, reason string) {
 		}
 		covering = append(covering, strconv.Quote(p.Name))
 	}
-	if m.Policy == nil {
-		return Match{}, false, "no policy covers the client"
-	}
-	return m, false, "no rule matched in the policies covering the client: " + strings.Join(covering, ", ")
+	return m, false, noMatchReason(covering)
 }
 
-// match returns the first rule of p whose conditions all hold for req.
+// noMatchReason is Evaluate's reason when nothing matched, given the
+// quoted names of the policies covering the client.
+func noMatchReason(covering []string) string {
+	if len(covering) == 0 {
+		return "no policy covers the client"
+	}
+	return "no rule matched in the policies covering the client: " + strings.Join(covering, ", ")
+}
+
+// match returns the first rule of p whose conditions all hold for req
+// (Rule.check, which Explain reports).
 func (p *Policy) match(req Request) *Rule {
 	for _, r := range p.Rules {
-		if !slices.Contains(r.GrantTypes, req.GrantType) {
-			continue
+		if r.check(req, false).ok() {
+			return r
 		}
-		if !allows(r.Scopes, req.Scopes) {
-			continue
-		}
-		if req.User == nil && !r.People.everyone() {
-			continue
-		}
-		if req.User != nil && !r.People.includes(req.User) {
-			continue
-		}
-		return r
 	}
 	return nil
 }
 
 func covers(list []string, v string) bool {
 	return (len(list) == 1 && list[0] == Any) || slices.Contains(list, v)
-}
-
-func allows(ruleScopes, requested []string) bool {
-	if len(ruleScopes) == 1 && ruleScopes[0] == Any {
-		return true
-	}
-	for _, s := range requested {
-		if !slices.Contains(ruleScopes, s) {
-			return false
-		}
-	}
-	return true
 }

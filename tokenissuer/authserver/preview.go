@@ -1,0 +1,455 @@
+package authserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+)
+
+// PreviewRequest is a token preview's request properties, those of the
+// "Token Preview" tab of an authorization server in Okta's Admin Console
+// (Okta help, "Test your authorization server configuration"): a
+// client, a grant type, a user and scopes.
+type PreviewRequest struct {
+	// ClientID of a registered client. Required.
+	ClientID string `json:"client_id"`
+	// GrantType: client_credentials, password, authorization_code or
+	// urn:ietf:params:oauth:grant-type:device_code. A refresh is judged
+	// by the grant that started its family: preview that grant.
+	// Required.
+	GrantType string `json:"grant_type"`
+	// User is a login or a user id of the directory; required for the
+	// grants with a user, refused for client_credentials.
+	User string `json:"user,omitempty"`
+	// Scopes requested; none: the server's default scopes, as in a real
+	// request.
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// Preview is what a token request would be answered, decided as the
+// grant decides it but with nothing signed, stored, logged to the
+// System Log or sent to an inline hook.
+type Preview struct {
+	AuthorizationServer string `json:"authorization_server"`
+	ClientID            string `json:"client_id"`
+	GrantType           string `json:"grant_type"`
+	// User is the user the grant is for; nil for client_credentials.
+	User *PreviewUser `json:"user,omitempty"`
+	// Scopes the request asks for (DefaultScopes: the server's defaults,
+	// none being asked).
+	Scopes        []string `json:"scopes"`
+	DefaultScopes bool     `json:"default_scopes,omitempty"`
+	// Policy and Rule that decided; empty when none did.
+	Policy string `json:"policy,omitempty"`
+	Rule   string `json:"rule,omitempty"`
+	// Evaluation is the policy evaluation, policy by policy and rule by
+	// rule; nil at the org authorization server (no access policies:
+	// OrgRule says what applies).
+	Evaluation *policy.Explanation `json:"evaluation,omitempty"`
+	OrgRule    string              `json:"org_rule,omitempty"`
+	// SignOn is the sign-on policy decision for the user, when one
+	// applies.
+	SignOn *PreviewSignOn `json:"sign_on,omitempty"`
+	// Error is the error a real request would be answered with (no
+	// matching rule, a sign-on policy refusal, a user who is not
+	// active); the tokens are then absent.
+	Error *PreviewError `json:"error,omitempty"`
+	// AccessToken, IDToken and RefreshToken would be issued.
+	AccessToken  *PreviewToken   `json:"access_token,omitempty"`
+	IDToken      *PreviewToken   `json:"id_token,omitempty"`
+	RefreshToken *PreviewRefresh `json:"refresh_token,omitempty"`
+	// FailedClaims are the custom claims left out because their
+	// expression failed at run time (a real request logs a warning for
+	// each and issues the token without them).
+	FailedClaims []PreviewFailure `json:"failed_claims,omitempty"`
+	// InlineHook is the token inline hook the rule would run (by name;
+	// the preview does not call it): its patch is not in the claims.
+	InlineHook string `json:"inline_hook,omitempty"`
+	// Notes say where a real token would differ.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// PreviewUser names the user a preview is for.
+type PreviewUser struct {
+	ID     string `json:"id"`
+	Login  string `json:"login"`
+	Status string `json:"status,omitempty"`
+}
+
+// PreviewSignOn is the sign-on policy decision for the user.
+type PreviewSignOn struct {
+	Policy string `json:"policy,omitempty"`
+	Rule   string `json:"rule,omitempty"`
+	Factor string `json:"factor"`
+	Deny   bool   `json:"deny,omitempty"`
+}
+
+// PreviewToken is one token's claims and lifetime.
+type PreviewToken struct {
+	// Claims as they would be signed; jti, iat and exp as if issued
+	// now. The ID token has no at_hash: it binds the signed access token.
+	Claims map[string]any `json:"claims"`
+	// Lifetime in Go's duration form, and in seconds.
+	Lifetime        string `json:"lifetime"`
+	LifetimeSeconds int64  `json:"lifetime_seconds"`
+	// Reason says why an ID token is not issued, when it is not.
+	Reason string `json:"reason,omitempty"`
+}
+
+// PreviewRefresh is whether a refresh token would be issued, and its
+// lifetimes under the rule.
+type PreviewRefresh struct {
+	Issued bool `json:"issued"`
+	// Reason says why not, when not issued.
+	Reason          string `json:"reason,omitempty"`
+	Lifetime        string `json:"lifetime"`
+	LifetimeSeconds int64  `json:"lifetime_seconds"`
+	Idle            string `json:"idle"`
+	IdleSeconds     int64  `json:"idle_seconds"`
+}
+
+// PreviewFailure is a claim left out of a token: its expression failed.
+type PreviewFailure struct {
+	Claim string `json:"claim"`
+	// Token is access_token or id_token (subject: the sub expression).
+	Token string `json:"token"`
+	Error string `json:"error"`
+}
+
+// PreviewError is an OAuth error a real request would get, or (with
+// Status) why the preview cannot be made: an unknown server, client or
+// user (404), a request a real one could not make (400).
+type PreviewError struct {
+	// Code is the OAuth error code; empty for an unknown server, client
+	// or user.
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	// Reason is what the log would record of a real refusal.
+	Reason string `json:"reason,omitempty"`
+	// Status is the admin API's answer for a preview refused.
+	Status int `json:"-"`
+}
+
+func (e *PreviewError) Error() string {
+	switch {
+	case e.Code == "":
+		return e.Description
+	case e.Description == "":
+		return e.Code
+	}
+	return e.Code + ": " + e.Description
+}
+
+func previewRefused(status int, code, description string) *PreviewError {
+	return &PreviewError{Code: code, Description: description, Status: status}
+}
+
+// fromOAuth is a real request's OAuth error as a preview's refusal
+// (status set) or answer (status 0).
+func fromOAuth(e *oauth.Error, status int) *PreviewError {
+	return &PreviewError{Code: e.Code, Description: e.Description, Reason: e.Reason, Status: status}
+}
+
+// previewGrants are the grant types a preview answers for.
+var previewGrants = []string{GrantClientCredentials, GrantPassword, GrantAuthorizationCode, GrantDeviceCode}
+
+// Preview answers what a token request of req to server serverID would
+// be given, as the grant would decide it: the scopes (defaults when none
+// are asked), the refusals a real request gets, the policy evaluation
+// rule by rule, the tokens' claims and lifetimes, and the inline hook.
+// Nothing is signed, stored, logged (claim failures are returned, not
+// logged) or sent. An error is a *PreviewError with a Status: the
+// request cannot be previewed.
+func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewRequest) (*Preview, error) {
+	s, ok := i.Server(serverID)
+	if !ok {
+		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown authorization server %q", serverID))
+	}
+	c := i.previewClient(req.ClientID)
+	if c == nil {
+		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown client %q", req.ClientID))
+	}
+	gt := req.GrantType
+	switch {
+	case gt == "":
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request", "grant_type is required")
+	case gt == GrantRefreshToken:
+		return nil, previewRefused(http.StatusBadRequest, "unsupported_grant_type",
+			"a refresh is judged by the grant that started its family: preview that grant (a refresh token is shown when it would be issued)")
+	case !s.supports(gt):
+		return nil, fromOAuth(oauth.ErrUnsupportedGrantType, http.StatusBadRequest)
+	case !slices.Contains(previewGrants, gt):
+		return nil, previewRefused(http.StatusBadRequest, "unsupported_grant_type", "the token preview does not answer for grant type "+gt)
+	case !c.AllowsGrant(gt):
+		// The token endpoint's answer (runToken), and authorize's.
+		return nil, fromOAuth(oauth.ErrUnauthorizedClient.WithDescription(
+			"The client is not authorized to use the provided grant type. Configured grant types: ["+strings.Join(c.GrantTypes, ", ")+"]."), http.StatusBadRequest)
+	}
+	for _, sc := range req.Scopes {
+		if strings.ContainsAny(sc, " ") {
+			return nil, previewRefused(http.StatusBadRequest, "invalid_scope", fmt.Sprintf("scope %q: one scope per entry", sc))
+		}
+	}
+	p := &Preview{AuthorizationServer: s.ID, ClientID: c.ID, GrantType: gt}
+	u, perr := i.previewUser(ctx, gt, req.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if u != nil {
+		p.User = &PreviewUser{ID: u.ID, Login: u.Login, Status: u.Status}
+	}
+	scopes, e := i.previewScopes(s, c, gt, strings.Join(req.Scopes, " "))
+	if e != nil {
+		return nil, fromOAuth(e, http.StatusBadRequest)
+	}
+	p.Scopes, p.DefaultScopes = scopes, len(req.Scopes) == 0
+
+	g := grantInfo{scopes: scopes, grant: gt, authTime: i.now(), amr: []string{amrPassword}}
+	if u != nil {
+		if !u.Active() {
+			// The password grant's answer for any failed sign-in, the
+			// browser flows' for a user who may not sign in.
+			why := "user is " + u.Status
+			switch gt {
+			case GrantPassword:
+				p.Error = fromOAuth(errBadCredentials.WithReason(why), 0)
+			case GrantDeviceCode:
+				p.Error = fromOAuth(errDenied.WithReason(why), 0)
+			default:
+				p.Error = fromOAuth(oauth.ErrAccessDenied.WithDescription("The user is not allowed to sign in.").WithReason(why), 0)
+			}
+		} else if refused := i.previewSignOn(p, c, u, gt); refused != nil {
+			p.Error = refused
+		}
+	}
+	switch {
+	case s.Org && gt == GrantClientCredentials:
+		p.Policy, p.Rule, p.OrgRule = orgAPIRule.Name, orgAPIRule.Name, "Okta API scopes among the client's okta_api_scopes, one hour"
+		g.rule = orgAPIRule
+	case s.Org:
+		p.OrgRule = "the org authorization server has no access policies: any client may sign any user in for its scopes"
+		p.Policy, p.Rule, g.rule, g.policy = orgPolicy.Name, orgRule.Name, orgRule, orgPolicy.Name
+	default:
+		preq := policy.Request{ClientID: c.ID, GrantType: gt, Scopes: scopes}
+		if u != nil {
+			preq.User = policyUser(u)
+		}
+		x := s.policies.Explain(preq)
+		p.Evaluation = &x
+		// The grants' own decision, for the answer: Explain agrees with
+		// it (policy tests), this keeps the preview the real thing.
+		m, e := s.evaluate(preq, &decision{server: s})
+		if m.Policy != nil {
+			p.Policy = m.Policy.Name
+		}
+		if e != nil {
+			if p.Error == nil {
+				p.Error = fromOAuth(e, 0)
+			}
+			return p, nil
+		}
+		p.Rule, g.rule, g.policy = m.Rule.Name, m.Rule, m.Policy.Name
+	}
+	p.InlineHook, _ = s.hookFor(g.rule)
+	if p.Error != nil {
+		return p, nil
+	}
+	i.previewTokens(p, s, c, u, g)
+	return p, nil
+}
+
+// previewClient is the registered client id, or nil.
+func (i *Issuer) previewClient(id string) *clientauth.Client {
+	for _, c := range i.clients {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// previewUser finds the user by id, then by login; grants without a
+// user take none.
+func (i *Issuer) previewUser(ctx context.Context, gt, who string) (*directory.User, *PreviewError) {
+	if gt == GrantClientCredentials {
+		if who != "" {
+			return nil, previewRefused(http.StatusBadRequest, "invalid_request", "the client_credentials grant has no user: leave user out")
+		}
+		return nil, nil
+	}
+	if who == "" {
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request", "the "+gt+" grant is for a user: user (a login or an id) is required")
+	}
+	if i.dir == nil {
+		return nil, previewRefused(http.StatusNotFound, "", "no directory is configured: no user")
+	}
+	u, err := i.dir.UserByID(ctx, who)
+	if errors.Is(err, directory.ErrNotFound) {
+		u, err = i.dir.UserByLogin(ctx, who)
+	}
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown user %q (neither an id nor a login of the directory)", who))
+	case err != nil:
+		return nil, &PreviewError{Code: "server_error", Description: "the directory failed: " + err.Error(), Status: http.StatusInternalServerError}
+	}
+	return u, nil
+}
+
+// previewScopes checks the scopes as the grant does: the org server's
+// client_credentials grant takes the client's Okta API scopes and has no
+// defaults; otherwise unknown scopes are refused and none asked means
+// the defaults, and client_credentials refuses the scopes that need a
+// user.
+func (i *Issuer) previewScopes(s *Server, c *clientauth.Client, gt, param string) ([]string, *oauth.Error) {
+	if s.Org && gt == GrantClientCredentials {
+		// As orgAPIToken.
+		scopes, ok := parseScope(param)
+		if !ok {
+			return nil, errMalformedScopes
+		}
+		if len(scopes) == 0 {
+			return nil, errNoScopes
+		}
+		var refused []string
+		for _, sc := range scopes {
+			if !slices.Contains(c.OktaAPIScopes, sc) {
+				refused = append(refused, sc)
+			}
+		}
+		if len(refused) > 0 {
+			return nil, oauth.ErrInvalidScope.WithDescription("The following scopes are not allowed for the client_credentials grant: " + strings.Join(refused, " ") + ".").
+				WithReason("not among the client's okta_api_scopes")
+		}
+		return scopes, nil
+	}
+	scopes, e := s.requestedScopes(param, &decision{server: s})
+	if e != nil {
+		if e.Reason != "" && e.Description == oauth.ErrInvalidScope.Description {
+			// Say which scope: the admin asking is not a client to keep
+			// guessing.
+			e = e.WithDescription(e.Description + " (" + e.Reason + ")")
+		}
+		return nil, e
+	}
+	if gt == GrantClientCredentials {
+		// As clientCredentials.
+		for _, sc := range scopes {
+			if userScopes[sc] {
+				return nil, oauth.ErrInvalidScope.WithDescription("The following scopes are not allowed for the client_credentials grant: " + sc + ".")
+			}
+		}
+	}
+	return scopes, nil
+}
+
+// previewSignOn records the sign-on policy decision for u and returns
+// the refusal a real request would get: a deny rule refuses every flow;
+// a required second factor refuses the password grant (a browser flow
+// asks for the factor).
+func (i *Issuer) previewSignOn(p *Preview, c *clientauth.Client, u *directory.User, gt string) *PreviewError {
+	n := i.requirement(c, u, nil)
+	if n.policy != "" || n.deny || n.factor != policy.FactorNone {
+		p.SignOn = &PreviewSignOn{Policy: n.policy, Rule: n.rule, Factor: n.factor, Deny: n.deny}
+	}
+	switch {
+	case n.deny && gt == GrantDeviceCode:
+		// The device learns it at its next poll (denyBySignOnPolicy).
+		return fromOAuth(errDenied.WithReason("sign-on policy denies"), 0)
+	case n.deny:
+		return fromOAuth(oauth.ErrAccessDenied.WithDescription("The sign-on policy does not allow this user to sign in to this application.").
+			WithReason("sign-on policy denies"), 0)
+	case n.factor != policy.FactorNone && gt == GrantPassword:
+		return fromOAuth(errBadCredentials.WithReason("sign-on policy requires a second factor"), 0)
+	case n.factor != policy.FactorNone:
+		p.Notes = append(p.Notes, "the sign-on policy asks for a second factor: the real amr and acr name the factor used; the preview signs in with a password")
+	}
+	return nil
+}
+
+// previewTokens plans the tokens as the grant's issue would (plan) and
+// fills p from the plan. Claim failures are collected, not logged.
+func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *directory.User, g grantInfo) {
+	// plan logs claim failures through s.log: a copy of s with a quiet
+	// logger keeps the preview out of the log; the failures are computed
+	// again below, by token, for the answer (expressions are pure).
+	quiet := *s
+	quiet.log = zap.NewNop()
+	m := i.plan(&quiet, c, u, g, &decision{server: s})
+
+	at := accessClaimsMap(m.access)
+	for k, v := range m.custom {
+		at[k] = v
+	}
+	p.AccessToken = &PreviewToken{Claims: at, Lifetime: m.lifetime.String(), LifetimeSeconds: int64(m.lifetime.Seconds())}
+	if s.claims.HasToken(claims.AccessToken) {
+		p.FailedClaims = append(p.FailedClaims, previewFailures(claims.AccessToken, s.claims.Evaluate(m.in, map[string]any{}))...)
+	}
+	if u != nil && s.subject != nil {
+		if _, err := s.subject.Evaluate(m.in); err != nil {
+			p.FailedClaims = append(p.FailedClaims, PreviewFailure{Claim: "sub", Token: "subject", Error: err.Error() + " (sub is the login)"})
+		}
+	}
+	switch {
+	case m.id != nil:
+		p.IDToken = &PreviewToken{Claims: m.id, Lifetime: IDTokenLifetime.String(), LifetimeSeconds: int64(IDTokenLifetime.Seconds())}
+		if s.claims.HasToken(claims.IDToken) {
+			p.FailedClaims = append(p.FailedClaims, previewFailures(claims.IDToken, s.claims.EvaluateFor(claims.IDToken, m.in, map[string]any{}))...)
+		}
+	case u != nil:
+		p.Notes = append(p.Notes, "no ID token: scope openid is not granted")
+	}
+	if u != nil {
+		r := &PreviewRefresh{Issued: m.refresh, Lifetime: g.rule.RefreshLifetime().String(), LifetimeSeconds: previewSeconds(g.rule.RefreshLifetime()),
+			Idle: g.rule.RefreshIdle().String(), IdleSeconds: previewSeconds(g.rule.RefreshIdle())}
+		switch {
+		case m.refresh:
+		case !slices.Contains(g.scopes, "offline_access"):
+			r.Reason = "scope offline_access is not granted"
+		default:
+			r.Reason = "the client may not use the refresh_token grant"
+		}
+		p.RefreshToken = r
+	}
+	if c.DPoPBoundAccessTokens {
+		p.Notes = append(p.Notes, "the client's tokens are DPoP-bound: a real access token carries cnf.jkt of the proof's key")
+	}
+	if p.InlineHook != "" {
+		p.Notes = append(p.Notes, "the inline hook "+p.InlineHook+" is not called: its patch would change these claims")
+	}
+}
+
+func previewFailures(token string, fs []claims.Failure) []PreviewFailure {
+	out := make([]PreviewFailure, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, PreviewFailure{Claim: f.Claim, Token: token, Error: f.Err.Error()})
+	}
+	return out
+}
+
+func previewSeconds(d time.Duration) int64 { return int64(d.Seconds()) }
+
+// accessClaimsMap is the access token's registered claims as the token carries
+// them (their JSON names, empty ones left out).
+func accessClaimsMap(c accessClaims) map[string]any {
+	b, _ := json.Marshal(c)
+	out := map[string]any{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // iat, exp, auth_time stay integers
+	_ = dec.Decode(&out)
+	return out
+}
