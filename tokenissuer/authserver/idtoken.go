@@ -27,7 +27,7 @@ const IDTokenLifetime = time.Hour
 // custom ID-token claims are those Okta puts in such an ID token: the
 // ones with always_include_in_token (claims.IDToken); the others are
 // given at userinfo.
-func (i *Issuer) idClaims(s *Server, c *clientauth.Client, u *directory.User, g grantInfo, in claims.Input) map[string]any {
+func (i *Issuer) idClaims(s *Server, c *clientauth.Client, u *directory.User, g grantInfo, in claims.Input) (map[string]any, []claims.Failure) {
 	now := i.now()
 	m := scopeClaims(u, g.scopes)
 	m["ver"], m["jti"], m["iss"], m["aud"] = 1, "ID."+newJTI()[3:], s.Issuer, c.ID
@@ -37,16 +37,17 @@ func (i *Issuer) idClaims(s *Server, c *clientauth.Client, u *directory.User, g 
 	if g.nonce != "" {
 		m["nonce"] = g.nonce
 	}
+	var failed []claims.Failure
 	if s.claims.HasToken(claims.IDToken) {
 		custom := map[string]any{}
-		s.logClaimFailures(c, s.claims.EvaluateFor(claims.IDToken, in, custom))
+		failed = s.claims.EvaluateFor(claims.IDToken, in, custom)
 		for k, v := range custom {
 			if _, taken := m[k]; !taken {
 				m[k] = v
 			}
 		}
 	}
-	return m
+	return m, failed
 }
 
 // signIDToken signs the ID token's claims m with at_hash of accessToken.

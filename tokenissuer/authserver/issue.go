@@ -54,6 +54,16 @@ type mint struct {
 	refresh bool
 	// in is what the claims were computed from.
 	in claims.Input
+	// failed are the claims left out because their expression failed at
+	// run time, and a failed subject expression (sub is then the login):
+	// issue logs them, a preview shows them.
+	failed []planFailure
+}
+
+// planFailure is one expression of a plan that failed.
+type planFailure struct {
+	token string // claims.AccessToken, claims.IDToken, or "subject"
+	claims.Failure
 }
 
 // issue signs the access token and, for a user, the ID token (scope
@@ -61,6 +71,7 @@ type mint struct {
 // may refresh).
 func (i *Issuer) issue(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision) (*tokenResponse, *oauth.Error) {
 	m := i.plan(s, c, u, g, d)
+	s.logPlanFailures(c, m.failed)
 	if g.rule.InlineHook != "" {
 		if e := i.runTokenHook(r, s, c, u, g, d, m); e != nil {
 			return nil, e
@@ -81,7 +92,7 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 		at.Amr = g.amr
 		if s.subject != nil {
 			if sub, err := s.subject.Evaluate(m.in); err != nil {
-				s.log.Warn("subject expression failed: sub is the login", zap.String("client_id", c.ID), zap.Error(err))
+				m.failed = append(m.failed, planFailure{"subject", claims.Failure{Claim: "sub", Err: err}})
 			} else {
 				at.Sub = sub
 			}
@@ -93,7 +104,7 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 	at.Act = g.act
 	if s.claims.HasToken(claims.AccessToken) {
 		m.custom = map[string]any{}
-		s.logClaimFailures(c, s.claims.Evaluate(m.in, m.custom))
+		m.addFailures(claims.AccessToken, s.claims.Evaluate(m.in, m.custom))
 	}
 	m.lifetime = g.rule.Lifetime()
 	i.completeAccess(s, &at, m.lifetime)
@@ -102,7 +113,9 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 		return m
 	}
 	if slices.Contains(g.scopes, "openid") {
-		m.id = i.idClaims(s, c, u, g, m.in)
+		var failed []claims.Failure
+		m.id, failed = i.idClaims(s, c, u, g, m.in)
+		m.addFailures(claims.IDToken, failed)
 	}
 	// A refresh always continues its family, whatever narrower scope it
 	// asked for (the presented token is rotated).
@@ -141,6 +154,24 @@ func claimsUser(u *directory.User) *claims.User {
 
 func policyUser(u *directory.User) *policy.User {
 	return &policy.User{ID: u.ID, Login: u.Login, Groups: u.Groups}
+}
+
+func (m *mint) addFailures(token string, fs []claims.Failure) {
+	for _, f := range fs {
+		m.failed = append(m.failed, planFailure{token, f})
+	}
+}
+
+// logPlanFailures warns about a plan's failed expressions; the tokens
+// are issued without the claims (sub: with the login).
+func (s *Server) logPlanFailures(c *clientauth.Client, failed []planFailure) {
+	for _, f := range failed {
+		if f.token == "subject" {
+			s.log.Warn("subject expression failed: sub is the login", zap.String("client_id", c.ID), zap.Error(f.Err))
+		} else {
+			s.log.Warn("claim left out: its expression failed", zap.String("claim", f.Claim), zap.String("client_id", c.ID), zap.Error(f.Err))
+		}
+	}
 }
 
 // logClaimFailures warns about claims left out of a token because their

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -384,32 +381,23 @@ func (i *Issuer) previewSignOn(p *Preview, c *clientauth.Client, u *directory.Us
 // previewTokens plans the tokens as the grant's issue would (plan) and
 // fills p from the plan. Claim failures are collected, not logged.
 func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *directory.User, g grantInfo) {
-	// plan logs claim failures through s.log: a copy of s with a quiet
-	// logger keeps the preview out of the log; the failures are computed
-	// again below, by token, for the answer (expressions are pure).
-	quiet := *s
-	quiet.log = zap.NewNop()
-	m := i.plan(&quiet, c, u, g, &decision{server: s})
+	m := i.plan(s, c, u, g, &decision{server: s})
+	for _, f := range m.failed {
+		pf := PreviewFailure{Claim: f.Claim, Token: f.token, Error: f.Err.Error()}
+		if f.token == "subject" {
+			pf.Error += " (sub is the login)"
+		}
+		p.FailedClaims = append(p.FailedClaims, pf)
+	}
 
 	at := accessClaimsMap(m.access)
 	for k, v := range m.custom {
 		at[k] = v
 	}
 	p.AccessToken = &PreviewToken{Claims: at, Lifetime: m.lifetime.String(), LifetimeSeconds: int64(m.lifetime.Seconds())}
-	if s.claims.HasToken(claims.AccessToken) {
-		p.FailedClaims = append(p.FailedClaims, previewFailures(claims.AccessToken, s.claims.Evaluate(m.in, map[string]any{}))...)
-	}
-	if u != nil && s.subject != nil {
-		if _, err := s.subject.Evaluate(m.in); err != nil {
-			p.FailedClaims = append(p.FailedClaims, PreviewFailure{Claim: "sub", Token: "subject", Error: err.Error() + " (sub is the login)"})
-		}
-	}
 	switch {
 	case m.id != nil:
 		p.IDToken = &PreviewToken{Claims: m.id, Lifetime: IDTokenLifetime.String(), LifetimeSeconds: int64(IDTokenLifetime.Seconds())}
-		if s.claims.HasToken(claims.IDToken) {
-			p.FailedClaims = append(p.FailedClaims, previewFailures(claims.IDToken, s.claims.EvaluateFor(claims.IDToken, m.in, map[string]any{}))...)
-		}
 	case u != nil:
 		p.Notes = append(p.Notes, "no ID token: scope openid is not granted")
 	}
@@ -431,14 +419,6 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 	if p.InlineHook != "" {
 		p.Notes = append(p.Notes, "the inline hook "+p.InlineHook+" is not called: its patch would change these claims")
 	}
-}
-
-func previewFailures(token string, fs []claims.Failure) []PreviewFailure {
-	out := make([]PreviewFailure, 0, len(fs))
-	for _, f := range fs {
-		out = append(out, PreviewFailure{Claim: f.Claim, Token: token, Error: f.Err.Error()})
-	}
-	return out
 }
 
 func previewSeconds(d time.Duration) int64 { return int64(d.Seconds()) }
