@@ -64,8 +64,10 @@ func TestRootPackageRegistersEveryModule(t *testing.T) {
 }
 
 func TestRootPackageRegistersCommands(t *testing.T) {
-	if _, ok := caddycmd.Commands()["apiaccess-hash-password"]; !ok {
-		t.Error("caddy command apiaccess-hash-password not registered by the root package")
+	for _, name := range []string{"apiaccess-hash-password", "apiaccess-token-preview"} {
+		if _, ok := caddycmd.Commands()[name]; !ok {
+			t.Errorf("caddy command %s not registered by the root package", name)
+		}
 	}
 }
 
