@@ -157,6 +157,12 @@ func (c countingStore) Incr(ctx context.Context, namespace, key string, delta in
 	return n, err
 }
 
+func (c countingStore) ListRecords(ctx context.Context, namespace, prefix, after string, limit int) ([]store.Record, error) {
+	r, err := c.s.ListRecords(ctx, namespace, prefix, after, limit)
+	c.check("list_records", err, nil)
+	return r, err
+}
+
 // Explicit methods, not an embedded Store: a method added to the
 // interface must be counted here to compile.
 var _ store.Store = countingStore{}

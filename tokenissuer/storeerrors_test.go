@@ -85,6 +85,9 @@ func (f failingStore) UpdateRecord(_ context.Context, _, _ string, fn func([]byt
 func (f failingStore) Incr(context.Context, string, string, int64, time.Time) (int64, error) {
 	return 0, f.err
 }
+func (f failingStore) ListRecords(context.Context, string, string, string, int) ([]store.Record, error) {
+	return nil, f.err
+}
 
 // calls makes one call of every method of s; fnErr is what the update
 // functions return.
@@ -111,7 +114,8 @@ func calls(s store.Store, fnErr error) map[string]func() error {
 			_, err := s.UpdateRecord(ctx, "n", "k", func(b []byte) ([]byte, error) { return b, fnErr })
 			return err
 		},
-		"incr": func() error { _, err := s.Incr(ctx, "n", "k", 1, time.Now()); return err },
+		"incr":         func() error { _, err := s.Incr(ctx, "n", "k", 1, time.Now()); return err },
+		"list_records": func() error { _, err := s.ListRecords(ctx, "n", "k", "", 1); return err },
 	}
 }
 

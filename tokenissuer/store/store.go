@@ -108,6 +108,19 @@ type Store interface {
 	// it, Purge drops it once expired. A record in the namespace that is
 	// not a counter is an error.
 	Incr(ctx context.Context, namespace, key string, delta int64, until time.Time) (int64, error)
+
+	// ListRecords returns the unexpired records of namespace whose keys
+	// begin with prefix and sort after after (bytewise; "" lists from
+	// the first), in bytewise key order, at most limit of them (limit
+	// must be positive). Keys are whole keys, prefix included, so the
+	// last one returned is the after of the next page. A read only.
+	ListRecords(ctx context.Context, namespace, prefix, after string, limit int) ([]Record, error)
+}
+
+// Record is one record as ListRecords returns it.
+type Record struct {
+	Key   string
+	Value []byte
 }
 
 // RefreshToken is a stored refresh token. The token itself is never
@@ -212,6 +225,12 @@ const (
 	// of the request_uri -> the pushed parameters, until it expires or
 	// /v1/authorize consumes it (once).
 	NSPAR = "par"
+	// NSTokenIndex lists the refresh-token families for Okta's token
+	// APIs (authserver/tokens_api.go): one record per family, keyed
+	// client id, NUL, user id, NUL, token id, so that a client's and a
+	// user-at-a-client's families are prefix lists, expiring with the
+	// family.
+	NSTokenIndex = "token-index"
 )
 
 // Opener is implemented by storage guest modules

@@ -3,6 +3,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -327,6 +328,35 @@ func (d *DB) Incr(_ context.Context, ns, key string, delta int64, until time.Tim
 		return b.Put(k, strconv.AppendInt(v, n, 10))
 	})
 	return n, closed(err)
+}
+
+// ListRecords implements store.Store: a cursor from the first key
+// after after (or from prefix) while keys hold the prefix.
+func (d *DB) ListRecords(_ context.Context, ns, prefix, after string, limit int) ([]store.Record, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("ListRecords: limit %d, want a positive one", limit)
+	}
+	var out []store.Record
+	err := d.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		p := markKey(ns, prefix)
+		from, skip := p, []byte(nil)
+		if a := markKey(ns, after); after != "" && bytes.Compare(a, p) >= 0 {
+			from, skip = a, a
+		}
+		now := time.Now()
+		for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, v = c.Next() {
+			if skip != nil && bytes.Equal(k, skip) {
+				continue
+			}
+			if len(v) < 8 || !time.Unix(0, int64(binary.BigEndian.Uint64(v))).After(now) {
+				continue
+			}
+			out = append(out, store.Record{Key: string(k[len(ns)+1:]), Value: append([]byte(nil), v[8:]...)})
+		}
+		return nil
+	})
+	return out, closed(err)
 }
 
 var _ store.Store = (*DB)(nil)

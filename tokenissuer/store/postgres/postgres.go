@@ -199,6 +199,9 @@ type queries struct {
 	incr                                                      string
 	logAppend, logSelect, logPurge                            string
 	feedBump, feedInsert, feedRead, feedHead, feedPurge       string
+
+	// recordList[lowerExclusive][bounded]: ListRecords's range scans.
+	recordList [2][2]string
 }
 
 func buildQueries(schema string) queries {
@@ -253,6 +256,15 @@ func buildQueries(schema string) queries {
 		recordLock:   q(`SELECT value FROM {s}.apiaccess_records WHERE ns = $1 AND key = $2 AND until > $3 FOR UPDATE`),
 		recordSet:    q(`UPDATE {s}.apiaccess_records SET value = $3 WHERE ns = $1 AND key = $2`),
 		recordDelete: q(`DELETE FROM {s}.apiaccess_records WHERE ns = $1 AND key = $2`),
+		// A range on the primary key (ns, key): bytea compares bytewise,
+		// so the keys with a prefix are those from it up to (not
+		// including) its successor (prefixEnd).
+		recordList: [2][2]string{
+			{q(`SELECT key, value FROM {s}.apiaccess_records WHERE ns = $1 AND key >= $2 AND until > $3 ORDER BY key LIMIT $4`),
+				q(`SELECT key, value FROM {s}.apiaccess_records WHERE ns = $1 AND key >= $2 AND key < $5 AND until > $3 ORDER BY key LIMIT $4`)},
+			{q(`SELECT key, value FROM {s}.apiaccess_records WHERE ns = $1 AND key > $2 AND until > $3 ORDER BY key LIMIT $4`),
+				q(`SELECT key, value FROM {s}.apiaccess_records WHERE ns = $1 AND key > $2 AND key < $5 AND until > $3 ORDER BY key LIMIT $4`)},
+		},
 		// One statement: the insert, or the conflicting row locked and
 		// re-read at its latest version (PostgreSQL docs, INSERT "ON
 		// CONFLICT Clause"), so concurrent callers on any node each get
@@ -528,6 +540,57 @@ func (d *DB) CreateRecord(ctx context.Context, ns, key string, value []byte, unt
 		return false, nil
 	}
 	return created, d.result(err)
+}
+
+// ListRecords implements store.Store: one range scan of the primary key.
+func (d *DB) ListRecords(ctx context.Context, ns, prefix, after string, limit int) ([]store.Record, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("ListRecords: limit %d, want a positive one", limit)
+	}
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	if d.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	lower, exclusive := prefix, 0
+	if after != "" && after >= prefix {
+		lower, exclusive = after, 1
+	}
+	args := []any{ns, bin(lower), time.Now(), limit}
+	bounded := 0
+	if end, ok := prefixEnd(prefix); ok {
+		args, bounded = append(args, end), 1
+	}
+	rows, err := d.pool.Query(ctx, d.sql.recordList[exclusive][bounded], args...)
+	if err != nil {
+		return nil, d.result(err)
+	}
+	defer rows.Close()
+	var out []store.Record
+	for rows.Next() {
+		var k, v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, d.result(err)
+		}
+		out = append(out, store.Record{Key: string(k), Value: emptyNil(v)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, d.result(err)
+	}
+	return out, nil
+}
+
+// prefixEnd is the least byte string above every string with prefix p,
+// or false when there is none (p empty or all 0xff).
+func prefixEnd(p string) ([]byte, bool) {
+	b := []byte(p)
+	for n := len(b) - 1; n >= 0; n-- {
+		if b[n] < 0xff {
+			b[n]++
+			return b[:n+1], true
+		}
+	}
+	return nil, false
 }
 
 // GetRecord implements store.Store: one autocommit SELECT.

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IncrCountsKeepsExpiryAndDeletes", testIncr},
 		{"IncrRestartsAfterExpiry", testIncrAfterExpiry},
 		{"IncrConcurrentEachCountOnce", testIncrConcurrent},
+		{"ListRecordsByPrefixInKeyOrder", testListRecords},
+		{"ListRecordsPagesWithAfter", testListRecordsPaging},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -836,5 +838,110 @@ func testCreateRecordConcurrent(t *testing.T, s store.Store) {
 		if v, err := s.GetRecord(ctx, store.NSFactors, key); err != nil || string(v) != fmt.Sprint("v", winner) {
 			t.Fatalf("%s: stored %q, %v; want the winner's %q", key, v, err, fmt.Sprint("v", winner))
 		}
+	}
+}
+
+// testListRecords: a prefix selects exactly the keys that begin with it
+// (bytewise: NUL and 0xff bytes too, never a neighbour's namespace),
+// unexpired ones only, in bytewise key order, whole keys returned.
+func testListRecords(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	live, gone := time.Now().Add(time.Hour), time.Now().Add(-time.Second)
+	for _, k := range []string{"c1\x00u2\x00b", "c1\x00u1\x00b", "c1\x00u1\x00a", "c1\x00", "c1", "c10\x00u1\x00a", "c1\x00u1\x00\xff", "c\xff\xff", "c\xff\xff\x00x", "d"} {
+		if err := s.PutRecord(ctx, "idx", k, []byte("v:"+k), live); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.PutRecord(ctx, "idx", "c1\x00u1\x00expired", []byte("x"), gone)
+	_ = s.PutRecord(ctx, "idx2", "c1\x00u1\x00other-namespace", []byte("x"), live)
+	list := func(prefix, after string, limit int) []string {
+		t.Helper()
+		recs, err := s.ListRecords(ctx, "idx", prefix, after, limit)
+		if err != nil {
+			t.Fatalf("ListRecords(%q, %q, %d): %v", prefix, after, limit, err)
+		}
+		var out []string
+		for _, r := range recs {
+			if string(r.Value) != "v:"+r.Key {
+				t.Errorf("record %q has value %q", r.Key, r.Value)
+			}
+			out = append(out, r.Key)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"c1\x00u1\x00", []string{"c1\x00u1\x00a", "c1\x00u1\x00b", "c1\x00u1\x00\xff"}},
+		{"c1\x00", []string{"c1\x00", "c1\x00u1\x00a", "c1\x00u1\x00b", "c1\x00u1\x00\xff", "c1\x00u2\x00b"}},
+		{"c\xff\xff", []string{"c\xff\xff", "c\xff\xff\x00x"}},
+		{"c1\x00u3", nil},
+		{"", []string{"c1", "c1\x00", "c1\x00u1\x00a", "c1\x00u1\x00b", "c1\x00u1\x00\xff", "c1\x00u2\x00b", "c10\x00u1\x00a", "c\xff\xff", "c\xff\xff\x00x", "d"}},
+	} {
+		if got := list(c.prefix, "", 100); !slices.Equal(got, c.want) {
+			t.Errorf("ListRecords(%q) = %q, want %q", c.prefix, got, c.want)
+		}
+	}
+	if _, err := s.ListRecords(ctx, "idx", "c1", "", 0); err == nil {
+		t.Error("ListRecords with limit 0 succeeded")
+	}
+	// A record deleted is no longer listed.
+	if _, err := s.UpdateRecord(ctx, "idx", "c1\x00u1\x00b", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := list("c1\x00u1\x00", "", 100); !slices.Equal(got, []string{"c1\x00u1\x00a", "c1\x00u1\x00\xff"}) {
+		t.Errorf("after a delete: %q", got)
+	}
+}
+
+// testListRecordsPaging: limit bounds a page and the last key of a page
+// is the after of the next, so pages join up with nothing twice and
+// nothing left out; an after below the prefix lists from its start, one
+// above every key lists nothing.
+func testListRecordsPaging(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var want []string
+	for n := range 7 {
+		k := fmt.Sprintf("app\x00user\x00tok%02d", n)
+		want = append(want, k)
+		if err := s.PutRecord(ctx, "idx", k, []byte("v"), time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.PutRecord(ctx, "idx", "app\x00user\x00tok99", []byte("v"), time.Now().Add(-time.Second))
+	_ = s.PutRecord(ctx, "idx", "apq", []byte("v"), time.Now().Add(time.Hour))
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		recs, err := s.ListRecords(ctx, "idx", "app\x00", after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) > 3 {
+			t.Fatalf("page of %d records, limit 3", len(recs))
+		}
+		for _, r := range recs {
+			got = append(got, r.Key)
+		}
+		if len(recs) < 3 {
+			break
+		}
+		after = recs[len(recs)-1].Key
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages joined = %q, want %q", got, want)
+	}
+	if recs, _ := s.ListRecords(ctx, "idx", "app\x00", "aaa", 2); len(recs) != 2 || recs[0].Key != want[0] {
+		t.Errorf("after below the prefix: %v", recs)
+	}
+	if recs, _ := s.ListRecords(ctx, "idx", "app\x00", "app\x00zzz", 2); len(recs) != 0 {
+		t.Errorf("after above every key: %v", recs)
+	}
+	if recs, _ := s.ListRecords(ctx, "idx", "app\x00", want[2], 100); len(recs) != 4 || recs[0].Key != want[3] {
+		t.Errorf("after an existing key: %v", recs)
 	}
 }
