@@ -197,6 +197,10 @@ type Server struct {
 	log *zap.Logger
 	// hooks are the token inline hooks by name (token_hook.go).
 	hooks map[string]*inlinehook.Hook
+	// cfg is the configuration the server was compiled from and loaded
+	// when, for the Authorization Servers API (authservers_api.go).
+	cfg    *ServerConfig
+	loaded time.Time
 }
 
 // New validates options and compiles the servers. It does no I/O: the
@@ -394,6 +398,7 @@ func (i *Issuer) compile(id string, org bool, cfg *ServerConfig) (*Server, error
 	}
 	s.retention += 5 * time.Minute
 	s.metadata = s.buildMetadata(i.clients)
+	s.cfg, s.loaded = cfg, i.now()
 	return s, nil
 }
 

@@ -61,8 +61,22 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	if err := i.linkFamily(r.Context(), s.Issuer, at, rt.Family, atExp, rt.FamilyExpires); err != nil {
 		return "", linkFailure(err)
 	}
+	// The token APIs' index (tokens_api.go): written with a family's
+	// first token, before it (a grant that fails after leaves a record
+	// that lists nothing), and pointed at each successor once it is
+	// stored (a failure fails the grant; the presented token still works).
+	if g.family == nil {
+		if err := i.indexFamily(r.Context(), &rt); err != nil {
+			return "", oauth.FromStore(err)
+		}
+	}
 	if err := i.store.PutRefresh(r.Context(), rt); err != nil {
 		return "", oauth.FromStore(err)
+	}
+	if g.family != nil {
+		if err := i.indexSuccessor(r.Context(), &rt); err != nil {
+			return "", oauth.FromStore(err)
+		}
 	}
 	d.family = rt.Family
 	return tok, nil

@@ -82,6 +82,10 @@ type route struct {
 //	{base}/api/v1/logs                        System Log API (syslog_api.go)
 //	{base}/api/v1/users/{id}/grants[/...]     User Grants API (grants_api.go),
 //	{base}/api/v1/users/{id}/clients[/...]    by prefix: the paths hold ids
+//	{base}/api/v1/authorizationServers[/...]  Authorization Servers API
+//	                                          (authservers_api.go), by prefix
+//	{base}/api/v1/apps/{id}/tokens[/...]      Application Tokens API
+//	                                          (subject_revoke.go, tokens_api.go)
 //	{base}/api/v1/ssf/stream[/status|/verification]  SSF Transmitter API
 //	{base}/api/v1/ssf/poll/{stream}           its poll endpoint (ssf_poll.go)
 //	/.well-known/ssf-configuration{base path} SSF metadata (SSF 7.2)
@@ -142,6 +146,9 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if !ok && strings.HasPrefix(p, i.basePath+"/"+appsAPIPath) {
 		rt, ok = route{i.org, appsAPI}, true // subject_revoke.go
+	}
+	if ap := i.basePath + "/" + authServersAPIPath; !ok && (p == ap || strings.HasPrefix(p, ap+"/")) {
+		rt, ok = route{i.org, authServersAPI}, true // authservers_api.go
 	}
 	if !ok && strings.HasPrefix(p, i.basePath+"/"+ssfPollPath) {
 		rt, ok = route{i.org, ssfPollEndpoint}, true // ssf_poll.go

@@ -143,6 +143,9 @@ func (i *Issuer) serveSubjectRevocation(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return false
 	}
+	if i.serveUserTokens(w, r, parts) { // tokens_api.go
+		return true
+	}
 	var uid, cid string
 	sessions := false
 	switch {
@@ -297,6 +300,9 @@ var appsAPI = &endpoint{serve: (*Issuer).serveAppsAPI}
 func (i *Issuer) serveAppsAPI(w http.ResponseWriter, r *http.Request, _ *Server) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	parts, ok := pathSegments(strings.TrimPrefix(r.URL.EscapedPath(), i.basePath+"/"+appsAPIPath))
+	if ok && i.serveAppTokens(w, r, parts) { // tokens_api.go
+		return
+	}
 	if !ok || len(parts) != 2 || parts[1] != "tokens" {
 		i.notFound(w, r)
 		return

@@ -113,7 +113,7 @@ func TestRevokeAllOfASubject(t *testing.T) {
 	}{
 		{http.MethodDelete, "/api/v1/users/u1/sessions", []string{"SSWS wrong-" + logsToken}, 401, "E0000011"},
 		{http.MethodDelete, "/api/v1/apps/svc/tokens", []string{}, 401, "E0000011"},
-		{http.MethodGet, "/api/v1/users/u1/clients/web/tokens", nil, 405, "E0000022"},
+		{http.MethodPost, "/api/v1/users/u1/clients/web/tokens", nil, 405, "E0000022"},
 		{http.MethodDelete, "/api/v1/users/nobody/sessions", nil, 404, "E0000007"},
 		{http.MethodDelete, "/api/v1/users/u1/clients/nope/tokens", nil, 404, "E0000007"},
 		{http.MethodDelete, "/api/v1/apps/nope/tokens", nil, 404, "E0000007"},
