@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store/postgres/pgtest"
 )
 
 // tokensList GETs a token list and decodes it, failing on anything but
@@ -351,5 +353,52 @@ func TestTokensAPIRefusals(t *testing.T) {
 		if c.status == 405 && w.Header().Get("Allow") != "GET, DELETE" {
 			t.Errorf("%s %s: Allow %q", c.method, c.path, w.Header().Get("Allow"))
 		}
+	}
+}
+
+// TestTokensAPIAcrossNodes: on PostgreSQL (the pgtest helper skips
+// without one unless APIACCESS_STRICT=1), tokens issued at one node are
+// listed and paged at another, and revoked there for both.
+func TestTokensAPIAcrossNodes(t *testing.T) {
+	schema := pgtest.FreshSchema(t, "apiaccess_tokens_")
+	open := func() store.Store {
+		st, err := postgres.Open(context.Background(), postgres.Config{DSN: pgtest.DSN(t), Schema: schema, MaxConns: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	a, _ := grantsEnv(t, open())
+	b, _ := grantsEnv(t, open())
+	var pairs []tokenPair
+	for range 3 {
+		pairs = append(pairs, a.login("u1", "web", webCB))
+	}
+	page, h := b.tokensList("/api/v1/users/u1/clients/web/tokens?limit=2")
+	next := nextLink(t, h)
+	if len(page) != 2 || next == "" {
+		t.Fatalf("node B's first page: %d, next %q", len(page), next)
+	}
+	rest, h := b.tokensList(next)
+	if len(rest) != 1 || nextLink(t, h) != "" || slices.Contains(tokenIDs(page), rest[0].ID) {
+		t.Fatalf("node B's second page: %+v", rest)
+	}
+	rt, err := a.st.GetRefresh(context.Background(), refreshHash(pairs[0].refresh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := refreshTokenID(rt.Family)
+	if w := b.grantsAPI(http.MethodDelete, "/api/v1/apps/web/tokens/"+id); w.Code != http.StatusNoContent {
+		t.Fatalf("DELETE at node B: %d %s", w.Code, w.Body)
+	}
+	if status, _ := a.refresh("web", pairs[0].refresh); status != 400 {
+		t.Fatalf("node A refreshed a token revoked at node B: %d", status)
+	}
+	if a.active(pairs[0].access) {
+		t.Fatal("node A: the revoked family's access token is active")
+	}
+	if list, _ := a.tokensList("/api/v1/apps/web/tokens"); len(list) != 2 || slices.Contains(tokenIDs(list), id) {
+		t.Fatalf("node A lists %+v", list)
 	}
 }
