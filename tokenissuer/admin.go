@@ -18,6 +18,7 @@ func init() {
 //	GET  /token_issuer/{as}/keys         the key records (no key material)
 //	POST /token_issuer/{as}/keys/rotate  rotate now; answers the new active kid
 //	POST /token_issuer/{as}/preview      token preview (admin_preview.go)
+//	GET  /token_issuer/servers           the custom servers as GET /api/v1/authorizationServers lists them
 //
 // {as} is a custom authorization server id, or `org`.
 type adminAPI struct {
@@ -49,6 +50,13 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("token_issuer is not configured")}
 	}
 	iss := a.app.Issuer()
+	if r.URL.Path == "/token_issuer/servers" {
+		if r.Method != http.MethodGet {
+			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(iss.AuthorizationServerList())
+	}
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/token_issuer/"), "/")
 	if len(parts) == 2 && parts[1] == "preview" {
 		return a.servePreview(w, r, iss, parts[0])

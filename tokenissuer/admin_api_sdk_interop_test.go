@@ -122,6 +122,21 @@ func TestAuthorizationServersOktaSDK(t *testing.T) {
 	}
 	checkRule(*rule)
 
+	// Caddy's admin API lists the same.
+	res, err := http.Get(adminURL + "/token_issuer/servers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromAdmin []okta.AuthorizationServer
+	err = json.NewDecoder(res.Body).Decode(&fromAdmin)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || len(fromAdmin) != 1 || fromAdmin[0].GetId() != "default" || fromAdmin[0].Credentials.Signing.GetKid() != kid {
+		t.Fatalf("GET /token_issuer/servers: %d %v %+v", res.StatusCode, err, fromAdmin)
+	}
+	if res, _ := doRaw(t, mustReq(http.MethodPost, adminURL+"/token_issuer/servers")); res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /token_issuer/servers: %d", res.StatusCode)
+	}
+
 	_, resp, err := c.AuthorizationServerAPI.GetAuthorizationServer(ctx, "nosuch").Execute()
 	wantAPIError(t, "GetAuthorizationServer of no server", http.StatusNotFound, "E0000007", resp, err)
 	_, resp, err = adminSDK(t, "wrong-"+logAPIToken).AuthorizationServerAPI.ListAuthorizationServers(ctx).Execute()

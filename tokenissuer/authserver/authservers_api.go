@@ -143,13 +143,7 @@ func (i *Issuer) serveAuthServersAPI(w http.ResponseWriter, r *http.Request, _ *
 		return
 	}
 	if q.server == "" {
-		out := []oktaAuthServer{}
-		for _, s := range i.Servers() {
-			if !s.Org {
-				out = append(out, i.oktaAuthServer(s))
-			}
-		}
-		oauth.WriteJSON(w, http.StatusOK, out)
+		oauth.WriteJSON(w, http.StatusOK, i.AuthorizationServerList())
 		return
 	}
 	s, ok := i.servers[q.server]
@@ -199,6 +193,19 @@ func (i *Issuer) serveAuthServersAPI(w http.ResponseWriter, r *http.Request, _ *
 		}
 		writeListOrOne(w, q.id, "AuthorizationServerPolicyRule", out)
 	}
+}
+
+// AuthorizationServerList is the Authorization Servers API's list:
+// every custom server in Okta's AuthorizationServer shape, by id. Caddy's
+// admin API serves it too (GET /token_issuer/servers).
+func (i *Issuer) AuthorizationServerList() any {
+	out := []oktaAuthServer{}
+	for _, s := range i.Servers() {
+		if !s.Org {
+			out = append(out, i.oktaAuthServer(s))
+		}
+	}
+	return out
 }
 
 // writeListOrOne answers the list, or its one item when id names one
