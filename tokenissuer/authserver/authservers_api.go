@@ -435,7 +435,8 @@ type includeExclude struct {
 	Exclude []string `json:"exclude"`
 }
 
-// oktaRuleOf is rule in Okta's shape. People: users and groups as
+// oktaRuleOf is rule in Okta's shape (actions.token.inlineHook.id is
+// the configured name of the rule's inline hook). People: users and groups as
 // configured (ids or logins, group names); a rule for everyone includes
 // Okta's EVERYONE group. Lifetimes are the effective ones in minutes
 // (the defaults filled in: this issuer has no unlimited refresh
@@ -454,6 +455,9 @@ func (i *Issuer) oktaRuleOf(s *Server, p *policy.Policy, rule *policy.Rule, rank
 		"accessTokenLifetimeMinutes":  int(rule.Lifetime() / time.Minute),
 		"refreshTokenLifetimeMinutes": int(rule.RefreshLifetime() / time.Minute),
 		"refreshTokenWindowMinutes":   int(rule.RefreshIdle() / time.Minute),
+	}
+	if name, ok := s.hookFor(rule); ok {
+		token["inlineHook"] = map[string]string{"id": name} // the hook's configured name
 	}
 	self := i.base + "/" + authServersAPIPath + "/" + s.ID + "/policies/" + url.PathEscape(p.Name) + "/rules/" + url.PathEscape(rule.Name)
 	return oktaRule{Type: "RESOURCE_ACCESS", ID: rule.Name, Status: "ACTIVE", Name: rule.Name, Priority: rank,

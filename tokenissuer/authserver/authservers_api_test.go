@@ -10,6 +10,7 @@ import (
 
 	"github.com/apiaccess/caddy-apiaccess/internal/duration"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/inlinehook"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 )
 
@@ -21,6 +22,7 @@ func authServersEnv(t *testing.T) *flowEnv {
 	no := false
 	return newFlowEnvWith(t, issBase, func(o *Options) {
 		o.APITokens = []string{logsToken}
+		o.InlineHooks = []*inlinehook.Config{{Name: "enrich", URL: "https://hooks.example.com/token"}}
 		o.Servers["payments"] = &ServerConfig{
 			Name: "Payments API", Description: "Money moves here", Audience: "https://pay.example.com", SigningAlg: "ES256",
 			Scopes: []*Scope{{Name: "pay:read", Description: "Read payments", Default: true, Publish: true}, {Name: "pay:write", Consent: "required"}},
@@ -34,7 +36,7 @@ func authServersEnv(t *testing.T) *flowEnv {
 				{Name: "web-first", Priority: 10, Description: "web only", Clients: []string{"web", "other"}, Rules: []*policy.Rule{
 					{Name: "staff", Priority: 2, GrantTypes: []string{GrantAuthorizationCode, GrantPassword}, Scopes: []string{"pay:read", "pay:write"},
 						People: &policy.People{Users: []string{"u1"}, Groups: []string{"staff"}, ExcludeUsers: []string{"u2"}, ExcludeGroups: []string{"contractors"}},
-						AccessTokenLifetime: duration.Duration(15 * time.Minute), RefreshTokenLifetime: duration.Duration(30 * 24 * time.Hour), RefreshTokenIdle: duration.Duration(24 * time.Hour)},
+						AccessTokenLifetime: duration.Duration(15 * time.Minute), RefreshTokenLifetime: duration.Duration(30 * 24 * time.Hour), RefreshTokenIdle: duration.Duration(24 * time.Hour), InlineHook: "enrich"},
 					{Name: "anyone", Priority: 1, GrantTypes: []string{GrantAuthorizationCode}, Scopes: []string{"pay:read"}, People: &policy.People{ExcludeUsers: []string{"u2"}}},
 				}},
 			},
@@ -157,6 +159,12 @@ func TestAuthServersAPI(t *testing.T) {
 	tok := staff["actions"].(map[string]any)["token"].(map[string]any)
 	if tok["accessTokenLifetimeMinutes"] != 15.0 || tok["refreshTokenLifetimeMinutes"] != 30*24*60.0 || tok["refreshTokenWindowMinutes"] != 24*60.0 {
 		t.Errorf("staff lifetimes %v", tok)
+	}
+	if hook, _ := tok["inlineHook"].(map[string]any); hook["id"] != "enrich" {
+		t.Errorf("staff inline hook %v", tok["inlineHook"])
+	}
+	if _, ok := rules[0]["actions"].(map[string]any)["token"].(map[string]any)["inlineHook"]; ok {
+		t.Errorf("a rule without a hook names one: %v", rules[0]["actions"])
 	}
 	people = rules[0]["conditions"].(map[string]any)["people"].(map[string]any)
 	if g := anyStrings(people["groups"].(map[string]any)["include"]); !slices.Equal(g, []string{"EVERYONE"}) {
