@@ -35,7 +35,7 @@ func authServersEnv(t *testing.T) *flowEnv {
 				{Name: "later", Priority: 20, Clients: []string{"*"}, Rules: []*policy.Rule{{Name: "all", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"*"}}}},
 				{Name: "web-first", Priority: 10, Description: "web only", Clients: []string{"web", "other"}, Rules: []*policy.Rule{
 					{Name: "staff", Priority: 2, GrantTypes: []string{GrantAuthorizationCode, GrantPassword}, Scopes: []string{"pay:read", "pay:write"},
-						People: &policy.People{Users: []string{"u1"}, Groups: []string{"staff"}, ExcludeUsers: []string{"u2"}, ExcludeGroups: []string{"contractors"}},
+						People:              &policy.People{Users: []string{"u1"}, Groups: []string{"staff"}, ExcludeUsers: []string{"u2"}, ExcludeGroups: []string{"contractors"}},
 						AccessTokenLifetime: duration.Duration(15 * time.Minute), RefreshTokenLifetime: duration.Duration(30 * 24 * time.Hour), RefreshTokenIdle: duration.Duration(24 * time.Hour), InlineHook: "enrich"},
 					{Name: "anyone", Priority: 1, GrantTypes: []string{GrantAuthorizationCode}, Scopes: []string{"pay:read"}, People: &policy.People{ExcludeUsers: []string{"u2"}}},
 				}},
