@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -392,28 +393,32 @@ type oktaClient struct {
 	Links      map[string]map[string]any `json:"_links"`
 }
 
-// listUserClients answers the clients the user has grants for (Okta:
-// grants or tokens; the store lists no tokens).
+// listUserClients answers the clients the user has grants or active
+// refresh tokens for (Okta's "List all clients"; tokens from the token
+// index, tokens_api.go), with links to both.
 func (i *Issuer) listUserClients(w http.ResponseWriter, r *http.Request, u *directory.User) {
 	gs, _, err := i.findGrants(r.Context(), grantQuery{userID: u.ID})
 	if err != nil {
 		i.apiStoreFailure(w, err)
 		return
 	}
-	seen := map[string]bool{}
 	out := []oktaClient{}
 	for _, c := range i.clients { // the configuration's order
-		for n := range gs {
-			if gs[n].client == c && !seen[c.ID] {
-				seen[c.ID] = true
-				name := c.Name
-				if name == "" {
-					name = c.ID
-				}
-				grants := i.base + "/api/v1/users/" + url.PathEscape(u.ID) + "/clients/" + url.PathEscape(c.ID) + "/grants"
-				out = append(out, oktaClient{ClientID: c.ID, ClientName: name, Links: map[string]map[string]any{"grants": {"href": grants}}})
-			}
+		granted := slices.ContainsFunc(gs, func(g consentGrant) bool { return g.client == c })
+		tokens, _, err := i.listTokens(r.Context(), tokenIndexPrefix(c.ID, u.ID), "", 1)
+		if err != nil {
+			i.apiStoreFailure(w, err)
+			return
 		}
+		if !granted && len(tokens) == 0 {
+			continue
+		}
+		name := c.Name
+		if name == "" {
+			name = c.ID
+		}
+		at := i.base + "/api/v1/users/" + url.PathEscape(u.ID) + "/clients/" + url.PathEscape(c.ID)
+		out = append(out, oktaClient{ClientID: c.ID, ClientName: name, Links: map[string]map[string]any{"grants": {"href": at + "/grants"}, "tokens": {"href": at + "/tokens"}}})
 	}
 	oauth.WriteJSON(w, http.StatusOK, out)
 }

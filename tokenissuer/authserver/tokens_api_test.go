@@ -402,3 +402,35 @@ func TestTokensAPIAcrossNodes(t *testing.T) {
 		t.Fatalf("node A lists %+v", list)
 	}
 }
+
+// TestUserClientsWithTokens: Okta's "List all clients" of a user names
+// the clients the user has active refresh tokens at (no grant needed),
+// with links to the grants and the tokens, and drops one whose tokens
+// were revoked.
+func TestUserClientsWithTokens(t *testing.T) {
+	e, _ := grantsEnv(t, nil)
+	clients := func() []oktaClient {
+		t.Helper()
+		w := e.grantsAPI(http.MethodGet, "/api/v1/users/u1/clients")
+		var out []oktaClient
+		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &out) != nil {
+			t.Fatalf("clients: %d %s", w.Code, w.Body)
+		}
+		return out
+	}
+	if got := clients(); len(got) != 0 {
+		t.Fatalf("before any token: %+v", got)
+	}
+	e.login("u1", "other", otherCB)
+	e.login("u2", "web", webCB) // another user's
+	got := clients()
+	if len(got) != 1 || got[0].ClientID != "other" || got[0].ClientName != "Other App" ||
+		got[0].Links["tokens"]["href"] != issBase+"/api/v1/users/u1/clients/other/tokens" || got[0].Links["grants"] == nil {
+		t.Fatalf("clients with tokens: %+v", got)
+	}
+	e.clock.Advance(2 * time.Second)
+	e.revoke204("/api/v1/users/u1/clients/other/tokens")
+	if got := clients(); len(got) != 0 {
+		t.Fatalf("after the cut-off: %+v", got)
+	}
+}
