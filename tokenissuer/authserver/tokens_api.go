@@ -405,12 +405,13 @@ func (i *Issuer) oktaRefreshToken(t *indexedToken, u *directory.User, expand boo
 		if expand {
 			scopes := []map[string]any{}
 			for _, name := range rt.Scopes {
-				sc := map[string]any{"id": name, "name": name, "_links": map[string]any{"scope": map[string]any{"title": name}}}
+				scopeLink := map[string]any{"title": name}
+				if !s.Org {
+					scopeLink["href"] = api + "/" + authServersAPIPath + "/" + s.ID + "/scopes/" + url.PathEscape(name)
+				}
+				sc := map[string]any{"id": name, "name": name, "_links": map[string]any{"scope": scopeLink}}
 				if def, ok := s.scopes[name]; ok && def.Description != "" {
 					sc["description"] = def.Description
-				}
-				if !s.Org {
-					sc["_links"].(map[string]any)["scope"].(map[string]any)["href"] = api + "/" + authServersAPIPath + "/" + s.ID + "/scopes/" + url.PathEscape(name)
 				}
 				scopes = append(scopes, sc)
 			}
