@@ -19,8 +19,9 @@ import (
 )
 
 // Revoking everything a user, a client, or a user at one client holds
-// cannot list the tokens (the store keeps no index of them, and access
-// tokens are not stored at all): it records a cut-off instead, and any
+// cannot list the tokens (access tokens are not stored at all, and
+// refresh tokens of before the token index, tokens_api.go, are in
+// none): it records a cut-off instead, and any
 // token, refresh token or SSO session of that subject issued at or
 // before it is refused from then on. Okta's admin routes:
 //
