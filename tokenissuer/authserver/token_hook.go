@@ -120,6 +120,13 @@ func (i *Issuer) runTokenHook(r *http.Request, s *Server, c *clientauth.Client, 
 	txn := transactionID(r)
 	req := inlinehook.NewRequest(s.endpoints+"/token", i.now(), i.hookData(r, txn, s, c, u, g, d, access, identity))
 	resp, res := h.Call(r.Context(), req)
+	if !res.Called() {
+		// Nothing was sent (the request did not encode): not Okta's
+		// inline_hook.executed, which records a call.
+		s.log.Error("inline hook skipped: the request does not encode", zap.String("inline_hook", h.Name()),
+			zap.String("reason", res.Failure), zap.String("detail", res.Detail))
+		return nil
+	}
 	i.logHookExecuted(d, txn, h, res)
 	if !res.Executed() {
 		return nil
