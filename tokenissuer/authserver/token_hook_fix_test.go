@@ -191,4 +191,3 @@ func TestTokenHookBodyTimeout(t *testing.T) {
 		t.Errorf("%d calls: a timeout is not retried", n)
 	}
 }
-
