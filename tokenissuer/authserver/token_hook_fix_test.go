@@ -3,8 +3,10 @@ package authserver
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -189,5 +191,36 @@ func TestTokenHookBodyTimeout(t *testing.T) {
 	}
 	if n := len(h.calls0()); n != 1 {
 		t.Errorf("%d calls: a timeout is not retried", n)
+	}
+}
+
+// TestTokenHookRequestNotEncoded: a planned claim that cannot be
+// encoded (NaN: no grant produces one today) makes no call, so no
+// inline_hook.executed event claims a SUCCESS; an error is logged and
+// the mint is left as planned.
+func TestTokenHookRequestNotEncoded(t *testing.T) {
+	h := newHookServer(t, answerJSON(`{}`))
+	e, el := newTokenHookEnv(t, h.srv.URL, nil)
+	s, _ := e.iss.Server("default")
+	rule := s.policies.Policies()[0].Rules[0]
+	m := &mint{access: accessClaims{Cid: "svc", Sub: "svc", Aud: "api://default", Iat: 1, Exp: 3601}, lifetime: time.Hour,
+		id: map[string]any{"iat": int64(1), "exp": int64(301), "bad": math.NaN()}}
+	r := httptest.NewRequest(http.MethodPost, "/oauth2/default/v1/token", nil)
+	d := &decision{server: s, clientID: "svc"}
+	if e := e.iss.runTokenHook(r, s, e.iss.clientByID("svc"), nil, grantInfo{rule: rule, grant: GrantClientCredentials}, d, m); e != nil {
+		t.Fatalf("denied: %v", e)
+	}
+	if n := len(h.calls0()); n != 0 {
+		t.Errorf("%d calls", n)
+	}
+	executed, processed := hookEvents(t, e, el)
+	if len(executed) != 0 || len(processed) != 0 {
+		t.Errorf("%d executed, %d processed events: no call was made", len(executed), len(processed))
+	}
+	if n := e.logs.FilterMessage("inline hook skipped: the request does not encode").Len(); n != 1 {
+		t.Errorf("%d error logs", n)
+	}
+	if m.access.Exp != 3601 || m.id["exp"] != int64(301) {
+		t.Errorf("the mint changed: %+v", m)
 	}
 }
