@@ -52,6 +52,9 @@ type decision struct {
 	policy    string
 	rule      string
 	jti       string
+	// accessExp is the issued access token's exp (Unix seconds), which
+	// a token inline hook may have moved from the rule's lifetime.
+	accessExp int64
 	family    string
 	// login is what a password sign-in named (Okta's actor alternateId),
 	// clientIP where it came from (client.ipAddress): sign-in, lockout

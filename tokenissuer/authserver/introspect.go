@@ -45,7 +45,9 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 	mayKnow := func(cid string) bool {
 		return c.AuthMethod != clientauth.None || cid == c.ID
 	}
-	t, err := i.verifyAccessToken(s, tok)
+	// Any access token of s, whatever its aud, which the answer gives
+	// as it is (verifyIssuedToken).
+	t, err := i.verifyIssuedToken(s, tok)
 	if err != nil {
 		rt, err := i.lookupRefresh(ctx, s, tok)
 		usable := false

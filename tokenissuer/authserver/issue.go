@@ -129,7 +129,7 @@ func (i *Issuer) signMint(r *http.Request, s *Server, c *clientauth.Client, u *d
 	if e != nil {
 		return nil, e
 	}
-	d.jti = m.access.JTI
+	d.jti, d.accessExp = m.access.JTI, m.access.Exp
 	lifetime := time.Duration(m.access.Exp-m.access.Iat) * time.Second
 	resp := &tokenResponse{TokenType: "Bearer", ExpiresIn: int64(lifetime.Seconds()), AccessToken: tok, Scope: strings.Join(g.scopes, " ")}
 	if d.jkt != "" {

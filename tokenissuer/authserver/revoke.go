@@ -45,7 +45,8 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 		return failed(e)
 	}
 	ctx, s := x.r.Context(), x.s
-	t, err := i.verifyAccessToken(s, tok)
+	// Any access token of s, whatever its aud (verifyIssuedToken).
+	t, err := i.verifyIssuedToken(s, tok)
 	if err != nil {
 		// Not an access token: a refresh token revokes its family.
 		rt, err := i.lookupRefresh(ctx, s, tok)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
@@ -109,7 +110,8 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		if err := json.Unmarshal(v, &cur); err != nil {
 			return nil, err
 		}
-		cur.IssuedJTI, cur.IssuedExp, cur.Family = d.jti, i.now().Add(m.Rule.Lifetime()), d.family
+		// The token's own exp: a token hook may have changed its lifetime.
+		cur.IssuedJTI, cur.IssuedExp, cur.Family = d.jti, time.Unix(d.accessExp, 0), d.family
 		if d.family != "" {
 			cur.FamilyExp = i.now().Add(m.Rule.RefreshLifetime())
 		}

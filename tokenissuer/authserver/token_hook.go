@@ -1,8 +1,10 @@
 package authserver
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -120,6 +122,13 @@ func (i *Issuer) runTokenHook(r *http.Request, s *Server, c *clientauth.Client, 
 	txn := transactionID(r)
 	req := inlinehook.NewRequest(s.endpoints+"/token", i.now(), i.hookData(r, txn, s, c, u, g, d, access, identity))
 	resp, res := h.Call(r.Context(), req)
+	if !res.Called() {
+		// Nothing was sent (the request did not encode): not Okta's
+		// inline_hook.executed, which records a call.
+		s.log.Error("inline hook skipped: the request does not encode", zap.String("inline_hook", h.Name()),
+			zap.String("reason", res.Failure), zap.String("detail", res.Detail))
+		return nil
+	}
 	i.logHookExecuted(d, txn, h, res)
 	if !res.Executed() {
 		return nil
@@ -142,9 +151,46 @@ func (i *Issuer) runTokenHook(r *http.Request, s *Server, c *clientauth.Client, 
 		i.logHookProcessed(d, txn, h, inlinehook.FailPatch, err.Error(), resp.DebugContext)
 		return nil
 	}
-	patchMint(m, a, id)
+	patched := *m
+	patchMint(&patched, a, id)
+	// A token over maxTokenBytes would be unusable at this server's own
+	// endpoints (revocation, introspection): refused like any patch
+	// that cannot be applied.
+	if n, err := accessTokenBytes(s, patched.access, patched.custom); err != nil || n > maxTokenBytes {
+		detail := fmt.Sprintf("the patched access token would be about %d bytes, over %d", n, maxTokenBytes)
+		if err != nil {
+			detail = "the patched access token does not encode"
+		}
+		i.logHookProcessed(d, txn, h, inlinehook.FailPatch, detail, resp.DebugContext)
+		return nil
+	}
+	*m = patched
 	i.logHookProcessed(d, txn, h, "", "", resp.DebugContext)
 	return nil
+}
+
+// maxSignatureBytes is more than the signature of any key this issuer
+// signs with (RSA-8192 would be 1024 bytes; ES512 is 132).
+const maxSignatureBytes = 1024
+
+// accessTokenBytes is at least the length of the compact JWS signAccess
+// makes of c and custom: the active key's encoded header, the payload as
+// signAccess encodes it, and a signature of maxSignatureBytes.
+func accessTokenBytes(s *Server, c accessClaims, custom map[string]any) (int, error) {
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	n := len(payload)
+	if len(custom) > 0 {
+		extra, err := json.Marshal(custom)
+		if err != nil {
+			return 0, err
+		}
+		n += len(extra) - 1 // '}' becomes ',' and extra loses its '{'
+	}
+	enc := base64.RawURLEncoding
+	return len(s.keys.Current().Header) + 1 + enc.EncodedLen(n) + 1 + enc.EncodedLen(maxSignatureBytes), nil
 }
 
 // accessView is the access token m plans, as one claim set.

@@ -293,8 +293,11 @@ func TestTokenHookRefusedPatches(t *testing.T) {
 		{"reserved access claim", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"replace","path":"/claims/scp","value":["admin"]}]}`, false},
 		{"reserved access claim added", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/cid","value":"x"}]}`, false},
 		{"reserved ID claim", `{"type":"com.okta.access.patch","value":[` + marker + `]},{"type":"com.okta.identity.patch","value":[{"op":"replace","path":"/claims/sub","value":"x"}]}`, true},
+		{"scope added (the gateway refuses scp with scope)", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/scope","value":"admin"}]}`, false},
+		{"nbf added", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/nbf","value":4102444800}]}`, false},
+		{"client_id added", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/client_id","value":"other"}]}`, false},
 		{"actor claim added", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/act","value":{"sub":"admin"}}]}`, false},
-		{"nested in a reserved claim", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/cnf/jkt","value":"x"}]}`, false},
+		{"nested in a reserved claim", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"add","path":"/claims/scp/-","value":"admin"}]}`, false},
 		{"access aud removed", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"remove","path":"/claims/aud"}]}`, false},
 		{"access sub not a string", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"replace","path":"/claims/sub","value":7}]}`, false},
 		{"replace a claim not in the token", `{"type":"com.okta.access.patch","value":[` + marker + `,{"op":"replace","path":"/claims/nosuch","value":1}]}`, false},
@@ -335,6 +338,12 @@ func TestTokenHookRefusedPatches(t *testing.T) {
 			_, processed := hookEvents(t, e, el)
 			if len(processed) != 1 || processed[0].Outcome.Result != "FAILURE" || *processed[0].Outcome.Reason != inlinehook.FailPatch {
 				t.Fatalf("processed events %+v", processed)
+			}
+			// The patch failed for the reason the case names.
+			if want, ok := map[string]string{"nested in a reserved claim": `claim "scp" is reserved`}[tc.name]; ok {
+				if detail, _ := processed[0].DebugContext.DebugData["detail"].(string); !strings.Contains(detail, want) {
+					t.Errorf("detail %q, want %q", detail, want)
+				}
 			}
 		})
 	}

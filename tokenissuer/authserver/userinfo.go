@@ -54,7 +54,9 @@ func (i *Issuer) serveUserinfo(w http.ResponseWriter, r *http.Request, s *Server
 		challenge(http.StatusBadRequest, "invalid_request", "One bearer token in the Authorization header is required.")
 		return
 	}
-	t, err := i.verifyAccessToken(s, tok)
+	// Any access token of s with scope openid, whatever its aud (a
+	// token hook may replace it): userinfo is the server's own endpoint.
+	t, err := i.verifyIssuedToken(s, tok)
 	if err != nil {
 		challenge(http.StatusUnauthorized, "invalid_token", "The access token is invalid.")
 		return

@@ -18,8 +18,22 @@ const maxTokenBytes = 8 << 10
 var errNotOurs = errors.New("not an access token of this authorization server")
 
 // verifyAccessToken checks that tok is an access token this server
-// signed and that it has not expired. Revocation is checked separately.
+// signed for its audience and that it has not expired. Revocation is
+// checked separately.
 func (i *Issuer) verifyAccessToken(s *Server, tok string) (jwt.Token, error) {
+	return i.verifyToken(s, tok, true)
+}
+
+// verifyIssuedToken is verifyAccessToken whatever the token's aud: the
+// server's own endpoints (revocation, introspection, userinfo) must know
+// every access token it signed, one whose aud a token inline hook
+// replaced included (Okta: "you can modify those claims in access
+// tokens"), or such a token could not be revoked.
+func (i *Issuer) verifyIssuedToken(s *Server, tok string) (jwt.Token, error) {
+	return i.verifyToken(s, tok, false)
+}
+
+func (i *Issuer) verifyToken(s *Server, tok string, audience bool) (jwt.Token, error) {
 	if len(tok) > maxTokenBytes || strings.Count(tok, ".") != 2 {
 		return nil, errNotOurs
 	}
@@ -27,15 +41,18 @@ func (i *Issuer) verifyAccessToken(s *Server, tok string) (jwt.Token, error) {
 	if err != nil || len(msg.Signatures()) != 1 || msg.Signatures()[0].ProtectedHeaders().Type() != AccessTokenType {
 		return nil, errNotOurs
 	}
-	return jwt.Parse([]byte(tok),
+	opts := []jwt.ParseOption{
 		jwt.WithKeySet(s.keys.Current().Public),
 		jwt.WithValidate(true),
 		jwt.WithClock(jwt.ClockFunc(i.now)),
 		jwt.WithIssuer(s.Issuer),
-		jwt.WithAudience(s.Audience),
 		jwt.WithRequiredClaim("jti"),
 		jwt.WithRequiredClaim("exp"),
-	)
+	}
+	if audience {
+		opts = append(opts, jwt.WithAudience(s.Audience))
+	}
+	return jwt.Parse([]byte(tok), opts...)
 }
 
 // revoked reports whether a token id was revoked.

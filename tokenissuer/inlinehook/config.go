@@ -55,8 +55,9 @@ type Config struct {
 	Name string `json:"name"`
 	// URL is the external service's endpoint (Okta's
 	// channel.config.uri), which receives an HTTPS POST. Must be https,
-	// except on a loopback host (localhost, 127.0.0.0/8, ::1) where
-	// http is allowed for development. Required.
+	// except on a loopback host (`localhost` or a literal 127.0.0.0/8
+	// or ::1 address) where http is allowed for development; such a
+	// call never goes through a proxy. Required.
 	URL string `json:"url"`
 	// Authorization is the secret sent in the AuthHeader of every call
 	// (Okta's authScheme value), normally a placeholder such as
@@ -141,9 +142,13 @@ func CheckURL(raw string) error {
 	return nil
 }
 
-// IsLoopback reports whether host names this machine only.
+// IsLoopback reports whether host names this machine only: the name
+// localhost or a literal loopback address. Other names under .localhost
+// are not: Go resolves them through DNS (RFC 6761 section 6.3 only asks
+// resolvers to keep them local), and ProxyFromEnvironment would send
+// them, the secret header with them, to HTTP_PROXY.
 func IsLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(host)

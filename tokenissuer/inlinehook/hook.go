@@ -63,10 +63,17 @@ func (e *ErrorObject) Summary() string {
 	if s == "" {
 		return DefaultErrorSummary
 	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) > maxSummary {
-		s = s[:maxSummary]
+		// Cut at a rune boundary, so the bound holds and no rune is
+		// split into a replacement character.
+		n := maxSummary
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return s
 }
 
 // Failure kinds: why a call gave no usable answer. Okta issues the
@@ -84,7 +91,14 @@ const (
 	FailMalformed = "INVALID_RESPONSE"
 	FailPatch     = "INVALID_COMMAND"
 	FailError     = "ERROR_RESPONSE"
+	// FailEncode: the request could not be encoded, so no call was
+	// made (neither event of Okta's applies; the issuer logs an error).
+	FailEncode = "REQUEST_NOT_ENCODED"
 )
+
+// MaxResponseHeaderBytes bounds the answer's headers as MaxResponseSize
+// bounds its body.
+const MaxResponseHeaderBytes = 64 << 10
 
 // Result is what one call did, for the log: never a header value or
 // the body.
@@ -106,6 +120,10 @@ func (r Result) Executed() bool {
 	return r.Failure == "" || r.Failure == FailTooLarge || r.Failure == FailMalformed
 }
 
+// Called reports whether a call was attempted at all (false: the
+// request could not be encoded and nothing was sent).
+func (r Result) Called() bool { return r.Attempts > 0 }
+
 // Hook calls one external service.
 type Hook struct {
 	cfg     Config
@@ -121,6 +139,12 @@ func New(c *Config) (*Hook, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
+	tr.MaxResponseHeaderBytes = MaxResponseHeaderBytes
+	if u, err := url.Parse(c.URL); err == nil && u.Scheme == "http" {
+		// Plain http goes to a loopback host only (CheckURL): never
+		// through HTTP_PROXY, which would see the secret header.
+		tr.Proxy = nil
+	}
 	return &Hook{cfg: *c, timeout: c.timeout(), client: &http.Client{
 		Transport: tr,
 		// "If the external service endpoint responds with a redirect,
@@ -148,7 +172,7 @@ func (h *Hook) Call(ctx context.Context, req *Request) (*Response, Result) {
 	var res Result
 	body, err := json.Marshal(req)
 	if err != nil {
-		res.Failure, res.Detail = FailMalformed, "encoding the request: "+err.Error()
+		res.Failure, res.Detail = FailEncode, "encoding the request: "+err.Error()
 		return nil, res
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
@@ -227,6 +251,10 @@ func (h *Hook) attempt(ctx context.Context, body []byte, res *Result) (*Response
 func ParseResponse(data []byte) (*Response, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("the answer is not UTF-8 JSON")
+	}
+	// null (or any non-object) would decode into an empty Response.
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("the answer is not a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var resp Response

@@ -25,10 +25,14 @@ var (
 		"pwd_exp_days", "pwd_exp_time", "rid", "role", "scope", "scopes", "sid", "sub", "term", "token_type",
 		"user_ip", "ver")
 	// ReservedAccess is Okta's list for access tokens plus amr, a
-	// system claim of this issuer's access tokens, and RFC 8693's act
-	// and may_act (a hook must not name a token exchange's actor).
-	ReservedAccess = set("acr", "act", "amr", "may_act", "as_uri", "auth_time", "authorization_details", "cid", "cnf", "exp",
-		"groups", "iat", "iss", "jti", "rpt", "rsi", "scp", "sid", "token_type", "uid", "username", "ver")
+	// system claim of this issuer's access tokens, RFC 8693's act and
+	// may_act (a hook must not name a token exchange's actor), and,
+	// stricter than Okta, RFC 9068's scope and client_id and RFC 7519's
+	// nbf: this repository's gateway refuses a token with both scp and
+	// scope, and a hook must not make a token valid later than issued
+	// nor name a second client.
+	ReservedAccess = set("acr", "act", "amr", "may_act", "as_uri", "auth_time", "authorization_details", "cid", "client_id", "cnf", "exp",
+		"groups", "iat", "iss", "jti", "nbf", "rpt", "rsi", "scope", "scp", "sid", "token_type", "uid", "username", "ver")
 )
 
 func set(names ...string) map[string]bool {
@@ -58,7 +62,8 @@ type Claims struct {
 // hook operation is skipped"): an unknown command or op, a reserved
 // claim, a claim or member or index that does not exist for replace or
 // remove, a remove with a value other than null, a lifetime out of
-// range, a command for a token not minted.
+// range, a command for a token not minted, a value nested deeper than
+// MaxDepth.
 func Apply(cmds []Command, access, identity *Claims) (a, id *Claims, err error) {
 	a, err = access.copy()
 	if err != nil {
@@ -88,7 +93,44 @@ func Apply(cmds []Command, access, identity *Claims) (a, id *Claims, err error) 
 			}
 		}
 	}
+	for _, t := range []*Claims{a, id} {
+		if t == nil {
+			continue
+		}
+		for name, v := range t.Claims {
+			if depth(v, 0) > MaxDepth {
+				return nil, nil, fmt.Errorf("claim %q is nested more than %d deep", name, MaxDepth)
+			}
+		}
+	}
 	return a, id, nil
+}
+
+// MaxDepth bounds how deep a claim's value nests (objects and arrays):
+// the gateway's strict JSON parser (internal/jsonstrict) refuses a
+// token whose claims nest deeper, so such a token would be useless.
+const MaxDepth = 32
+
+// depth is how many containers v nests, up to MaxDepth+1 (d is the
+// depth of v's container; it stops counting past the bound).
+func depth(v any, d int) int {
+	if d > MaxDepth {
+		return d
+	}
+	most := d
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			most = max(most, depth(e, d+1))
+		}
+		return max(most, d+1)
+	case []any:
+		for _, e := range x {
+			most = max(most, depth(e, d+1))
+		}
+		return max(most, d+1)
+	}
+	return d
 }
 
 // copy is a deep copy through JSON, so that nested values are the
@@ -121,7 +163,11 @@ func (c *Claims) apply(op Operation) error {
 	}
 	tokens := strings.Split(rest, "/")
 	for i, t := range tokens {
-		tokens[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~") // RFC 6901 section 4
+		u, err := unescape(t)
+		if err != nil {
+			return err
+		}
+		tokens[i] = u
 	}
 	name := tokens[0]
 	if name == "" {
@@ -261,6 +307,32 @@ func patchIn(v any, path []string, op string, value any) (any, error) {
 	return nil, fmt.Errorf("%q is inside a value that is neither an object nor an array", key)
 }
 
+// unescape decodes one reference token (RFC 6901 section 4): ~1 is /,
+// ~0 is ~, and a ~ followed by anything else is an error (section 3's
+// grammar allows only those two escapes).
+func unescape(t string) (string, error) {
+	if !strings.Contains(t, "~") {
+		return t, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(t); i++ {
+		if t[i] != '~' {
+			b.WriteByte(t[i])
+			continue
+		}
+		if i+1 == len(t) || (t[i+1] != '0' && t[i+1] != '1') {
+			return "", fmt.Errorf("%q has an escape other than ~0 and ~1 (RFC 6901)", t)
+		}
+		if t[i+1] == '0' {
+			b.WriteByte('~')
+		} else {
+			b.WriteByte('/')
+		}
+		i++
+	}
+	return b.String(), nil
+}
+
 // index reads an array index: decimal digits, no leading zero (RFC 6901).
 func index(s string) (int, error) {
 	if s == "" || (len(s) > 1 && s[0] == '0') || strings.TrimLeft(s, "0123456789") != "" {
@@ -277,8 +349,12 @@ func (c *Claims) setLifetime(op Operation) error {
 	if op.Op != "replace" {
 		return fmt.Errorf("the lifetime can only be replaced")
 	}
-	var n json.Number
-	if err := decodeValue(op.Value, &n); err != nil {
+	// Okta's type is Number: a JSON string such as "600", which
+	// json.Number would take, is refused.
+	var v any
+	err := decodeValue(op.Value, &v)
+	n, ok := v.(json.Number)
+	if err != nil || !ok {
 		return fmt.Errorf("the lifetime must be a number of seconds")
 	}
 	secs, err := n.Int64()

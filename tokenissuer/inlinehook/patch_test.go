@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/apiaccess/caddy-apiaccess/internal/jsonstrict"
 )
 
 func claims(t *testing.T, js string) *Claims {
@@ -78,6 +80,15 @@ func TestApplyRefuses(t *testing.T) {
 		{"aud empty", `{"aud":"a"}`, `[{"op":"replace","path":"/claims/aud","value":""}]`, "non-empty string"},
 		{"lifetime a string", `{}`, `[{"op":"replace","path":"/token/lifetime/expiration","value":"soon"}]`, "number of seconds"},
 		{"lifetime a fraction", `{}`, `[{"op":"replace","path":"/token/lifetime/expiration","value":600.5}]`, "whole number"},
+		{"lifetime a numeric string", `{}`, `[{"op":"replace","path":"/token/lifetime/expiration","value":"600"}]`, "number of seconds"},
+		{"escape ~2", `{"a~2":1}`, `[{"op":"replace","path":"/claims/a~2","value":2}]`, "RFC 6901"},
+		{"escape ~ at the end", `{"a~":1}`, `[{"op":"replace","path":"/claims/a~","value":2}]`, "RFC 6901"},
+		{"nested escape ~x", `{"a":{"b~x":1}}`, `[{"op":"replace","path":"/claims/a/b~x","value":2}]`, "RFC 6901"},
+		{"scope (the gateway refuses scp with scope)", `{"scp":["a"]}`, `[{"op":"add","path":"/claims/scope","value":"a b"}]`, "reserved"},
+		{"client_id", `{}`, `[{"op":"add","path":"/claims/client_id","value":"other"}]`, "reserved"},
+		{"nbf", `{}`, `[{"op":"add","path":"/claims/nbf","value":99999999999}]`, "reserved"},
+		{"nested too deep", `{}`, `[{"op":"add","path":"/claims/deep","value":` + strings.Repeat("[", MaxDepth+1) + `1` + strings.Repeat("]", MaxDepth+1) + `}]`, "nested more than"},
+		{"nested too deep by a patch inside", `{"d":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`, `[{"op":"add","path":"/claims/d` + strings.Repeat("/0", MaxDepth-1) + `/-","value":[]}]`, "nested more than"},
 	} {
 		if _, _, err := Apply(ops(t, tc.ops), claims(t, tc.in), nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
@@ -101,7 +112,7 @@ func TestApplyIdentityReserved(t *testing.T) {
 }
 
 func TestParseResponse(t *testing.T) {
-	for _, bad := range []string{``, `null x`, `{"commands":{}}`, `{"commands":[{"type":1}]}`, "{\"a\":\"\xff\"}", `{} {}`, `{"error":"x"}`} {
+	for _, bad := range []string{``, `null`, ` null `, `true`, `"x"`, `null x`, `{"commands":{}}`, `{"commands":[{"type":1}]}`, "{\"a\":\"\xff\"}", `{} {}`, `{"error":"x"}`} {
 		if _, err := ParseResponse([]byte(bad)); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
@@ -119,17 +130,32 @@ func TestParseResponse(t *testing.T) {
 }
 
 func TestCheckURL(t *testing.T) {
-	for _, u := range []string{"https://h.example.com/x", "http://localhost:1/", "http://app.localhost/", "http://127.0.0.2/", "http://[::1]/"} {
+	for _, u := range []string{"https://h.example.com/x", "https://app.localhost/", "http://localhost:1/", "http://127.0.0.2/", "http://[::1]/"} {
 		if err := CheckURL(u); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
-	for _, u := range []string{"http://h.example.com/", "http://10.0.0.1/", "ftp://h/", "https://", "https://u:p@h/", "https://h/#f", "//h/x"} {
+	// *.localhost names are resolved through DNS by Go, and sent to
+	// HTTP_PROXY: plain http only for localhost and literal loopback.
+	for _, u := range []string{"http://app.localhost/", "http://localhost.example.com/", "http://h.example.com/", "http://10.0.0.1/", "ftp://h/", "https://", "https://u:p@h/", "https://h/#f", "//h/x"} {
 		err := CheckURL(u)
 		if err == nil {
 			t.Errorf("%s accepted", u)
 		} else if strings.Contains(err.Error(), "u:p") {
 			t.Errorf("error repeats user info: %v", err)
+		}
+	}
+}
+
+// TestApplyDepthMatchesGateway: the deepest value a patch may add is
+// one the gateway's strict parser still reads, and one deeper is not.
+func TestApplyDepthMatchesGateway(t *testing.T) {
+	nest := func(n int) string { return strings.Repeat("[", n) + `1` + strings.Repeat("]", n) }
+	for _, n := range []int{MaxDepth, MaxDepth + 1} {
+		_, _, err := Apply(ops(t, `[{"op":"add","path":"/claims/deep","value":`+nest(n)+`}]`), claims(t, `{}`), nil)
+		_, gwErr := jsonstrict.DecodeObject([]byte(`{"deep":` + nest(n) + `}`))
+		if (err == nil) != (gwErr == nil) {
+			t.Errorf("depth %d: the patch gives %v, the gateway's parser %v", n, err, gwErr)
 		}
 	}
 }
