@@ -70,6 +70,10 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 		return notActive
 	}
 	rev, err := i.accessRevoked(ctx, t)
+	if err == nil && !rev {
+		// An exchanged token falls with its subject's cut-offs too.
+		rev, err = i.exchangeRevoked(ctx, t)
+	}
 	if err != nil {
 		return failed(oauth.FromStore(err))
 	}
@@ -99,6 +103,11 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 	}
 	if uid, ok := priv["uid"]; ok {
 		resp["uid"] = uid
+	}
+	// An exchanged token's actor chain (RFC 8693 section 4.1: act is
+	// defined for introspection responses too).
+	if act, ok := priv["act"]; ok {
+		resp["act"] = act
 	}
 	// A DPoP-bound token says so, and to which key (RFC 9449 section 6.2).
 	if jkt := boundKey(priv); jkt != "" {

@@ -35,6 +35,9 @@ type grantInfo struct {
 	keepRefresh string
 	// act is the access token's act claim (token exchange).
 	act map[string]any
+	// notAfter caps the access token's exp (token exchange: the subject
+	// token's exp); zero: no cap.
+	notAfter time.Time
 }
 
 // mint is what a grant issues, decided before anything is signed: the
@@ -86,7 +89,10 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 	at := accessClaims{Cid: c.ID, Sub: c.ID, Scp: g.scopes}
 	if u != nil {
 		m.in.User = claimsUser(u)
-		at.Sub, at.UID, at.AuthTime = u.Login, u.ID, g.authTime.Unix()
+		at.Sub, at.UID = u.Login, u.ID
+		if !g.authTime.IsZero() {
+			at.AuthTime = g.authTime.Unix()
+		}
 		// How the user signed in, so a gateway can ask for it
 		// (`"mfa" in claims.amr`).
 		at.Amr = g.amr
@@ -108,6 +114,9 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 	}
 	m.lifetime = g.rule.Lifetime()
 	i.completeAccess(s, &at, m.lifetime)
+	if capExp(&at, g.notAfter) {
+		m.lifetime = time.Duration(at.Exp-at.Iat) * time.Second
+	}
 	m.access = at
 	if u == nil {
 		return m
@@ -125,6 +134,7 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 
 // signMint signs what m plans and stores the refresh token.
 func (i *Issuer) signMint(r *http.Request, s *Server, c *clientauth.Client, u *directory.User, g grantInfo, d *decision, m *mint) (*tokenResponse, *oauth.Error) {
+	capExp(&m.access, g.notAfter) // again: a token hook may have lengthened it
 	tok, e := i.signAccess(r.Context(), s, m.access, m.custom)
 	if e != nil {
 		return nil, e

@@ -2,6 +2,8 @@ package authserver
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // Token exchange (RFC 8693) as Okta offers it: On-Behalf-Of Token
@@ -29,9 +32,24 @@ import (
 // access token: the only subject, actor and issued token type.
 const TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 
-// maxActDepth bounds the actors a subject token may already name in
-// its act chain (each exchange nests one more).
+// maxActDepth bounds the actors an issued token's act chain names, the
+// current one included: a subject token may already name one fewer
+// (each exchange nests one more), so at most 5 exchanges follow one
+// another (Auth0, which also nests act, stops at five levels too).
 const maxActDepth = 5
+
+// exchangeSkew is the clock skew allowed for the subject and actor
+// tokens' iat, nbf and exp: the gateway's (caddymodule/validator
+// DefaultSkew, which a test keeps in step), so a token a gateway
+// accepts from a node ahead is not refused here by a node behind.
+const exchangeSkew = 30 * time.Second
+
+// nsExchangeChain records, for each exchanged access token (jti), the
+// tokens it was exchanged from (JSON []exchangeLink: the subject token,
+// its own subject, and so on), until the token's exp. Introspection and
+// further exchanges apply each link's user-at-client and client
+// cut-offs to it (exchangeRevoked).
+const nsExchangeChain = "exchange-chain"
 
 var (
 	// errSubjectInvalid is Okta's answer to a subject token it cannot
@@ -103,6 +121,12 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	if e != nil {
 		return nil, e
 	}
+	// The new token cannot outlive the subject token (its exp is capped
+	// at the subject's), so one accepted only within the clock skew past
+	// its exp would give a token that is born expired.
+	if !st.Expiration().After(i.now()) {
+		return nil, errSubjectInvalid.WithReason("expired (within the clock skew: an exchanged token cannot outlive it)")
+	}
 	d.exchange = &exchangeLog{subjectJTI: st.JwtID(), subjectServer: from.ID}
 	priv := st.PrivateClaims()
 	uid, _ := priv["uid"].(string)
@@ -114,7 +138,7 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	d.userID = uid
 	prior, ok := priorAct(priv["act"])
 	if !ok {
-		return nil, errSubjectInvalid.WithReason(fmt.Sprintf("malformed act claim or more than %d prior actors", maxActDepth))
+		return nil, errSubjectInvalid.WithReason(fmt.Sprintf("malformed act claim or more than %d prior actors", maxActDepth-1))
 	}
 	act := map[string]any{"sub": c.ID}
 	if actor != "" {
@@ -127,18 +151,28 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 		if cid, _ := at.PrivateClaims()["cid"].(string); cid != c.ID {
 			return nil, errActorInvalid.WithReason("the actor token was issued to another client")
 		}
+		// An actor token of a user (not a service's own) names someone
+		// who must still be able to get tokens, as the subject's user.
+		if auid, _ := at.PrivateClaims()["uid"].(string); auid != "" {
+			if _, e := i.tokenUser(ctx, auid, errActorInvalid); e != nil {
+				return nil, e
+			}
+		}
 		act["sub"] = at.Subject()
 	}
 	if prior != nil {
 		act["act"] = prior
 	}
 	d.exchange.actor = act["sub"].(string)
-	u, e := i.exchangeUser(ctx, uid)
+	u, e := i.tokenUser(ctx, uid, errSubjectInvalid)
 	if e != nil {
 		return nil, e
 	}
 	scopes, e := s.requestedScopes(form["scope"], d)
 	if e != nil {
+		return nil, e
+	}
+	if e := s.consentCarried(scopes, stringList(priv["scp"])); e != nil {
 		return nil, e
 	}
 	// Okta: "You can't include the offline_access scope or any of the
@@ -152,20 +186,147 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	if e != nil {
 		return nil, e
 	}
-	g := grantInfo{scopes: scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantTokenExchange, act: act, authTime: i.now()}
-	// The user signed in when the subject token says, the way it says.
-	if v, ok := priv["auth_time"]; ok {
-		if n, ok := v.(float64); ok && n > 0 {
-			g.authTime = time.Unix(int64(n), 0)
-		}
+	g := grantInfo{scopes: scopes, rule: m.Rule, policy: m.Policy.Name, grant: GrantTokenExchange, act: act, notAfter: st.Expiration()}
+	// The user signed in when the subject token says, the way it says;
+	// a subject without auth_time gives a token without it (the exchange
+	// is no sign-in).
+	if n, ok := priv["auth_time"].(float64); ok && n > 0 {
+		g.authTime = time.Unix(int64(n), 0)
 	}
 	g.amr = stringList(priv["amr"])
 	resp, e := i.issue(r, s, c, u, g, d)
 	if e != nil {
 		return nil, e
 	}
+	// Before the token is handed out: it must fall with what revokes the
+	// subject token.
+	if e := i.linkExchanged(ctx, s, st, resp.AccessToken); e != nil {
+		return nil, e
+	}
 	resp.IssuedTokenType = TokenTypeAccessToken
 	return resp, nil
+}
+
+// capExp caps a claim set's exp at notAfter (zero: no cap) and reports
+// whether it did.
+func capExp(at *accessClaims, notAfter time.Time) bool {
+	if notAfter.IsZero() || at.Exp <= notAfter.Unix() {
+		return false
+	}
+	at.Exp = notAfter.Unix()
+	return true
+}
+
+// consentCarried refuses a consent-required scope the subject token
+// does not carry: consent is given in a browser flow, and an exchange
+// has no user at hand to ask. A scope the user consented to for the
+// subject token (it is in its scp) may be passed on. The error is
+// invalid_scope, RFC 6749 section 5.2's for a scope that "exceeds the
+// scope granted by the resource owner".
+func (s *Server) consentCarried(scopes, carried []string) *oauth.Error {
+	var refused []string
+	for _, sc := range scopes {
+		if d := s.scopes[sc]; d != nil && d.Consent == "required" && !slices.Contains(carried, sc) {
+			refused = append(refused, sc)
+		}
+	}
+	if refused != nil {
+		return oauth.ErrInvalidScope.WithDescription("The following scopes require the user's consent, which the subject token does not carry: " + strings.Join(refused, " ") + ".")
+	}
+	return nil
+}
+
+// exchangeLink is one token an exchanged token was exchanged from: its
+// client, user and issue time, which is what the cut-offs of that
+// token need (tokenKeys).
+type exchangeLink struct {
+	ClientID string `json:"c"`
+	UserID   string `json:"u"`
+	Issued   int64  `json:"t"`
+}
+
+// linkExchanged makes the exchanged token tok fall with its subject
+// token st: it records the chain of tokens it comes from (the subject's
+// own chain plus the subject), which exchangeRevoked checks for cut-offs,
+// and when the subject came from a refresh-token family it joins the
+// family as the refresh grant's tokens do (linkFamily: NSAccessFamily,
+// and the family's index on the revocation feed), so revoking the
+// family revokes it, at introspection and on the feed.
+func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, tok string) *oauth.Error {
+	nt, err := jwt.ParseInsecure([]byte(tok)) // just signed here
+	if err != nil {
+		return oauth.ErrServer.WithReason("reading the issued token: " + err.Error())
+	}
+	jti, exp := nt.JwtID(), nt.Expiration()
+	chain, err := i.exchangeChain(ctx, st.JwtID())
+	if err != nil {
+		return oauth.FromStore(err)
+	}
+	uid, _ := st.PrivateClaims()["uid"].(string)
+	cid, _ := st.PrivateClaims()["cid"].(string)
+	chain = append(chain, exchangeLink{ClientID: cid, UserID: uid, Issued: st.IssuedAt().Unix()})
+	b, err := json.Marshal(chain)
+	if err == nil {
+		err = i.store.PutRecord(ctx, nsExchangeChain, jti, b, exp.Add(time.Minute))
+	}
+	if err != nil {
+		return oauth.FromStore(err)
+	}
+	fam, err := i.familyOf(ctx, st.JwtID())
+	if err != nil {
+		return oauth.FromStore(err)
+	}
+	if fam == "" {
+		return nil
+	}
+	// The token ends no later than the subject, whose family's index
+	// and revocation mark outlast it; exp as the family's end only
+	// bounds the index should this be its first entry.
+	switch err := i.linkFamily(ctx, s.Issuer, jti, fam, exp, exp); {
+	case errors.Is(err, errFamilyRevokedMeanwhile):
+		return errSubjectInvalid.WithReason("revoked (its refresh-token family, while exchanging)")
+	case errors.Is(err, errFamilyFull):
+		return oauth.ErrInvalidRequest.WithDescription("Too many access tokens of this subject token's refresh token are still valid; reuse an exchanged token.").WithReason(err.Error())
+	case err != nil:
+		return oauth.FromStore(err)
+	}
+	return nil
+}
+
+// exchangeChain is the chain an access token was exchanged from (nil
+// for a token that was not exchanged).
+func (i *Issuer) exchangeChain(ctx context.Context, jti string) ([]exchangeLink, error) {
+	b, err := i.store.GetRecord(ctx, nsExchangeChain, jti)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var chain []exchangeLink
+	if err := json.Unmarshal(b, &chain); err != nil {
+		return nil, err
+	}
+	return chain, nil
+}
+
+// exchangeRevoked reports whether a verified access token was exchanged
+// from a token that a cut-off has revoked since: the user at that
+// token's client, its client, or its user (the token's own cut-offs
+// are accessCutOff's; a family revocation reaches it through
+// NSAccessFamily). Introspection and exchanges check it beside
+// accessRevoked.
+func (i *Issuer) exchangeRevoked(ctx context.Context, t jwt.Token) (bool, error) {
+	chain, err := i.exchangeChain(ctx, t.JwtID())
+	if err != nil {
+		return false, err
+	}
+	for _, l := range chain {
+		if rev, err := i.cutOffs(ctx, time.Unix(l.Issued, 0), tokenKeys(l.UserID, l.ClientID)...); err != nil || rev {
+			return rev, err
+		}
+	}
+	return false, nil
 }
 
 // exchangedToken verifies a subject or actor token as require_token
@@ -191,11 +352,19 @@ func (i *Issuer) exchangedToken(ctx context.Context, s *Server, tok string, bad 
 	case from != s && s.trusted[from.ID] == nil:
 		return nil, nil, bad.WithReason("issuer " + from.ID + " is not a trusted server of " + s.ID)
 	}
-	t, err := i.verifyAccessToken(from, tok)
+	if from.Org {
+		// The org server's tokens are for its own APIs (aud is the org);
+		// no custom server trusts it.
+		return nil, nil, bad.WithReason("an org authorization server token")
+	}
+	t, err := i.verifyExchanged(from, tok)
 	if err != nil {
 		return nil, nil, bad.WithReason("verification failed: " + err.Error())
 	}
 	rev, err := i.accessRevoked(ctx, t)
+	if err == nil && !rev {
+		rev, err = i.exchangeRevoked(ctx, t)
+	}
 	if err != nil {
 		return nil, nil, oauth.FromStore(err)
 	}
@@ -211,15 +380,36 @@ func (i *Issuer) exchangedToken(ctx context.Context, s *Server, tok string, bad 
 	return t, from, nil
 }
 
-// exchangeUser loads the subject token's user, who must still be able to
-// get tokens.
-func (i *Issuer) exchangeUser(ctx context.Context, uid string) (*directory.User, *oauth.Error) {
+// verifyExchanged is verifyAccessToken with the gateway's clock skew
+// for iat, nbf and exp: a token refused only for its times is verified
+// again without them (the signature too: nothing of a failed parse is
+// kept) and its times checked within exchangeSkew.
+func (i *Issuer) verifyExchanged(s *Server, tok string) (jwt.Token, error) {
+	t, err := i.verifyAccessToken(s, tok)
+	if err == nil || !(errors.Is(err, jwt.ErrTokenExpired()) || errors.Is(err, jwt.ErrTokenNotYetValid()) || errors.Is(err, jwt.ErrInvalidIssuedAt())) {
+		return t, err
+	}
+	t, perr := jwt.Parse([]byte(tok), jwt.WithKeySet(s.keys.Current().Public), jwt.WithValidate(false))
+	if perr != nil {
+		return nil, err
+	}
+	if verr := jwt.Validate(t, jwt.WithClock(jwt.ClockFunc(i.now)), jwt.WithAcceptableSkew(exchangeSkew),
+		jwt.WithIssuer(s.Issuer), jwt.WithAudience(s.Audience), jwt.WithRequiredClaim("jti"), jwt.WithRequiredClaim("exp")); verr != nil {
+		return nil, verr
+	}
+	return t, nil
+}
+
+// tokenUser loads a subject (or actor) token's user, who must still be
+// able to get tokens (not suspended, deactivated or deleted); bad is the
+// answer otherwise.
+func (i *Issuer) tokenUser(ctx context.Context, uid string, bad *oauth.Error) (*directory.User, *oauth.Error) {
 	if i.dir == nil {
-		return nil, errSubjectInvalid.WithReason("no directory")
+		return nil, bad.WithReason("no directory")
 	}
 	u, err := i.dir.UserByID(ctx, uid)
 	if err != nil || !u.Active() {
-		return nil, errSubjectInvalid.WithReason("user missing or not active")
+		return nil, bad.WithReason("user missing or not active")
 	}
 	return u, nil
 }
@@ -228,7 +418,8 @@ func (i *Issuer) exchangeUser(ctx context.Context, uid string) (*directory.User,
 // one (RFC 8693 section 4.1: "the outermost act claim represents the
 // current actor while nested act claims represent prior actors"). Only
 // each actor's sub is kept (section 4.1: non-identity claims are not
-// meaningful there). ok is false for a malformed or too deep chain.
+// meaningful there). ok is false for a malformed chain or one of
+// maxActDepth actors already (the new token would name one more).
 func priorAct(v any) (map[string]any, bool) {
 	if v == nil {
 		return nil, true
@@ -240,7 +431,7 @@ func priorAct(v any) (map[string]any, bool) {
 			return nil, false
 		}
 		sub, _ := a["sub"].(string)
-		if sub == "" || len(chain) == maxActDepth {
+		if sub == "" || len(chain) == maxActDepth-1 {
 			return nil, false
 		}
 		chain = append(chain, sub)

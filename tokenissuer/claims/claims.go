@@ -21,8 +21,9 @@ import (
 // Claim is one custom claim of an authorization server.
 type Claim struct {
 	// Name of the claim in the token. Registered and Okta-reserved names
-	// (iss, sub, aud, exp, iat, nbf, jti, ver, cid, uid, scp, auth_time)
-	// are refused.
+	// (iss, sub, aud, exp, iat, nbf, jti, ver, cid, uid, scp, auth_time,
+	// scope, client_id) are refused, and in access tokens also act,
+	// may_act, cnf and amr (claims of the token itself).
 	Name string `json:"name"`
 	// Value is a CEL expression over typed variables: `client.id`,
 	// `client.name`, `server.id`, `server.issuer` (strings), `scopes`
@@ -106,6 +107,15 @@ const (
 
 // Reserved claim names that configuration may not set.
 var Reserved = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "ver", "cid", "uid", "scp", "auth_time", "scope", "client_id"}
+
+// ReservedAccess are the further names an access-token claim may not
+// have: the rest of the access token's own claims (authserver's
+// accessClaims; a test there keeps the lists in step) and RFC 8693's
+// act and may_act. A custom claim is written after the token's own, so
+// one of these names would be a second JSON member that most parsers
+// read instead of the first: a configured `act` would forge the
+// token-exchange actor chain.
+var ReservedAccess = []string{"act", "may_act", "cnf", "amr"}
 
 // costLimit bounds the work of one expression evaluation, so a careless
 // expression cannot stall token issuance.
@@ -256,6 +266,9 @@ func compileOne(s *Set, c *Claim, seen map[string]bool, knownScope func(string) 
 	case AccessToken, IDToken:
 	default:
 		return configerr.Fieldf("token", "token must be access_token or id_token")
+	}
+	if cc.token == AccessToken && slices.Contains(ReservedAccess, c.Name) {
+		return fmt.Errorf("the name is reserved in access tokens (reserved: %s)", strings.Join(slices.Concat(Reserved, ReservedAccess), ", "))
 	}
 	if err := cc.options(c); err != nil {
 		return err

@@ -60,6 +60,8 @@ func TestCompileErrors(t *testing.T) {
 		{"reserved sub", []*Claim{{Name: "sub", Value: `"x"`}}, `"sub": the name is reserved`},
 		{"reserved scp", []*Claim{{Name: "scp", Value: `["x"]`}}, `"scp": the name is reserved`},
 		{"reserved iss", []*Claim{{Name: "iss", Value: `"x"`}}, `"iss": the name is reserved`},
+		{"reserved act", []*Claim{{Name: "act", Value: `{"sub": "forged"}`}}, `"act": the name is reserved in access tokens`},
+		{"reserved cnf", []*Claim{{Name: "cnf", Value: `{"jkt": "x"}`, Token: AccessToken}}, `"cnf": the name is reserved in access tokens`},
 		{"duplicate", []*Claim{{Name: "team", Value: `"a"`}, {Name: "team", Value: `"b"`}}, `"team": defined twice`},
 		{"syntax", []*Claim{{Name: "team", Value: `client.id ==`}}, `claim "team"`},
 		{"unbalanced", []*Claim{{Name: "team", Value: `("a"`}}, `claim "team"`},
