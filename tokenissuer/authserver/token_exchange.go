@@ -346,16 +346,13 @@ func (i *Issuer) exchangedToken(ctx context.Context, s *Server, tok string, bad 
 		return nil, nil, bad.WithReason("not a JWT")
 	}
 	from, ok := i.ServerByIssuer(claimed.Issuer())
+	// The org server is never trusted (linkTrusted links custom servers
+	// only) and never exchanges: its tokens are for its own APIs.
 	switch {
 	case !ok:
 		return nil, nil, bad.WithReason("unknown issuer")
 	case from != s && s.trusted[from.ID] == nil:
 		return nil, nil, bad.WithReason("issuer " + from.ID + " is not a trusted server of " + s.ID)
-	}
-	if from.Org {
-		// The org server's tokens are for its own APIs (aud is the org);
-		// no custom server trusts it.
-		return nil, nil, bad.WithReason("an org authorization server token")
 	}
 	t, err := i.verifyExchanged(from, tok)
 	if err != nil {

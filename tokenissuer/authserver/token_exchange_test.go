@@ -13,6 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/apiaccess/caddy-apiaccess/caddymodule/validator"
+	"github.com/apiaccess/caddy-apiaccess/internal/duration"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
@@ -24,12 +30,25 @@ const inventoryEP = "/oauth2/inventory/v1/token"
 // exchangeSecrets are the service apps of the exchange tests.
 var exchangeSecrets = map[string]string{"api1": "api1-secret", "api2": "api2-secret", "api3": "api3-secret"}
 
+// The service apps can also post (e.post) as themselves.
+func init() {
+	for id, sec := range exchangeSecrets {
+		secrets[id] = sec
+	}
+}
+
 // newExchangeEnv is the flow environment plus a server "inventory" that
 // trusts "default", with policies for the service apps api1 and api2
 // (token exchange for stock:read), api3 (may use the grant, but its rule
 // is client_credentials only) and a public client pubx listing the
 // grant.
 func newExchangeEnv(t *testing.T, el store.EventLog) *flowEnv {
+	t.Helper()
+	return newExchangeEnvWith(t, el, nil)
+}
+
+// newExchangeEnvWith is newExchangeEnv with tweak applied last.
+func newExchangeEnvWith(t *testing.T, el store.EventLog, tweak func(*Options)) *flowEnv {
 	t.Helper()
 	return newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
 		if el != nil {
@@ -50,6 +69,9 @@ func newExchangeEnv(t *testing.T, el store.EventLog) *flowEnv {
 			&clientauth.Client{ID: "api3", Secret: "api3-secret", GrantTypes: ex},
 			&clientauth.Client{ID: "pubx", AuthMethod: clientauth.None, GrantTypes: []string{GrantTokenExchange}},
 		)
+		if tweak != nil {
+			tweak(o)
+		}
 	}, nil)
 }
 
@@ -135,15 +157,16 @@ func TestTokenExchangeOnBehalfOf(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("exchange: %d %v", status, body)
 	}
+	// The subject has 59 minutes left: so has the exchanged token.
 	if body["issued_token_type"] != TokenTypeAccessToken || body["token_type"] != "Bearer" || body["scope"] != "stock:read" ||
-		body["refresh_token"] != nil || body["id_token"] != nil || body["expires_in"] != float64(3600) {
+		body["refresh_token"] != nil || body["id_token"] != nil || body["expires_in"] != float64(3540) {
 		t.Fatalf("exchange answer: %v", body)
 	}
 	first := body["access_token"].(string)
 	c := payload(t, first)
 	want := map[string]any{"iss": "https://id.example.com/oauth2/inventory", "aud": "api://inventory", "cid": "api1", "uid": "u1",
 		"sub": "alice@example.com", "scp": []any{"stock:read"}, "act": map[string]any{"sub": "api1"},
-		"auth_time": subjectClaims["auth_time"], "amr": subjectClaims["amr"]}
+		"auth_time": subjectClaims["auth_time"], "amr": subjectClaims["amr"], "exp": subjectClaims["exp"]}
 	for k, v := range want {
 		if !reflect.DeepEqual(c[k], v) {
 			t.Errorf("exchanged token %s = %v, want %v", k, c[k], v)
@@ -309,7 +332,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 }
 
 // TestPriorAct: a prior act chain is nested as it is (subs only) up to
-// maxActDepth actors; deeper or malformed chains are refused.
+// maxActDepth-1 actors; deeper or malformed chains are refused.
 func TestPriorAct(t *testing.T) {
 	chain := func(n int) any {
 		var v any
@@ -326,10 +349,11 @@ func TestPriorAct(t *testing.T) {
 	if want := map[string]any{"sub": "s1", "act": map[string]any{"sub": "s2"}}; !ok || !reflect.DeepEqual(got, want) {
 		t.Fatalf("priorAct(2) = %v %v, want %v", got, ok, want)
 	}
-	if _, ok := priorAct(chain(maxActDepth)); !ok {
-		t.Fatalf("a chain of %d is allowed", maxActDepth)
+	// The new token names one more: maxActDepth in all.
+	if _, ok := priorAct(chain(maxActDepth - 1)); !ok {
+		t.Fatalf("a chain of %d is allowed", maxActDepth-1)
 	}
-	for _, v := range []any{chain(maxActDepth + 1), "api1", map[string]any{"act": map[string]any{"sub": "x"}}, map[string]any{"sub": 1}} {
+	for _, v := range []any{chain(maxActDepth), "api1", map[string]any{"act": map[string]any{"sub": "x"}}, map[string]any{"sub": 1}} {
 		if _, ok := priorAct(v); ok {
 			t.Errorf("priorAct(%v) accepted", v)
 		}
@@ -436,5 +460,387 @@ func TestTokenExchangeUserSuspended(t *testing.T) {
 	denied := e.logs.FilterMessage(EventTokenDenied).All()
 	if reason, _ := denied[len(denied)-1].ContextMap()["reason"].(string); status != 400 || body["error_description"] != "subject token is invalid" || reason != "user missing or not active" {
 		t.Fatalf("suspended user: %d %v (%s)", status, body, reason)
+	}
+}
+
+// activeAt introspects tok at server as client web (confidential).
+func (e *flowEnv) activeAt(server, tok string) bool {
+	e.t.Helper()
+	s, b := e.post("/oauth2/"+server+"/v1/introspect", "web", url.Values{"token": {tok}})
+	if s != http.StatusOK {
+		e.t.Fatalf("introspect at %s: %d %v", server, s, b)
+	}
+	return b["active"] == true
+}
+
+// lastDenial is the logged reason of the last refused grant.
+func (e *flowEnv) lastDenial() string {
+	e.t.Helper()
+	denied := e.logs.FilterMessage(EventTokenDenied).All()
+	if len(denied) == 0 {
+		e.t.Fatal("no refusal logged")
+	}
+	r, _ := denied[len(denied)-1].ContextMap()["reason"].(string)
+	return r
+}
+
+// TestTokenExchangeFamilyRevocation: a token exchanged from a token of a
+// refresh-token family (and one exchanged from that, in turn) joins the
+// family: revoking the refresh token makes both inactive at
+// introspection, refuses exchanging them again, and publishes both on
+// the revocation feed, which is all a gateway following it sees.
+func TestTokenExchangeFamilyRevocation(t *testing.T) {
+	e := newExchangeEnv(t, nil)
+	u := e.userToken("offline_access", "read")
+	_, b := e.exchange(inventoryEP, "api1", u["access_token"].(string), nil)
+	x, _ := b["access_token"].(string)
+	_, b = e.exchange(inventoryEP, "api2", x, nil)
+	y, _ := b["access_token"].(string)
+	if x == "" || y == "" {
+		t.Fatalf("exchanges: %v", b)
+	}
+	view := e.iss.RevocationView()
+	for _, tok := range []string{x, y} {
+		if jti := payload(t, tok)["jti"].(string); !e.activeAt("inventory", tok) || view.Revoked(jti, "", "", "", time.Time{}) {
+			t.Fatal("an exchanged token is revoked before its family")
+		}
+	}
+	e.revoke("web", u["refresh_token"].(string))
+	for i, tok := range []string{x, y} {
+		if e.activeAt("inventory", tok) {
+			t.Errorf("exchanged token %d is active after its subject's family was revoked", i)
+		}
+		if !view.Revoked(payload(t, tok)["jti"].(string), "", "", "", time.Time{}) {
+			t.Errorf("exchanged token %d is not on the revocation feed", i)
+		}
+		if s, b := e.exchange(inventoryEP, "api1", tok, nil); s != http.StatusBadRequest || b["error_description"] != "subject token is invalid" || e.lastDenial() != "revoked" {
+			t.Errorf("exchanged token %d exchanged again: %d %v (%s)", i, s, b, e.lastDenial())
+		}
+	}
+	// A subject without a family gives a token without one.
+	plain := e.userToken("read")["access_token"].(string)
+	_, b = e.exchange(inventoryEP, "api1", plain, nil)
+	if fam, err := e.iss.familyOf(context.Background(), payload(t, b["access_token"].(string))["jti"].(string)); err != nil || fam != "" {
+		t.Fatalf("family of a token exchanged from a family-less one: %q %v", fam, err)
+	}
+}
+
+// TestTokenExchangeCutOffs: the cut-offs of the subject token's user at
+// its client, and of its client, reach tokens exchanged from it, down a
+// chain of exchanges (the exchanged tokens have another cid), at
+// introspection and at a further exchange; and a cut-off refuses the
+// subject token itself.
+func TestTokenExchangeCutOffs(t *testing.T) {
+	for _, path := range []string{"/api/v1/users/u1/clients/web/tokens", "/api/v1/apps/web/tokens"} {
+		t.Run(path, func(t *testing.T) {
+			e := newExchangeEnvWith(t, nil, func(o *Options) { o.APITokens = []string{logsToken} })
+			subject := e.userToken("read")["access_token"].(string)
+			_, b := e.exchange(inventoryEP, "api1", subject, nil)
+			x, _ := b["access_token"].(string)
+			_, b = e.exchange(inventoryEP, "api2", x, nil)
+			y, _ := b["access_token"].(string)
+			other := e.serviceToken(inventoryEP, "api1", "stock:read") // api1's own: no cut-off of web's
+			if x == "" || y == "" || !e.activeAt("inventory", y) {
+				t.Fatalf("exchanges: %v", b)
+			}
+			e.clock.Advance(2 * time.Second)
+			e.revoke204(path)
+			if s, _ := e.exchange(inventoryEP, "api1", subject, nil); s != http.StatusBadRequest || e.lastDenial() != "revoked" {
+				t.Errorf("cut-off subject exchanged: %d", s)
+			}
+			for i, tok := range []string{x, y} {
+				if e.activeAt("inventory", tok) {
+					t.Errorf("token %d exchanged from a cut-off token is active", i)
+				}
+				if s, _ := e.exchange(inventoryEP, "api2", tok, nil); s != http.StatusBadRequest || e.lastDenial() != "revoked" {
+					t.Errorf("token %d exchanged from a cut-off token exchanged again: %d", i, s)
+				}
+			}
+			if !e.activeAt("inventory", other) {
+				t.Error("a token of another client fell with web's cut-off")
+			}
+			// Issued after the cut-off: the chain's times are the subject's.
+			e.clock.Advance(2 * time.Second)
+			_, b = e.exchange(inventoryEP, "api1", e.userToken("read")["access_token"].(string), nil)
+			if tok, _ := b["access_token"].(string); tok == "" || !e.activeAt("inventory", tok) {
+				t.Errorf("a token exchanged from a token issued after the cut-off: %v", b)
+			}
+		})
+	}
+}
+
+// TestTokenExchangeLifetime: the exchanged token never outlives the
+// subject token (exp capped at the subject's, expires_in to match), so
+// a chain of exchanges cannot stretch a user's token; a subject accepted
+// only within the clock skew past its exp is refused (the token would be
+// born expired); the chain stops at maxActDepth actors.
+func TestTokenExchangeLifetime(t *testing.T) {
+	e := newExchangeEnv(t, nil)
+	subject := e.userToken("read")["access_token"].(string)
+	sexp := payload(t, subject)["exp"].(float64)
+	tok, n := subject, 0
+	for ; n < maxActDepth+1; n++ {
+		e.clock.Advance(5 * time.Minute)
+		s, b := e.exchange(inventoryEP, []string{"api1", "api2"}[n%2], tok, nil)
+		if s != http.StatusOK {
+			if n != maxActDepth || !strings.Contains(e.lastDenial(), "prior actors") {
+				t.Fatalf("exchange %d: %d %v (%s)", n, s, b, e.lastDenial())
+			}
+			break
+		}
+		tok = b["access_token"].(string)
+		p := payload(t, tok)
+		if p["exp"] != sexp || b["expires_in"] != sexp-p["iat"].(float64) {
+			t.Fatalf("exchange %d: exp %v expires_in %v, want exp %v (the subject's) and expires_in to match", n, p["exp"], b["expires_in"], sexp)
+		}
+	}
+	if n != maxActDepth {
+		t.Fatalf("%d exchanges in a row, want %d", n, maxActDepth)
+	}
+	// A shorter rule lifetime is kept.
+	short := newExchangeEnvWith(t, nil, func(o *Options) {
+		o.Servers["inventory"].Policies[0].Rules[0].AccessTokenLifetime = duration.Duration(10 * time.Minute)
+	})
+	_, b := short.exchange(inventoryEP, "api1", short.userToken("read")["access_token"].(string), nil)
+	if b["expires_in"] != float64(600) {
+		t.Fatalf("rule lifetime shorter than the subject's rest: %v", b)
+	}
+	// Past exp, within the skew.
+	fresh := e.userToken("read")["access_token"].(string)
+	e.clock.Advance(time.Hour + 5*time.Second)
+	if s, b := e.exchange(inventoryEP, "api1", fresh, nil); s != http.StatusBadRequest || !strings.Contains(e.lastDenial(), "cannot outlive") {
+		t.Fatalf("subject 5s past exp: %d %v (%s)", s, b, e.lastDenial())
+	}
+}
+
+// TestTokenExchangeConsent: a consent-required scope (default's pay) is
+// granted by exchange only when the subject token carries it, that is
+// when the user consented to it for the subject token.
+func TestTokenExchangeConsent(t *testing.T) {
+	e := newExchangeEnvWith(t, nil, func(o *Options) {
+		r := o.Servers["default"].Policies[0].Rules[0]
+		r.GrantTypes = append(r.GrantTypes, GrantTokenExchange)
+	})
+	form := url.Values{"audience": {"api://default"}, "scope": {"read pay"}}
+	s, b := e.exchange(tokenEP, "api1", e.userToken("read")["access_token"].(string), form)
+	if s != http.StatusBadRequest || b["error"] != "invalid_scope" ||
+		b["error_description"] != "The following scopes require the user's consent, which the subject token does not carry: pay." {
+		t.Fatalf("consent-required scope without consent: %d %v", s, b)
+	}
+	s, b = e.exchange(tokenEP, "api1", e.userToken("read", "pay")["access_token"].(string), form)
+	if s != http.StatusOK || b["scope"] != "read pay" {
+		t.Fatalf("consent-required scope the subject carries: %d %v", s, b)
+	}
+}
+
+// TestTokenExchangeSkew: subject and actor tokens are accepted within
+// the gateway's clock skew (a node behind sees a fresh token's iat in
+// the future), not beyond it.
+func TestTokenExchangeSkew(t *testing.T) {
+	if exchangeSkew != validator.DefaultSkew {
+		t.Fatalf("exchangeSkew %v, the gateway's %v", exchangeSkew, validator.DefaultSkew)
+	}
+	e := newExchangeEnv(t, nil)
+	subject := e.userToken("read")["access_token"].(string)
+	actor := e.serviceToken(inventoryEP, "api1", "stock:read")
+	withActor := url.Values{"actor_token": {actor}, "actor_token_type": {TokenTypeAccessToken}}
+	e.clock.Advance(-20 * time.Second) // this node is 20s behind the one that issued them
+	if s, b := e.exchange(inventoryEP, "api1", subject, withActor); s != http.StatusOK {
+		t.Fatalf("20s behind: %d %v (%s)", s, b, e.lastDenial())
+	}
+	e.clock.Advance(-20 * time.Second) // 40s behind
+	if s, _ := e.exchange(inventoryEP, "api1", subject, nil); s != http.StatusBadRequest || !strings.Contains(e.lastDenial(), "iat") {
+		t.Fatalf("40s behind, subject: %d (%s)", s, e.lastDenial())
+	}
+	e.clock.Advance(40 * time.Second)
+	fresh := e.userToken("read")["access_token"].(string)
+	if s, b := e.exchange(inventoryEP, "api1", fresh, withActor); s != http.StatusOK {
+		t.Fatalf("in step: %d %v", s, b)
+	}
+	// The actor token a little past its exp (the subject is younger).
+	e.clock.Advance(time.Hour + 10*time.Second)
+	younger := e.userToken("read")["access_token"].(string)
+	if s, b := e.exchange(inventoryEP, "api1", younger, withActor); s != http.StatusOK {
+		t.Fatalf("actor 10s past exp: %d %v (%s)", s, b, e.lastDenial())
+	}
+	e.clock.Advance(time.Minute)
+	if s, b := e.exchange(inventoryEP, "api1", younger, withActor); s != http.StatusBadRequest || b["error_description"] != "actor token is invalid" || !strings.Contains(e.lastDenial(), "exp") {
+		t.Fatalf("actor 70s past exp: %d %v (%s)", s, b, e.lastDenial())
+	}
+}
+
+// TestTokenExchangeIntrospection: introspecting an exchanged token shows
+// its act chain (RFC 8693 section 4.1); other tokens have none.
+func TestTokenExchangeIntrospection(t *testing.T) {
+	e := newExchangeEnv(t, nil)
+	subject := e.userToken("read")["access_token"].(string)
+	_, b := e.exchange(inventoryEP, "api1", subject, nil)
+	_, b = e.exchange(inventoryEP, "api2", b["access_token"].(string), nil)
+	_, ib := e.post("/oauth2/inventory/v1/introspect", "web", url.Values{"token": {b["access_token"].(string)}})
+	if want := map[string]any{"sub": "api2", "act": map[string]any{"sub": "api1"}}; ib["active"] != true || !reflect.DeepEqual(ib["act"], want) {
+		t.Fatalf("introspection: %v, want act %v", ib, want)
+	}
+	if _, ib := e.post("/oauth2/default/v1/introspect", "web", url.Values{"token": {subject}}); ib["active"] != true || ib["act"] != nil {
+		t.Fatalf("introspection of the subject: %v", ib)
+	}
+}
+
+// suspendedUsers is a directory in which some users are suspended.
+type suspendedUsers struct {
+	directory.Directory
+	ids map[string]bool
+}
+
+func (d *suspendedUsers) UserByID(ctx context.Context, id string) (*directory.User, error) {
+	u, err := d.Directory.UserByID(ctx, id)
+	if err == nil && d.ids[id] {
+		c := *u
+		c.Status = "suspended"
+		return &c, nil
+	}
+	return u, err
+}
+
+// signed is an access token of server id signed directly, for cases no
+// grant gives.
+func (e *flowEnv) signed(id string, c accessClaims, lifetime time.Duration) string {
+	e.t.Helper()
+	s, ok := e.iss.Server(id)
+	if !ok {
+		e.t.Fatalf("no server %s", id)
+	}
+	tok, _, oe := e.iss.signAccessToken(context.Background(), s, c, lifetime, nil)
+	if oe != nil {
+		e.t.Fatal(oe)
+	}
+	return tok
+}
+
+// TestTokenExchangeTokens: what is refused of subject and actor tokens
+// beyond TestTokenExchangeRefusals: an org server token as subject or
+// actor; an actor token revoked, expired, or from an untrusted server;
+// an actor token of a suspended or deleted user. A subject without
+// auth_time gives a token without it.
+func TestTokenExchangeTokens(t *testing.T) {
+	e := newExchangeEnvWith(t, nil, func(o *Options) {
+		o.Directory = &suspendedUsers{Directory: o.Directory, ids: map[string]bool{"u2": true}}
+	})
+	subject := e.userToken("read")["access_token"].(string)
+	orgUser := e.signed(OrgID, accessClaims{Cid: "api1", UID: "u1", Sub: "alice@example.com", Scp: []string{"openid"}}, time.Hour)
+	revoked := e.serviceToken(inventoryEP, "api1", "stock:read")
+	if s, b := e.post("/oauth2/inventory/v1/revoke", "api1", url.Values{"token": {revoked}}); s != http.StatusOK {
+		t.Fatalf("revoke the actor token: %d %v", s, b)
+	}
+	expiring := e.signed("inventory", accessClaims{Cid: "api1", Sub: "api1", Scp: []string{"stock:read"}}, 5*time.Minute)
+	untrusted := e.serviceToken(inventoryEP, "api1", "stock:read") // at default, which trusts no other server
+	suspended := e.signed("inventory", accessClaims{Cid: "api1", UID: "u2", Sub: "mallory@example.com", Scp: []string{"stock:read"}}, time.Hour)
+	deleted := e.signed("inventory", accessClaims{Cid: "api1", UID: "u9", Sub: "gone@example.com", Scp: []string{"stock:read"}}, time.Hour)
+	e.clock.Advance(6 * time.Minute) // expiring is past exp and skew
+	subject = e.userToken("read")["access_token"].(string)
+	defaultForm := func(f url.Values) url.Values {
+		f.Set("audience", "api://default")
+		f.Set("scope", "read")
+		return f
+	}
+	actor := func(tok string) url.Values {
+		return url.Values{"actor_token": {tok}, "actor_token_type": {TokenTypeAccessToken}}
+	}
+	for _, tc := range []struct {
+		name, path, subject string
+		form                url.Values
+		desc, reason        string
+	}{
+		{"org subject", inventoryEP, orgUser, nil, "subject token is invalid", "issuer org is not a trusted server of inventory"},
+		{"org actor", inventoryEP, subject, actor(orgUser), "actor token is invalid", "issuer org is not a trusted server of inventory"},
+		{"revoked actor", inventoryEP, subject, actor(revoked), "actor token is invalid", "revoked"},
+		{"expired actor", inventoryEP, subject, actor(expiring), "actor token is invalid", "exp"},
+		{"untrusted actor", tokenEP, subject, defaultForm(actor(untrusted)), "actor token is invalid", "not a trusted server of default"},
+		{"suspended actor", inventoryEP, subject, actor(suspended), "actor token is invalid", "user missing or not active"},
+		{"deleted actor", inventoryEP, subject, actor(deleted), "actor token is invalid", "user missing or not active"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, b := e.exchange(tc.path, "api1", tc.subject, tc.form)
+			if s != http.StatusBadRequest || b["error"] != "invalid_grant" || b["error_description"] != tc.desc || !strings.Contains(e.lastDenial(), tc.reason) {
+				t.Fatalf("%d %v (%s), want %q (%s)", s, b, e.lastDenial(), tc.desc, tc.reason)
+			}
+		})
+	}
+	// Without auth_time.
+	bare := e.signed("default", accessClaims{Cid: "web", UID: "u1", Sub: "alice@example.com", Scp: []string{"read"}}, time.Hour)
+	s, b := e.exchange(inventoryEP, "api1", bare, nil)
+	if s != http.StatusOK {
+		t.Fatalf("subject without auth_time: %d %v", s, b)
+	}
+	if p := payload(t, b["access_token"].(string)); p["auth_time"] != nil {
+		t.Fatalf("auth_time %v made up for a subject without one", p["auth_time"])
+	}
+}
+
+// TestTokenExchangeNoTokenInLog: neither the subject, the actor nor the
+// issued token reaches the Caddy log at any level, granted or refused.
+func TestTokenExchangeNoTokenInLog(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	e := newExchangeEnvWith(t, nil, func(o *Options) { o.Logger = zap.New(core) })
+	subject := e.userToken("offline_access", "read")
+	actor := e.serviceToken(inventoryEP, "api1", "stock:read")
+	s, b := e.exchange(inventoryEP, "api1", subject["access_token"].(string), url.Values{"actor_token": {actor}, "actor_token_type": {TokenTypeAccessToken}})
+	issued, _ := b["access_token"].(string)
+	if s != http.StatusOK {
+		t.Fatalf("exchange: %d %v", s, b)
+	}
+	// Refusals: a tampered subject, a foreign actor, a revoked family.
+	tampered := subject["access_token"].(string)
+	tampered = tampered[:len(tampered)-4] + "AAAA"
+	e.exchange(inventoryEP, "api1", tampered, nil)
+	e.exchange(inventoryEP, "api2", issued, url.Values{"actor_token": {actor}, "actor_token_type": {TokenTypeAccessToken}})
+	e.revoke("web", subject["refresh_token"].(string))
+	e.exchange(inventoryEP, "api2", issued, nil)
+	e.activeAt("inventory", issued)
+	if logs.Len() == 0 {
+		t.Fatal("nothing logged")
+	}
+	secretsOf := func(tok string) []string { // the token and its signature alone
+		return []string{tok, tok[strings.LastIndex(tok, ".")+1:]}
+	}
+	var all []string
+	for _, tok := range []string{subject["access_token"].(string), tampered, actor, issued, subject["refresh_token"].(string)} {
+		all = append(all, secretsOf(tok)...)
+	}
+	for _, en := range logs.All() {
+		line, _ := json.Marshal(map[string]any{"msg": en.Message, "fields": en.ContextMap()})
+		for _, sec := range all {
+			if strings.Contains(string(line), sec) {
+				t.Fatalf("a token in the log: %s", line)
+			}
+		}
+	}
+}
+
+// TestAccessClaimNamesReserved: every claim of the access token itself
+// (accessClaims) and RFC 8693's act and may_act are refused as custom
+// access-token claim names, so that a custom claim cannot write a
+// second JSON member over one of them (a configured act would forge
+// the actor chain).
+func TestAccessClaimNamesReserved(t *testing.T) {
+	names := []string{"act", "may_act"}
+	rt := reflect.TypeFor[accessClaims]()
+	for f := range rt.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			t.Fatalf("accessClaims.%s has no json name", f.Name)
+		}
+		names = append(names, name)
+	}
+	for _, name := range names {
+		_, err := claims.Compile([]*claims.Claim{{Name: name, Value: `"x"`}}, func(string) bool { return true })
+		if err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("custom access-token claim %q: %v, want it reserved", name, err)
+		}
+	}
+	// And the server refuses the configuration, naming the claim.
+	_, err := New(Options{BaseURL: "https://id.example.com", Servers: map[string]*ServerConfig{
+		"inventory": {Claims: []*claims.Claim{{Name: "act", Value: `{"sub": "forged"}`}}}}})
+	if err == nil || !strings.Contains(err.Error(), `claim "act": the name is reserved in access tokens`) {
+		t.Fatalf("a custom act claim: %v", err)
 	}
 }
