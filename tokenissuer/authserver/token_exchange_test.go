@@ -21,6 +21,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/claims"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/inlinehook"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
@@ -842,5 +843,25 @@ func TestAccessClaimNamesReserved(t *testing.T) {
 		"inventory": {Claims: []*claims.Claim{{Name: "act", Value: `{"sub": "forged"}`}}}}})
 	if err == nil || !strings.Contains(err.Error(), `claim "act": the name is reserved in access tokens`) {
 		t.Fatalf("a custom act claim: %v", err)
+	}
+}
+
+// TestTokenExchangeHookCannotStretch: a token inline hook that lengthens
+// an exchanged token's lifetime does not take it past the subject's exp.
+func TestTokenExchangeHookCannotStretch(t *testing.T) {
+	h := newHookServer(t, answerJSON(`{"commands":[{"type":"com.okta.access.patch","value":[
+		{"op":"replace","path":"/token/lifetime/expiration","value":86400}]}]}`))
+	e := newExchangeEnvWith(t, nil, func(o *Options) {
+		o.InlineHooks = []*inlinehook.Config{{Name: "stretch", URL: h.srv.URL}}
+		o.Servers["inventory"].Policies[0].Rules[0].InlineHook = "stretch"
+	})
+	subject := e.userToken("read")["access_token"].(string)
+	e.clock.Advance(10 * time.Minute)
+	s, b := e.exchange(inventoryEP, "api1", subject, nil)
+	if s != http.StatusOK || len(h.calls0()) != 1 {
+		t.Fatalf("exchange: %d %v (hook calls %d)", s, b, len(h.calls0()))
+	}
+	if p := payload(t, b["access_token"].(string)); p["exp"] != payload(t, subject)["exp"] || b["expires_in"] != float64(50*60) {
+		t.Fatalf("exp %v expires_in %v: the hook stretched the token past its subject (exp %v)", p["exp"], b["expires_in"], payload(t, subject)["exp"])
 	}
 }
