@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -24,9 +26,14 @@ import (
 // exchangeCaddyfile: an issuer with two custom servers, orders (where
 // service A gets alice's token) and inventory (which trusts orders),
 // and two APIs behind require_token: service B (/b/*, for orders'
-// tokens) and service C (/c/*, for inventory's). {NAMES} are filled in.
+// tokens) and service C (/c/*, for inventory's). Everything is logged,
+// to {LOG}. {NAMES} are filled in.
 const exchangeCaddyfile = `{
 	admin {ADMIN}
+	log {
+		output file {LOG}
+		level DEBUG
+	}
 	token_issuer {
 		base_url {BASE}
 		storage embedded {
@@ -99,7 +106,8 @@ const exchangeCaddyfile = `{
 // for orders, exchanges that token at inventory (x/oauth2's client
 // credentials config with grant_type overridden, as a service would)
 // and calls service C, behind require_token for inventory, on her
-// behalf. C sees a token of inventory for alice, acted for by B.
+// behalf. C sees a token of inventory for alice, acted for by B. No
+// token reaches Caddy's log, at any level.
 func TestTokenExchangeServiceChain(t *testing.T) {
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
 	if err != nil {
@@ -107,8 +115,10 @@ func TestTokenExchangeServiceChain(t *testing.T) {
 	}
 	// Service C answers with the claims of the token it was called with
 	// (the gateway verified it) and the user the gateway forwarded.
+	var seenByC atomic.Value // the exchanged token
 	serviceC := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		seenByC.Store(tok)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"claims": bearerClaims(tok), "x_user": r.Header.Get("X-User")})
 	}))
@@ -143,7 +153,8 @@ func TestTokenExchangeServiceChain(t *testing.T) {
 	t.Cleanup(serviceB.Close)
 
 	cfg := exchangeCaddyfile
-	for k, v := range map[string]string{"{ADMIN}": caddytester.AdminAddr(), "{BASE}": base, "{DB}": filepath.Join(t.TempDir(), "db"),
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	for k, v := range map[string]string{"{ADMIN}": caddytester.AdminAddr(), "{BASE}": base, "{DB}": filepath.Join(t.TempDir(), "db"), "{LOG}": logFile,
 		"{PASS_HASH}": string(hash), "{SERVICE_B}": strings.TrimPrefix(serviceB.URL, "http://"), "{SERVICE_C}": strings.TrimPrefix(serviceC.URL, "http://")} {
 		cfg = strings.ReplaceAll(cfg, k, v)
 	}
@@ -192,6 +203,27 @@ func TestTokenExchangeServiceChain(t *testing.T) {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "unauthorized_client" {
 		t.Fatalf("exchange by service-a: %v, want unauthorized_client", err)
+	}
+
+	// Caddy's log has the grants, and no token (nor a token's signature).
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), "urn:ietf:params:oauth:grant-type:token-exchange") {
+		t.Fatalf("no token exchange in Caddy's log:\n%s", logs)
+	}
+	exchanged, _ := seenByC.Load().(string)
+	for name, tok := range map[string]string{"alice's orders token": userTok.AccessToken, "the exchanged token": exchanged} {
+		if tok == "" {
+			t.Fatalf("%s unknown", name)
+		}
+		sig := tok[strings.LastIndex(tok, ".")+1:]
+		for _, line := range strings.Split(string(logs), "\n") {
+			if strings.Contains(line, tok) || strings.Contains(line, sig) {
+				t.Errorf("%s in Caddy's log: %s", name, line)
+			}
+		}
 	}
 }
 

@@ -317,6 +317,11 @@ func (i *Issuer) exchangeChain(ctx context.Context, jti string) ([]exchangeLink,
 // NSAccessFamily). Introspection and exchanges check it beside
 // accessRevoked.
 func (i *Issuer) exchangeRevoked(ctx context.Context, t jwt.Token) (bool, error) {
+	if _, ok := t.PrivateClaims()["act"]; !ok {
+		// Only an exchange sets act (a custom claim or a token hook
+		// cannot): no store read for every other token.
+		return false, nil
+	}
 	chain, err := i.exchangeChain(ctx, t.JwtID())
 	if err != nil {
 		return false, err
