@@ -200,7 +200,7 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	}
 	// Before the token is handed out: it must fall with what revokes the
 	// subject token.
-	if e := i.linkExchanged(ctx, s, st, resp.AccessToken); e != nil {
+	if e := i.linkExchanged(ctx, s, st, d.jti, time.Unix(d.accessExp, 0)); e != nil {
 		return nil, e
 	}
 	resp.IssuedTokenType = TokenTypeAccessToken
@@ -245,19 +245,14 @@ type exchangeLink struct {
 	Issued   int64  `json:"t"`
 }
 
-// linkExchanged makes the exchanged token tok fall with its subject
-// token st: it records the chain of tokens it comes from (the subject's
+// linkExchanged makes the exchanged token (jti, valid until exp) fall
+// with its subject token st: it records the chain of tokens it comes from (the subject's
 // own chain plus the subject), which exchangeRevoked checks for cut-offs,
 // and when the subject came from a refresh-token family it joins the
 // family as the refresh grant's tokens do (linkFamily: NSAccessFamily,
 // and the family's index on the revocation feed), so revoking the
 // family revokes it, at introspection and on the feed.
-func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, tok string) *oauth.Error {
-	nt, err := jwt.ParseInsecure([]byte(tok)) // just signed here
-	if err != nil {
-		return oauth.ErrServer.WithReason("reading the issued token: " + err.Error())
-	}
-	jti, exp := nt.JwtID(), nt.Expiration()
+func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, jti string, exp time.Time) *oauth.Error {
 	chain, err := i.exchangeChain(ctx, st.JwtID())
 	if err != nil {
 		return oauth.FromStore(err)
