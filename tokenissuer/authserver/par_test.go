@@ -403,7 +403,8 @@ func TestPARPrivateKeyJWT(t *testing.T) {
 }
 
 // TestPARDiscovery (RFC 9126 section 5): both documents name the par
-// endpoint and say pushed requests are not required server-wide.
+// endpoint and say pushed requests are not required server-wide, and
+// that request objects by reference are not supported.
 func TestPARDiscovery(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	for _, doc := range []string{"/oauth2/default/.well-known/openid-configuration", "/oauth2/default/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
@@ -413,6 +414,11 @@ func TestPARDiscovery(t *testing.T) {
 		want := strings.TrimSuffix(md["token_endpoint"].(string), "/token") + "/par"
 		if md["pushed_authorization_request_endpoint"] != want || md["require_pushed_authorization_requests"] != false {
 			t.Errorf("%s: par endpoint %v (want %s), required %v", doc, md["pushed_authorization_request_endpoint"], want, md["require_pushed_authorization_requests"])
+		}
+		// Request objects by reference are not fetched (an absent flag
+		// would mean they are, OpenID Connect Discovery 1.0 section 3).
+		if v, ok := md["request_uri_parameter_supported"]; !ok || v != false {
+			t.Errorf("%s: request_uri_parameter_supported %v (present %v), want false", doc, v, ok)
 		}
 	}
 }
