@@ -25,8 +25,9 @@ const (
 // the par endpoint, buildAuthorizationUrlWithPAR pushes a code flow
 // request (a confidential client that requires pushed requests, and a
 // public one), the browser part signs in with only client_id and
-// request_uri in the URL, the code redeems, and the request_uri cannot
-// be used twice. Needs node and `npm ci --prefix tokenissuer/interop`.
+// request_uri in the URL (a reload of the sign-in page shows it again
+// in that browser, another browser is refused), the code redeems, and
+// the request_uri cannot be used after the sign-in. Needs node and `npm ci --prefix tokenissuer/interop`.
 func TestOpenIDClientPARInterop(t *testing.T) {
 	node, err := exec.LookPath("node")
 	testkit.Need(t, err == nil, "no node on PATH")

@@ -97,16 +97,22 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request, s *Serve
 		return
 	}
 	pushed := params.Has("request_uri")
+	var use *pushedUse
 	if pushed { // RFC 9126 section 4 (par.go)
-		if params, ok = i.pushedParams(w, r, s, params); !ok {
+		if use, ok = i.pushedRequest(w, r, s, params); !ok {
 			return
 		}
+		if use.again != nil { // a reload of its sign-in page
+			i.loginPage(w, s, use.txn, use.again, "", http.StatusOK)
+			return
+		}
+		params = use.params
 	}
 	c, req, ok := i.validateAuthorize(w, r, s, params, pushed)
 	if !ok {
 		return
 	}
-	i.continueAuthorize(w, r, s, c, req)
+	i.continueAuthorize(w, r, s, c, req, use)
 }
 
 // authorizeParams reads the request's parameters: the query of a GET,
@@ -265,14 +271,23 @@ func (i *Issuer) satisfyingSession(r *http.Request, req *authzRequest) (*session
 
 // continueAuthorize goes on with a valid request: with a satisfying
 // session straight to consent and the code, else to sign-in, unless
-// the client asked not to prompt.
-func (i *Issuer) continueAuthorize(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest) {
+// the client asked not to prompt. use: the request is a pushed one,
+// whose handle is used up here (par.go).
+func (i *Issuer) continueAuthorize(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest, use *pushedUse) {
 	if sess, ok := i.satisfyingSession(r, req); ok {
-		i.withSession(w, r, s, c, req, sess)
+		if w, ok = i.usePushed(w, r, s, req.ClientID, use, randomToken()); ok {
+			i.withSession(w, r, s, c, req, sess)
+		}
 		return
 	}
 	if slices.Contains(req.Prompt, "none") {
-		i.redirectError(w, r, s, req, "login_required", "The client specified not to prompt, but the user is not logged in.")
+		if _, ok := i.usePushed(w, r, s, req.ClientID, use, randomToken()); ok {
+			i.redirectError(w, r, s, req, "login_required", "The client specified not to prompt, but the user is not logged in.")
+		}
+		return
+	}
+	if use != nil {
+		i.pushedSignIn(w, r, s, req, use)
 		return
 	}
 	txn, ok := i.saveTxn(w, r, req)

@@ -140,10 +140,17 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 		m["prompt_values_supported"] = []string{"none", "login", "consent"}
 		// Okta's values (mfa.go); OpenID Connect Discovery 1.0 section 3.
 		m["acr_values_supported"] = knownACR
-		// RFC 9126 section 5; the requirement is per client (Okta's
-		// discovery names the endpoint and leaves the flag out: false).
+		// RFC 9126 section 5. The requirement is per client, so the
+		// server-wide flag is false, which is also what its absence
+		// means; it is written out to say so.
 		m["pushed_authorization_request_endpoint"] = ep + "/par"
 		m["require_pushed_authorization_requests"] = false
+		// OpenID Connect Discovery 1.0 section 3 reads an absent
+		// request_uri_parameter_supported as true: request objects by
+		// reference (a URL the server fetches, RFC 9101 section 5.2)
+		// are not supported. RFC 9126 section 5: a request_uri from the
+		// par endpoint is usable regardless of this flag.
+		m["request_uri_parameter_supported"] = false
 	}
 	if slices.Contains(grants, GrantDeviceCode) {
 		m["device_authorization_endpoint"] = ep + "/device/authorize"

@@ -9,15 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
-	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -104,16 +105,26 @@ func TestPARCodeFlowOnce(t *testing.T) {
 }
 
 // TestPARParametersBesideRequestURIIgnored (RFC 9126 section 4): only
-// the pushed parameters count; a state, redirect URI or scope added in
-// the browser is ignored.
+// the pushed parameters count; a state, redirect URI, scope, prompt or
+// PKCE challenge added in the browser is ignored.
 func TestPARParametersBesideRequestURIIgnored(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	sess := e.session("u1")
 	uri := e.push("web", parForm(nil))
-	w := e.usePAR("web", uri, url.Values{"state": {"evil"}, "redirect_uri": {otherCB}, "scope": {"openid pay"}, "prompt": {"none"}}, sess)
+	// A challenge in the URL is not the pushed request's (which has
+	// none, a confidential client's choice): the code redeems without a
+	// verifier.
+	w := e.usePAR("web", uri, url.Values{"state": {"evil"}, "redirect_uri": {otherCB}, "scope": {"openid pay"},
+		"code_challenge": {s256(strings.Repeat("c", 43))}, "code_challenge_method": {"S256"}}, sess)
 	code := codeAt(t, w, webCB, "st-1")
 	if status, tok := e.redeem("web", code, webCB, ""); status != http.StatusOK || tok["scope"] != "openid read" {
-		t.Fatalf("redeem: %d %v", status, tok)
+		t.Fatalf("redeem without a verifier: %d %v", status, tok)
+	}
+	// prompt=none in the URL, no session: the pushed request (which
+	// may prompt) shows the sign-in page, not login_required.
+	w = e.usePAR("web", e.push("web", parForm(nil)), url.Values{"prompt": {"none"}})
+	if w.Code != http.StatusOK || w.Header().Get("Location") != "" || hidden(w.Body.String(), "txn") == "" {
+		t.Fatalf("prompt=none beside request_uri: %d %q %.300s", w.Code, w.Header().Get("Location"), w.Body)
 	}
 }
 
@@ -139,11 +150,25 @@ func TestPARPublicClientPKCE(t *testing.T) {
 	}
 }
 
+// parCounter counts the pushed requests stored.
+type parCounter struct {
+	store.Store
+	n atomic.Int32
+}
+
+func (c *parCounter) CreateRecord(ctx context.Context, ns, key string, v []byte, until time.Time) (bool, error) {
+	if ns == store.NSPAR {
+		c.n.Add(1)
+	}
+	return c.Store.CreateRecord(ctx, ns, key, v, until)
+}
+
 // TestPARRefusals: every refusal of the par endpoint, in RFC 6749
 // section 5.2 form (RFC 9126 section 2.3) and Okta's words; none stores
-// anything.
+// anything, and each is logged once as a refused authorization request.
 func TestPARRefusals(t *testing.T) {
-	e := newFlowEnv(t, "https://id.example.com")
+	counter := &parCounter{Store: embeddedStore(t)}
+	e := newFlowEnvWith(t, "https://id.example.com", nil, counter)
 	for _, tc := range []struct {
 		name   string
 		client string
@@ -161,13 +186,20 @@ func TestPARRefusals(t *testing.T) {
 		{"plain PKCE", "web", parForm(url.Values{"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"plain"}}), 400, "invalid_request", "S256"},
 		{"bad max_age", "web", parForm(url.Values{"max_age": {"soon"}}), 400, "invalid_request", "max_age"},
 		{"bad response_mode", "web", parForm(url.Values{"response_mode": {"jwt"}}), 400, "invalid_request", ""},
+		{"state too long", "web", parForm(url.Values{"state": {strings.Repeat("s", 2049)}}), 400, "invalid_request", "too long"},
 		{"client without redirect URIs", "svc", url.Values{"response_type": {"code"}, "redirect_uri": {webCB}}, 400, "invalid_request", "Login redirect URI"},
 		{"no client authentication", "", parForm(nil), 401, "invalid_client", ""},
+		{"confidential client_id without credentials", "", parForm(url.Values{"client_id": {"web"}}), 401, "invalid_client", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := e.logs.FilterMessage(EventAuthorize).Len()
 			status, body := e.post(parEP, tc.client, tc.form)
 			if status != tc.status || body["error"] != tc.code || (tc.desc != "" && !strings.Contains(body["error_description"].(string), tc.desc)) {
 				t.Errorf("want %d %s %q, got %d %v", tc.status, tc.code, tc.desc, status, body)
+			}
+			logged := e.logs.FilterMessage(EventAuthorize).All()[before:]
+			if len(logged) != 1 || logged[0].ContextMap()["outcome"] != "FAILURE" || logged[0].ContextMap()["error"] != tc.code {
+				t.Errorf("want one %s FAILURE event with error %s, got %v", EventAuthorize, tc.code, logged)
 			}
 		})
 	}
@@ -181,10 +213,13 @@ func TestPARRefusals(t *testing.T) {
 	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != http.MethodPost {
 		t.Errorf("GET: %d %v", w.Code, w.Header())
 	}
-	// A refused push is an authorization request refused, in the System
-	// Log's event type.
-	if n := e.logs.FilterMessage(EventAuthorize).FilterField(zap.String("outcome", "FAILURE")).Len(); n < 10 {
-		t.Errorf("want the refused pushes logged as %s FAILURE, got %d", EventAuthorize, n)
+	if n := counter.n.Load(); n != 0 {
+		t.Errorf("refused pushes stored %d pushed requests", n)
+	}
+	// The counter counts: an accepted push is stored.
+	e.push("web", parForm(nil))
+	if n := counter.n.Load(); n != 1 {
+		t.Errorf("an accepted push stored %d pushed requests, want 1", n)
 	}
 }
 
@@ -211,24 +246,31 @@ func TestPARAuthorizeRefusals(t *testing.T) {
 	refusedPage(t, "other prefix", e.usePAR("web", "urn:ietf:params:oauth:request_uri:"+strings.TrimPrefix(uri, requestURIPrefix), nil, sess), 400, "The authorize request_uri is invalid.")
 	refusedPage(t, "empty", e.usePAR("web", "", nil, sess), 400, "The authorize request_uri is invalid.")
 	refusedPage(t, "too long", e.usePAR("web", uri+strings.Repeat("a", 300), nil, sess), 400, "The authorize request_uri is invalid.")
-	refusedPage(t, "other client", e.usePAR("other", uri, nil, sess), 401, "The &#39;client_id&#39; parameter does not match the expected value for the provided request_uri.")
-	refusedPage(t, "no client_id", e.usePAR("", uri, nil, sess), 401, "does not match the expected value")
+	refusedPage(t, "other client", e.usePAR("other", uri, nil, sess), 400, "The &#39;client_id&#39; parameter does not match the expected value for the provided request_uri.")
+	refusedPage(t, "no client_id", e.usePAR("", uri, nil, sess), 400, "does not match the expected value")
+	if ev := e.event(EventAuthorize); ev["error"] != "invalid_request_uri" || ev["client_id"] != nil {
+		t.Errorf("a request_uri sent without its client_id is logged as %v, want invalid_request_uri", ev)
+	}
 	refusedPage(t, "with a request object", e.usePAR("web", uri, url.Values{"request": {"eyJ.e30."}}, sess), 400, "must not contain both a request object and a request uri")
 	org := e.browse(http.MethodGet, "/oauth2/v1/authorize?"+url.Values{"client_id": {"web"}, "request_uri": {uri}}.Encode(), nil, sess)
 	refusedPage(t, "other server", org, 400, "The request_uri was issued for another authorization server.")
+	// Its record is kept under the hash of the handle, not the handle
+	// (checked while it exists).
+	handle := strings.TrimPrefix(uri, requestURIPrefix)
+	if _, err := e.st.GetRecord(context.Background(), store.NSPAR, refreshHash(handle)); err != nil {
+		t.Fatalf("no pushed request under the hash of its handle: %v", err)
+	}
+	if _, err := e.st.GetRecord(context.Background(), store.NSPAR, handle); err == nil {
+		t.Fatal("a pushed request is stored under the handle itself")
+	}
 	// None of these used it up.
 	codeAt(t, e.usePAR("web", uri, nil, sess), webCB, "st-1")
 	// The handle is never logged (it is a bearer credential, like a code).
-	handle := strings.TrimPrefix(uri, requestURIPrefix)
 	for _, entry := range e.logs.All() {
 		b, _ := json.Marshal(entry.ContextMap())
 		if strings.Contains(string(b)+entry.Message, handle) {
 			t.Fatalf("the request_uri is in the log: %s %s", entry.Message, b)
 		}
-	}
-	// And its record holds the hash, not the handle.
-	if _, err := e.st.GetRecord(context.Background(), store.NSPAR, handle); err == nil {
-		t.Fatal("a pushed request is stored under the handle itself")
 	}
 }
 
@@ -297,6 +339,15 @@ func TestPARRequiredByClient(t *testing.T) {
 		t.Fatalf("plain request of a client requiring PAR: %d %q", w.Code, w.Header().Get("Location"))
 	}
 	codeAt(t, e.usePAR("web", e.push("web", parForm(nil)), nil, sess), webCB, "st-1")
+	// The same by POST (OpenID Connect Core section 3.1.2.1).
+	w = e.browse(http.MethodPost, authorizeEP, q, sess)
+	loc, _ = url.Parse(w.Header().Get("Location"))
+	if w.Code != http.StatusFound || !strings.HasPrefix(loc.String(), webCB+"?") || loc.Query().Get("error") != "invalid_request" ||
+		!strings.Contains(loc.Query().Get("error_description"), "pushed authorization requests") || loc.Query().Get("code") != "" {
+		t.Fatalf("plain POSTed request of a client requiring PAR: %d %q", w.Code, w.Header().Get("Location"))
+	}
+	w = e.browse(http.MethodPost, authorizeEP, url.Values{"client_id": {"web"}, "request_uri": {e.push("web", parForm(nil))}}, sess)
+	codeAt(t, w, webCB, "st-1")
 	q.Set("client_id", "other")
 	q.Set("redirect_uri", otherCB)
 	codeAt(t, e.browse(http.MethodGet, authorizeEP+"?"+q.Encode(), nil, sess), otherCB, "s")
@@ -352,7 +403,8 @@ func TestPARPrivateKeyJWT(t *testing.T) {
 }
 
 // TestPARDiscovery (RFC 9126 section 5): both documents name the par
-// endpoint and say pushed requests are not required server-wide.
+// endpoint and say pushed requests are not required server-wide, and
+// that request objects by reference are not supported.
 func TestPARDiscovery(t *testing.T) {
 	e := newFlowEnv(t, "https://id.example.com")
 	for _, doc := range []string{"/oauth2/default/.well-known/openid-configuration", "/oauth2/default/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
@@ -362,6 +414,11 @@ func TestPARDiscovery(t *testing.T) {
 		want := strings.TrimSuffix(md["token_endpoint"].(string), "/token") + "/par"
 		if md["pushed_authorization_request_endpoint"] != want || md["require_pushed_authorization_requests"] != false {
 			t.Errorf("%s: par endpoint %v (want %s), required %v", doc, md["pushed_authorization_request_endpoint"], want, md["require_pushed_authorization_requests"])
+		}
+		// Request objects by reference are not fetched (an absent flag
+		// would mean they are, OpenID Connect Discovery 1.0 section 3).
+		if v, ok := md["request_uri_parameter_supported"]; !ok || v != false {
+			t.Errorf("%s: request_uri_parameter_supported %v (present %v), want false", doc, v, ok)
 		}
 	}
 }
@@ -413,5 +470,149 @@ func TestPARCORS(t *testing.T) {
 		if allowed != (got == origin) || (allowed && !strings.Contains(w.Header().Get("Access-Control-Allow-Methods"), "POST")) {
 			t.Errorf("preflight from %s: %d %v", origin, w.Code, w.Header())
 		}
+	}
+}
+
+// pushedRecord reads the stored pushed request of request_uri uri.
+func (e *flowEnv) pushedRecord(uri string) string {
+	e.t.Helper()
+	rec, err := e.st.GetRecord(context.Background(), store.NSPAR, refreshHash(strings.TrimPrefix(uri, requestURIPrefix)))
+	if err != nil {
+		e.t.Fatalf("no pushed request stored: %v", err)
+	}
+	return string(rec)
+}
+
+// TestPARSecretPostNotKept: a client_secret_post client's secret
+// authenticates the push and is not kept with the pushed request.
+func TestPARSecretPostNotKept(t *testing.T) {
+	e := newFlowEnvWith(t, "https://id.example.com", func(o *Options) {
+		o.Clients = append(o.Clients, &clientauth.Client{ID: "post", Secret: "post-secret-value", AuthMethod: clientauth.SecretPost,
+			GrantTypes: []string{GrantAuthorizationCode}, RedirectURIs: []string{webCB}})
+	}, nil)
+	uri := e.push("", parForm(url.Values{"client_id": {"post"}, "client_secret": {"post-secret-value"}}))
+	if rec := e.pushedRecord(uri); strings.Contains(rec, "client_secret") || strings.Contains(rec, "post-secret-value") || !strings.Contains(rec, `"cid":"post"`) {
+		t.Fatalf("stored pushed request: %s", rec)
+	}
+	codeAt(t, e.usePAR("post", uri, nil, e.session("u1")), webCB, "st-1")
+}
+
+// TestPARKeepsOnlyAuthorizeParameters: what is stored is what
+// /v1/authorize reads, within its limits: other pushed parameters are
+// dropped, repeated scopes and prompt values kept once.
+func TestPARKeepsOnlyAuthorizeParameters(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	junk := strings.Repeat("j", 16<<10)
+	uri := e.push("web", parForm(url.Values{"filler": {junk}, "claims": {`{"id_token":{}}`}, "display": {"page"},
+		"scope": {strings.TrimSpace(strings.Repeat("openid read ", 1500))}, "prompt": {strings.TrimSpace(strings.Repeat("login ", 1500))},
+		"max_age": {strings.Repeat("0", 3000) + "300"}}))
+	rec := e.pushedRecord(uri)
+	var p pushedRequest
+	if err := json.Unmarshal([]byte(rec), &p); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"client_id": "web", "response_type": "code", "redirect_uri": webCB, "scope": "openid read",
+		"state": "st-1", "nonce": "n-1", "prompt": "login", "max_age": "300"}
+	if len(rec) > 1024 || !reflect.DeepEqual(p.Params, want) {
+		t.Fatalf("stored %d bytes: %.600v, want %v", len(rec), p.Params, want)
+	}
+	// And it still runs as pushed: prompt=login shows the sign-in page
+	// despite the session.
+	if w := e.usePAR("web", uri, nil, e.session("u1")); w.Code != http.StatusOK || hidden(w.Body.String(), "txn") == "" {
+		t.Fatalf("use: %d %.300s", w.Code, w.Body)
+	}
+}
+
+// TestPARRetryAfterStoreFailure: when the pending request cannot be
+// stored the page says "try again" (503), and trying again works: the
+// handle is used only once the pending request exists.
+func TestPARRetryAfterStoreFailure(t *testing.T) {
+	st := &flakyStore{Store: embeddedStore(t)}
+	e := newFlowEnvWith(t, "https://id.example.com", nil, st)
+	uri := e.push("web", parForm(nil))
+	st.set("PutRecord")
+	refusedPage(t, "store down", e.usePAR("web", uri, nil), http.StatusServiceUnavailable, "Try again in a moment.")
+	st.set("")
+	w := e.usePAR("web", uri, nil)
+	if w.Code != http.StatusOK || hidden(w.Body.String(), "txn") == "" || cookieOf(w, txnCookieName) == nil {
+		t.Fatalf("retry after the outage: %d %.300s", w.Code, w.Body)
+	}
+	// With a session and a scope that needs consent, the consent page
+	// stores the pending request: its failure leaves the handle usable
+	// too.
+	sess := e.session("u1")
+	uri = e.push("web", parForm(url.Values{"scope": {"openid pay"}}))
+	st.set("PutRecord")
+	refusedPage(t, "store down at consent", e.usePAR("web", uri, nil, sess), http.StatusServiceUnavailable, "Try again in a moment.")
+	st.set("")
+	if w := e.usePAR("web", uri, nil, sess); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Make payments") {
+		t.Fatalf("consent after the outage: %d %.300s", w.Code, w.Body)
+	}
+	refusedPage(t, "used", e.usePAR("web", uri, nil, sess), http.StatusBadRequest, "The authorize request_uri is invalid.")
+}
+
+// TestPARSignInAndReload (RFC 9126 section 4 allows a reload): the
+// browser that got the sign-in page of a pushed request may load its
+// URL again and gets the same page, the same pending request; any
+// other browser is refused. Signing in there issues the code of the
+// pushed request; after that the URL is refused everywhere.
+func TestPARSignInAndReload(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	uri := e.push("web", parForm(nil))
+	w := e.usePAR("web", uri, nil)
+	page, txn := w.Body.String(), cookieOf(w, txnCookieName)
+	if w.Code != http.StatusOK || txn == nil || hidden(page, "txn") != txn.Value || hidden(page, "csrf") == "" {
+		t.Fatalf("sign-in page: %d %v %.300s", w.Code, txn, page)
+	}
+	again := e.usePAR("web", uri, nil, txn)
+	if again.Code != http.StatusOK || hidden(again.Body.String(), "txn") != txn.Value || hidden(again.Body.String(), "csrf") != hidden(page, "csrf") {
+		t.Fatalf("reload by the same browser: %d %.300s", again.Code, again.Body)
+	}
+	refusedPage(t, "another browser", e.usePAR("web", uri, nil), 400, "The authorize request_uri is invalid.")
+	q := url.Values{"client_id": {"web"}, "response_type": {"code"}, "scope": {"openid"}, "state": {"s"}, "redirect_uri": {webCB}}
+	foreign := cookieOf(e.browse(http.MethodGet, authorizeEP+"?"+q.Encode(), nil), txnCookieName)
+	refusedPage(t, "a browser with another pending request", e.usePAR("web", uri, nil, foreign), 400, "The authorize request_uri is invalid.")
+	refusedPage(t, "same browser, other client", e.usePAR("other", uri, nil, txn), 400, "does not match the expected value")
+
+	f := url.Values{"txn": {hidden(page, "txn")}, "csrf": {hidden(page, "csrf")}, "username": {"alice@example.com"}, "password": {alicePassword}}
+	code := codeAt(t, e.browse(http.MethodPost, "/oauth2/v1/signin", f, txn), webCB, "st-1")
+	status, tok := e.redeem("web", code, webCB, "")
+	if status != http.StatusOK || tok["id_token"] == nil || tok["scope"] != "openid read" {
+		t.Fatalf("redeem: %d %v", status, tok)
+	}
+	if claims := payload(t, tok["id_token"].(string)); claims["nonce"] != "n-1" || claims["sub"] != "u1" {
+		t.Fatalf("id token of the pushed request: %v", claims)
+	}
+	refusedPage(t, "reload after sign-in", e.usePAR("web", uri, nil, txn), 400, "The authorize request_uri is invalid.")
+}
+
+// TestPARConcurrentSignInPagesOnce: of simultaneous uses by browsers
+// without a session, exactly one gets a sign-in page.
+func TestPARConcurrentSignInPagesOnce(t *testing.T) {
+	e := newFlowEnv(t, "https://id.example.com")
+	uri := e.push("web", parForm(nil))
+	const n = 8
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[k] = e.usePAR("web", uri, nil).Code
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusOK:
+			won++
+		case http.StatusBadRequest:
+		default:
+			t.Errorf("unexpected status %d", c)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("want exactly one sign-in page, got %d of %v", won, codes)
 	}
 }

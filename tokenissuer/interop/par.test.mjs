@@ -66,8 +66,18 @@ const unescape = (s) => s.replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Num
 async function signIn(browser, url) {
   let res = await browser.fetch(url);
   if (res.status === 200) {
-    const page = await res.text();
+    let page = await res.text();
     assert.match(page, /autocomplete="current-password"/, 'sign-in page');
+    // A reload of the sign-in page (its URL holds the request_uri) in
+    // this browser shows it again, the same pending request (RFC 9126
+    // section 4); another browser is refused.
+    const again = await browser.fetch(url);
+    assert.equal(again.status, 200, 'reload of the sign-in page');
+    const reloaded = await again.text();
+    const txn = (p) => p.match(/name="txn" value="([^"]*)"/)?.[1];
+    assert.ok(txn(page) && txn(reloaded) === txn(page), 'the same pending request');
+    assert.equal((await new Browser().fetch(url)).status, 400, 'another browser is refused');
+    page = reloaded;
     res = await browser.post(page, { username, password });
   }
   if (res.status === 200) {
