@@ -70,10 +70,6 @@ func (i *Issuer) runIntrospect(x *exchange) outcome {
 		return notActive
 	}
 	rev, err := i.accessRevoked(ctx, t)
-	if err == nil && !rev {
-		// An exchanged token falls with its subject's cut-offs too.
-		rev, err = i.exchangeRevoked(ctx, t)
-	}
 	if err != nil {
 		return failed(oauth.FromStore(err))
 	}

@@ -83,12 +83,16 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 // itself, or its refresh-token family (revoked, or reused after
 // rotation: Okta guide "Refresh token rotation" invalidates "all access
 // tokens issued since the user authenticated"), or issued before a
-// cut-off of its user or client (subject_revoke.go).
+// cut-off of its user or client (subject_revoke.go), or exchanged
+// from a token such a cut-off revoked (token_exchange.go).
 func (i *Issuer) accessRevoked(ctx context.Context, t jwt.Token) (bool, error) {
 	if rev, err := i.revoked(ctx, t.JwtID()); err != nil || rev {
 		return rev, err
 	}
 	if rev, err := i.accessCutOff(ctx, t); err != nil || rev {
+		return rev, err
+	}
+	if rev, err := i.exchangeRevoked(ctx, t); err != nil || rev {
 		return rev, err
 	}
 	return i.familyRevoked(ctx, t)

@@ -309,8 +309,7 @@ func (i *Issuer) exchangeChain(ctx context.Context, jti string) ([]exchangeLink,
 // from a token that a cut-off has revoked since: the user at that
 // token's client, its client, or its user (the token's own cut-offs
 // are accessCutOff's; a family revocation reaches it through
-// NSAccessFamily). Introspection and exchanges check it beside
-// accessRevoked.
+// NSAccessFamily). accessRevoked checks it.
 func (i *Issuer) exchangeRevoked(ctx context.Context, t jwt.Token) (bool, error) {
 	if _, ok := t.PrivateClaims()["act"]; !ok {
 		// Only an exchange sets act (a custom claim or a token hook
@@ -359,9 +358,6 @@ func (i *Issuer) exchangedToken(ctx context.Context, s *Server, tok string, bad 
 		return nil, nil, bad.WithReason("verification failed: " + err.Error())
 	}
 	rev, err := i.accessRevoked(ctx, t)
-	if err == nil && !rev {
-		rev, err = i.exchangeRevoked(ctx, t)
-	}
 	if err != nil {
 		return nil, nil, oauth.FromStore(err)
 	}
