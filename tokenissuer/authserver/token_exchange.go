@@ -44,13 +44,6 @@ const maxActDepth = 5
 // accepts from a node ahead is not refused here by a node behind.
 const exchangeSkew = 30 * time.Second
 
-// nsExchangeChain records, for each exchanged access token (jti), the
-// tokens it was exchanged from (JSON []exchangeLink: the subject token,
-// its own subject, and so on), until the token's exp. Introspection and
-// further exchanges apply each link's user-at-client and client
-// cut-offs to it (exchangeRevoked).
-const nsExchangeChain = "exchange-chain"
-
 var (
 	// errSubjectInvalid is Okta's answer to a subject token it cannot
 	// accept (Okta support article "Error 'subject token is invalid'
@@ -262,7 +255,7 @@ func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, jti
 	chain = append(chain, exchangeLink{ClientID: cid, UserID: uid, Issued: st.IssuedAt().Unix()})
 	b, err := json.Marshal(chain)
 	if err == nil {
-		err = i.store.PutRecord(ctx, nsExchangeChain, jti, b, exp.Add(time.Minute))
+		err = i.store.PutRecord(ctx, store.NSExchangeChain, jti, b, exp.Add(time.Minute))
 	}
 	if err != nil {
 		return oauth.FromStore(err)
@@ -291,7 +284,7 @@ func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, jti
 // exchangeChain is the chain an access token was exchanged from (nil
 // for a token that was not exchanged).
 func (i *Issuer) exchangeChain(ctx context.Context, jti string) ([]exchangeLink, error) {
-	b, err := i.store.GetRecord(ctx, nsExchangeChain, jti)
+	b, err := i.store.GetRecord(ctx, store.NSExchangeChain, jti)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}

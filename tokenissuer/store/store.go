@@ -231,6 +231,11 @@ const (
 	// user-at-a-client's families are prefix lists, expiring with the
 	// family.
 	NSTokenIndex = "token-index"
+	// NSExchangeChain records, for each access token a token exchange
+	// issued (jti), the tokens it was exchanged from (the subject token,
+	// its own subject, and so on), until the token's exp, so that their
+	// cut-offs revoke it too (authserver/token_exchange.go).
+	NSExchangeChain = "exchange-chain"
 )
 
 // Opener is implemented by storage guest modules
