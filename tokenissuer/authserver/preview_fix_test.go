@@ -256,7 +256,8 @@ func TestPreviewDefaultScopesAndHook(t *testing.T) {
 // sign-in makes per request: jti, iat, exp, auth_time (the moment of
 // the sign-in), at_hash (hashes the signed access token) and the ID
 // token's nonce (the authorize request's; the preview has none). amr
-// ("pwd": a password sign-in) and the rest agree.
+// ("pwd": a password sign-in), acr (urn:okta:loa:1fa:pwd) and the rest
+// agree.
 func TestPreviewAgreesWithCodeRedemption(t *testing.T) {
 	clock := newMFAEnvClock()
 	se := newSignInEnv(t, embeddedStore(t), 1, nil, func(o *Options) {
@@ -297,6 +298,9 @@ func TestPreviewAgreesWithCodeRedemption(t *testing.T) {
 		if string(x) != string(y) {
 			t.Errorf("%s: real %s, preview %s", name, x, y)
 		}
+	}
+	if realID["acr"] != acr1FAPwd || p.IDToken.Claims["acr"] != realID["acr"] {
+		t.Errorf("acr: real %v, preview %v, want %s (a password sign-in)", realID["acr"], p.IDToken.Claims["acr"], acr1FAPwd)
 	}
 	same("access token", realAT, p.AccessToken.Claims)
 	same("ID token", realID, p.IDToken.Claims)
