@@ -3,8 +3,11 @@ package tokenissuer_test
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -185,5 +188,91 @@ func TestTokenPreviewCommand(t *testing.T) {
 	b, err := exec.Command(bin, "apiaccess-token-preview", "--address", addr, "--client", "svc", "--grant-type", "client_credentials").CombinedOutput()
 	if err != nil || !strings.Contains(string(b), `Matched: policy "Machines", rule "Read"`) || !strings.Contains(string(b), `  where: "svc@default"`) {
 		t.Errorf("caddy binary: %v\n%s", err, b)
+	}
+}
+
+// TestTokenPreviewAdminBody: the body is one JSON object of at most
+// 64 KiB: null, an array or a string are 400 (null is not an empty
+// request), a larger body 413, and a body just under the limit is read.
+func TestTokenPreviewAdminBody(t *testing.T) {
+	previewEnv(t)
+	for _, c := range []struct {
+		name, body string
+		status     int
+		text       string
+	}{
+		{"null", `null`, 400, "the body must be one JSON object"},
+		{"array", `[{"client_id":"svc"}]`, 400, "the body must be one JSON object"},
+		{"string", `"svc"`, 400, "the body must be one JSON object"},
+		{"empty", ``, 400, "EOF"},
+		{"over 64 KiB", `{"client_id":"svc","grant_type":"client_credentials","user":"` + strings.Repeat("u", 64<<10) + `"}`, 413,
+			"the body is larger than 65536 bytes"},
+		// Read and decoded: the preview's own refusal of a user for client_credentials.
+		{"under 64 KiB", `{"client_id":"svc","grant_type":"client_credentials","user":"` + strings.Repeat("u", 60<<10) + `"}`, 400,
+			"the client_credentials grant has no user"},
+	} {
+		code, p := postPreview(t, "default", c.body)
+		if msg, _ := p["error"].(string); code != c.status || !strings.Contains(msg, c.text) {
+			t.Errorf("%s: %d %.200v, want %d with %q", c.name, code, p, c.status, c.text)
+		}
+	}
+}
+
+// TestTokenPreviewCommandFlags: without --address the command finds the
+// admin API in --config (JSON, or a Caddyfile with --adapter), and uses
+// that address (a config naming an address nobody listens on fails
+// there); --scope keeps a comma inside a scope (RFC 6749 section 3.3
+// allows it) and splits on spaces.
+func TestTokenPreviewCommandFlags(t *testing.T) {
+	previewEnv(t)
+	run := func(args ...string) (string, error) {
+		c := caddycmd.Commands()["apiaccess-token-preview"]
+		cmd := &cobra.Command{Use: c.Name}
+		c.CobraFunc(cmd)
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(args)
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	jsonCfg := write("caddy.json", `{"admin":{"listen":"`+caddytester.AdminAddr()+`"}}`)
+	caddyfile := write("Caddyfile", "{\n\tadmin "+caddytester.AdminAddr()+"\n}\n")
+	for _, args := range [][]string{{"--config", jsonCfg}, {"--config", caddyfile, "--adapter", "caddyfile"}} {
+		out, err := run(append(args, "--client", "svc", "--grant-type", "client_credentials")...)
+		if err != nil || !strings.Contains(out, `Matched: policy "Machines", rule "Read"`) {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unused := l.Addr().String()
+	l.Close()
+	elsewhere := write("elsewhere.json", `{"admin":{"listen":"`+unused+`"}}`)
+	if _, err := run("--config", elsewhere, "--client", "svc", "--grant-type", "client_credentials"); err == nil || !strings.Contains(err.Error(), unused) {
+		t.Errorf("config naming %s: %v, want a failure to reach it", unused, err)
+	}
+
+	_, err = run("--address", caddytester.AdminAddr(), "--client", "svc", "--grant-type", "client_credentials", "--scope", "orders:read,orders:write")
+	if err == nil || !strings.Contains(err.Error(), "unknown scope orders:read,orders:write") {
+		t.Errorf("--scope with a comma: %v, want the scope kept whole", err)
+	}
+	out, err := run("--address", caddytester.AdminAddr(), "--client", "web", "--user", "alice@example.com", "--scope", "openid offline_access", "--scope", "orders:read", "--json")
+	var p map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &p) != nil {
+		t.Fatalf("--json: %v %s", err, out)
+	}
+	if g, _ := json.Marshal(p["scopes"]); string(g) != `["openid","offline_access","orders:read"]` {
+		t.Errorf("scopes %s, want the spaces split and the flags repeated", g)
 	}
 }

@@ -30,9 +30,11 @@ the rule runs. Nothing is signed, stored or sent.
 
 --grant-type is client_credentials, password, authorization_code (default)
 or device_code (urn:ietf:params:oauth:grant-type:device_code). --user is a
-login or an id of the directory (none for client_credentials). --scope may
-be repeated or hold several scopes separated by spaces; none means the
-server's default scopes, as in a real request.
+login (password, authorization_code, device_code) or, for the browser
+flows, a user id of the directory (none for client_credentials). --scope
+may be repeated or hold several scopes separated by spaces (a comma is
+part of a scope, as RFC 6749 section 3.3 allows); none means the server's
+default scopes, as in a real request.
 
 The admin API address is --address, else the admin listener of --config,
 else Caddy's default (localhost:2019).`,
@@ -41,7 +43,8 @@ else Caddy's default (localhost:2019).`,
 			cmd.Flags().StringP("client", "c", "", "client id (required)")
 			cmd.Flags().StringP("grant-type", "g", authserver.GrantAuthorizationCode, "grant type")
 			cmd.Flags().StringP("user", "u", "", "user login or id")
-			cmd.Flags().StringSlice("scope", nil, "scope to request (repeatable; default: the server's default scopes)")
+			// StringArray: RFC 6749 scope tokens may hold commas.
+			cmd.Flags().StringArray("scope", nil, "scope to request (repeatable, or several separated by spaces; default: the server's default scopes)")
 			cmd.Flags().Bool("json", false, "print the admin API's JSON answer")
 			cmd.Flags().String("address", "", "admin API address (default: from --config, else localhost:2019)")
 			cmd.Flags().String("config", "", "configuration file whose admin address to use")
@@ -58,7 +61,7 @@ func cmdTokenPreview(fl caddycmd.Flags, out io.Writer) error {
 	if client == "" {
 		return fmt.Errorf("--client is required")
 	}
-	scopes, err := fl.GetStringSlice("scope")
+	scopes, err := fl.GetStringArray("scope")
 	if err != nil {
 		return err
 	}
@@ -146,8 +149,12 @@ func writePreview(w io.Writer, p *authserver.Preview) {
 				if rv.Matched {
 					verdict = "matches"
 				}
-				if x.Matched && pv.Policy == x.Policy && rv.Rule == x.Rule {
+				switch {
+				case x.Matched && pv.Policy == x.Policy && rv.Rule == x.Rule:
 					verdict = "MATCHES: decides"
+				case !rv.Evaluated:
+					// Okta stops at the first match: listed for completeness.
+					verdict += ", after the decision"
 				}
 				pf("    rule %q (priority %d): %s\n", rv.Rule, rv.Priority, verdict)
 				pf("      grant type listed: %s\n", previewYesNo(rv.GrantTypeListed))
@@ -172,6 +179,13 @@ func writePreview(w io.Writer, p *authserver.Preview) {
 	}
 	if p.InlineHook != "" {
 		pf("Inline hook: %s (not called by the preview)\n", p.InlineHook)
+	}
+	for _, c := range p.Consent {
+		if c.Granted {
+			pf("Consent: %s required, granted before by the user\n", c.Scope)
+		} else {
+			pf("Consent: %s required, not granted yet: the sign-in asks for it\n", c.Scope)
+		}
 	}
 	if p.Error != nil {
 		pf("A real request gets: %s: %s", p.Error.Code, p.Error.Description)

@@ -48,12 +48,13 @@ const (
 // up): the factor page, the enrollment page, or the refusal of a user
 // who has no suitable factor and may not enroll one.
 func (i *Issuer) askFactor(w http.ResponseWriter, r *http.Request, s *Server, c *clientauth.Client, req *authzRequest, u *directory.User, n need, authTime time.Time, amr []string, stepUp bool) {
-	usable, err := i.usableFactors(r.Context(), u, n)
+	step, usable, err := i.factorStepFor(r.Context(), u, n)
 	if err != nil {
 		i.storeFailurePage(w, err)
 		return
 	}
-	if len(usable) == 0 && n.ifPossible {
+	switch step {
+	case stepPasswordOnly:
 		// acr urn:okta:loa:2fa:any:ifpossible: no factor, the password is it.
 		if stepUp {
 			req.UserID, req.AuthTime, req.Amr = u.ID, authTime, amr
@@ -65,27 +66,16 @@ func (i *Issuer) askFactor(w http.ResponseWriter, r *http.Request, s *Server, c 
 			i.proceed(w, r, s, c, req)
 		}
 		return
-	}
-	if len(usable) == 0 {
-		// Enrollment at sign-in is for a user with no factor at all: one
-		// who has a factor proves it before adding another (at the
-		// self-service page), or a password alone would add a factor of
-		// the attacker's choosing to their account.
-		active, err := i.factors.Active(r.Context(), u.ID)
-		if err != nil {
-			i.storeFailurePage(w, err)
-			return
-		}
-		switch {
-		case len(active) > 0:
-			i.logSignOnPolicy(r, s, c, u, n, "DENY")
-			i.errorPage(w, http.StatusForbidden, msgStrongerFactor)
-			return
-		case !n.enroll || !i.canEnroll(n):
-			i.logSignOnPolicy(r, s, c, u, n, "DENY")
-			i.errorPage(w, http.StatusForbidden, msgNoFactor)
-			return
-		case stepUp:
+	case stepStronger:
+		i.logSignOnPolicy(r, s, c, u, n, "DENY")
+		i.errorPage(w, http.StatusForbidden, msgStrongerFactor)
+		return
+	case stepNoFactor:
+		i.logSignOnPolicy(r, s, c, u, n, "DENY")
+		i.errorPage(w, http.StatusForbidden, msgNoFactor)
+		return
+	case stepEnroll:
+		if stepUp {
 			// A session alone never enrolls a factor: the password first.
 			req.LoginHint = u.Login
 			i.signInAgain(w, r, s, req)

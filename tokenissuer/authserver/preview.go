@@ -15,6 +15,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // PreviewRequest is a token preview's request properties, those of the
@@ -29,8 +30,13 @@ type PreviewRequest struct {
 	// by the grant that started its family: preview that grant.
 	// Required.
 	GrantType string `json:"grant_type"`
-	// User is a login or a user id of the directory; required for the
-	// grants with a user, refused for client_credentials.
+	// User is the user the grant is for, found as the grant finds it:
+	// for password, a login (the grant's username); for
+	// authorization_code and device_code, a login (typed on the sign-in
+	// page) or a user id (the user of an SSO session). A value that is
+	// the login of one user and the id of another is refused as
+	// ambiguous. Required for the grants with a user, refused for
+	// client_credentials.
 	User string `json:"user,omitempty"`
 	// Scopes requested; none: the server's default scopes, as in a real
 	// request.
@@ -47,7 +53,7 @@ type Preview struct {
 	// User is the user the grant is for; nil for client_credentials.
 	User *PreviewUser `json:"user,omitempty"`
 	// Scopes the request asks for (DefaultScopes: the server's defaults,
-	// none being asked).
+	// none being asked: no entry, or only empty ones).
 	Scopes        []string `json:"scopes"`
 	DefaultScopes bool     `json:"default_scopes,omitempty"`
 	// Policy and Rule that decided; empty when none did.
@@ -62,8 +68,10 @@ type Preview struct {
 	// applies.
 	SignOn *PreviewSignOn `json:"sign_on,omitempty"`
 	// Error is the error a real request would be answered with (no
-	// matching rule, a sign-on policy refusal, a user who is not
-	// active); the tokens are then absent.
+	// matching rule, a sign-on policy refusal, a second factor the user
+	// cannot give in a browser flow, a user who is not active, a
+	// password grant for a user without a password); the tokens and the
+	// inline hook are then absent.
 	Error *PreviewError `json:"error,omitempty"`
 	// AccessToken, IDToken and RefreshToken would be issued.
 	AccessToken  *PreviewToken   `json:"access_token,omitempty"`
@@ -73,8 +81,13 @@ type Preview struct {
 	// expression failed at run time (a real request logs a warning for
 	// each and issues the token without them).
 	FailedClaims []PreviewFailure `json:"failed_claims,omitempty"`
+	// Consent lists the requested scopes whose consent is required
+	// (authorization_code): the real sign-in shows a consent page for
+	// those not granted before (prompt=none: consent_required).
+	Consent []PreviewConsent `json:"consent,omitempty"`
 	// InlineHook is the token inline hook the rule would run (by name;
 	// the preview does not call it): its patch is not in the claims.
+	// Only when tokens would be issued: a refused request runs no hook.
 	InlineHook string `json:"inline_hook,omitempty"`
 	// Notes say where a real token would differ.
 	Notes []string `json:"notes,omitempty"`
@@ -93,6 +106,15 @@ type PreviewSignOn struct {
 	Rule   string `json:"rule,omitempty"`
 	Factor string `json:"factor"`
 	Deny   bool   `json:"deny,omitempty"`
+}
+
+// PreviewConsent is a requested scope with consent `required`.
+type PreviewConsent struct {
+	Scope string `json:"scope"`
+	// Granted: the user consented to the scope for this client before
+	// (a stored consent): no consent page for it, unless the request
+	// has prompt=consent.
+	Granted bool `json:"granted"`
 }
 
 // PreviewToken is one token's claims and lifetime.
@@ -213,11 +235,18 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 	if e != nil {
 		return nil, fromOAuth(e, http.StatusBadRequest)
 	}
-	p.Scopes, p.DefaultScopes = scopes, len(req.Scopes) == 0
+	// The defaults apply when the parsed scope parameter is empty (as
+	// requestedScopes decides), also for entries that are all empty.
+	asked, _ := parseScope(strings.Join(req.Scopes, " "))
+	p.Scopes, p.DefaultScopes = scopes, len(asked) == 0
 
 	g := grantInfo{scopes: scopes, grant: gt, authTime: i.now(), amr: []string{amrPassword}}
 	if u != nil {
-		if !u.Active() {
+		if gt == GrantPassword && u.PasswordHash == "" {
+			// CheckPassword fails a user without a password before it
+			// looks at the status: the grant's answer to bad credentials.
+			p.Error = fromOAuth(errBadCredentials.WithReason("bad credentials: the user has no password in the directory, so a password sign-in always fails"), 0)
+		} else if !u.Active() {
 			// The password grant's answer for any failed sign-in, the
 			// browser flows' for a user who may not sign in.
 			why := "user is " + u.Status
@@ -229,8 +258,13 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 			default:
 				p.Error = fromOAuth(oauth.ErrAccessDenied.WithDescription("The user is not allowed to sign in.").WithReason(why), 0)
 			}
-		} else if refused := i.previewSignOn(p, c, u, gt); refused != nil {
+		} else if refused, err := i.previewSignOn(ctx, p, c, u, gt); err != nil {
+			return nil, previewStoreFailure(err)
+		} else if refused != nil {
 			p.Error = refused
+		}
+		if u.PasswordHash == "" && gt != GrantPassword && p.Error == nil {
+			p.Notes = append(p.Notes, "the user has no password in the directory: the sign-in page refuses them; only an SSO session they already have would carry on")
 		}
 	}
 	switch {
@@ -261,12 +295,54 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 		}
 		p.Rule, g.rule, g.policy = m.Rule.Name, m.Rule, m.Policy.Name
 	}
-	p.InlineHook, _ = s.hookFor(g.rule)
 	if p.Error != nil {
 		return p, nil
 	}
+	if gt == GrantAuthorizationCode && u != nil {
+		if err := i.previewConsent(ctx, p, s, c, u, scopes); err != nil {
+			return nil, previewStoreFailure(err)
+		}
+	}
+	// A hook runs only for tokens being issued (issue, between plan and
+	// signMint).
+	p.InlineHook, _ = s.hookFor(g.rule)
 	i.previewTokens(p, s, c, u, g)
 	return p, nil
+}
+
+func previewStoreFailure(err error) *PreviewError {
+	return &PreviewError{Code: "server_error", Description: "the store failed: " + err.Error(), Status: http.StatusInternalServerError}
+}
+
+// previewConsent lists the requested scopes with consent required, and
+// whether u granted each to c before, as afterSignIn's pendingConsent
+// decides (a read of the stored consent; the preview has no prompt).
+func (i *Issuer) previewConsent(ctx context.Context, p *Preview, s *Server, c *clientauth.Client, u *directory.User, scopes []string) error {
+	var pending, granted []string
+	for _, name := range scopes {
+		sc := s.scopes[name]
+		if sc == nil || sc.Consent != "required" {
+			continue
+		}
+		_, err := i.store.GetRecord(ctx, store.NSConsent, consentKey(s, c, u.ID, name))
+		switch {
+		case err == nil:
+			granted = append(granted, name)
+		case errors.Is(err, store.ErrNotFound):
+			pending = append(pending, name)
+		default:
+			return err
+		}
+		p.Consent = append(p.Consent, PreviewConsent{Scope: name, Granted: err == nil})
+	}
+	if len(pending) > 0 {
+		p.Notes = append(p.Notes, "scopes "+strings.Join(pending, " ")+" need the user's consent: the sign-in shows a consent page before the code "+
+			"(with prompt=none the client gets consent_required; a refusal answers access_denied)")
+	}
+	if len(granted) > 0 {
+		p.Notes = append(p.Notes, "scopes "+strings.Join(granted, " ")+" need consent, which the user gave this client before: no consent page for them (prompt=consent asks again)")
+	}
+	return nil
 }
 
 // previewClient is the registered client id, or nil.
@@ -279,8 +355,12 @@ func (i *Issuer) previewClient(id string) *clientauth.Client {
 	return nil
 }
 
-// previewUser finds the user by id, then by login; grants without a
-// user take none.
+// previewUser finds the user as the grant does. The password grant
+// signs in by login (its username): a login only. authorization_code
+// and device_code sign in on the sign-in page by login, or go on with
+// an SSO session, which holds the user id: a login or an id. A value
+// that is the login of one user and the id of another is refused (400)
+// rather than guessed. Grants without a user take none.
 func (i *Issuer) previewUser(ctx context.Context, gt, who string) (*directory.User, *PreviewError) {
 	if gt == GrantClientCredentials {
 		if who != "" {
@@ -294,17 +374,40 @@ func (i *Issuer) previewUser(ctx context.Context, gt, who string) (*directory.Us
 	if i.dir == nil {
 		return nil, previewRefused(http.StatusNotFound, "", "no directory is configured: no user")
 	}
-	u, err := i.dir.UserByID(ctx, who)
-	if errors.Is(err, directory.ErrNotFound) {
-		u, err = i.dir.UserByLogin(ctx, who)
+	lookup := func(find func(context.Context, string) (*directory.User, error)) (*directory.User, *PreviewError) {
+		u, err := find(ctx, who)
+		switch {
+		case errors.Is(err, directory.ErrNotFound):
+			return nil, nil
+		case err != nil:
+			return nil, &PreviewError{Code: "server_error", Description: "the directory failed: " + err.Error(), Status: http.StatusInternalServerError}
+		}
+		return u, nil
+	}
+	byLogin, perr := lookup(i.dir.UserByLogin)
+	if perr != nil {
+		return nil, perr
+	}
+	byID, perr := lookup(i.dir.UserByID)
+	if perr != nil {
+		return nil, perr
 	}
 	switch {
-	case errors.Is(err, directory.ErrNotFound):
-		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown user %q (neither an id nor a login of the directory)", who))
-	case err != nil:
-		return nil, &PreviewError{Code: "server_error", Description: "the directory failed: " + err.Error(), Status: http.StatusInternalServerError}
+	case gt == GrantPassword && byLogin != nil:
+		return byLogin, nil
+	case gt == GrantPassword && byID != nil:
+		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown user %q: the password grant signs in by login, and this is the id of the user whose login is %q", who, byID.Login))
+	case gt == GrantPassword:
+		return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown user %q (not a login of the directory; the password grant signs in by login)", who))
+	case byLogin != nil && byID != nil && byLogin.ID != byID.ID:
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request", fmt.Sprintf(
+			"ambiguous user %q: it is the login of user %s and the id of user %s: give %q (an id) or %q (a login)", who, byLogin.ID, byID.ID, byLogin.ID, byID.Login))
+	case byLogin != nil:
+		return byLogin, nil
+	case byID != nil:
+		return byID, nil
 	}
-	return u, nil
+	return nil, previewRefused(http.StatusNotFound, "", fmt.Sprintf("unknown user %q (neither an id nor a login of the directory)", who))
 }
 
 // previewScopes checks the scopes as the grant does: the org server's
@@ -356,9 +459,11 @@ func (i *Issuer) previewScopes(s *Server, c *clientauth.Client, gt, param string
 
 // previewSignOn records the sign-on policy decision for u and returns
 // the refusal a real request would get: a deny rule refuses every flow;
-// a required second factor refuses the password grant (a browser flow
-// asks for the factor).
-func (i *Issuer) previewSignOn(p *Preview, c *clientauth.Client, u *directory.User, gt string) *PreviewError {
+// a required second factor refuses the password grant; a browser flow
+// asks for the factor, or refuses a user who has none the rule accepts
+// and may not enroll one (factorStepFor, askFactor's own decision). The
+// error is the store's, when the user's factors could not be read.
+func (i *Issuer) previewSignOn(ctx context.Context, p *Preview, c *clientauth.Client, u *directory.User, gt string) (*PreviewError, error) {
 	n := i.requirement(c, u, nil)
 	if n.policy != "" || n.deny || n.factor != policy.FactorNone {
 		p.SignOn = &PreviewSignOn{Policy: n.policy, Rule: n.rule, Factor: n.factor, Deny: n.deny}
@@ -366,16 +471,43 @@ func (i *Issuer) previewSignOn(p *Preview, c *clientauth.Client, u *directory.Us
 	switch {
 	case n.deny && gt == GrantDeviceCode:
 		// The device learns it at its next poll (denyBySignOnPolicy).
-		return fromOAuth(errDenied.WithReason("sign-on policy denies"), 0)
+		return fromOAuth(errDenied.WithReason("sign-on policy denies"), 0), nil
 	case n.deny:
 		return fromOAuth(oauth.ErrAccessDenied.WithDescription("The sign-on policy does not allow this user to sign in to this application.").
-			WithReason("sign-on policy denies"), 0)
+			WithReason("sign-on policy denies"), 0), nil
 	case n.factor != policy.FactorNone && gt == GrantPassword:
-		return fromOAuth(errBadCredentials.WithReason("sign-on policy requires a second factor"), 0)
-	case n.factor != policy.FactorNone:
-		p.Notes = append(p.Notes, "the sign-on policy asks for a second factor: the real amr and acr name the factor used; the preview signs in with a password")
+		return fromOAuth(errBadCredentials.WithReason("sign-on policy requires a second factor"), 0), nil
+	case n.factor == policy.FactorNone:
+		return nil, nil
 	}
-	return nil
+	step, _, err := i.factorStepFor(ctx, u, n)
+	if err != nil {
+		return nil, err
+	}
+	var msg, why string
+	switch step {
+	case stepFactor:
+		p.Notes = append(p.Notes, "the sign-on policy asks for a second factor: the real amr and acr name the factor used; the preview signs in with a password")
+		return nil, nil
+	case stepEnroll:
+		p.Notes = append(p.Notes, "the sign-on policy asks for a second factor and the user has none: the sign-in has them enroll one first; the real amr and acr name it, the preview signs in with a password")
+		return nil, nil
+	case stepPasswordOnly:
+		return nil, nil
+	case stepStronger:
+		msg, why = msgStrongerFactor, "sign-on policy requires a "+n.factor+" factor and none of the user's factors meets it"
+	case stepNoFactor:
+		msg, why = msgNoFactor, "sign-on policy requires a "+n.factor+" factor, the user has none and the rule denies enrollment at sign-in"
+		if n.enroll {
+			why = "sign-on policy requires a " + n.factor + " factor, the user has none and no authenticator this issuer offers meets it"
+		}
+	}
+	where := "the client gets no redirect"
+	if gt == GrantDeviceCode {
+		where = "the device's polls get authorization_pending until the code expires (expired_token)"
+	}
+	p.Notes = append(p.Notes, "the real sign-in shows the refusal on an HTTP 403 page after the password: "+where)
+	return fromOAuth(oauth.ErrAccessDenied.WithDescription(msg).WithReason(why), 0), nil
 }
 
 // previewTokens plans the tokens as the grant's issue would (plan) and

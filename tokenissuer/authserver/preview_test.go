@@ -88,7 +88,7 @@ func newPreviewEnv(t *testing.T, signOn ...*policy.SignOnPolicy) *previewEnv {
 	dir, err := directory.NewFile([]*directory.User{
 		{ID: "00u-alice", Login: "alice@example.com", PasswordHash: string(hash), Groups: []string{"finance", "staff"},
 			Profile: map[string]any{"email": "alice@example.com", "given_name": "Alice"}},
-		{ID: "00u-bob", Login: "bob@example.com", Status: directory.StatusSuspended, Groups: []string{"finance"}},
+		{ID: "00u-bob", Login: "bob@example.com", PasswordHash: string(hash), Status: directory.StatusSuspended, Groups: []string{"finance"}},
 		{ID: "00u-carol", Login: "carol@example.com", Groups: []string{"contractors"}, Profile: map[string]any{"nickname": "cc"}},
 	})
 	if err != nil {
@@ -322,17 +322,17 @@ func TestPreviewRefusals(t *testing.T) {
 	}{
 		{"unknown server", "nope", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials}, 404, "", `unknown authorization server "nope"`},
 		{"unknown client", "default", PreviewRequest{ClientID: "nope", GrantType: GrantClientCredentials}, 404, "", `unknown client "nope"`},
-		{"unknown user", "default", PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "zed@example.com"}, 404, "", "unknown user"},
+		{"unknown user", "default", PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "zed@example.com"}, 404, "", `unknown user "zed@example.com" (neither an id nor a login of the directory)`},
 		{"grant the client may not use", "default", PreviewRequest{ClientID: "svc", GrantType: GrantPassword, User: "alice@example.com"}, 400, "unauthorized_client", "Configured grant types: [client_credentials]"},
-		{"unsupported grant", "default", PreviewRequest{ClientID: "svc", GrantType: "implicit"}, 400, "unsupported_grant_type", ""},
+		{"unsupported grant", "default", PreviewRequest{ClientID: "svc", GrantType: "implicit"}, 400, "unsupported_grant_type", "The authorization grant type is not supported by the authorization server."},
 		{"refresh", "default", PreviewRequest{ClientID: "web", GrantType: GrantRefreshToken, User: "alice@example.com"}, 400, "unsupported_grant_type", "preview that grant"},
 		{"unknown scope", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"orders:delete"}}, 400, "invalid_scope", "unknown scope orders:delete"},
-		{"malformed scope", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"a\"b"}}, 400, "invalid_scope", ""},
+		{"malformed scope", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"a\"b"}}, 400, "invalid_scope", "The requested scope is invalid, unknown, or malformed."},
 		{"user scope without a user", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"openid"}}, 400, "invalid_scope", "not allowed for the client_credentials grant: openid"},
 		{"user for client_credentials", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, User: "alice@example.com"}, 400, "invalid_request", "has no user"},
-		{"no user for a user grant", "default", PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode}, 400, "invalid_request", "user"},
+		{"no user for a user grant", "default", PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode}, 400, "invalid_request", "the authorization_code grant is for a user: user (a login or an id) is required"},
 		{"no grant type", "default", PreviewRequest{ClientID: "web"}, 400, "invalid_request", "grant_type"},
-		{"org: scope not among okta_api_scopes", "org", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"okta.users.read"}}, 400, "invalid_scope", ""},
+		{"org: scope not among okta_api_scopes", "org", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"okta.users.read"}}, 400, "invalid_scope", "The following scopes are not allowed for the client_credentials grant: okta.users.read."},
 		{"org: no scopes", "org", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials}, 400, "invalid_scope", "No scopes were requested."},
 	} {
 		_, err := e.iss.Preview(context.Background(), c.as, c.req)
