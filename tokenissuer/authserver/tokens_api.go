@@ -31,14 +31,19 @@ import (
 // (DELETE of the lists, every token, is subject_revoke.go's cut-off.)
 // A token here is a refresh-token family, as Okta's token id outlives
 // rotation: the index (store.NSTokenIndex) holds one record per family,
-// written when its first token is issued and pointed at each successor,
-// keyed client, user, token id so that both lists are prefix lists, and
-// expiring with the family. Families begun before the index existed are
-// not in it, and are not listed. Only ACTIVE tokens are listed or read
-// (Okta's lists show active tokens; a revoked one is gone): a family
-// revoked, cut off, expired or idle past its window is not found.
-// Revoking one revokes its family and every access token issued from
-// it, published on the revocation feed (revokeFamily).
+// written when its first token is issued and pointed at each successor
+// once the refresh committed, keyed client, user, token id so that both
+// lists are prefix lists, and expiring at the newest token's idle
+// deadline. Families begun before the index existed are not in it until
+// their next refresh. Only ACTIVE tokens are listed or read (Okta's
+// lists show active tokens; a revoked one is gone): a family revoked,
+// cut off, expired, idle past its window, of a user not active or of a
+// server no longer configured is not found. The records of dead
+// families are deleted by the revocations that know the family and by
+// the lists and reads that meet them; a list examines a bounded number
+// of records per request. Revoking one revokes its family and every
+// access token issued from it, published on the revocation feed
+// (revokeFamily).
 
 // tokenIndexEntry is an index record's value.
 type tokenIndexEntry struct {
