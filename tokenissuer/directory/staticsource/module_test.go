@@ -114,6 +114,8 @@ func TestProvisionValidates(t *testing.T) {
 		{[]*directory.User{{Login: "a"}}, "id is required"},
 		{[]*directory.User{{ID: "1", Login: "a"}, {ID: "2", Login: "A"}}, "appears twice"},
 		{[]*directory.User{{ID: "1", Login: "a", Status: "gone"}}, "status must be"},
+		{[]*directory.User{{ID: "u1\x00x", Login: "a"}}, "control characters"},
+		{[]*directory.User{{ID: "1", Login: "a\x00b"}}, "login has a control character"},
 		{[]*directory.User{{ID: "1", Login: "a", PasswordHash: "plaintext"}}, "user \"a\""},
 	} {
 		m := &Module{Users: tc.users}
