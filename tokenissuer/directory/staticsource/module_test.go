@@ -69,6 +69,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{`static {
 			user a b
 		}`, "exactly one login"},
+		{"static {\n user \"a\x00b\"\n}", "login \"a\\x00b\" has a control character, at Testfile:2"},
+		{"static {\n user a {\n  id \"u1\x00x\"\n }\n}", "id \"u1\\x00x\" has a control character"},
 		{`static {
 			user a {
 				id 1
