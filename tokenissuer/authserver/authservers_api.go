@@ -138,17 +138,21 @@ func (i *Issuer) serveAuthServersAPI(w http.ResponseWriter, r *http.Request, _ *
 		invalidToken(w)
 		return
 	}
+	// A server that does not exist is 404 whatever the method, as at
+	// Okta (E0000007), before the 405 of the read-only configuration.
+	var s *Server
+	if q.server != "" {
+		if s, ok = i.servers[q.server]; !ok {
+			notFoundResource(w, q.server, "AuthorizationServer")
+			return
+		}
+	}
 	if r.Method != http.MethodGet || q.lifecycle {
 		readOnlyConfig(w)
 		return
 	}
 	if q.server == "" {
 		oauth.WriteJSON(w, http.StatusOK, i.AuthorizationServerList())
-		return
-	}
-	s, ok := i.servers[q.server]
-	if !ok {
-		notFoundResource(w, q.server, "AuthorizationServer")
 		return
 	}
 	switch q.kind {

@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
 )
 
 // Event types, named like Okta's System Log events so existing
@@ -85,6 +86,9 @@ type decision struct {
 	jkt string
 	// exchange: what a token exchange exchanged (token_exchange.go).
 	exchange *exchangeLog
+	// refreshed: the refresh token a grant stored, which the refresh
+	// grant indexes once committed (token_refresh.go).
+	refreshed *store.RefreshToken
 }
 
 // fields are the event's own fields; the server's are pre-encoded in

@@ -405,12 +405,12 @@ func (i *Issuer) listUserClients(w http.ResponseWriter, r *http.Request, u *dire
 	out := []oktaClient{}
 	for _, c := range i.clients { // the configuration's order
 		granted := slices.ContainsFunc(gs, func(g consentGrant) bool { return g.client == c })
-		tokens, _, err := i.listTokens(r.Context(), tokenIndexPrefix(c.ID, u.ID), "", 1)
+		tokens, err := i.hasTokens(r.Context(), &tokenScope{cid: c.ID, uid: u.ID, u: u}) // tokens_api.go
 		if err != nil {
 			i.apiStoreFailure(w, err)
 			return
 		}
-		if !granted && len(tokens) == 0 {
+		if !granted && !tokens {
 			continue
 		}
 		name := c.Name

@@ -63,8 +63,8 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	}
 	// The token APIs' index (tokens_api.go): written with a family's
 	// first token, before it (a grant that fails after leaves a record
-	// that lists nothing), and pointed at each successor once it is
-	// stored (a failure fails the grant; the presented token still works).
+	// that lists nothing), and pointed at each successor by the refresh
+	// grant once it committed (d.refreshed, token_refresh.go).
 	if g.family == nil {
 		if err := i.indexFamily(r.Context(), &rt); err != nil {
 			return "", oauth.FromStore(err)
@@ -73,12 +73,7 @@ func (i *Issuer) refreshTokenFor(r *http.Request, s *Server, c *clientauth.Clien
 	if err := i.store.PutRefresh(r.Context(), rt); err != nil {
 		return "", oauth.FromStore(err)
 	}
-	if g.family != nil {
-		if err := i.indexSuccessor(r.Context(), &rt); err != nil {
-			return "", oauth.FromStore(err)
-		}
-	}
-	d.family = rt.Family
+	d.family, d.refreshed = rt.Family, &rt
 	return tok, nil
 }
 
@@ -91,6 +86,13 @@ func linkFailure(err error) *oauth.Error {
 		return oauth.ErrInvalidRequest.WithDescription("Too many access tokens of this refresh token are still valid; use one of them.").WithReason(err.Error())
 	}
 	return oauth.FromStore(err)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -122,7 +124,11 @@ func (i *Issuer) revokeFamily(ctx context.Context, rt store.RefreshToken) error 
 	if _, err := i.store.Mark(ctx, store.NSFamily, rt.Family, familyMarkUntil(rt)); err != nil {
 		return err
 	}
-	return i.publishRevokedFamily(ctx, rt.Family, familyMarkUntil(rt))
+	if err := i.publishRevokedFamily(ctx, rt.Family, familyMarkUntil(rt)); err != nil {
+		return err // the index record stays: a retried DELETE publishes
+	}
+	i.dropIndex(ctx, &rt) // tokens_api.go
+	return nil
 }
 
 // publishRevokedFamily publishes a marked family's access tokens and

@@ -180,6 +180,7 @@ func (i *Issuer) revokeFamilyOf(x *exchange, rt store.RefreshToken) outcome {
 	if err := i.publishRevokedFamily(ctx, rt.Family, until); err != nil {
 		return failed(oauth.FromStore(err))
 	}
+	i.dropIndex(ctx, &rt) // the token APIs' record (tokens_api.go)
 	if already {
 		return nothingToRevoke
 	}

@@ -98,7 +98,7 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 	}
 	// Commit: mark the presented token used (or extend a static one),
 	// judged again atomically against a concurrent use.
-	_, err = i.store.UpdateRefresh(ctx, rt.Hash, func(cur *store.RefreshToken) error {
+	committed, err := i.store.UpdateRefresh(ctx, rt.Hash, func(cur *store.RefreshToken) error {
 		switch {
 		case cur.Family != rt.Family || !now.Before(cur.IdleExpires) || !now.Before(cur.FamilyExpires):
 			return store.ErrNotFound
@@ -130,6 +130,13 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 			return nil, oauth.FromStore(err)
 		}
 		return nil, errBadRefresh.WithReason("all tokens of the user or client revoked while refreshing")
+	}
+	// Committed: the token APIs' index follows (tokens_api.go), never
+	// failing the refresh.
+	if static {
+		i.indexSuccessor(ctx, &committed)
+	} else if d.refreshed != nil {
+		i.indexSuccessor(ctx, d.refreshed)
 	}
 	return resp, nil
 }

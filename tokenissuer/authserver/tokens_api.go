@@ -1,12 +1,14 @@
 package authserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
+	"go.uber.org/zap"
 )
 
 // Okta's refresh-token routes of the management API (tags UserOAuth and
@@ -28,14 +31,19 @@ import (
 // (DELETE of the lists, every token, is subject_revoke.go's cut-off.)
 // A token here is a refresh-token family, as Okta's token id outlives
 // rotation: the index (store.NSTokenIndex) holds one record per family,
-// written when its first token is issued and pointed at each successor,
-// keyed client, user, token id so that both lists are prefix lists, and
-// expiring with the family. Families begun before the index existed are
-// not in it, and are not listed. Only ACTIVE tokens are listed or read
-// (Okta's lists show active tokens; a revoked one is gone): a family
-// revoked, cut off, expired or idle past its window is not found.
-// Revoking one revokes its family and every access token issued from
-// it, published on the revocation feed (revokeFamily).
+// written when its first token is issued and pointed at each successor
+// once the refresh committed, keyed client, user, token id so that both
+// lists are prefix lists, and expiring at the newest token's idle
+// deadline. Families begun before the index existed are not in it until
+// their next refresh. Only ACTIVE tokens are listed or read (Okta's
+// lists show active tokens; a revoked one is gone): a family revoked,
+// cut off, expired, idle past its window, of a user not active or of a
+// server no longer configured is not found. The records of dead
+// families are deleted by the revocations that know the family and by
+// the lists and reads that meet them; a list examines a bounded number
+// of records per request. Revoking one revokes its family and every
+// access token issued from it, published on the revocation feed
+// (revokeFamily).
 
 // tokenIndexEntry is an index record's value.
 type tokenIndexEntry struct {
@@ -43,7 +51,16 @@ type tokenIndexEntry struct {
 	// Hash is the family's newest refresh token (store.RefreshToken.Hash).
 	Hash    string    `json:"hash"`
 	Created time.Time `json:"created"`
+	// Issued and Idle are the newest token's issue time and idle
+	// deadline: the record only moves forward (indexSuccessor), and
+	// expires at Idle.
+	Issued time.Time `json:"issued,omitzero"`
+	Idle   time.Time `json:"idle,omitzero"`
 }
+
+// tokenIDForm is the form of every token id (refreshTokenID): an id of
+// another form names no token, and never reaches a store key.
+var tokenIDForm = regexp.MustCompile(`^oar[A-Za-z0-9_-]{17}$`)
 
 // tokenIndexPrefix is the index prefix of a client's families, and
 // with a user, of the user's families at the client.
@@ -55,33 +72,87 @@ func tokenIndexPrefix(cid, uid string) string {
 	return p
 }
 
+// tokenIndexKey is the index key of rt's family.
+func tokenIndexKey(rt *store.RefreshToken) string {
+	return tokenIndexPrefix(rt.ClientID, rt.UserID) + refreshTokenID(rt.Family)
+}
+
 // refreshTokenID is a family's token id: stable across rotation, a
 // digest of the family (Okta's ids are "oar" and 17 characters).
 func refreshTokenID(family string) string { return "oar" + digest("refresh-family", family)[:17] }
 
-// indexFamily writes the index record of a family begun with rt.
-func (i *Issuer) indexFamily(ctx context.Context, rt *store.RefreshToken) error {
-	b, _ := json.Marshal(tokenIndexEntry{Family: rt.Family, Hash: rt.Hash, Created: rt.Issued.UTC()})
-	key := tokenIndexPrefix(rt.ClientID, rt.UserID) + refreshTokenID(rt.Family)
-	return i.store.PutRecord(ctx, store.NSTokenIndex, key, b, rt.FamilyExpires)
+// indexEntryOf is the index value pointing at rt, a family's newest
+// token.
+func indexEntryOf(rt *store.RefreshToken, created time.Time) tokenIndexEntry {
+	return tokenIndexEntry{Family: rt.Family, Hash: rt.Hash, Created: created.UTC(), Issued: rt.Issued.UTC(), Idle: rt.IdleExpires.UTC()}
 }
 
-// indexSuccessor points the family's index record at its new token rt;
-// a family without one (begun before the index) is left so.
-func (i *Issuer) indexSuccessor(ctx context.Context, rt *store.RefreshToken) error {
-	key := tokenIndexPrefix(rt.ClientID, rt.UserID) + refreshTokenID(rt.Family)
-	_, err := i.store.UpdateRecord(ctx, store.NSTokenIndex, key, func(old []byte) ([]byte, error) {
-		var e tokenIndexEntry
-		if err := json.Unmarshal(old, &e); err != nil {
-			return nil, err
-		}
-		e.Hash = rt.Hash
-		return json.Marshal(e)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
+// indexFamily writes the index record of a family begun with rt; it
+// expires with rt's idle deadline, moved by each refresh.
+func (i *Issuer) indexFamily(ctx context.Context, rt *store.RefreshToken) error {
+	b, _ := json.Marshal(indexEntryOf(rt, rt.Issued))
+	return i.store.PutRecord(ctx, store.NSTokenIndex, tokenIndexKey(rt), b, rt.IdleExpires)
+}
+
+// indexSuccessor points the family's index record at rt, its token
+// after a committed refresh (a successor, or a static token whose idle
+// deadline moved), and moves the record's expiry to rt's idle deadline.
+// It only moves forward (a later issue time, or the same token with a
+// later deadline): of refreshes racing within the leeway, the later
+// wins (two writers between the read and the write can still swap, off
+// by the leeway, and the next refresh puts it right). A missing record
+// (a family of before the index, or one expired meanwhile) is written
+// again, a corrupt one rewritten; a failure is logged and never fails
+// the refresh, which has committed.
+func (i *Issuer) indexSuccessor(ctx context.Context, rt *store.RefreshToken) {
+	key := tokenIndexKey(rt)
+	created := rt.AuthTime // the best guess for a family without a record
+	if created.IsZero() {
+		created = rt.Issued
 	}
-	return err
+	old, err := i.store.GetRecord(ctx, store.NSTokenIndex, key)
+	switch {
+	case err == nil:
+		var cur tokenIndexEntry
+		if jerr := json.Unmarshal(old, &cur); jerr != nil || cur.Family != rt.Family {
+			i.log.Warn("token index record unreadable: rewritten", zap.String("client_id", rt.ClientID))
+			break
+		}
+		if cur.Hash == rt.Hash && !rt.IdleExpires.After(cur.Idle) || cur.Hash != rt.Hash && !rt.Issued.After(cur.Issued) {
+			return // a later refresh moved it already
+		}
+		created = cur.Created
+	case !errors.Is(err, store.ErrNotFound):
+		i.log.Warn("token index not updated", zap.String("client_id", rt.ClientID), zap.Error(err))
+		return
+	}
+	b, _ := json.Marshal(indexEntryOf(rt, created))
+	if err := i.store.PutRecord(ctx, store.NSTokenIndex, key, b, rt.IdleExpires); err != nil {
+		i.log.Warn("token index not updated", zap.String("client_id", rt.ClientID), zap.Error(err))
+	}
+}
+
+// dropIndex deletes the index record of rt's family (the family is
+// revoked); a failure leaves it to the lists' cleanup.
+func (i *Issuer) dropIndex(ctx context.Context, rt *store.RefreshToken) {
+	if rt.ClientID == "" || rt.Family == "" {
+		return
+	}
+	_, _ = i.store.UpdateRecord(ctx, store.NSTokenIndex, tokenIndexKey(rt), func([]byte) ([]byte, error) { return nil, nil })
+}
+
+// errIndexMoved aborts the cleanup of a record that changed meanwhile.
+var errIndexMoved = errors.New("token index record changed")
+
+// dropDead deletes an index record found dead, unless it changed since
+// it was read (a refresh moved it); failures are left to a later list.
+func (i *Issuer) dropDead(ctx context.Context, rec store.Record) {
+	_, _ = i.store.UpdateRecord(ctx, store.NSTokenIndex, rec.Key, func(old []byte) ([]byte, error) {
+		if !bytes.Equal(old, rec.Value) {
+			return nil, errIndexMoved
+		}
+		return nil, nil
+	})
 }
 
 // indexedToken is one family of the index with its newest token.
@@ -89,98 +160,234 @@ type indexedToken struct {
 	key   string
 	id    string
 	entry tokenIndexEntry
+	raw   []byte // the record's value, as read
 	rt    store.RefreshToken
 }
 
-// liveToken reads the family behind an index record and reports whether
-// it is active: its newest token exists, is within its deadlines, and
-// neither the family is revoked nor a cut-off covers it.
-func (i *Issuer) liveToken(ctx context.Context, rec store.Record) (indexedToken, bool, error) {
-	t := indexedToken{key: rec.Key, id: rec.Key[strings.LastIndexByte(rec.Key, 0)+1:]}
-	if err := json.Unmarshal(rec.Value, &t.entry); err != nil {
-		return t, false, nil // not an index record: never listed
-	}
-	rt, err := i.store.GetRefresh(ctx, t.entry.Hash)
-	if errors.Is(err, store.ErrNotFound) {
-		return t, false, nil
-	}
-	if err != nil {
-		return t, false, err
-	}
-	t.rt = rt
-	now := i.now()
-	if !now.Before(rt.IdleExpires) || !now.Before(rt.FamilyExpires) || rt.Family != t.entry.Family {
-		return t, false, nil
-	}
-	revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family)
-	if err != nil || revoked {
-		return t, false, err
-	}
-	cut, err := i.refreshCutOff(ctx, rt)
-	return t, err == nil && !cut, err
+// tokenState is what an index record's family is.
+type tokenState int
+
+const (
+	// tokenHidden: not listed, and kept: a record of another shape, or
+	// a family that could refresh again (its user suspended, its server
+	// gone from the configuration).
+	tokenHidden tokenState = iota
+	// tokenLive: active, listed.
+	tokenLive
+	// tokenDead: never active again (expired, idle past its window, cut
+	// off, its token gone): its record may be deleted.
+	tokenDead
+	// tokenRevoked: dead, its family marked revoked (t.rt is read).
+	tokenRevoked
+)
+
+// tokenScope is the list or read a record is judged for: client cid,
+// and user uid when not "" (its user u, when known); users caches the
+// activity of the users met by a client's list.
+type tokenScope struct {
+	cid, uid string
+	u        *directory.User
+	users    map[string]bool
 }
 
-// listTokens reads up to limit active tokens below prefix after the
-// cursor (a key below prefix), and reports whether there are more.
-func (i *Issuer) listTokens(ctx context.Context, prefix, after string, limit int) ([]indexedToken, bool, error) {
-	var out []indexedToken
+// liveToken judges the family behind an index record for scope sc: it
+// is live when the record is sc's (its key is exactly the one of the
+// newest token's client, user and family, and these are sc's), that
+// token exists and is within its deadlines, the family is neither
+// revoked nor cut off, and the refresh grant's read-only checks pass
+// (the user is active, the server configured).
+func (i *Issuer) liveToken(ctx context.Context, rec store.Record, sc *tokenScope) (indexedToken, tokenState, error) {
+	t := indexedToken{key: rec.Key, raw: rec.Value}
+	rest, ok := strings.CutPrefix(rec.Key, tokenIndexPrefix(sc.cid, sc.uid))
+	if !ok {
+		return t, tokenHidden, nil
+	}
+	if sc.uid == "" {
+		rest = rest[strings.LastIndexByte(rest, 0)+1:]
+	}
+	t.id = rest
+	if !tokenIDForm.MatchString(t.id) {
+		return t, tokenHidden, nil // another user's, whose id has this user's as a prefix
+	}
+	if err := json.Unmarshal(rec.Value, &t.entry); err != nil {
+		return t, tokenHidden, nil // not an index record: never listed
+	}
+	now := i.now()
+	rt, err := i.store.GetRefresh(ctx, t.entry.Hash)
+	if errors.Is(err, store.ErrNotFound) {
+		// Gone (purged), or a grant between its index write and its
+		// token's: the latter is done within a minute.
+		if now.Sub(maxTime(t.entry.Issued, t.entry.Created)) > time.Minute {
+			return t, tokenDead, nil
+		}
+		return t, tokenHidden, nil
+	}
+	if err != nil {
+		return t, tokenHidden, err
+	}
+	t.rt = rt
+	if rt.ClientID != sc.cid || (sc.uid != "" && rt.UserID != sc.uid) || rt.Family != t.entry.Family || tokenIndexKey(&rt) != rec.Key {
+		return t, tokenHidden, nil
+	}
+	if !now.Before(rt.IdleExpires) || !now.Before(rt.FamilyExpires) {
+		return t, tokenDead, nil
+	}
+	revoked, err := i.store.Marked(ctx, store.NSFamily, rt.Family)
+	if err != nil {
+		return t, tokenHidden, err
+	}
+	if revoked {
+		return t, tokenRevoked, nil
+	}
+	if cut, err := i.refreshCutOff(ctx, rt); err != nil || cut {
+		return t, tokenDead, err
+	}
+	// The refresh grant's read-only checks (token_refresh.go).
+	if _, ok := i.Server(rt.Server); !ok {
+		return t, tokenHidden, nil
+	}
+	active, err := i.userActive(ctx, rt.UserID, sc)
+	if err != nil || !active {
+		return t, tokenHidden, err
+	}
+	return t, tokenLive, nil
+}
+
+// userActive reports whether the user uid may still refresh (refresh.go
+// activeUser), caching the answer in sc.
+func (i *Issuer) userActive(ctx context.Context, uid string, sc *tokenScope) (bool, error) {
+	if sc.u != nil && sc.u.ID == uid {
+		return sc.u.Active(), nil
+	}
+	if active, ok := sc.users[uid]; ok {
+		return active, nil
+	}
+	if i.dir == nil {
+		return false, nil
+	}
+	u, err := i.dir.UserByID(ctx, uid)
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return false, err
+	}
+	active := err == nil && u.Active()
+	if sc.users == nil {
+		sc.users = map[string]bool{}
+	}
+	sc.users[uid] = active
+	return active, nil
+}
+
+// deadAndDone reports whether a record judged st may be deleted: dead,
+// or revoked with its access tokens published (an unpublished one is
+// kept, for a retried DELETE to publish).
+func (i *Issuer) deadAndDone(ctx context.Context, t indexedToken, st tokenState) bool {
+	switch st {
+	case tokenDead:
+		return true
+	case tokenRevoked:
+		pending, err := i.publishPending(ctx, t.rt)
+		return err == nil && !pending
+	}
+	return false
+}
+
+// publishPending reports whether a revoked family's access tokens are
+// still to be published on the revocation feed.
+func (i *Issuer) publishPending(ctx context.Context, rt store.RefreshToken) (bool, error) {
+	if i.feed == nil {
+		return false, nil
+	}
+	done, err := i.store.Marked(ctx, store.NSFamilyPublished, rt.Family)
+	return err == nil && !done, err
+}
+
+// listTokens reads up to limit active tokens of sc after the cursor (a
+// key below its prefix), deleting the records of dead families it
+// meets. It examines at most 10*limit+50 records, so that the dead
+// families not yet cleaned cost a bounded amount per request; next is
+// the cursor of the next page when there may be more ("" at the end).
+func (i *Issuer) listTokens(ctx context.Context, sc *tokenScope, after string, limit int) (out []indexedToken, next string, err error) {
+	prefix := tokenIndexPrefix(sc.cid, sc.uid)
 	cursor := ""
 	if after != "" {
 		cursor = prefix + after
 	}
-	batch := min(limit+1, grantsPageMax+1)
-	for {
+	budget := 10*limit + 50
+	for budget > 0 {
+		batch := min(limit+1, grantsPageMax+1, budget)
 		recs, err := i.store.ListRecords(ctx, store.NSTokenIndex, prefix, cursor, batch)
 		if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
 		for _, rec := range recs {
-			t, live, err := i.liveToken(ctx, rec)
+			budget--
+			t, st, err := i.liveToken(ctx, rec, sc)
 			if err != nil {
-				return nil, false, err
+				return nil, "", err
 			}
-			if !live {
-				continue
+			switch {
+			case st == tokenLive && len(out) == limit:
+				return out, strings.TrimPrefix(out[len(out)-1].key, prefix), nil
+			case st == tokenLive:
+				out = append(out, t)
+			case i.deadAndDone(ctx, t, st):
+				i.dropDead(ctx, rec)
 			}
-			if len(out) == limit {
-				return out, true, nil
+			if budget == 0 {
+				return out, strings.TrimPrefix(rec.Key, prefix), nil
 			}
-			out = append(out, t)
 		}
 		if len(recs) < batch {
-			return out, false, nil
+			return out, "", nil
 		}
 		cursor = recs[len(recs)-1].Key
 	}
+	return out, "", nil
 }
 
-// findToken reads one active token by id below prefix (a user at a
-// client: one key; a client: a scan of its families).
-func (i *Issuer) findToken(ctx context.Context, cid, uid, id string) (indexedToken, bool, error) {
-	if uid != "" {
-		key := tokenIndexPrefix(cid, uid) + id
+// hasTokens reports whether sc has an active token, paging through the
+// bounded lists of listTokens.
+func (i *Issuer) hasTokens(ctx context.Context, sc *tokenScope) (bool, error) {
+	after := ""
+	for {
+		ts, next, err := i.listTokens(ctx, sc, after, 1)
+		if err != nil || len(ts) > 0 || next == "" {
+			return len(ts) > 0, err
+		}
+		after = next
+	}
+}
+
+// findToken reads one token by id of sc (a user at a client: one key;
+// a client: a scan of its families' keys), with its state.
+func (i *Issuer) findToken(ctx context.Context, sc *tokenScope, id string) (indexedToken, tokenState, error) {
+	if !tokenIDForm.MatchString(id) {
+		return indexedToken{}, tokenHidden, nil
+	}
+	if sc.uid != "" {
+		key := tokenIndexPrefix(sc.cid, sc.uid) + id
 		v, err := i.store.GetRecord(ctx, store.NSTokenIndex, key)
 		if errors.Is(err, store.ErrNotFound) {
-			return indexedToken{}, false, nil
+			return indexedToken{}, tokenHidden, nil
 		}
 		if err != nil {
-			return indexedToken{}, false, err
+			return indexedToken{}, tokenHidden, err
 		}
-		return i.liveToken(ctx, store.Record{Key: key, Value: v})
+		return i.liveToken(ctx, store.Record{Key: key, Value: v}, sc)
 	}
 	cursor := ""
 	for {
-		recs, err := i.store.ListRecords(ctx, store.NSTokenIndex, tokenIndexPrefix(cid, ""), cursor, grantsPageMax)
+		recs, err := i.store.ListRecords(ctx, store.NSTokenIndex, tokenIndexPrefix(sc.cid, ""), cursor, grantsPageMax)
 		if err != nil {
-			return indexedToken{}, false, err
+			return indexedToken{}, tokenHidden, err
 		}
 		for _, rec := range recs {
 			if strings.HasSuffix(rec.Key, "\x00"+id) {
-				return i.liveToken(ctx, rec)
+				return i.liveToken(ctx, rec, sc)
 			}
 		}
 		if len(recs) < grantsPageMax {
-			return indexedToken{}, false, nil
+			return indexedToken{}, tokenHidden, nil
 		}
 		cursor = recs[len(recs)-1].Key
 	}
@@ -266,19 +473,32 @@ func (i *Issuer) serveTokens(w http.ResponseWriter, r *http.Request, cid string,
 	values := r.URL.Query()
 	expand := values.Get("expand") == "scope"
 	w.Header().Set("Cache-Control", "no-store")
+	sc := &tokenScope{cid: cid, uid: uid, u: u}
 	if tokenID != "" {
-		t, live, err := i.findToken(ctx, cid, uid, tokenID)
+		t, st, err := i.findToken(ctx, sc, tokenID)
 		if err != nil {
 			i.apiStoreFailure(w, err)
 			return
 		}
-		if !live {
-			if t.rt.Family != "" && r.Method == http.MethodDelete {
-				// Revoked elsewhere, its publish perhaps failed: retry it.
-				if err := i.republishIfNeeded(ctx, t.rt); err != nil {
-					i.apiStoreFailure(w, err)
+		if st == tokenRevoked && r.Method == http.MethodDelete {
+			// Revoked, its publish failed (a DELETE answered 503, or a
+			// revocation elsewhere): publish and answer the DELETE now.
+			pending, err := i.publishPending(ctx, t.rt)
+			if err == nil && pending {
+				err = i.publishRevokedFamily(ctx, t.rt.Family, familyMarkUntil(t.rt))
+				if err == nil {
+					i.revokedIndexed(w, r, t, u)
 					return
 				}
+			}
+			if err != nil {
+				i.apiStoreFailure(w, err)
+				return
+			}
+		}
+		if st != tokenLive {
+			if i.deadAndDone(ctx, t, st) {
+				i.dropDead(ctx, store.Record{Key: t.key, Value: t.raw})
 			}
 			notFoundResource(w, tokenID, "OAuth2RefreshToken")
 			return
@@ -308,8 +528,7 @@ func (i *Issuer) serveTokens(w http.ResponseWriter, r *http.Request, cid string,
 		}
 		after = string(b)
 	}
-	prefix := tokenIndexPrefix(cid, uid)
-	ts, more, err := i.listTokens(ctx, prefix, after, limit)
+	ts, next, err := i.listTokens(ctx, sc, after, limit)
 	if err != nil {
 		i.apiStoreFailure(w, err)
 		return
@@ -319,11 +538,12 @@ func (i *Issuer) serveTokens(w http.ResponseWriter, r *http.Request, cid string,
 		out = append(out, i.oktaRefreshToken(&ts[n], u, expand))
 	}
 	// The cursor is opaque (Okta: "treat this as an opaque value"): the
-	// last token's key below the list's prefix.
+	// last key examined below the list's prefix (a page may be short, or
+	// empty, when listTokens' bound stopped it: the next link goes on).
 	self := i.base + strings.TrimPrefix(r.URL.EscapedPath(), (&url.URL{Path: i.basePath}).EscapedPath())
 	w.Header().Add("Link", "<"+self+queryOf(values)+`>; rel="self"`)
-	if more {
-		values.Set("after", base64.RawURLEncoding.EncodeToString([]byte(strings.TrimPrefix(ts[len(ts)-1].key, prefix))))
+	if next != "" {
+		values.Set("after", base64.RawURLEncoding.EncodeToString([]byte(next)))
 		values.Set("limit", strconv.Itoa(limit))
 		w.Header().Add("Link", "<"+self+queryOf(values)+`>; rel="next"`)
 	}
@@ -332,18 +552,20 @@ func (i *Issuer) serveTokens(w http.ResponseWriter, r *http.Request, cid string,
 
 // revokeIndexed revokes one token's family and its access tokens (on
 // the feed first: a failure leaves the index record, and a retry
-// revokes again), then drops its index record; 204.
+// publishes), then drops its index record (revokeFamily); 204.
 func (i *Issuer) revokeIndexed(w http.ResponseWriter, r *http.Request, t indexedToken, u *directory.User) {
+	if err := i.revokeFamily(r.Context(), t.rt); err != nil {
+		i.apiStoreFailure(w, err)
+		return
+	}
+	i.revokedIndexed(w, r, t, u)
+}
+
+// revokedIndexed ends a DELETE whose family is revoked and published:
+// the index record goes, the System Log records it; 204.
+func (i *Issuer) revokedIndexed(w http.ResponseWriter, r *http.Request, t indexedToken, u *directory.User) {
 	ctx := r.Context()
-	if err := i.revokeFamily(ctx, t.rt); err != nil {
-		i.apiStoreFailure(w, err)
-		return
-	}
-	_, err := i.store.UpdateRecord(ctx, store.NSTokenIndex, t.key, func([]byte) ([]byte, error) { return nil, nil })
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		i.apiStoreFailure(w, err)
-		return
-	}
+	i.dropIndex(ctx, &t.rt)
 	if u == nil && i.dir != nil {
 		u, _ = i.dir.UserByID(ctx, t.rt.UserID) // the log's target; none if gone
 	}
@@ -372,6 +594,7 @@ type oktaRefreshToken struct {
 // when the list was a user's, else the app route.
 func (i *Issuer) oktaRefreshToken(t *indexedToken, u *directory.User, expand bool) oktaRefreshToken {
 	api := i.base + "/api/v1"
+	servers := i.base + "/" + authServersAPIPath // authServersAPIPath begins with api/v1
 	rt := &t.rt
 	s, _ := i.Server(rt.Server)
 	out := oktaRefreshToken{ID: t.id, Status: "ACTIVE", Created: oktaTime(t.entry.Created), LastUpdated: oktaTime(rt.Issued),
@@ -400,14 +623,14 @@ func (i *Issuer) oktaRefreshToken(t *indexedToken, u *directory.User, expand boo
 			if name == "" {
 				name = s.ID
 			}
-			out.Links["authorizationServer"] = map[string]any{"href": api + "/" + authServersAPIPath + "/" + s.ID, "title": name}
+			out.Links["authorizationServer"] = map[string]any{"href": servers + "/" + s.ID, "title": name}
 		}
 		if expand {
 			scopes := []map[string]any{}
 			for _, name := range rt.Scopes {
 				scopeLink := map[string]any{"title": name}
 				if !s.Org {
-					scopeLink["href"] = api + "/" + authServersAPIPath + "/" + s.ID + "/scopes/" + url.PathEscape(name)
+					scopeLink["href"] = servers + "/" + s.ID + "/scopes/" + url.PathEscape(name)
 				}
 				sc := map[string]any{"id": name, "name": name, "_links": map[string]any{"scope": scopeLink}}
 				if def, ok := s.scopes[name]; ok && def.Description != "" {

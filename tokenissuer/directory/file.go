@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // FileData is the schema of a directory file (JSON):
@@ -63,10 +64,14 @@ func NewFile(users []*User) (*File, error) {
 		switch {
 		case u == nil:
 			return nil, fmt.Errorf("directory: user %d is null", i)
-		case u.ID == "" || strings.ContainsAny(u.ID, " \t\r\n"):
-			return nil, fmt.Errorf("directory: user %d: id is required and has no spaces", i)
+		case u.ID == "" || strings.ContainsFunc(u.ID, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+			// No NUL nor other control character: ids are parts of store
+			// keys joined by NUL (the token index, authserver/tokens_api.go).
+			return nil, fmt.Errorf("directory: user %d: id is required and has no spaces or control characters", i)
 		case NormalizeLogin(u.Login) == "":
 			return nil, fmt.Errorf("directory: user %q: login is required", u.ID)
+		case strings.ContainsFunc(u.Login, unicode.IsControl):
+			return nil, fmt.Errorf("directory: user %q: login has a control character", u.ID)
 		case f.byID[u.ID] != nil:
 			return nil, fmt.Errorf("directory: user id %q appears twice", u.ID)
 		case f.byLogin[NormalizeLogin(u.Login)] != nil:

@@ -6,6 +6,8 @@ package staticsource
 
 import (
 	"context"
+	"strings"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -82,6 +84,9 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if !d.Args(&u.Login) || d.NextArg() {
 			return d.Err("user takes exactly one login")
 		}
+		if strings.ContainsFunc(u.Login, unicode.IsControl) {
+			return d.Errf("user login %q has a control character", u.Login)
+		}
 		once, profile := caddyargs.Once{}, caddyargs.Names{}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			key := d.Val()
@@ -94,6 +99,10 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "id":
 				if !d.Args(&u.ID) || d.NextArg() {
 					return d.ArgErr()
+				}
+				// Ids are parts of store keys joined by NUL (directory.NewFile).
+				if strings.ContainsFunc(u.ID, unicode.IsControl) {
+					return d.Errf("user id %q has a control character", u.ID)
 				}
 			case "password_hash":
 				if !d.Args(&u.PasswordHash) || d.NextArg() {

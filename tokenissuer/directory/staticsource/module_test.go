@@ -69,6 +69,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{`static {
 			user a b
 		}`, "exactly one login"},
+		{"static {\n user \"a\x00b\"\n}", "login \"a\\x00b\" has a control character, at Testfile:2"},
+		{"static {\n user a {\n  id \"u1\x00x\"\n }\n}", "id \"u1\\x00x\" has a control character"},
 		{`static {
 			user a {
 				id 1
@@ -114,6 +116,8 @@ func TestProvisionValidates(t *testing.T) {
 		{[]*directory.User{{Login: "a"}}, "id is required"},
 		{[]*directory.User{{ID: "1", Login: "a"}, {ID: "2", Login: "A"}}, "appears twice"},
 		{[]*directory.User{{ID: "1", Login: "a", Status: "gone"}}, "status must be"},
+		{[]*directory.User{{ID: "u1\x00x", Login: "a"}}, "control characters"},
+		{[]*directory.User{{ID: "1", Login: "a\x00b"}}, "login has a control character"},
 		{[]*directory.User{{ID: "1", Login: "a", PasswordHash: "plaintext"}}, "user \"a\""},
 	} {
 		m := &Module{Users: tc.users}
