@@ -5,6 +5,7 @@ package authserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -108,16 +109,29 @@ func BenchmarkRefresh(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		b.Run(alg, func(b *testing.B) {
 			iss := newUserBenchIssuer(b, alg)
-			rt := randomToken()
-			rec := store.RefreshToken{Hash: refreshHash(rt), Family: "f", Server: "default", ClientID: "web", UserID: "00u1",
-				Scopes: []string{"orders:read", "offline_access"}, Policy: "p", Rule: "r", Grant: GrantAuthorizationCode,
-				AuthTime: time.Now(), Issued: time.Now(), FamilyExpires: time.Now().Add(24 * time.Hour), IdleExpires: time.Now().Add(time.Hour)}
-			if err := iss.store.PutRefresh(context.Background(), rec); err != nil {
-				b.Fatal(err)
+			// A family keeps at most maxFamilyTokens unexpired access
+			// tokens (the revocation feed names each): a fresh family
+			// every few hundred refreshes keeps the loop under it.
+			families := 0
+			seed := func() string {
+				families++
+				rt := randomToken()
+				rec := store.RefreshToken{Hash: refreshHash(rt), Family: fmt.Sprintf("f%d", families), Server: "default", ClientID: "web", UserID: "00u1",
+					Scopes: []string{"orders:read", "offline_access"}, Policy: "p", Rule: "r", Grant: GrantAuthorizationCode,
+					AuthTime: time.Now(), Issued: time.Now(), FamilyExpires: time.Now().Add(24 * time.Hour), IdleExpires: time.Now().Add(time.Hour)}
+				if err := iss.store.PutRefresh(context.Background(), rec); err != nil {
+					b.Fatal(err)
+				}
+				return rt
 			}
+			rt := seed()
+			n := 0
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
+				if n++; n%(maxFamilyTokens-10) == 0 {
+					rt = seed()
+				}
 				w := tokenCall(iss, "grant_type=refresh_token&refresh_token="+rt)
 				if w.Code != http.StatusOK {
 					b.Fatalf("status %d: %s", w.Code, w.Body)
