@@ -417,25 +417,7 @@ func (i *Issuer) previewUser(ctx context.Context, gt, who string) (*directory.Us
 // user.
 func (i *Issuer) previewScopes(s *Server, c *clientauth.Client, gt, param string) ([]string, *oauth.Error) {
 	if s.Org && gt == GrantClientCredentials {
-		// As orgAPIToken.
-		scopes, ok := parseScope(param)
-		if !ok {
-			return nil, errMalformedScopes
-		}
-		if len(scopes) == 0 {
-			return nil, errNoScopes
-		}
-		var refused []string
-		for _, sc := range scopes {
-			if !slices.Contains(c.OktaAPIScopes, sc) {
-				refused = append(refused, sc)
-			}
-		}
-		if len(refused) > 0 {
-			return nil, oauth.ErrInvalidScope.WithDescription("The following scopes are not allowed for the client_credentials grant: " + strings.Join(refused, " ") + ".").
-				WithReason("not among the client's okta_api_scopes")
-		}
-		return scopes, nil
+		return orgAPIScopes(c, param, &decision{server: s})
 	}
 	scopes, e := s.requestedScopes(param, &decision{server: s})
 	if e != nil {

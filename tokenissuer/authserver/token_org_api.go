@@ -20,7 +20,18 @@ var orgAPIRule = &policy.Rule{Name: "Okta API scopes", GrantTypes: []string{Gran
 // which the org's own APIs accept (the SSF Transmitter API, ssf_api.go)
 // and no custom server's resource does (aud is the org).
 func (i *Issuer) orgAPIToken(r *http.Request, s *Server, c *clientauth.Client, form map[string]string, d *decision) (*tokenResponse, *oauth.Error) {
-	scopes, ok := parseScope(form["scope"])
+	scopes, e := orgAPIScopes(c, form["scope"], d)
+	if e != nil {
+		return nil, e
+	}
+	d.policy, d.rule = orgAPIRule.Name, orgAPIRule.Name
+	return i.issue(r, s, c, nil, grantInfo{scopes: scopes, rule: orgAPIRule, grant: GrantClientCredentials}, d)
+}
+
+// orgAPIScopes are the scopes an org-server client_credentials request
+// asks (param), each among the client's okta_api_scopes.
+func orgAPIScopes(c *clientauth.Client, param string, d *decision) ([]string, *oauth.Error) {
+	scopes, ok := parseScope(param)
 	if !ok {
 		return nil, errMalformedScopes
 	}
@@ -40,6 +51,5 @@ func (i *Issuer) orgAPIToken(r *http.Request, s *Server, c *clientauth.Client, f
 		return nil, oauth.ErrInvalidScope.WithDescription("The following scopes are not allowed for the client_credentials grant: " + strings.Join(refused, " ") + ".").
 			WithReason("not among the client's okta_api_scopes")
 	}
-	d.policy, d.rule = orgAPIRule.Name, orgAPIRule.Name
-	return i.issue(r, s, c, nil, grantInfo{scopes: scopes, rule: orgAPIRule, grant: GrantClientCredentials}, d)
+	return scopes, nil
 }
