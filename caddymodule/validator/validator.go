@@ -18,12 +18,13 @@ import (
 	"github.com/apiaccess/caddy-apiaccess/caddymodule/keyset"
 	"github.com/apiaccess/caddy-apiaccess/internal/compactjws"
 	"github.com/apiaccess/caddy-apiaccess/internal/jsonstrict"
+	"github.com/apiaccess/caddy-apiaccess/internal/tokentime"
 )
 
 // Defaults.
 const (
 	DefaultMaxTokenSize = 8 << 10
-	DefaultSkew         = 30 * time.Second
+	DefaultSkew         = tokentime.Skew // the issuer's too (token exchange)
 	DefaultCacheSize    = 10000
 )
 

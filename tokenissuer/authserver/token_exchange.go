@@ -13,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/internal/tokentime"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
@@ -39,10 +40,9 @@ const TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 const maxActDepth = 5
 
 // exchangeSkew is the clock skew allowed for the subject and actor
-// tokens' iat, nbf and exp: the gateway's (caddymodule/validator
-// DefaultSkew, which a test keeps in step), so a token a gateway
+// tokens' iat, nbf and exp: the gateway's default, so a token a gateway
 // accepts from a node ahead is not refused here by a node behind.
-const exchangeSkew = 30 * time.Second
+const exchangeSkew = tokentime.Skew
 
 var (
 	// errSubjectInvalid is Okta's answer to a subject token it cannot
