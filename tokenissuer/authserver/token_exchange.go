@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
@@ -190,7 +191,7 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	g.amr = stringList(priv["amr"])
 	// What linkExchanged would refuse after issuing, refused before: no
 	// inline hook call, no signed token for a refused exchange.
-	fam, e := i.exchangeRoom(ctx, st)
+	fam, chain, e := i.exchangeRoom(ctx, st)
 	if e != nil {
 		return nil, e
 	}
@@ -201,7 +202,7 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	// Before the token is handed out: it must fall with what revokes the
 	// subject token. A refusal here (the family filled or was revoked
 	// since exchangeRoom) names no token: this one is never handed out.
-	if e := i.linkExchanged(ctx, s, st, fam, d.jti, time.Unix(d.accessExp, 0)); e != nil {
+	if e := i.linkExchanged(ctx, s, st, fam, chain, d.jti, time.Unix(d.accessExp, 0)); e != nil {
 		d.jti = ""
 		return nil, e
 	}
@@ -250,52 +251,118 @@ type exchangeLink struct {
 }
 
 // exchangeRoom reads, before anything is issued, what linkExchanged
-// would refuse: the subject's refresh-token family revoked, or holding
-// maxFamilyTokens live access tokens already. It returns the family
-// ("" for a subject issued without one).
-func (i *Issuer) exchangeRoom(ctx context.Context, st jwt.Token) (string, *oauth.Error) {
+// would refuse: the subject's refresh-token family revoked, or that
+// family or the feed index of a token of the chain (exchangedKey)
+// holding maxFamilyTokens live access tokens already. It returns the
+// family ("" for a subject issued without one) and the chain the
+// subject was exchanged from, with the subject last.
+func (i *Issuer) exchangeRoom(ctx context.Context, st jwt.Token) (string, []exchangeLink, *oauth.Error) {
+	chain, err := i.exchangeChain(ctx, st.JwtID())
+	if err != nil {
+		return "", nil, oauth.FromStore(err)
+	}
+	uid, _ := st.PrivateClaims()["uid"].(string)
+	cid, _ := st.PrivateClaims()["cid"].(string)
+	chain = append(chain, exchangeLink{JTI: st.JwtID(), ClientID: cid, UserID: uid, Issued: st.IssuedAt().Unix()})
 	fam, err := i.familyOf(ctx, st.JwtID())
 	if err != nil {
-		return "", oauth.FromStore(err)
+		return "", nil, oauth.FromStore(err)
 	}
-	if fam == "" {
-		return "", nil
-	}
-	switch revoked, err := i.store.Marked(ctx, store.NSFamily, fam); {
-	case err != nil:
-		return "", oauth.FromStore(err)
-	case revoked:
-		return "", errSubjectInvalid.WithReason("revoked (its refresh-token family, while exchanging)")
+	if fam != "" {
+		switch revoked, err := i.store.Marked(ctx, store.NSFamily, fam); {
+		case err != nil:
+			return "", nil, oauth.FromStore(err)
+		case revoked:
+			return "", nil, errSubjectInvalid.WithReason("revoked (its refresh-token family, while exchanging)")
+		}
 	}
 	if i.feed == nil {
-		return fam, nil // no family index (linkFamily writes none)
+		return fam, chain, nil // no index (linkFamily and linkExchanged write none)
 	}
-	b, err := i.store.GetRecord(ctx, store.NSFamilyTokens, fam)
+	if fam != "" {
+		if full, err := i.indexFull(ctx, fam); err != nil {
+			return "", nil, oauth.FromStore(err)
+		} else if full {
+			return "", nil, errExchangeFamilyFull.WithReason(errFamilyFull.Error())
+		}
+	}
+	for _, l := range chain {
+		if l.JTI == "" {
+			continue
+		}
+		if full, err := i.indexFull(ctx, exchangedKey(l.JTI)); err != nil {
+			return "", nil, oauth.FromStore(err)
+		} else if full {
+			return "", nil, errExchangedFull.WithReason(errFamilyFull.Error())
+		}
+	}
+	return fam, chain, nil
+}
+
+// indexFull reports whether the store.NSFamilyTokens index key holds
+// maxFamilyTokens live tokens, counted as indexFamilyToken counts.
+func (i *Issuer) indexFull(ctx context.Context, key string) (bool, error) {
+	b, err := i.store.GetRecord(ctx, store.NSFamilyTokens, key)
 	if errors.Is(err, store.ErrNotFound) {
-		return fam, nil
+		return false, nil
 	}
 	if err != nil {
-		return "", oauth.FromStore(err)
+		return false, err
 	}
 	var list []familyToken
 	if err := json.Unmarshal(b, &list); err != nil {
-		return "", oauth.FromStore(err)
+		return false, err
 	}
 	now, live := i.now().Unix(), 0
 	for _, t := range list {
-		if t.Exp >= now { // as indexFamilyToken counts
+		if t.Exp >= now {
 			live++
 		}
 	}
-	if live >= maxFamilyTokens {
-		return "", errExchangeFamilyFull.WithReason(errFamilyFull.Error())
-	}
-	return fam, nil
+	return live >= maxFamilyTokens, nil
 }
 
-// errExchangeFamilyFull: the subject's family has maxFamilyTokens live
-// access tokens.
-var errExchangeFamilyFull = oauth.ErrInvalidRequest.WithDescription("Too many access tokens of this subject token's refresh token are still valid; reuse an exchanged token.")
+// exchangedKey is the key, in store.NSFamilyTokens, of the index of the
+// access tokens exchanged from the token jti (directly or down a
+// chain), in the family index's format, so revoking jti publishes them
+// (familyEvents). Family ids are base64url and never hold ':'.
+func exchangedKey(jti string) string { return "exchanged:" + jti }
+
+var (
+	// errExchangeFamilyFull: the subject's family has maxFamilyTokens
+	// live access tokens.
+	errExchangeFamilyFull = oauth.ErrInvalidRequest.WithDescription("Too many access tokens of this subject token's refresh token are still valid; reuse an exchanged token.")
+	// errExchangedFull: maxFamilyTokens live tokens were exchanged from a
+	// token of the subject's chain.
+	errExchangedFull = oauth.ErrInvalidRequest.WithDescription("Too many tokens exchanged from this subject token are still valid; reuse an exchanged token.")
+)
+
+// exchangedEvents are the revocations of the unexpired tokens exchanged
+// from the access token jti (none without a feed).
+func (i *Issuer) exchangedEvents(ctx context.Context, jti, by string) ([]ssf.Event, error) {
+	return i.familyEvents(ctx, exchangedKey(jti), by)
+}
+
+// publishExchangedAfterMark publishes, once jti's revocation mark is
+// written, the tokens exchanged from it that were not in seen (what
+// the revocation published before marking): an exchange that indexed
+// its token after that read and read no mark yet is on the index now
+// (linkExchanged writes the index, then reads the mark). A failure is
+// logged: introspection refuses the token all the same.
+func (i *Issuer) publishExchangedAfterMark(ctx context.Context, jti string, seen []ssf.Event) {
+	evs, err := i.exchangedEvents(ctx, jti, ssf.InitiatedByUser)
+	if err == nil {
+		known := make(map[string]bool, len(seen))
+		for _, ev := range seen {
+			known[ev.Subject.JTI] = true
+		}
+		evs = slices.DeleteFunc(evs, func(ev ssf.Event) bool { return known[ev.Subject.JTI] })
+		err = i.publish(ctx, evs...)
+	}
+	if err != nil {
+		i.log.Error("cannot publish the tokens exchanged from a revoked access token", zap.Error(err))
+	}
+}
 
 // linkExchanged makes the exchanged token (jti, valid until exp) fall
 // with its subject token st: it records the chain of tokens it comes from (the subject's
@@ -305,20 +372,16 @@ var errExchangeFamilyFull = oauth.ErrInvalidRequest.WithDescription("Too many ac
 // family as the refresh grant's tokens do (linkFamily: NSAccessFamily,
 // and the family's index on the revocation feed), so revoking the
 // family revokes it, at introspection and on the feed.
-func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, fam, jti string, exp time.Time) *oauth.Error {
-	chain, err := i.exchangeChain(ctx, st.JwtID())
-	if err != nil {
-		return oauth.FromStore(err)
-	}
-	uid, _ := st.PrivateClaims()["uid"].(string)
-	cid, _ := st.PrivateClaims()["cid"].(string)
-	chain = append(chain, exchangeLink{JTI: st.JwtID(), ClientID: cid, UserID: uid, Issued: st.IssuedAt().Unix()})
+func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, fam string, chain []exchangeLink, jti string, exp time.Time) *oauth.Error {
 	b, err := json.Marshal(chain)
 	if err == nil {
 		err = i.store.PutRecord(ctx, store.NSExchangeChain, jti, b, exp.Add(time.Minute))
 	}
 	if err != nil {
 		return oauth.FromStore(err)
+	}
+	if e := i.indexExchanged(ctx, s.Issuer, chain, jti, exp); e != nil {
+		return e
 	}
 	if fam == "" {
 		return nil
@@ -333,6 +396,46 @@ func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, fam
 		return errExchangeFamilyFull.WithReason(err.Error())
 	case err != nil:
 		return oauth.FromStore(err)
+	}
+	return nil
+}
+
+// indexExchanged adds the exchanged token to the feed index of every
+// token of its chain (exchangedKey), so revoking any of them at
+// /v1/revoke publishes it; then reads their revocation marks (index
+// first, mark after, as linkFamily): a revocation that read an index
+// before this token was in it has marked by now, and the token is
+// published here and not handed out. Without a feed it writes nothing.
+func (i *Issuer) indexExchanged(ctx context.Context, iss string, chain []exchangeLink, jti string, exp time.Time) *oauth.Error {
+	if i.feed == nil {
+		return nil
+	}
+	for _, l := range chain {
+		if l.JTI == "" {
+			continue
+		}
+		// The token ends no later than l (exp capped at each subject's),
+		// so an index created with it, kept familyMarkUntil past exp,
+		// outlasts every later entry.
+		switch err := i.indexFamilyToken(ctx, exchangedKey(l.JTI), iss, jti, exp, exp); {
+		case errors.Is(err, errFamilyFull):
+			return errExchangedFull.WithReason(err.Error())
+		case err != nil:
+			return oauth.FromStore(err)
+		}
+	}
+	for _, l := range chain {
+		if l.JTI == "" {
+			continue
+		}
+		if rev, err := i.revoked(ctx, l.JTI); err != nil {
+			return oauth.FromStore(err)
+		} else if rev {
+			if err := i.publish(ctx, tokenEvent(iss, jti, exp, ssf.InitiatedBySystem)); err != nil {
+				return oauth.FromStore(err)
+			}
+			return errSubjectInvalid.WithReason("revoked (a token it was exchanged from, while exchanging)")
+		}
 	}
 	return nil
 }

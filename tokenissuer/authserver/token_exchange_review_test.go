@@ -16,8 +16,10 @@ import (
 // TestTokenExchangeSubjectRevoked: revoking the subject access token
 // itself at /v1/revoke (a token without a refresh-token family, so no
 // family mark reaches what was exchanged from it) makes the tokens
-// exchanged from it, down a chain, inactive at introspection and refuses
-// exchanging them again; a token exchanged from another subject stays.
+// exchanged from it, down a chain, inactive at introspection, refuses
+// exchanging them again and publishes them on the revocation feed (all
+// a gateway following it sees); a token exchanged from another subject
+// stays.
 func TestTokenExchangeSubjectRevoked(t *testing.T) {
 	e := newExchangeEnv(t, nil)
 	subject := e.userToken("read")["access_token"].(string)
@@ -30,6 +32,12 @@ func TestTokenExchangeSubjectRevoked(t *testing.T) {
 	if x == "" || y == "" || other == "" || !e.activeAt("inventory", x) || !e.activeAt("inventory", y) {
 		t.Fatalf("exchanges: %v", b)
 	}
+	view := e.iss.RevocationView()
+	for i, tok := range []string{x, y} {
+		if view.Revoked(payload(t, tok)["jti"].(string), "", "", "", time.Time{}) {
+			t.Fatalf("exchanged token %d is on the feed before its subject was revoked", i)
+		}
+	}
 	e.revoke("web", subject)
 	if e.activeAt("default", subject) {
 		t.Fatal("the revoked subject token is active")
@@ -39,10 +47,13 @@ func TestTokenExchangeSubjectRevoked(t *testing.T) {
 			t.Errorf("token %d exchanged from a revoked access token is active", i)
 		}
 		if s, b := e.exchange(inventoryEP, "api2", tok, nil); s != http.StatusBadRequest || b["error"] != "invalid_grant" || e.lastDenial() != "revoked" {
-			t.Errorf("token %d exchanged from a revoked access token exchanged again: %d %v", i, s, b)
+			t.Errorf("token %d exchanged from a revoked access token exchanged again: %d %v", i, s, b["error"])
+		}
+		if !view.Revoked(payload(t, tok)["jti"].(string), "", "", "", time.Time{}) {
+			t.Errorf("token %d exchanged from a revoked access token is not on the revocation feed", i)
 		}
 	}
-	if !e.activeAt("inventory", other) {
+	if !e.activeAt("inventory", other) || view.Revoked(payload(t, other)["jti"].(string), "", "", "", time.Time{}) {
 		t.Error("a token exchanged from another subject fell with the revoked one")
 	}
 	// A chain record written before links named the jti (no "j") is
@@ -62,6 +73,14 @@ func TestTokenExchangeSubjectRevoked(t *testing.T) {
 // is refused before anything is issued: the rule's inline hook is not
 // called, and the failure names no token (debugData has no jti).
 func TestTokenExchangeFamilyFullBeforeIssue(t *testing.T) {
+	// The family's index, and the index of the tokens exchanged from the
+	// subject (exchangedKey), bound alike.
+	for _, which := range []string{"family", "exchanged"} {
+		t.Run(which, func(t *testing.T) { testExchangeFullBeforeIssue(t, which) })
+	}
+}
+
+func testExchangeFullBeforeIssue(t *testing.T, which string) {
 	el := &memEventLog{}
 	h := newHookServer(t, answerJSON(`{"commands":[]}`))
 	e := newExchangeEnvWith(t, el, func(o *Options) {
@@ -73,6 +92,9 @@ func TestTokenExchangeFamilyFullBeforeIssue(t *testing.T) {
 	fam, err := e.iss.familyOf(ctx, payload(t, subject)["jti"].(string))
 	if err != nil || fam == "" {
 		t.Fatalf("family of the subject: %q %v", fam, err)
+	}
+	if which == "exchanged" {
+		fam = exchangedKey(payload(t, subject)["jti"].(string))
 	}
 	list := make([]familyToken, maxFamilyTokens)
 	for n := range list {
