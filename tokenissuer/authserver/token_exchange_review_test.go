@@ -150,3 +150,42 @@ func TestTrustedServersWithoutExchangeRule(t *testing.T) {
 		t.Fatalf("servers warned about: %v, want billing only", warned)
 	}
 }
+
+// TestTokenExchangeSubjectRevokedMeanwhile: a subject token revoked
+// while its exchange is issuing (here during the inline hook call, as a
+// revocation that read the feed index before the new token was in it
+// and marks after) refuses the exchange once the token is indexed, and
+// the token, never handed out, is published on the feed and named by no
+// event.
+func TestTokenExchangeSubjectRevokedMeanwhile(t *testing.T) {
+	var e *flowEnv
+	var subject string
+	h := newHookServer(t, func(w http.ResponseWriter, r *http.Request) {
+		p := payload(t, subject)
+		if err := e.iss.revoke(r.Context(), p["jti"].(string), time.Unix(int64(p["exp"].(float64)), 0)); err != nil {
+			t.Error(err)
+		}
+		answerJSON(`{"commands":[]}`)(w, r)
+	})
+	e = newExchangeEnvWith(t, nil, func(o *Options) {
+		o.InlineHooks = []*inlinehook.Config{{Name: "h", URL: h.srv.URL}}
+		o.Servers["inventory"].Policies[0].Rules[0].InlineHook = "h"
+	})
+	subject = e.userToken("read")["access_token"].(string)
+	s, b := e.exchange(inventoryEP, "api1", subject, nil)
+	if s != http.StatusBadRequest || b["error"] != "invalid_grant" || e.lastDenial() != "revoked (a token it was exchanged from, while exchanging)" {
+		t.Fatalf("exchange of a subject revoked meanwhile: %d %v (%s)", s, b["error"], e.lastDenial())
+	}
+	calls := h.calls0()
+	if len(calls) != 1 {
+		t.Fatalf("%d hook calls", len(calls))
+	}
+	access, _ := calls[0].body["data"].(map[string]any)["access"].(map[string]any)
+	jti, _ := access["claims"].(map[string]any)["jti"].(string)
+	if jti == "" || !e.iss.RevocationView().Revoked(jti, "", "", "", time.Time{}) {
+		t.Errorf("the token issued meanwhile (jti %q) is not on the feed", jti)
+	}
+	if f := e.event(EventTokenDenied); f["jti"] != nil {
+		t.Errorf("the refusal names a token never handed out: %v", f["jti"])
+	}
+}
