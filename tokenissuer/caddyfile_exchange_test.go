@@ -15,7 +15,8 @@ import (
 // TestCaddyfileTrustedServersErrors: a trusted server must be a custom
 // authorization server of the issuer, reported at the line of
 // `trusted_servers` by `caddy adapt`, and by Provision with the same
-// words for the JSON; the directive takes one or more ids, once.
+// words for the JSON; the directive takes one or more ids, once; a
+// public client cannot list the token exchange grant.
 func TestCaddyfileTrustedServersErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string // inside `token_issuer { ... }` after base_url, from line 4
@@ -28,6 +29,9 @@ func TestCaddyfileTrustedServersErrors(t *testing.T) {
 		{"the org server", "authorization_server inventory {\ntrusted_servers org\n}",
 			`unknown authorization server "org" in trusted_servers`, 5, true},
 		{"no id", "authorization_server inventory {\ntrusted_servers\n}", "wrong argument count", 5, false},
+		// tokenExchange refuses public clients whatever their grant_types.
+		{"public client with the grant", "client spa {\nauth_method none\ngrant_types urn:ietf:params:oauth:grant-type:token-exchange\n}",
+			`client "spa": a public client cannot use client_credentials, password or token exchange`, 6, true},
 		{"twice", "authorization_server orders\nauthorization_server inventory {\ntrusted_servers orders\ntrusted_servers orders\n}", `duplicate subdirective "trusted_servers"`, 7, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

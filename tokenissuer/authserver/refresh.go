@@ -205,14 +205,16 @@ func (i *Issuer) familyOf(ctx context.Context, jti string) (string, error) {
 	return string(v), err
 }
 
-// activeUser loads a user who may still get tokens.
-func (i *Issuer) activeUser(ctx context.Context, id string) (*directory.User, *oauth.Error) {
+// activeUser loads a user who may still get tokens (not suspended,
+// deactivated or deleted); bad is the grant's answer otherwise (the
+// reason says which).
+func (i *Issuer) activeUser(ctx context.Context, id string, bad *oauth.Error) (*directory.User, *oauth.Error) {
 	if i.dir == nil {
-		return nil, errBadRefresh.WithReason("no directory")
+		return nil, bad.WithReason("no directory")
 	}
 	u, err := i.dir.UserByID(ctx, id)
 	if err != nil || !u.Active() {
-		return nil, errBadRefresh.WithReason("user missing or not active")
+		return nil, bad.WithReason("user missing or not active")
 	}
 	return u, nil
 }

@@ -74,9 +74,19 @@ func (i *Issuer) runRevoke(x *exchange) outcome {
 	} else if gone {
 		return nothingToRevoke
 	}
-	return i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who, func() ([]ssf.Event, error) {
-		return []ssf.Event{tokenEvent(s.Issuer, t.JwtID(), t.Expiration(), ssf.InitiatedByUser)}, nil
+	// The tokens exchanged from it fall with it (token_exchange.go):
+	// published with it, and once more after the mark for an exchange
+	// that indexed its token meanwhile.
+	var exchanged []ssf.Event
+	out := i.markRevoked(x, store.NSRevoked, t.JwtID(), t.Expiration().Add(time.Minute), who, func() ([]ssf.Event, error) {
+		evs, err := i.exchangedEvents(ctx, t.JwtID(), ssf.InitiatedByUser)
+		exchanged = evs
+		return append([]ssf.Event{tokenEvent(s.Issuer, t.JwtID(), t.Expiration(), ssf.InitiatedByUser)}, evs...), err
 	})
+	if out.err == nil && !out.unlogged {
+		i.publishExchangedAfterMark(ctx, t.JwtID(), exchanged)
+	}
+	return out
 }
 
 // accessRevoked reports whether a verified access token was revoked:

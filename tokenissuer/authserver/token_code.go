@@ -74,7 +74,7 @@ func (i *Issuer) authorizationCode(r *http.Request, s *Server, c *clientauth.Cli
 		return nil, errBadCode.WithReason("unreadable authorization code record").WithCause(err)
 	}
 	d.userID = g.UserID
-	u, e := i.activeUser(ctx, g.UserID)
+	u, e := i.activeUser(ctx, g.UserID, errBadRefresh)
 	if e != nil {
 		return nil, errBadCode.WithReason("user missing or not active")
 	}

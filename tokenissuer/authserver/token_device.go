@@ -66,7 +66,7 @@ func (i *Issuer) deviceCodeGrant(r *http.Request, s *Server, c *clientauth.Clien
 		return nil, verdict
 	}
 	d.scopes, d.userID = g.Scopes, g.UserID
-	u, e := i.activeUser(r.Context(), g.UserID)
+	u, e := i.activeUser(r.Context(), g.UserID, errBadRefresh)
 	if e != nil {
 		return nil, errDenied.WithReason("user missing or not active")
 	}

@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"go.uber.org/zap"
 
 	"github.com/apiaccess/caddy-apiaccess/internal/configerr"
+	"github.com/apiaccess/caddy-apiaccess/internal/ssf"
 	"github.com/apiaccess/caddy-apiaccess/internal/tokentime"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/clientauth"
-	"github.com/apiaccess/caddy-apiaccess/tokenissuer/directory"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/policy"
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/store"
@@ -73,7 +74,8 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	if c.AuthMethod == clientauth.None {
 		// Without a credential anyone holding a user's token could turn it
 		// into a token for another API; Okta offers the grant to service
-		// apps only.
+		// apps only. Client.Prepare refuses a public client listing the
+		// grant at load; this stays in case a client reaches here anyway.
 		return nil, oauth.ErrUnauthorizedClient.WithDescription("A public client cannot use the token exchange grant.")
 	}
 	subject, subjectType := form["subject_token"], form["subject_token_type"]
@@ -147,7 +149,7 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 		// An actor token of a user (not a service's own) names someone
 		// who must still be able to get tokens, as the subject's user.
 		if auid, _ := at.PrivateClaims()["uid"].(string); auid != "" {
-			if _, e := i.tokenUser(ctx, auid, errActorInvalid); e != nil {
+			if _, e := i.activeUser(ctx, auid, errActorInvalid); e != nil {
 				return nil, e
 			}
 		}
@@ -157,7 +159,7 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 		act["act"] = prior
 	}
 	d.exchange.actor = act["sub"].(string)
-	u, e := i.tokenUser(ctx, uid, errSubjectInvalid)
+	u, e := i.activeUser(ctx, uid, errSubjectInvalid)
 	if e != nil {
 		return nil, e
 	}
@@ -187,13 +189,21 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 		g.authTime = time.Unix(int64(n), 0)
 	}
 	g.amr = stringList(priv["amr"])
+	// What linkExchanged would refuse after issuing, refused before: no
+	// inline hook call, no signed token for a refused exchange.
+	fam, chain, e := i.exchangeRoom(ctx, st)
+	if e != nil {
+		return nil, e
+	}
 	resp, e := i.issue(r, s, c, u, g, d)
 	if e != nil {
 		return nil, e
 	}
 	// Before the token is handed out: it must fall with what revokes the
-	// subject token.
-	if e := i.linkExchanged(ctx, s, st, d.jti, time.Unix(d.accessExp, 0)); e != nil {
+	// subject token. A refusal here (the family filled or was revoked
+	// since exchangeRoom) names no token: this one is never handed out.
+	if e := i.linkExchanged(ctx, s, st, fam, chain, d.jti, time.Unix(d.accessExp, 0)); e != nil {
+		d.jti = ""
 		return nil, e
 	}
 	resp.IssuedTokenType = TokenTypeAccessToken
@@ -230,29 +240,139 @@ func (s *Server) consentCarried(scopes, carried []string) *oauth.Error {
 }
 
 // exchangeLink is one token an exchanged token was exchanged from: its
-// client, user and issue time, which is what the cut-offs of that
-// token need (tokenKeys).
+// jti (its revocation at /v1/revoke), and its client, user and issue
+// time, which is what the cut-offs of that token need (tokenKeys).
+// Links written before the jti was recorded have none.
 type exchangeLink struct {
+	JTI      string `json:"j,omitempty"`
 	ClientID string `json:"c"`
 	UserID   string `json:"u"`
 	Issued   int64  `json:"t"`
 }
 
-// linkExchanged makes the exchanged token (jti, valid until exp) fall
-// with its subject token st: it records the chain of tokens it comes from (the subject's
-// own chain plus the subject), which exchangeRevoked checks for cut-offs,
-// and when the subject came from a refresh-token family it joins the
-// family as the refresh grant's tokens do (linkFamily: NSAccessFamily,
-// and the family's index on the revocation feed), so revoking the
-// family revokes it, at introspection and on the feed.
-func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, jti string, exp time.Time) *oauth.Error {
+// exchangeRoom reads, before anything is issued, what linkExchanged
+// would refuse: the subject's refresh-token family revoked, or that
+// family or the feed index of a token of the chain (exchangedKey)
+// holding maxFamilyTokens live access tokens already. It returns the
+// family ("" for a subject issued without one) and the chain the
+// subject was exchanged from, with the subject last.
+func (i *Issuer) exchangeRoom(ctx context.Context, st jwt.Token) (string, []exchangeLink, *oauth.Error) {
 	chain, err := i.exchangeChain(ctx, st.JwtID())
 	if err != nil {
-		return oauth.FromStore(err)
+		return "", nil, oauth.FromStore(err)
 	}
 	uid, _ := st.PrivateClaims()["uid"].(string)
 	cid, _ := st.PrivateClaims()["cid"].(string)
-	chain = append(chain, exchangeLink{ClientID: cid, UserID: uid, Issued: st.IssuedAt().Unix()})
+	chain = append(chain, exchangeLink{JTI: st.JwtID(), ClientID: cid, UserID: uid, Issued: st.IssuedAt().Unix()})
+	fam, err := i.familyOf(ctx, st.JwtID())
+	if err != nil {
+		return "", nil, oauth.FromStore(err)
+	}
+	if fam != "" {
+		switch revoked, err := i.store.Marked(ctx, store.NSFamily, fam); {
+		case err != nil:
+			return "", nil, oauth.FromStore(err)
+		case revoked:
+			return "", nil, errSubjectInvalid.WithReason("revoked (its refresh-token family, while exchanging)")
+		}
+	}
+	if i.feed == nil {
+		return fam, chain, nil // no index (linkFamily and linkExchanged write none)
+	}
+	if fam != "" {
+		if full, err := i.indexFull(ctx, fam); err != nil {
+			return "", nil, oauth.FromStore(err)
+		} else if full {
+			return "", nil, errExchangeFamilyFull.WithReason(errFamilyFull.Error())
+		}
+	}
+	for _, l := range chain {
+		if l.JTI == "" {
+			continue
+		}
+		if full, err := i.indexFull(ctx, exchangedKey(l.JTI)); err != nil {
+			return "", nil, oauth.FromStore(err)
+		} else if full {
+			return "", nil, errExchangedFull.WithReason(errFamilyFull.Error())
+		}
+	}
+	return fam, chain, nil
+}
+
+// indexFull reports whether the store.NSFamilyTokens index key holds
+// maxFamilyTokens live tokens, counted as indexFamilyToken counts.
+func (i *Issuer) indexFull(ctx context.Context, key string) (bool, error) {
+	b, err := i.store.GetRecord(ctx, store.NSFamilyTokens, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var list []familyToken
+	if err := json.Unmarshal(b, &list); err != nil {
+		return false, err
+	}
+	now, live := i.now().Unix(), 0
+	for _, t := range list {
+		if t.Exp >= now {
+			live++
+		}
+	}
+	return live >= maxFamilyTokens, nil
+}
+
+// exchangedKey is the key, in store.NSFamilyTokens, of the index of the
+// access tokens exchanged from the token jti (directly or down a
+// chain), in the family index's format, so revoking jti publishes them
+// (familyEvents). Family ids are base64url and never hold ':'.
+func exchangedKey(jti string) string { return "exchanged:" + jti }
+
+var (
+	// errExchangeFamilyFull: the subject's family has maxFamilyTokens
+	// live access tokens.
+	errExchangeFamilyFull = oauth.ErrInvalidRequest.WithDescription("Too many access tokens of this subject token's refresh token are still valid; reuse an exchanged token.")
+	// errExchangedFull: maxFamilyTokens live tokens were exchanged from a
+	// token of the subject's chain.
+	errExchangedFull = oauth.ErrInvalidRequest.WithDescription("Too many tokens exchanged from this subject token are still valid; reuse an exchanged token.")
+)
+
+// exchangedEvents are the revocations of the unexpired tokens exchanged
+// from the access token jti (none without a feed).
+func (i *Issuer) exchangedEvents(ctx context.Context, jti, by string) ([]ssf.Event, error) {
+	return i.familyEvents(ctx, exchangedKey(jti), by)
+}
+
+// publishExchangedAfterMark publishes, once jti's revocation mark is
+// written, the tokens exchanged from it that were not in seen (what
+// the revocation published before marking): an exchange that indexed
+// its token after that read and read no mark yet is on the index now
+// (linkExchanged writes the index, then reads the mark). A failure is
+// logged: introspection refuses the token all the same.
+func (i *Issuer) publishExchangedAfterMark(ctx context.Context, jti string, seen []ssf.Event) {
+	evs, err := i.exchangedEvents(ctx, jti, ssf.InitiatedByUser)
+	if err == nil {
+		known := make(map[string]bool, len(seen))
+		for _, ev := range seen {
+			known[ev.Subject.JTI] = true
+		}
+		evs = slices.DeleteFunc(evs, func(ev ssf.Event) bool { return known[ev.Subject.JTI] })
+		err = i.publish(ctx, evs...)
+	}
+	if err != nil {
+		i.log.Error("cannot publish the tokens exchanged from a revoked access token", zap.Error(err))
+	}
+}
+
+// linkExchanged makes the exchanged token (jti, valid until exp) fall
+// with its subject token st: it records the chain of tokens it comes from (the subject's
+// own chain plus the subject), which exchangeRevoked checks for
+// revocations and cut-offs, and when the subject came from the
+// refresh-token family fam (exchangeRoom) it joins the
+// family as the refresh grant's tokens do (linkFamily: NSAccessFamily,
+// and the family's index on the revocation feed), so revoking the
+// family revokes it, at introspection and on the feed.
+func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, fam string, chain []exchangeLink, jti string, exp time.Time) *oauth.Error {
 	b, err := json.Marshal(chain)
 	if err == nil {
 		err = i.store.PutRecord(ctx, store.NSExchangeChain, jti, b, exp.Add(time.Minute))
@@ -260,9 +380,8 @@ func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, jti
 	if err != nil {
 		return oauth.FromStore(err)
 	}
-	fam, err := i.familyOf(ctx, st.JwtID())
-	if err != nil {
-		return oauth.FromStore(err)
+	if e := i.indexExchanged(ctx, s.Issuer, chain, jti, exp); e != nil {
+		return e
 	}
 	if fam == "" {
 		return nil
@@ -274,9 +393,49 @@ func (i *Issuer) linkExchanged(ctx context.Context, s *Server, st jwt.Token, jti
 	case errors.Is(err, errFamilyRevokedMeanwhile):
 		return errSubjectInvalid.WithReason("revoked (its refresh-token family, while exchanging)")
 	case errors.Is(err, errFamilyFull):
-		return oauth.ErrInvalidRequest.WithDescription("Too many access tokens of this subject token's refresh token are still valid; reuse an exchanged token.").WithReason(err.Error())
+		return errExchangeFamilyFull.WithReason(err.Error())
 	case err != nil:
 		return oauth.FromStore(err)
+	}
+	return nil
+}
+
+// indexExchanged adds the exchanged token to the feed index of every
+// token of its chain (exchangedKey), so revoking any of them at
+// /v1/revoke publishes it; then reads their revocation marks (index
+// first, mark after, as linkFamily): a revocation that read an index
+// before this token was in it has marked by now, and the token is
+// published here and not handed out. Without a feed it writes nothing.
+func (i *Issuer) indexExchanged(ctx context.Context, iss string, chain []exchangeLink, jti string, exp time.Time) *oauth.Error {
+	if i.feed == nil {
+		return nil
+	}
+	for _, l := range chain {
+		if l.JTI == "" {
+			continue
+		}
+		// The token ends no later than l (exp capped at each subject's),
+		// so an index created with it, kept familyMarkUntil past exp,
+		// outlasts every later entry.
+		switch err := i.indexFamilyToken(ctx, exchangedKey(l.JTI), iss, jti, exp, exp); {
+		case errors.Is(err, errFamilyFull):
+			return errExchangedFull.WithReason(err.Error())
+		case err != nil:
+			return oauth.FromStore(err)
+		}
+	}
+	for _, l := range chain {
+		if l.JTI == "" {
+			continue
+		}
+		if rev, err := i.revoked(ctx, l.JTI); err != nil {
+			return oauth.FromStore(err)
+		} else if rev {
+			if err := i.publish(ctx, tokenEvent(iss, jti, exp, ssf.InitiatedBySystem)); err != nil {
+				return oauth.FromStore(err)
+			}
+			return errSubjectInvalid.WithReason("revoked (a token it was exchanged from, while exchanging)")
+		}
 	}
 	return nil
 }
@@ -299,8 +458,9 @@ func (i *Issuer) exchangeChain(ctx context.Context, jti string) ([]exchangeLink,
 }
 
 // exchangeRevoked reports whether a verified access token was exchanged
-// from a token that a cut-off has revoked since: the user at that
-// token's client, its client, or its user (the token's own cut-offs
+// from a token that was revoked since: itself (by its jti, at
+// /v1/revoke), or by a cut-off of the user at that token's client, its
+// client, or its user (the token's own cut-offs
 // are accessCutOff's; a family revocation reaches it through
 // NSAccessFamily). accessRevoked checks it.
 func (i *Issuer) exchangeRevoked(ctx context.Context, t jwt.Token) (bool, error) {
@@ -314,6 +474,11 @@ func (i *Issuer) exchangeRevoked(ctx context.Context, t jwt.Token) (bool, error)
 		return false, err
 	}
 	for _, l := range chain {
+		if l.JTI != "" {
+			if rev, err := i.revoked(ctx, l.JTI); err != nil || rev {
+				return rev, err
+			}
+		}
 		if rev, err := i.cutOffs(ctx, time.Unix(l.Issued, 0), tokenKeys(l.UserID, l.ClientID)...); err != nil || rev {
 			return rev, err
 		}
@@ -386,20 +551,6 @@ func (i *Issuer) verifyExchanged(s *Server, tok string) (jwt.Token, error) {
 	return t, nil
 }
 
-// tokenUser loads a subject (or actor) token's user, who must still be
-// able to get tokens (not suspended, deactivated or deleted); bad is the
-// answer otherwise.
-func (i *Issuer) tokenUser(ctx context.Context, uid string, bad *oauth.Error) (*directory.User, *oauth.Error) {
-	if i.dir == nil {
-		return nil, bad.WithReason("no directory")
-	}
-	u, err := i.dir.UserByID(ctx, uid)
-	if err != nil || !u.Active() {
-		return nil, bad.WithReason("user missing or not active")
-	}
-	return u, nil
-}
-
 // priorAct is the subject token's act claim, kept to nest inside the new
 // one (RFC 8693 section 4.1: "the outermost act claim represents the
 // current actor while nested act claims represent prior actors"). Only
@@ -468,7 +619,9 @@ func (x *exchangeLog) debug(m map[string]any) {
 
 // linkTrusted resolves every server's trusted_servers: ids of other
 // custom servers (a server always trusts itself, Okta's "token exchange
-// within a single authorization server").
+// within a single authorization server"). trusted_servers on a server
+// no rule of which names the grant does nothing, and is logged as a
+// warning (the setting may be a rule short, or left over).
 func (i *Issuer) linkTrusted(cfgs map[string]*ServerConfig) error {
 	ids := make([]string, 0, len(cfgs))
 	for id := range cfgs {
@@ -477,6 +630,10 @@ func (i *Issuer) linkTrusted(cfgs map[string]*ServerConfig) error {
 	slices.Sort(ids)
 	for _, id := range ids {
 		s := i.servers[id]
+		if len(cfgs[id].TrustedServers) > 0 && !namesExchange(s) {
+			i.log.Warn("trusted_servers has no effect: no policy rule of the server names the token exchange grant",
+				zap.String("authorization_server", id), zap.String("grant_type", GrantTokenExchange))
+		}
 		for _, t := range cfgs[id].TrustedServers {
 			ts, ok := i.servers[t]
 			if !ok {
@@ -492,4 +649,16 @@ func (i *Issuer) linkTrusted(cfgs map[string]*ServerConfig) error {
 		}
 	}
 	return nil
+}
+
+// namesExchange reports whether a rule of s names the token exchange grant.
+func namesExchange(s *Server) bool {
+	for _, p := range s.policies.Policies() {
+		for _, r := range p.Rules {
+			if slices.Contains(r.GrantTypes, GrantTokenExchange) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -40,8 +40,7 @@ func init() {
 // newExchangeEnv is the flow environment plus a server "inventory" that
 // trusts "default", with policies for the service apps api1 and api2
 // (token exchange for stock:read), api3 (may use the grant, but its rule
-// is client_credentials only) and a public client pubx listing the
-// grant.
+// is client_credentials only).
 func newExchangeEnv(t *testing.T, el store.EventLog) *flowEnv {
 	t.Helper()
 	return newExchangeEnvWith(t, el, nil)
@@ -57,7 +56,7 @@ func newExchangeEnvWith(t *testing.T, el store.EventLog, tweak func(*Options)) *
 		o.Servers["inventory"] = &ServerConfig{SigningAlg: "ES256", TrustedServers: []string{"default", "inventory"},
 			Scopes: []*Scope{{Name: "stock:read"}, {Name: "stock:write"}},
 			Policies: []*policy.Policy{
-				{Name: "API1 to API2", Clients: []string{"api1", "api2", "pubx"}, Rules: []*policy.Rule{{Name: "exchange",
+				{Name: "API1 to API2", Clients: []string{"api1", "api2"}, Rules: []*policy.Rule{{Name: "exchange",
 					GrantTypes: []string{GrantTokenExchange, GrantClientCredentials}, Scopes: []string{"stock:read"}}}},
 				{Name: "cc only", Clients: []string{"api3"}, Rules: []*policy.Rule{{Name: "cc",
 					GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"*"}}}},
@@ -67,7 +66,6 @@ func newExchangeEnvWith(t *testing.T, el store.EventLog, tweak func(*Options)) *
 			&clientauth.Client{ID: "api1", Secret: "api1-secret", GrantTypes: ex},
 			&clientauth.Client{ID: "api2", Secret: "api2-secret", GrantTypes: ex},
 			&clientauth.Client{ID: "api3", Secret: "api3-secret", GrantTypes: ex},
-			&clientauth.Client{ID: "pubx", AuthMethod: clientauth.None, GrantTypes: []string{GrantTokenExchange}},
 		)
 		if tweak != nil {
 			tweak(o)
@@ -283,7 +281,6 @@ func TestTokenExchangeRefusals(t *testing.T) {
 			[2]string{"access_denied", "Policy evaluation failed for this request, please check the policy configurations."}},
 		{"client without the grant", inventoryEP, "web", subject, nil,
 			[2]string{"unauthorized_client", "The client is not authorized to use the provided grant type. Configured grant types: [authorization_code, refresh_token]."}},
-		{"public client", inventoryEP, "pubx", subject, nil, [2]string{"unauthorized_client", "A public client cannot use the token exchange grant."}},
 		{"actor_token without its type", inventoryEP, "api1", subject, url.Values{"actor_token": {api1Actor}},
 			[2]string{"invalid_request", "The 'actor_token_type' parameter is required with 'actor_token'."}},
 		{"actor_token_type alone", inventoryEP, "api1", subject, url.Values{"actor_token_type": {TokenTypeAccessToken}},
@@ -361,13 +358,19 @@ func TestPriorAct(t *testing.T) {
 }
 
 // TestTokenExchangeConfig: trusted_servers must name custom servers of
-// the issuer; discovery lists the grant where a service app may use it
+// the issuer; a public client cannot list the grant; discovery lists the grant where a service app may use it
 // under a rule (and refresh_token is not added for it).
 func TestTokenExchangeConfig(t *testing.T) {
 	_, err := New(Options{BaseURL: "https://id.example.com", Servers: map[string]*ServerConfig{
 		"inventory": {TrustedServers: []string{"orders"}}}})
 	if err == nil || !strings.Contains(err.Error(), `unknown authorization server "orders" in trusted_servers`) {
 		t.Fatalf("unknown trusted server: %v", err)
+	}
+	// A public client cannot list the grant (tokenExchange would refuse it).
+	_, err = New(Options{BaseURL: "https://id.example.com", Clients: []*clientauth.Client{
+		{ID: "pubx", AuthMethod: clientauth.None, GrantTypes: []string{GrantTokenExchange}}}})
+	if err == nil || !strings.Contains(err.Error(), `client "pubx": a public client cannot use client_credentials, password or token exchange`) {
+		t.Fatalf("a public client with the grant: %v", err)
 	}
 	e := newExchangeEnv(t, nil)
 	inv, _ := e.iss.Server("inventory")

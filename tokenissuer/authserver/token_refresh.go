@@ -77,7 +77,7 @@ func (i *Issuer) refreshGrant(r *http.Request, s *Server, c *clientauth.Client, 
 		scopes = asked
 	}
 	d.scopes = scopes
-	u, e := i.activeUser(ctx, rt.UserID)
+	u, e := i.activeUser(ctx, rt.UserID, errBadRefresh)
 	if e != nil {
 		return nil, e
 	}

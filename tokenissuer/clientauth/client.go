@@ -169,8 +169,12 @@ func (c *Client) prepare() error {
 		if c.Secret != "" || c.SecretHash != "" || len(c.JWKS) > 0 || c.JWKSURI != "" {
 			return fmt.Errorf("a public client (none) has no secret or keys")
 		}
-		if slices.Contains(c.GrantTypes, "client_credentials") || slices.Contains(c.GrantTypes, "password") {
-			return configerr.Fieldf("grant_types", "a public client cannot use client_credentials or password")
+		// Token exchange too: without a credential anyone holding a user's
+		// token could turn it into one for another API (Okta offers the
+		// grant to service apps only), and the grant refuses public clients.
+		if slices.Contains(c.GrantTypes, "client_credentials") || slices.Contains(c.GrantTypes, "password") ||
+			slices.Contains(c.GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange") {
+			return configerr.Fieldf("grant_types", "a public client cannot use client_credentials, password or token exchange")
 		}
 	default:
 		return configerr.Fieldf("token_endpoint_auth_method", "unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post, private_key_jwt or none)", c.AuthMethod)
