@@ -27,7 +27,8 @@ type PreviewRequest struct {
 	ClientID string `json:"client_id"`
 	// GrantType: client_credentials, password, authorization_code or
 	// urn:ietf:params:oauth:grant-type:device_code. A refresh is judged
-	// by the grant that started its family: preview that grant.
+	// by the grant that started its family, a token exchange by the
+	// grant that produced its subject token: preview that grant.
 	// Required.
 	GrantType string `json:"grant_type"`
 	// User is the user the grant is for, found as the grant finds it:
@@ -207,12 +208,17 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 	case gt == "":
 		return nil, previewRefused(http.StatusBadRequest, "invalid_request", "grant_type is required")
 	case gt == GrantRefreshToken:
-		return nil, previewRefused(http.StatusBadRequest, "unsupported_grant_type",
+		// invalid_request, not unsupported_grant_type: the server may
+		// well support the grant; the preview cannot answer for it.
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request",
 			"a refresh is judged by the grant that started its family: preview that grant (a refresh token is shown when it would be issued)")
+	case gt == GrantTokenExchange:
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request",
+			"a token exchange is judged by its subject token, which the preview has none of: preview the grant that produced the subject token")
 	case !s.supports(gt):
 		return nil, fromOAuth(oauth.ErrUnsupportedGrantType, http.StatusBadRequest)
 	case !slices.Contains(previewGrants, gt):
-		return nil, previewRefused(http.StatusBadRequest, "unsupported_grant_type", "the token preview does not answer for grant type "+gt)
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request", "the token preview does not answer for grant type "+gt)
 	case !c.AllowsGrant(gt):
 		// The token endpoint's answer (runToken), and authorize's.
 		return nil, fromOAuth(oauth.ErrUnauthorizedClient.WithDescription(
@@ -266,6 +272,11 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 		if u.PasswordHash == "" && gt != GrantPassword && p.Error == nil {
 			p.Notes = append(p.Notes, "the user has no password in the directory: the sign-in page refuses them; only an SSO session they already have would carry on")
 		}
+	}
+	if gt == GrantAuthorizationCode && c.RequirePushedAuthorizationRequests {
+		// authorize refuses a request that was not pushed (readAuthorize).
+		p.Notes = append(p.Notes, "the client requires pushed authorization requests: it must push its request to "+s.endpoints+
+			"/par first and send only client_id and request_uri to /authorize, which refuses any other request")
 	}
 	switch {
 	case s.Org && gt == GrantClientCredentials:
