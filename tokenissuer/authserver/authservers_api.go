@@ -521,7 +521,7 @@ func (i *Issuer) oktaRuleOf(s *Server, p *policy.Policy, rule *policy.Rule, rank
 		"refreshTokenLifetimeMinutes": int(rule.RefreshLifetime() / time.Minute),
 		"refreshTokenWindowMinutes":   int(rule.RefreshIdle() / time.Minute),
 	}
-	if name, ok := s.hookFor(rule); ok {
+	if name := s.hookFor(rule); name != "" {
 		token["inlineHook"] = map[string]string{"id": name} // the hook's configured name
 	}
 	self := i.base + "/" + authServersAPIPath + "/" + s.ID + "/policies/" + url.PathEscape(p.Name) + "/rules/" + url.PathEscape(rule.Name)

@@ -1,9 +1,7 @@
 package authserver
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -316,7 +314,7 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 	}
 	// A hook runs only for tokens being issued (issue, between plan and
 	// signMint).
-	p.InlineHook, _ = s.hookFor(g.rule)
+	p.InlineHook = s.hookFor(g.rule)
 	i.previewTokens(p, s, c, u, g)
 	return p, nil
 }
@@ -515,11 +513,9 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 		p.FailedClaims = append(p.FailedClaims, pf)
 	}
 
-	at := accessClaimsMap(m.access)
-	for k, v := range m.custom {
-		at[k] = v
-	}
-	p.AccessToken = &PreviewToken{Claims: at, Lifetime: m.lifetime.String(), LifetimeSeconds: int64(m.lifetime.Seconds())}
+	at, _ := accessClaimMap(m.access, m.custom) // plan's claims encode (they are signed as they are)
+	lifetime := time.Duration(m.access.Exp-m.access.Iat) * time.Second
+	p.AccessToken = &PreviewToken{Claims: at, Lifetime: lifetime.String(), LifetimeSeconds: int64(lifetime.Seconds())}
 	switch {
 	case m.id != nil:
 		p.IDToken = &PreviewToken{Claims: m.id, Lifetime: IDTokenLifetime.String(), LifetimeSeconds: int64(IDTokenLifetime.Seconds())}
@@ -547,14 +543,3 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 }
 
 func previewSeconds(d time.Duration) int64 { return int64(d.Seconds()) }
-
-// accessClaimsMap is the access token's registered claims as the token carries
-// them (their JSON names, empty ones left out).
-func accessClaimsMap(c accessClaims) map[string]any {
-	b, _ := json.Marshal(c)
-	out := map[string]any{}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber() // iat, exp, auth_time stay integers
-	_ = dec.Decode(&out)
-	return out
-}
