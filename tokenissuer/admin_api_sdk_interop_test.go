@@ -254,3 +254,35 @@ func TestRefreshTokensOktaSDK(t *testing.T) {
 	wantAPIError(t, "the revoked token", http.StatusNotFound, "E0000007", resp, err)
 	waitForEvent(t, "app.oauth2.as.token.revoke")
 }
+
+// TestAssociatedServersOktaSDK: AuthorizationServerAssocAPI lists the
+// servers of trusted_servers (trusted=true) and the other custom
+// servers (trusted=false) as the SDK's AuthorizationServer models;
+// creating or deleting an association is refused with Okta's 405.
+func TestAssociatedServersOktaSDK(t *testing.T) {
+	startGrantsEnv(t)
+	reloadIssuer(t, func(ti map[string]any) {
+		ti["authorization_servers"].(map[string]any)["partner"] = map[string]any{
+			"name": "Partner", "audience": "api://partner", "trusted_servers": []string{"default"}}
+	})
+	ctx := context.Background()
+	c := adminSDK(t, logAPIToken)
+	trusted, _, err := c.AuthorizationServerAssocAPI.ListAssociatedServersByTrustedType(ctx, "partner").Trusted(true).Execute()
+	if err != nil || len(trusted) != 1 || trusted[0].GetId() != "default" || trusted[0].GetIssuer() != base+"/oauth2/default" ||
+		!slices.Equal(trusted[0].Audiences, []string{"api://default"}) {
+		t.Fatalf("trusted servers of partner: %+v %v %s", trusted, err, errBody(err))
+	}
+	untrusted, _, err := c.AuthorizationServerAssocAPI.ListAssociatedServersByTrustedType(ctx, "default").Trusted(false).Execute()
+	if err != nil || len(untrusted) != 1 || untrusted[0].GetId() != "partner" || untrusted[0].GetName() != "Partner" {
+		t.Fatalf("untrusted servers of default: %+v %v %s", untrusted, err, errBody(err))
+	}
+	none, _, err := c.AuthorizationServerAssocAPI.ListAssociatedServersByTrustedType(ctx, "default").Trusted(true).Execute()
+	if err != nil || len(none) != 0 {
+		t.Errorf("trusted servers of default: %+v %v %s", none, err, errBody(err))
+	}
+	_, resp, err := c.AuthorizationServerAssocAPI.CreateAssociatedServers(ctx, "default").
+		AssociatedServerMediated(okta.AssociatedServerMediated{Trusted: []string{"partner"}}).Execute()
+	wantAPIError(t, "CreateAssociatedServers", http.StatusMethodNotAllowed, "E0000022", resp, err)
+	resp, err = c.AuthorizationServerAssocAPI.DeleteAssociatedServer(ctx, "partner", "default").Execute()
+	wantAPIError(t, "DeleteAssociatedServer", http.StatusMethodNotAllowed, "E0000022", resp, err)
+}

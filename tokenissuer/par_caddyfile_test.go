@@ -18,6 +18,11 @@ func TestPARCaddyfileErrors(t *testing.T) {
 		{"with an argument", client + "require_pushed_authorization_requests true\n}", "wrong argument count", 6},
 		{"twice", client + "require_pushed_authorization_requests\nrequire_pushed_authorization_requests\n}", `duplicate subdirective "require_pushed_authorization_requests"`, 7},
 		{"outside a client", "require_pushed_authorization_requests", `unknown subdirective "require_pushed_authorization_requests"`, 4},
+		// It would do nothing: refused at its line, as caddy validate says.
+		{"without the code grant", "client app {\nsecret s\nredirect_uris https://app.example.com/cb\nrequire_pushed_authorization_requests\n}",
+			"require_pushed_authorization_requests applies to authorization requests of the authorization_code grant, which grant_types lacks", 7},
+		{"without redirect URIs", "client app {\nsecret s\ngrant_types authorization_code\nrequire_pushed_authorization_requests\n}",
+			"require_pushed_authorization_requests needs redirect_uris", 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adaptTokenIssuer(tc.body)

@@ -27,6 +27,14 @@ import (
 //	GET /api/v1/authorizationServers/{id}/claims[/{claimId}]
 //	GET /api/v1/authorizationServers/{id}/policies[/{policyId}]
 //	GET /api/v1/authorizationServers/{id}/policies/{policyId}/rules[/{ruleId}]
+//	GET /api/v1/authorizationServers/{id}/associatedServers[?trusted=false][&q=...]
+//
+// associatedServers (tag AuthorizationServerAssoc) lists the servers
+// named in the server's trusted_servers (trusted=true, the default), or
+// every other custom server (trusted=false), optionally those whose
+// name or audience begins with q; the list is not paginated (limit and
+// after are ignored). Okta has no GET of one associated server, only
+// DELETE: that path answers 405 with an empty Allow.
 //
 // Ids are the configured names (server id, scope, claim, policy and
 // rule names), not Okta's generated ids. The org server is not listed:
@@ -56,7 +64,8 @@ func link(href string, allow ...string) map[string]any {
 type authServersRequest struct {
 	server string
 	// kind is what is asked for below the server: "", "scopes",
-	// "claims", "policies" or "rules"; id the item (empty: the list).
+	// "claims", "policies", "rules" or "associatedServers"; id the item
+	// (empty: the list).
 	kind, id string
 	policy   string
 	// lifecycle: a lifecycle operation (activate, deactivate, key
@@ -78,7 +87,7 @@ func parseAuthServersPath(seg []string) (authServersRequest, bool) {
 		len(seg) == 3 && seg[0] == "credentials" && seg[1] == "lifecycle" && seg[2] == "keyRotate":
 		q.lifecycle = true
 		return q, true
-	case (seg[0] == "scopes" || seg[0] == "claims") && len(seg) <= 2:
+	case (seg[0] == "scopes" || seg[0] == "claims" || seg[0] == "associatedServers") && len(seg) <= 2:
 		q.kind = seg[0]
 		if len(seg) == 2 {
 			q.id = seg[1]
@@ -147,6 +156,13 @@ func (i *Issuer) serveAuthServersAPI(w http.ResponseWriter, r *http.Request, _ *
 			return
 		}
 	}
+	if q.kind == "associatedServers" && q.id != "" {
+		// Okta's only method here is DELETE (removing the trust): no
+		// method is allowed on a configured trust (RFC 9110 10.2.1: an
+		// empty Allow).
+		readOnlyConfigAllow(w, "")
+		return
+	}
 	if r.Method != http.MethodGet || q.lifecycle {
 		readOnlyConfig(w)
 		return
@@ -196,7 +212,49 @@ func (i *Issuer) serveAuthServersAPI(w http.ResponseWriter, r *http.Request, _ *
 			}
 		}
 		writeListOrOne(w, q.id, "AuthorizationServerPolicyRule", out)
+	case "associatedServers":
+		trusted := !strings.EqualFold(r.URL.Query().Get("trusted"), "false")
+		oauth.WriteJSON(w, http.StatusOK, i.associatedServers(s, trusted, r.URL.Query().Get("q")))
 	}
+}
+
+// associatedServers are s's trusted servers (trusted) in the order of
+// its trusted_servers, or the other custom servers it does not trust,
+// by id; with q, only those whose name or audience begins with q
+// (case-insensitive). Each one's self link is its association, as at
+// Okta, without hints: the association cannot be deleted here.
+func (i *Issuer) associatedServers(s *Server, trusted bool, q string) []oktaAuthServer {
+	var picked []*Server
+	if trusted {
+		for _, id := range s.cfg.TrustedServers {
+			if t := s.trusted[id]; t != nil && !slices.Contains(picked, t) {
+				picked = append(picked, t)
+			}
+		}
+	} else {
+		for _, o := range i.Servers() {
+			if !o.Org && o != s && s.trusted[o.ID] == nil {
+				picked = append(picked, o)
+			}
+		}
+	}
+	out := []oktaAuthServer{}
+	for _, o := range picked {
+		as := i.oktaAuthServer(o)
+		if q != "" && !hasPrefixFold(as.Name, q) && !hasPrefixFold(o.Audience, q) {
+			continue
+		}
+		if trusted {
+			as.Links = map[string]any{"self": link(i.base + "/" + authServersAPIPath + "/" + s.ID + "/associatedServers/" + o.ID)}
+		}
+		out = append(out, as)
+	}
+	return out
+}
+
+// hasPrefixFold is strings.HasPrefix without regard to case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // AuthorizationServerList is the Authorization Servers API's list:
@@ -227,8 +285,11 @@ func writeListOrOne[T any](w http.ResponseWriter, id, typ string, out []T) {
 
 // readOnlyConfig refuses a write: 405 in Okta's error shape, with the
 // reason as its cause.
-func readOnlyConfig(w http.ResponseWriter) {
-	w.Header().Set("Allow", "GET")
+func readOnlyConfig(w http.ResponseWriter) { readOnlyConfigAllow(w, "GET") }
+
+// readOnlyConfigAllow is readOnlyConfig with allow as the Allow header.
+func readOnlyConfigAllow(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
 	oauth.WriteJSON(w, http.StatusMethodNotAllowed, oktaError{Code: "E0000022",
 		Summary: "The endpoint does not support the provided HTTP method", Link: "E0000022", ID: "oae" + randomToken()[:22],
 		Causes: []any{map[string]string{"errorSummary": "Authorization servers, their scopes, claims, policies and rules are read from the Caddy configuration, which is the source of truth: change them there and reload."}}})
@@ -460,7 +521,7 @@ func (i *Issuer) oktaRuleOf(s *Server, p *policy.Policy, rule *policy.Rule, rank
 		"refreshTokenLifetimeMinutes": int(rule.RefreshLifetime() / time.Minute),
 		"refreshTokenWindowMinutes":   int(rule.RefreshIdle() / time.Minute),
 	}
-	if name, ok := s.hookFor(rule); ok {
+	if name := s.hookFor(rule); name != "" {
 		token["inlineHook"] = map[string]string{"id": name} // the hook's configured name
 	}
 	self := i.base + "/" + authServersAPIPath + "/" + s.ID + "/policies/" + url.PathEscape(p.Name) + "/rules/" + url.PathEscape(rule.Name)

@@ -234,3 +234,71 @@ func TestAuthServersAPIRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthServersAPIAssociatedServers: Okta's associatedServers lists
+// the servers of trusted_servers (trusted=true, the default) or the
+// other custom servers (trusted=false, never the org server or the
+// server itself), filtered by q on name or audience; the association
+// itself cannot be read or deleted (405, empty Allow), and writes are
+// refused like the others.
+func TestAuthServersAPIAssociatedServers(t *testing.T) {
+	e := newFlowEnvWith(t, issBase, func(o *Options) {
+		o.APITokens = []string{logsToken}
+		o.Servers["payments"] = &ServerConfig{Name: "Payments API", Audience: "https://pay.example.com", TrustedServers: []string{"ledger", "default"}}
+		o.Servers["ledger"] = &ServerConfig{Name: "Ledger", Audience: "https://ledger.example.com"}
+		o.Servers["reports"] = &ServerConfig{Name: "Reports", Audience: "https://reports.example.com"}
+	}, nil)
+	ids := func(path string) []string {
+		var list []map[string]any
+		e.adminGET(path, &list)
+		out := []string{}
+		for _, as := range list {
+			out = append(out, as["id"].(string))
+		}
+		return out
+	}
+	base := "/api/v1/authorizationServers/payments/associatedServers"
+	for path, want := range map[string][]string{
+		base:                         {"ledger", "default"},
+		base + "?trusted=true":       {"ledger", "default"},
+		base + "?trusted=false":      {"reports"},
+		base + "?trusted=true&q=led": {"ledger"},
+		base + "?q=API://DEF":        {"default"},
+		base + "?q=nothing":          {},
+		"/api/v1/authorizationServers/ledger/associatedServers":               {},
+		"/api/v1/authorizationServers/ledger/associatedServers?trusted=false": {"default", "payments", "reports"},
+	} {
+		if got := ids(path); !slices.Equal(got, want) {
+			t.Errorf("GET %s: %v, want %v", path, got, want)
+		}
+	}
+	var list []map[string]any
+	e.adminGET(base, &list)
+	if list[0]["name"] != "Ledger" || list[0]["issuer"] != issBase+"/oauth2/ledger" ||
+		list[0]["_links"].(map[string]any)["self"].(map[string]any)["href"] != issBase+base+"/ledger" {
+		t.Errorf("associated server: %v", list[0])
+	}
+	for _, c := range []struct {
+		method, path, allow string
+	}{
+		{http.MethodPost, base, "GET"},
+		{http.MethodDelete, base + "/ledger", ""},
+		{http.MethodGet, base + "/ledger", ""},
+	} {
+		w := e.grantsAPI(c.method, c.path)
+		if w.Code != 405 || !strings.Contains(w.Body.String(), "E0000022") || w.Header().Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q %s", c.method, c.path, w.Code, w.Header().Get("Allow"), w.Body)
+		}
+	}
+	for _, c := range []struct{ path, code string }{
+		{"/api/v1/authorizationServers/nosuch/associatedServers", "nosuch (AuthorizationServer)"},
+		{base + "/ledger/more", "E0000007"},
+	} {
+		if w := e.grantsAPI(http.MethodGet, c.path); w.Code != 404 || !strings.Contains(w.Body.String(), c.code) {
+			t.Errorf("GET %s: %d %s", c.path, w.Code, w.Body)
+		}
+	}
+	if w := e.grantsAPI(http.MethodGet, base, []string{}...); w.Code != 401 {
+		t.Errorf("no token: %d", w.Code)
+	}
+}

@@ -1,7 +1,6 @@
 package authserver
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -177,7 +176,7 @@ func TestUserinfoClaimFailureAndClients(t *testing.T) {
 	}
 
 	s, _ := e.iss.Server("default")
-	gone, _, oe := e.iss.signAccessToken(context.Background(), s, accessClaims{Cid: "removed", Sub: "alice@example.com", UID: "u1", Scp: []string{"openid"}}, time.Hour, nil)
+	gone, oe := signTestAccess(e.iss, s, accessClaims{Cid: "removed", Sub: "alice@example.com", UID: "u1", Scp: []string{"openid"}}, time.Hour)
 	if oe != nil {
 		t.Fatal(oe)
 	}

@@ -172,6 +172,9 @@ func (s *Server) buildMetadata(clients []*clientauth.Client) map[string][]byte {
 		// without them. The endpoint is served; policy refuses its requests.
 		oidc["authorization_endpoint"] = ep + "/authorize"
 		oidc["response_types_supported"] = []string{"code"}
+		// Where the endpoint is named, the flag must be too (absent
+		// reads as true, see above).
+		oidc["request_uri_parameter_supported"] = false
 	}
 	oidc["subject_types_supported"] = []string{"public"}
 	oidc["id_token_signing_alg_values_supported"] = []string{string(s.alg)}

@@ -34,7 +34,9 @@ func TestDiscoveryListsUsableGrants(t *testing.T) {
 				{Name: "web", Clients: []string{"web"}, Rules: []*policy.Rule{rule(GrantAuthorizationCode, GrantPassword)}},
 				{Name: "everyone", Clients: all, Rules: []*policy.Rule{rule(GrantClientCredentials)}},
 			}},
-			"devices": {Policies: []*policy.Policy{{Name: "tv", Clients: []string{"tv"}, Rules: []*policy.Rule{rule(GrantDeviceCode)}}}},
+			// client_credentials only: no usable code flow.
+			"machines": {Policies: []*policy.Policy{{Name: "svc", Clients: []string{"svc"}, Rules: []*policy.Rule{rule(GrantClientCredentials)}}}},
+			"devices":  {Policies: []*policy.Policy{{Name: "tv", Clients: []string{"tv"}, Rules: []*policy.Rule{rule(GrantDeviceCode)}}}},
 			// A rule that names people never matches client_credentials.
 			"people": {Policies: []*policy.Policy{{Name: "staff", Clients: all, Rules: []*policy.Rule{
 				{Name: "r", GrantTypes: []string{GrantClientCredentials}, Scopes: all, People: &policy.People{Groups: []string{"staff"}}}}}}},
@@ -59,6 +61,8 @@ func TestDiscoveryListsUsableGrants(t *testing.T) {
 		{"/oauth2/default/.well-known/openid-configuration", []string{GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken}, true, false, []string{"code"}},
 		{"/oauth2/devices/.well-known/oauth-authorization-server", []string{GrantDeviceCode, GrantRefreshToken}, false, true, []string{}},
 		{"/oauth2/people/.well-known/oauth-authorization-server", []string{}, false, false, []string{}},
+		{"/oauth2/machines/.well-known/oauth-authorization-server", []string{GrantClientCredentials}, false, false, []string{}},
+		{"/oauth2/machines/.well-known/openid-configuration", []string{GrantClientCredentials}, true, false, []string{"code"}},
 		// The OpenID document keeps what OpenID Connect Discovery requires.
 		{"/oauth2/people/.well-known/openid-configuration", []string{}, true, false, []string{"code"}},
 		// The org server: any client may use its code flow; web can.
@@ -73,6 +77,7 @@ func TestDiscoveryListsUsableGrants(t *testing.T) {
 			Authorize     string   `json:"authorization_endpoint"`
 			Device        string   `json:"device_authorization_endpoint"`
 			Token         string   `json:"token_endpoint"`
+			RequestURI    *bool    `json:"request_uri_parameter_supported"`
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &md); err != nil || rec.Code != 200 {
 			t.Fatalf("%s: %d %v", c.path, rec.Code, err)
@@ -85,6 +90,12 @@ func TestDiscoveryListsUsableGrants(t *testing.T) {
 		}
 		if (md.Authorize != "") != c.code || (md.Device != "") != c.device || md.Token == "" {
 			t.Errorf("%s: authorization_endpoint %q, device_authorization_endpoint %q, token_endpoint %q", c.path, md.Authorize, md.Device, md.Token)
+		}
+		// OpenID Connect Discovery 1.0 section 3 reads an absent
+		// request_uri_parameter_supported as true: wherever the
+		// authorization endpoint is named, the flag says false.
+		if md.Authorize != "" && (md.RequestURI == nil || *md.RequestURI) {
+			t.Errorf("%s: request_uri_parameter_supported %v beside authorization_endpoint", c.path, md.RequestURI)
 		}
 	}
 }

@@ -48,8 +48,6 @@ type mint struct {
 	access accessClaims
 	// custom are its custom claims: names accessClaims does not have.
 	custom map[string]any
-	// lifetime of the access token (exp is iat plus it).
-	lifetime time.Duration
 	// id is the ID token's claim set but at_hash; nil: no ID token.
 	id map[string]any
 	// refresh: a refresh token is issued beside (scope offline_access,
@@ -112,11 +110,8 @@ func (i *Issuer) plan(s *Server, c *clientauth.Client, u *directory.User, g gran
 		m.custom = map[string]any{}
 		m.addFailures(claims.AccessToken, s.claims.Evaluate(m.in, m.custom))
 	}
-	m.lifetime = g.rule.Lifetime()
-	i.completeAccess(s, &at, m.lifetime)
-	if capExp(&at, g.notAfter) {
-		m.lifetime = time.Duration(at.Exp-at.Iat) * time.Second
-	}
+	i.completeAccess(s, &at, g.rule.Lifetime())
+	capExp(&at, g.notAfter)
 	m.access = at
 	if u == nil {
 		return m
@@ -179,7 +174,7 @@ func (s *Server) logPlanFailures(c *clientauth.Client, failed []planFailure) {
 		if f.token == "subject" {
 			s.log.Warn("subject expression failed: sub is the login", zap.String("client_id", c.ID), zap.Error(f.Err))
 		} else {
-			s.log.Warn("claim left out: its expression failed", zap.String("claim", f.Claim), zap.String("client_id", c.ID), zap.Error(f.Err))
+			s.logClaimFailures(c, []claims.Failure{f.Failure})
 		}
 	}
 }

@@ -1,9 +1,7 @@
 package authserver
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,7 +25,8 @@ type PreviewRequest struct {
 	ClientID string `json:"client_id"`
 	// GrantType: client_credentials, password, authorization_code or
 	// urn:ietf:params:oauth:grant-type:device_code. A refresh is judged
-	// by the grant that started its family: preview that grant.
+	// by the grant that started its family, a token exchange by the
+	// grant that produced its subject token: preview that grant.
 	// Required.
 	GrantType string `json:"grant_type"`
 	// User is the user the grant is for, found as the grant finds it:
@@ -207,12 +206,17 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 	case gt == "":
 		return nil, previewRefused(http.StatusBadRequest, "invalid_request", "grant_type is required")
 	case gt == GrantRefreshToken:
-		return nil, previewRefused(http.StatusBadRequest, "unsupported_grant_type",
+		// invalid_request, not unsupported_grant_type: the server may
+		// well support the grant; the preview cannot answer for it.
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request",
 			"a refresh is judged by the grant that started its family: preview that grant (a refresh token is shown when it would be issued)")
+	case gt == GrantTokenExchange:
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request",
+			"a token exchange is judged by its subject token, which the preview has none of: preview the grant that produced the subject token")
 	case !s.supports(gt):
 		return nil, fromOAuth(oauth.ErrUnsupportedGrantType, http.StatusBadRequest)
 	case !slices.Contains(previewGrants, gt):
-		return nil, previewRefused(http.StatusBadRequest, "unsupported_grant_type", "the token preview does not answer for grant type "+gt)
+		return nil, previewRefused(http.StatusBadRequest, "invalid_request", "the token preview does not answer for grant type "+gt)
 	case !c.AllowsGrant(gt):
 		// The token endpoint's answer (runToken), and authorize's.
 		return nil, fromOAuth(oauth.ErrUnauthorizedClient.WithDescription(
@@ -267,6 +271,11 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 			p.Notes = append(p.Notes, "the user has no password in the directory: the sign-in page refuses them; only an SSO session they already have would carry on")
 		}
 	}
+	if gt == GrantAuthorizationCode && c.RequirePushedAuthorizationRequests {
+		// authorize refuses a request that was not pushed (readAuthorize).
+		p.Notes = append(p.Notes, "the client requires pushed authorization requests: it must push its request to "+s.endpoints+
+			"/par first and send only client_id and request_uri to /authorize, which refuses any other request")
+	}
 	switch {
 	case s.Org && gt == GrantClientCredentials:
 		p.Policy, p.Rule, p.OrgRule = orgAPIRule.Name, orgAPIRule.Name, "Okta API scopes among the client's okta_api_scopes, one hour"
@@ -305,7 +314,7 @@ func (i *Issuer) Preview(ctx context.Context, serverID string, req PreviewReques
 	}
 	// A hook runs only for tokens being issued (issue, between plan and
 	// signMint).
-	p.InlineHook, _ = s.hookFor(g.rule)
+	p.InlineHook = s.hookFor(g.rule)
 	i.previewTokens(p, s, c, u, g)
 	return p, nil
 }
@@ -504,11 +513,9 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 		p.FailedClaims = append(p.FailedClaims, pf)
 	}
 
-	at := accessClaimsMap(m.access)
-	for k, v := range m.custom {
-		at[k] = v
-	}
-	p.AccessToken = &PreviewToken{Claims: at, Lifetime: m.lifetime.String(), LifetimeSeconds: int64(m.lifetime.Seconds())}
+	at, _ := accessClaimMap(m.access, m.custom) // plan's claims encode (they are signed as they are)
+	lifetime := time.Duration(m.access.Exp-m.access.Iat) * time.Second
+	p.AccessToken = &PreviewToken{Claims: at, Lifetime: lifetime.String(), LifetimeSeconds: int64(lifetime.Seconds())}
 	switch {
 	case m.id != nil:
 		p.IDToken = &PreviewToken{Claims: m.id, Lifetime: IDTokenLifetime.String(), LifetimeSeconds: int64(IDTokenLifetime.Seconds())}
@@ -536,14 +543,3 @@ func (i *Issuer) previewTokens(p *Preview, s *Server, c *clientauth.Client, u *d
 }
 
 func previewSeconds(d time.Duration) int64 { return int64(d.Seconds()) }
-
-// accessClaimsMap is the access token's registered claims as the token carries
-// them (their JSON names, empty ones left out).
-func accessClaimsMap(c accessClaims) map[string]any {
-	b, _ := json.Marshal(c)
-	out := map[string]any{}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber() // iat, exp, auth_time stay integers
-	_ = dec.Decode(&out)
-	return out
-}

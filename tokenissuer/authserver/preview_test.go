@@ -325,7 +325,8 @@ func TestPreviewRefusals(t *testing.T) {
 		{"unknown user", "default", PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "zed@example.com"}, 404, "", `unknown user "zed@example.com" (neither an id nor a login of the directory)`},
 		{"grant the client may not use", "default", PreviewRequest{ClientID: "svc", GrantType: GrantPassword, User: "alice@example.com"}, 400, "unauthorized_client", "Configured grant types: [client_credentials]"},
 		{"unsupported grant", "default", PreviewRequest{ClientID: "svc", GrantType: "implicit"}, 400, "unsupported_grant_type", "The authorization grant type is not supported by the authorization server."},
-		{"refresh", "default", PreviewRequest{ClientID: "web", GrantType: GrantRefreshToken, User: "alice@example.com"}, 400, "unsupported_grant_type", "preview that grant"},
+		{"refresh", "default", PreviewRequest{ClientID: "web", GrantType: GrantRefreshToken, User: "alice@example.com"}, 400, "invalid_request", "preview that grant"},
+		{"token exchange", "default", PreviewRequest{ClientID: "svc", GrantType: GrantTokenExchange}, 400, "invalid_request", "preview the grant that produced the subject token"},
 		{"unknown scope", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"orders:delete"}}, 400, "invalid_scope", "unknown scope orders:delete"},
 		{"malformed scope", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"a\"b"}}, 400, "invalid_scope", "The requested scope is invalid, unknown, or malformed."},
 		{"user scope without a user", "default", PreviewRequest{ClientID: "svc", GrantType: GrantClientCredentials, Scopes: []string{"openid"}}, 400, "invalid_scope", "not allowed for the client_credentials grant: openid"},
@@ -432,5 +433,24 @@ func TestPreviewSignOnPolicy(t *testing.T) {
 	p = e.preview(t, PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "carol@example.com"})
 	if p.Error == nil || p.Error.Description != "The sign-on policy does not allow this user to sign in to this application." || !p.SignOn.Deny || p.AccessToken != nil {
 		t.Errorf("denied Carol: %+v %+v", p.Error, p.SignOn)
+	}
+}
+
+// TestPreviewNotesPAR: for a client with
+// require_pushed_authorization_requests, the authorization_code preview
+// says the request must go to the par endpoint first; other clients'
+// previews do not.
+func TestPreviewNotesPAR(t *testing.T) {
+	e := newPreviewEnv(t)
+	hasPAR := func(p *Preview) bool {
+		return slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, "/oauth2/default/v1/par first") })
+	}
+	req := PreviewRequest{ClientID: "web", GrantType: GrantAuthorizationCode, User: "alice@example.com", Scopes: []string{"openid"}}
+	if p := e.preview(t, req); hasPAR(p) {
+		t.Errorf("a client without the requirement: %v", p.Notes)
+	}
+	e.iss.previewClient("web").RequirePushedAuthorizationRequests = true
+	if p := e.preview(t, req); !hasPAR(p) || p.AccessToken == nil {
+		t.Errorf("a client requiring PAR: %v", p.Notes)
 	}
 }

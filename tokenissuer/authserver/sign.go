@@ -26,7 +26,7 @@ import (
 var signGate = hashgate.New(hashgate.Config{Queue: 4096, Wait: 5 * time.Second})
 
 // accessClaims is the access-token claim set (DESIGN.md "Tokens"), in
-// Okta's shape. Custom claims are appended by signAccessToken.
+// Okta's shape. Custom claims are appended by signAccess.
 type accessClaims struct {
 	Ver      int       `json:"ver"`
 	JTI      string    `json:"jti"`
@@ -55,14 +55,6 @@ func newJTI() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return "AT." + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// signAccessToken completes and signs the claim set with the server's
-// active key.
-func (i *Issuer) signAccessToken(ctx context.Context, s *Server, c accessClaims, lifetime time.Duration, custom map[string]any) (string, string, *oauth.Error) {
-	i.completeAccess(s, &c, lifetime)
-	tok, e := i.signAccess(ctx, s, c, custom)
-	return tok, c.JTI, e
 }
 
 // completeAccess sets the claims every access token of s has.

@@ -9,7 +9,15 @@ import (
 	"time"
 
 	"github.com/apiaccess/caddy-apiaccess/tokenissuer/hashgate"
+	"github.com/apiaccess/caddy-apiaccess/tokenissuer/oauth"
 )
+
+// signTestAccess completes c for s with lifetime and signs it, as plan
+// and signMint do, for tokens no grant gives.
+func signTestAccess(i *Issuer, s *Server, c accessClaims, lifetime time.Duration) (string, *oauth.Error) {
+	i.completeAccess(s, &c, lifetime)
+	return i.signAccess(context.Background(), s, c, nil)
+}
 
 // fullSignGate replaces the signing gate with one of a single slot,
 // held until the returned release is called, and no queue to speak of.

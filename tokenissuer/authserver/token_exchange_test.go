@@ -709,7 +709,7 @@ func (e *flowEnv) signed(id string, c accessClaims, lifetime time.Duration) stri
 	if !ok {
 		e.t.Fatalf("no server %s", id)
 	}
-	tok, _, oe := e.iss.signAccessToken(context.Background(), s, c, lifetime, nil)
+	tok, oe := signTestAccess(e.iss, s, c, lifetime)
 	if oe != nil {
 		e.t.Fatal(oe)
 	}

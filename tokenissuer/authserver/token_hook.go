@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -75,13 +75,14 @@ func (s *Server) useHooks(hooks map[string]*inlinehook.Hook) error {
 }
 
 // hookFor names the hook a rule runs (for the token preview, which
-// names it and never calls it); ok is false when the rule runs none.
-func (s *Server) hookFor(rule *policy.Rule) (name string, ok bool) {
-	if rule == nil || rule.InlineHook == "" {
-		return "", false
+// names it and never calls it, and the Authorization Servers API); ""
+// when it runs none. New refuses a rule naming a hook that is not
+// configured, so a named hook is always there to run.
+func (s *Server) hookFor(rule *policy.Rule) string {
+	if rule == nil || s.hooks[rule.InlineHook] == nil {
+		return ""
 	}
-	_, ok = s.hooks[rule.InlineHook]
-	return rule.InlineHook, ok
+	return rule.InlineHook
 }
 
 // accessClaimNames are the claims accessClaims holds, read from its
@@ -195,20 +196,36 @@ func accessTokenBytes(s *Server, c accessClaims, custom map[string]any) (int, er
 
 // accessView is the access token m plans, as one claim set.
 func accessView(m *mint) (*inlinehook.Claims, error) {
-	b, err := json.Marshal(m.access)
+	all, err := accessClaimMap(m.access, m.custom)
+	if err != nil {
+		return nil, err
+	}
+	return &inlinehook.Claims{Claims: all, Lifetime: m.access.Exp - m.access.Iat, Reserved: inlinehook.ReservedAccess, Required: accessRequired}, nil
+}
+
+// accessClaimMap is the access token's claims as the token carries
+// them: the registered ones by their JSON names (empty ones left out;
+// iat, exp and auth_time stay integers, as json.Number), and the custom
+// ones whose names accessClaims does not hold (the registered claim
+// wins: signAccess would otherwise write the name twice). The hook's
+// request and the token preview both show this.
+func accessClaimMap(c accessClaims, custom map[string]any) (map[string]any, error) {
+	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
 	all := map[string]any{}
-	if err := json.Unmarshal(b, &all); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&all); err != nil {
 		return nil, err
 	}
-	for k, v := range m.custom {
+	for k, v := range custom {
 		if !accessClaimNames[k] {
 			all[k] = v
 		}
 	}
-	return &inlinehook.Claims{Claims: all, Lifetime: m.access.Exp - m.access.Iat, Reserved: inlinehook.ReservedAccess, Required: accessRequired}, nil
+	return all, nil
 }
 
 // idLifetime is the ID token's lifetime in seconds.
@@ -218,14 +235,14 @@ func idLifetime(id map[string]any) int64 {
 	return exp - iat
 }
 
-// patchMint writes the patched claims back into m: aud, sub, the
-// lifetime and the custom claims of the access token (every other
-// claim of it is reserved), and the ID token's claims and lifetime.
+// patchMint writes the patched claims back into m: aud, sub, exp (the
+// patched lifetime) and the custom claims of the access token (every
+// other claim of it is reserved), and the ID token's claims and
+// lifetime.
 func patchMint(m *mint, a, id *inlinehook.Claims) {
 	m.access.Aud, _ = a.Claims["aud"].(string)
 	m.access.Sub, _ = a.Claims["sub"].(string)
 	m.access.Exp = m.access.Iat + a.Lifetime
-	m.lifetime = time.Duration(a.Lifetime) * time.Second
 	custom := map[string]any{}
 	for k, v := range a.Claims {
 		if !accessClaimNames[k] {

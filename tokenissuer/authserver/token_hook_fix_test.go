@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -203,7 +204,7 @@ func TestTokenHookRequestNotEncoded(t *testing.T) {
 	e, el := newTokenHookEnv(t, h.srv.URL, nil)
 	s, _ := e.iss.Server("default")
 	rule := s.policies.Policies()[0].Rules[0]
-	m := &mint{access: accessClaims{Cid: "svc", Sub: "svc", Aud: "api://default", Iat: 1, Exp: 3601}, lifetime: time.Hour,
+	m := &mint{access: accessClaims{Cid: "svc", Sub: "svc", Aud: "api://default", Iat: 1, Exp: 3601},
 		id: map[string]any{"iat": int64(1), "exp": int64(301), "bad": math.NaN()}}
 	r := httptest.NewRequest(http.MethodPost, "/oauth2/default/v1/token", nil)
 	d := &decision{server: s, clientID: "svc"}
@@ -222,5 +223,32 @@ func TestTokenHookRequestNotEncoded(t *testing.T) {
 	}
 	if m.access.Exp != 3601 || m.id["exp"] != int64(301) {
 		t.Errorf("the mint changed: %+v", m)
+	}
+}
+
+// TestAccessViewClaims: the hook's view of the access token and the
+// preview's (one function) keep iat, exp and auth_time integers, add the
+// custom claims and never let a custom claim take a registered name
+// (signAccess would write it twice).
+func TestAccessViewClaims(t *testing.T) {
+	m := &mint{access: accessClaims{Ver: 1, Cid: "svc", Sub: "svc", Aud: "api://default", Iat: 1700000000, Exp: 1700003600, AuthTime: 1699999999},
+		custom: map[string]any{"tier": "gold", "iss": "https://evil.example", "sub": "someone"}}
+	v, err := accessView(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"iat", "exp", "auth_time"} {
+		if n, ok := v.Claims[k].(json.Number); !ok {
+			t.Errorf("%s is %T %v, want an integer json.Number", k, v.Claims[k], v.Claims[k])
+		} else if _, err := n.Int64(); err != nil {
+			t.Errorf("%s = %s: %v", k, n, err)
+		}
+	}
+	if v.Claims["tier"] != "gold" || v.Claims["iss"] != "" || v.Claims["sub"] != "svc" || v.Lifetime != 3600 {
+		t.Errorf("claims %v lifetime %d", v.Claims, v.Lifetime)
+	}
+	at, err := accessClaimMap(m.access, m.custom)
+	if err != nil || !reflect.DeepEqual(at, v.Claims) {
+		t.Errorf("the preview's view %v differs from the hook's %v (%v)", at, v.Claims, err)
 	}
 }

@@ -540,11 +540,11 @@ func TestTokenHookConfig(t *testing.T) {
 	}
 	s, _ := iss.Server("default")
 	rule := s.policies.Policies()[0].Rules[0]
-	if name, ok := s.hookFor(rule); name != "h" || !ok {
-		t.Errorf("hookFor = %q %v", name, ok)
+	if name := s.hookFor(rule); name != "h" {
+		t.Errorf("hookFor = %q", name)
 	}
-	if name, ok := s.hookFor(&policyRuleNoHook); name != "" || ok {
-		t.Errorf("hookFor without a hook = %q %v", name, ok)
+	if name := s.hookFor(&policyRuleNoHook); name != "" {
+		t.Errorf("hookFor without a hook = %q", name)
 	}
 	if s.retention < inlinehook.MaxLifetime {
 		t.Errorf("keys are kept %s, less than the 24h a hook may give a token", s.retention)

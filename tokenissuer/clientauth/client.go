@@ -88,7 +88,9 @@ type Client struct {
 	// authorization requests unless they were pushed first (RFC 9126
 	// section 6, `require_pushed_authorization_requests` client
 	// metadata): /v1/authorize then needs a request_uri from /v1/par.
-	// Default false: both kinds are accepted.
+	// Default false: both kinds are accepted. Only with the
+	// authorization_code grant and redirect_uris (a configuration error
+	// otherwise: it would do nothing).
 	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 	// OktaAPIScopes are the org server's Okta API scopes granted to this
 	// client (Okta's "Okta API Scopes" tab): it may get an org access
@@ -196,6 +198,14 @@ func (c *Client) prepare() error {
 		if err := CheckRedirectURI(u); err != nil {
 			return configerr.Fieldf("redirect_uris", "redirect_uris: %q %w", u, err)
 		}
+	}
+	// RFC 9126 section 6: the requirement is on authorization requests,
+	// which only the code flow makes, to a registered redirect URI.
+	if c.RequirePushedAuthorizationRequests && !slices.Contains(c.GrantTypes, "authorization_code") {
+		return configerr.Fieldf("require_pushed_authorization_requests", "require_pushed_authorization_requests applies to authorization requests of the authorization_code grant, which grant_types lacks")
+	}
+	if c.RequirePushedAuthorizationRequests && len(c.RedirectURIs) == 0 {
+		return configerr.Fieldf("require_pushed_authorization_requests", "require_pushed_authorization_requests needs redirect_uris: without one no authorization request can succeed")
 	}
 	for _, u := range c.PostLogoutRedirectURIs {
 		if err := CheckRedirectURI(u); err != nil {

@@ -159,9 +159,6 @@ func (h *Hook) Name() string { return h.cfg.Name }
 // URL is the endpoint without query (for logs).
 func (h *Hook) URL() string { return redact(h.cfg.URL) }
 
-// Timeout is the bound of one call, its retry included.
-func (h *Hook) Timeout() time.Duration { return h.timeout }
-
 // Call POSTs req and reads the answer. resp is nil unless the service
 // answered 200 with a well-formed body under 256 KB. As in Okta, a
 // call that fails quickly (no connection, an answer other than 2xx or
