@@ -210,14 +210,11 @@ func (i *Issuer) tokenExchange(r *http.Request, s *Server, c *clientauth.Client,
 	return resp, nil
 }
 
-// capExp caps a claim set's exp at notAfter (zero: no cap) and reports
-// whether it did.
-func capExp(at *accessClaims, notAfter time.Time) bool {
-	if notAfter.IsZero() || at.Exp <= notAfter.Unix() {
-		return false
+// capExp caps a claim set's exp at notAfter (zero: no cap).
+func capExp(at *accessClaims, notAfter time.Time) {
+	if !notAfter.IsZero() && at.Exp > notAfter.Unix() {
+		at.Exp = notAfter.Unix()
 	}
-	at.Exp = notAfter.Unix()
-	return true
 }
 
 // consentCarried refuses a consent-required scope the subject token
