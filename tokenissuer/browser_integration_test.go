@@ -186,7 +186,10 @@ func (rp *relyingParty) serve(w http.ResponseWriter, r *http.Request) {
 // (and not for consent). A real browser enforces what an HTTP client
 // ignores: CSP (form-action), SameSite cookies, redirects after POST.
 func TestBrowserCodeFlowChromium(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Each step has its own 20s bound (headless.Driver); the whole flow
+	// (a dozen page loads and sign-ins) gets room for a loaded CI
+	// machine under -race, where 60s ran out mid-flow.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	tab, browserLog := headless.Chromium(t, ctx)
 
@@ -439,7 +442,7 @@ func TestOpenIDClientInterop(t *testing.T) {
 // signed-in victim, cannot be approved until the user confirms that
 // the code matches their device.
 func TestBrowserDeviceApprovalChromium(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // steps are bounded one by one
 	defer cancel()
 	tab, browserLog := headless.Chromium(t, ctx)
 	startRealClientEnv(t, []map[string]any{{"client_id": interopTV, "name": "Kitchen TV", "token_endpoint_auth_method": "none",
