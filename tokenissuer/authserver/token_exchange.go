@@ -529,23 +529,9 @@ func (i *Issuer) exchangedToken(ctx context.Context, s *Server, tok string, bad 
 }
 
 // verifyExchanged is verifyAccessToken with the gateway's clock skew
-// for iat, nbf and exp: a token refused only for its times is verified
-// again without them (the signature too: nothing of a failed parse is
-// kept) and its times checked within exchangeSkew.
+// for iat, nbf and exp.
 func (i *Issuer) verifyExchanged(s *Server, tok string) (jwt.Token, error) {
-	t, err := i.verifyAccessToken(s, tok)
-	if err == nil || !(errors.Is(err, jwt.ErrTokenExpired()) || errors.Is(err, jwt.ErrTokenNotYetValid()) || errors.Is(err, jwt.ErrInvalidIssuedAt())) {
-		return t, err
-	}
-	t, perr := jwt.Parse([]byte(tok), jwt.WithKeySet(s.keys.Current().Public), jwt.WithValidate(false))
-	if perr != nil {
-		return nil, err
-	}
-	if verr := jwt.Validate(t, jwt.WithClock(jwt.ClockFunc(i.now)), jwt.WithAcceptableSkew(exchangeSkew),
-		jwt.WithIssuer(s.Issuer), jwt.WithAudience(s.Audience), jwt.WithRequiredClaim("jti"), jwt.WithRequiredClaim("exp")); verr != nil {
-		return nil, verr
-	}
-	return t, nil
+	return i.verifyToken(s, tok, true, exchangeSkew)
 }
 
 // priorAct is the subject token's act claim, kept to nest inside the new

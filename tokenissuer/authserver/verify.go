@@ -21,7 +21,7 @@ var errNotOurs = errors.New("not an access token of this authorization server")
 // signed for its audience and that it has not expired. Revocation is
 // checked separately.
 func (i *Issuer) verifyAccessToken(s *Server, tok string) (jwt.Token, error) {
-	return i.verifyToken(s, tok, true)
+	return i.verifyToken(s, tok, true, 0)
 }
 
 // verifyIssuedToken is verifyAccessToken whatever the token's aud: the
@@ -30,10 +30,12 @@ func (i *Issuer) verifyAccessToken(s *Server, tok string) (jwt.Token, error) {
 // replaced included (Okta: "you can modify those claims in access
 // tokens"), or such a token could not be revoked.
 func (i *Issuer) verifyIssuedToken(s *Server, tok string) (jwt.Token, error) {
-	return i.verifyToken(s, tok, false)
+	return i.verifyToken(s, tok, false, 0)
 }
 
-func (i *Issuer) verifyToken(s *Server, tok string, audience bool) (jwt.Token, error) {
+// verifyToken is both, and verifyExchanged: audience checks aud, skew
+// is the clock skew allowed on iat, nbf and exp.
+func (i *Issuer) verifyToken(s *Server, tok string, audience bool, skew time.Duration) (jwt.Token, error) {
 	if len(tok) > maxTokenBytes || strings.Count(tok, ".") != 2 {
 		return nil, errNotOurs
 	}
@@ -51,6 +53,9 @@ func (i *Issuer) verifyToken(s *Server, tok string, audience bool) (jwt.Token, e
 	}
 	if audience {
 		opts = append(opts, jwt.WithAudience(s.Audience))
+	}
+	if skew > 0 {
+		opts = append(opts, jwt.WithAcceptableSkew(skew))
 	}
 	return jwt.Parse([]byte(tok), opts...)
 }
